@@ -1,0 +1,113 @@
+// Package migrations owns the retention schema: numbered SQL files embedded in the binary and
+// applied with tern, under an advisory lock so two pods migrating at once is safe.
+package migrations
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/tern/v2/migrate"
+)
+
+//go:embed *.sql
+var files embed.FS
+
+// VersionTable is the table where tern records the applied version.
+const VersionTable = "retention.schema_version"
+
+// lockKey serialises whole migrate calls, including the creation of the schema itself, which
+// tern's own lock does not cover.
+const lockKey = int64(0x52455445_4e54494f) // "RETENTIO"
+
+// ErrSchemaMissing is returned by Check when the retention schema has never been migrated.
+var ErrSchemaMissing = errors.New("the retention schema is missing: run retention migrate")
+
+// OutdatedError is returned by Check when the database schema is older than this binary.
+type OutdatedError struct {
+	Have, Want int32
+}
+
+func (e *OutdatedError) Error() string {
+	return fmt.Sprintf("the retention schema is at version %d, this binary needs %d: run retention migrate", e.Have, e.Want)
+}
+
+// FS returns the embedded migration files.
+func FS() fs.FS { return files }
+
+// Latest is the version the embedded migrations bring a database to.
+func Latest() int32 {
+	names, err := migrate.FindMigrations(files)
+	if err != nil {
+		panic(fmt.Sprintf("embedded migrations are malformed: %v", err))
+	}
+	return int32(len(names))
+}
+
+// Migrate brings the database on conn up to Latest. It is safe to run twice and from several
+// processes at once. It returns the version before and after.
+func Migrate(ctx context.Context, conn *pgx.Conn) (from, to int32, err error) {
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey); err != nil {
+		return 0, 0, fmt.Errorf("take migration lock: %w", err)
+	}
+	defer func() {
+		// A fresh context: the unlock must run even when ctx is done.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", lockKey); uerr != nil && err == nil {
+			err = fmt.Errorf("release migration lock: %w", uerr)
+		}
+	}()
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS retention"); err != nil {
+		return 0, 0, fmt.Errorf("create schema retention: %w", err)
+	}
+	m, err := migrate.NewMigrator(ctx, conn, VersionTable)
+	if err != nil {
+		return 0, 0, fmt.Errorf("prepare migrator: %w", err)
+	}
+	if err := m.LoadMigrations(files); err != nil {
+		return 0, 0, fmt.Errorf("load migrations: %w", err)
+	}
+	from, err = m.GetCurrentVersion(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read schema version: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return from, 0, fmt.Errorf("migrate from version %d: %w", from, err)
+	}
+	to, err = m.GetCurrentVersion(ctx)
+	if err != nil {
+		return from, 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return from, to, nil
+}
+
+// Querier is the one method Check needs; *pgx.Conn, *pgxpool.Pool and pgx.Tx have it.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Check reports whether the database schema is at least Latest. It returns ErrSchemaMissing or
+// an *OutdatedError when it is not, and the version it found.
+func Check(ctx context.Context, q Querier) (int32, error) {
+	var v int32
+	err := q.QueryRow(ctx, "SELECT version FROM "+VersionTable).Scan(&v)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000"): // undefined table / schema
+		return 0, ErrSchemaMissing
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, ErrSchemaMissing
+	case err != nil:
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	if want := Latest(); v < want {
+		return v, &OutdatedError{Have: v, Want: want}
+	}
+	return v, nil
+}
