@@ -1,0 +1,24 @@
+// Package exitcode lists the exit codes of the retention binary. They are part of its interface:
+// Kubernetes maps them in the CronJob's podFailurePolicy, and operators page on them.
+package exitcode
+
+const (
+	// OK: the run finished and everything selected is deleted, or there was nothing to do, or it
+	// was a dry-run, or the deletion budget was reached.
+	OK = 0
+	// Partial: the run finished with some sessions failed.
+	Partial = 1
+	// Usage: a usage or configuration error, or the schema is missing or older than the binary.
+	// Nothing was done.
+	Usage = 2
+	// Locked: another run holds the lock.
+	Locked = 3
+	// KeyRejected: the API rejected the key.
+	KeyRejected = 4
+	// Fatal: any other fatal error (database unreachable, ...).
+	Fatal = 5
+	// Interrupted by SIGINT.
+	Interrupted = 130
+	// Terminated by SIGTERM.
+	Terminated = 143
+)
