@@ -1,0 +1,205 @@
+// Package policy holds the retention rules, free of I/O and of any clock: which policy applies to
+// a character, whether a hold protects a session, whether a session record is well-formed, whether
+// it has expired, and which shard owns a character.
+//
+// The database computes each policy's threshold (the run's cut-off minus max_age) once per run, so
+// interval arithmetic follows PostgreSQL exactly; this package only compares instants.
+package policy
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxIDLength is the longest character or session ID the job will send. Longer values are not
+// Convai IDs and are skipped as malformed.
+const MaxIDLength = 256
+
+// Policy is one row of retention.policies, as seen by a run.
+type Policy struct {
+	ID int64
+	// CharacterID is empty for the default policy.
+	CharacterID string
+	// MaxAge is the interval as PostgreSQL prints it, e.g. "30 days". It is recorded with each
+	// deletion; the rules use Threshold.
+	MaxAge  string
+	Enabled bool
+	// Threshold is the run's cut-off minus MaxAge: a session whose last activity is at or before
+	// it has expired.
+	Threshold time.Time
+}
+
+// IsDefault reports whether p is the default policy.
+func (p Policy) IsDefault() bool { return p.CharacterID == "" }
+
+// Reason says why a Decision was made.
+type Reason string
+
+// The reasons a Decision carries.
+const (
+	ReasonOwnPolicy     Reason = "own_policy"     // the character's own enabled policy applies
+	ReasonDefaultPolicy Reason = "default_policy" // the enabled default policy applies
+	ReasonDisabled      Reason = "disabled"       // the character's own policy is disabled: never delete
+	ReasonNoPolicy      Reason = "no_policy"      // no own policy and no enabled default: never touched
+	ReasonHeld          Reason = "held"           // an active hold protects the whole character
+)
+
+// Decision is what the rules say about one character.
+type Decision struct {
+	// Delete is true when expired sessions of the character may be deleted.
+	Delete bool
+	Reason Reason
+	// Policy is the policy that applies; zero unless Delete.
+	Policy Policy
+}
+
+// Expired reports whether a session last active at lastActive may be deleted under d.
+func (d Decision) Expired(lastActive time.Time) bool {
+	return d.Delete && !lastActive.IsZero() && !lastActive.After(d.Policy.Threshold)
+}
+
+// Hold is an active row of retention.holds. An empty SessionID holds the whole character.
+type Hold struct {
+	CharacterID string
+	SessionID   string
+}
+
+// Set is the rules of one run: the policies and the holds active when it started.
+type Set struct {
+	byCharacter map[string]Policy
+	def         *Policy
+	heldChars   map[string]bool
+	heldSess    map[Hold]bool
+}
+
+// NewSet checks the policies (at most one default, at most one per character, a threshold on
+// each) and indexes them and the holds.
+func NewSet(policies []Policy, holds []Hold) (*Set, error) {
+	s := &Set{
+		byCharacter: make(map[string]Policy, len(policies)),
+		heldChars:   make(map[string]bool),
+		heldSess:    make(map[Hold]bool),
+	}
+	for _, p := range policies {
+		if p.Threshold.IsZero() {
+			return nil, fmt.Errorf("policy %d: no threshold", p.ID)
+		}
+		if p.IsDefault() {
+			if s.def != nil {
+				return nil, fmt.Errorf("policies %d and %d are both the default policy", s.def.ID, p.ID)
+			}
+			p := p
+			s.def = &p
+			continue
+		}
+		if prev, ok := s.byCharacter[p.CharacterID]; ok {
+			return nil, fmt.Errorf("policies %d and %d both name character %q", prev.ID, p.ID, p.CharacterID)
+		}
+		s.byCharacter[p.CharacterID] = p
+	}
+	for _, h := range holds {
+		if h.SessionID == "" {
+			s.heldChars[h.CharacterID] = true
+		} else {
+			s.heldSess[h] = true
+		}
+	}
+	return s, nil
+}
+
+// Decide applies the precedence: an active hold on the character beats every policy; the
+// character's own row wins over the default; an own row that is disabled means never; without
+// an own row the enabled default applies; otherwise the character is never touched.
+func (s *Set) Decide(characterID string) Decision {
+	if s.heldChars[characterID] {
+		return Decision{Reason: ReasonHeld}
+	}
+	if p, ok := s.byCharacter[characterID]; ok {
+		if !p.Enabled {
+			return Decision{Reason: ReasonDisabled}
+		}
+		return Decision{Delete: true, Reason: ReasonOwnPolicy, Policy: p}
+	}
+	if s.def != nil && s.def.Enabled {
+		return Decision{Delete: true, Reason: ReasonDefaultPolicy, Policy: *s.def}
+	}
+	return Decision{Reason: ReasonNoPolicy}
+}
+
+// SessionHeld reports whether an active hold names this session (a hold on the whole character
+// is reported by Decide).
+func (s *Set) SessionHeld(characterID, sessionID string) bool {
+	return s.heldSess[Hold{CharacterID: characterID, SessionID: sessionID}]
+}
+
+// Horizon is the latest threshold of any policy that can delete: no session last active after it
+// can be expired. ok is false when no policy can delete anything.
+func (s *Set) Horizon() (t time.Time, ok bool) {
+	consider := func(p Policy) {
+		if p.Enabled && (!ok || p.Threshold.After(t)) {
+			t, ok = p.Threshold, true
+		}
+	}
+	if s.def != nil {
+		consider(*s.def)
+	}
+	for _, p := range s.byCharacter {
+		consider(p)
+	}
+	return t, ok
+}
+
+// Skip says why a session record was met but not sent.
+type Skip string
+
+// The reasons a record is skipped.
+const (
+	SkipNone      Skip = ""
+	SkipMalformed Skip = "malformed" // a NULL, empty, over-long or non-UTF-8 ID, or no last activity
+	SkipDuplicate Skip = "duplicate" // the same session met again in one run
+	SkipHeld      Skip = "held"      // an active hold protects it
+)
+
+// Record is one row of the session source. NULL IDs arrive as empty strings and a NULL
+// last_active_at as the zero time.
+type Record struct {
+	CharacterID string
+	SessionID   string
+	LastActive  time.Time
+}
+
+// Check reports whether r is well-formed enough to be sent: both IDs present, not blank, valid
+// UTF-8 (the JSON encoder would otherwise replace bytes and send a different ID), without NUL or
+// other control characters, at most MaxIDLength bytes; and a last activity.
+func Check(r Record) Skip {
+	if !validID(r.CharacterID) || !validID(r.SessionID) || r.LastActive.IsZero() {
+		return SkipMalformed
+	}
+	return SkipNone
+}
+
+func validID(id string) bool {
+	if strings.TrimSpace(id) == "" || len(id) > MaxIDLength || !utf8.ValidString(id) {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Shard returns the shard, in [0, count), that owns a character. It hashes the ID with FNV-1a,
+// so the split is stable across runs, hosts and versions. count < 1 is treated as 1.
+func Shard(characterID string, count int) int {
+	if count <= 1 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(characterID))
+	return int(h.Sum64() % uint64(count))
+}

@@ -1,0 +1,221 @@
+package policy_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convai-retention/retention/policy"
+)
+
+var (
+	cutoff  = time.Date(2026, 6, 30, 12, 0, 0, 0, time.UTC)
+	days30  = cutoff.AddDate(0, 0, -30)
+	days7   = cutoff.AddDate(0, 0, -7)
+	days365 = cutoff.AddDate(-1, 0, 0)
+)
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+
+	def := policy.Policy{ID: 1, MaxAge: "30 days", Enabled: true, Threshold: days30}
+	defOff := def
+	defOff.Enabled = false
+	own := policy.Policy{ID: 2, CharacterID: "alice", MaxAge: "7 days", Enabled: true, Threshold: days7}
+	ownOff := policy.Policy{ID: 3, CharacterID: "alice", MaxAge: "7 days", Enabled: false, Threshold: days7}
+	ownLong := policy.Policy{ID: 4, CharacterID: "alice", MaxAge: "1 year", Enabled: true, Threshold: days365}
+
+	tests := []struct {
+		name     string
+		policies []policy.Policy
+		holds    []policy.Hold
+		char     string
+		want     policy.Decision
+	}{
+		{"nothing configured", nil, nil, "alice", policy.Decision{Reason: policy.ReasonNoPolicy}},
+		{"default applies", []policy.Policy{def}, nil, "bob", policy.Decision{Delete: true, Reason: policy.ReasonDefaultPolicy, Policy: def}},
+		{"disabled default touches nobody", []policy.Policy{defOff}, nil, "bob", policy.Decision{Reason: policy.ReasonNoPolicy}},
+		{"own row wins over default", []policy.Policy{def, own}, nil, "alice", policy.Decision{Delete: true, Reason: policy.ReasonOwnPolicy, Policy: own}},
+		{"own longer row wins over shorter default", []policy.Policy{def, ownLong}, nil, "alice", policy.Decision{Delete: true, Reason: policy.ReasonOwnPolicy, Policy: ownLong}},
+		{"own disabled row means never, even with a default", []policy.Policy{def, ownOff}, nil, "alice", policy.Decision{Reason: policy.ReasonDisabled}},
+		{"own row without default", []policy.Policy{own}, nil, "alice", policy.Decision{Delete: true, Reason: policy.ReasonOwnPolicy, Policy: own}},
+		{"other character without default", []policy.Policy{own}, nil, "bob", policy.Decision{Reason: policy.ReasonNoPolicy}},
+		{"hold beats own policy", []policy.Policy{def, own}, []policy.Hold{{CharacterID: "alice"}}, "alice", policy.Decision{Reason: policy.ReasonHeld}},
+		{"hold beats default", []policy.Policy{def}, []policy.Hold{{CharacterID: "bob"}}, "bob", policy.Decision{Reason: policy.ReasonHeld}},
+		{"session hold does not hold the character", []policy.Policy{def}, []policy.Hold{{CharacterID: "bob", SessionID: "s1"}}, "bob", policy.Decision{Delete: true, Reason: policy.ReasonDefaultPolicy, Policy: def}},
+		{"hold on another character", []policy.Policy{def}, []policy.Hold{{CharacterID: "carol"}}, "bob", policy.Decision{Delete: true, Reason: policy.ReasonDefaultPolicy, Policy: def}},
+		{"character IDs are exact, not case-folded", []policy.Policy{def, own}, nil, "Alice", policy.Decision{Delete: true, Reason: policy.ReasonDefaultPolicy, Policy: def}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := policy.NewSet(tt.policies, tt.holds)
+			require.NoError(t, err)
+			require.Equal(t, tt.want, s.Decide(tt.char))
+		})
+	}
+}
+
+func TestNewSetRejects(t *testing.T) {
+	t.Parallel()
+
+	ok := policy.Policy{ID: 1, Enabled: true, Threshold: days30}
+	tests := []struct {
+		name     string
+		policies []policy.Policy
+		errPart  string
+	}{
+		{"two defaults", []policy.Policy{ok, {ID: 2, Threshold: days7}}, "both the default"},
+		{"two rows for a character", []policy.Policy{{ID: 1, CharacterID: "a", Threshold: days7}, {ID: 2, CharacterID: "a", Threshold: days30}}, `both name character "a"`},
+		{"no threshold", []policy.Policy{{ID: 9, CharacterID: "a"}}, "policy 9: no threshold"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := policy.NewSet(tt.policies, nil)
+			require.ErrorContains(t, err, tt.errPart)
+		})
+	}
+}
+
+func TestExpired(t *testing.T) {
+	t.Parallel()
+
+	d := policy.Decision{Delete: true, Reason: policy.ReasonDefaultPolicy, Policy: policy.Policy{Enabled: true, Threshold: days30}}
+	tests := []struct {
+		name       string
+		decision   policy.Decision
+		lastActive time.Time
+		want       bool
+	}{
+		{"older than threshold", d, days30.Add(-time.Hour), true},
+		{"exactly at threshold expires", d, days30, true},
+		{"a microsecond newer does not", d, days30.Add(time.Microsecond), false},
+		{"recent", d, cutoff, false},
+		{"in the future", d, cutoff.Add(time.Hour), false},
+		{"no last activity never expires", d, time.Time{}, false},
+		{"decision that does not delete", policy.Decision{Reason: policy.ReasonDisabled}, days365, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tt.want, tt.decision.Expired(tt.lastActive))
+		})
+	}
+}
+
+func TestSessionHeld(t *testing.T) {
+	t.Parallel()
+
+	s, err := policy.NewSet(nil, []policy.Hold{{CharacterID: "a", SessionID: "s1"}, {CharacterID: "b"}})
+	require.NoError(t, err)
+	require.True(t, s.SessionHeld("a", "s1"))
+	require.False(t, s.SessionHeld("a", "s2"))
+	require.False(t, s.SessionHeld("b", "s1"), "character holds are reported by Decide")
+	require.Equal(t, policy.ReasonHeld, s.Decide("b").Reason)
+}
+
+func TestHorizon(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name     string
+		policies []policy.Policy
+		want     time.Time
+		ok       bool
+	}{
+		{"none", nil, time.Time{}, false},
+		{"only disabled", []policy.Policy{{ID: 1, Threshold: days7}}, time.Time{}, false},
+		{"latest enabled threshold", []policy.Policy{
+			{ID: 1, Enabled: true, Threshold: days30},
+			{ID: 2, CharacterID: "a", Enabled: true, Threshold: days365},
+			{ID: 3, CharacterID: "b", Enabled: false, Threshold: days7},
+		}, days30, true},
+		{"short own policy", []policy.Policy{
+			{ID: 1, Enabled: true, Threshold: days30},
+			{ID: 2, CharacterID: "a", Enabled: true, Threshold: days7},
+		}, days7, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := policy.NewSet(tt.policies, nil)
+			require.NoError(t, err)
+			got, ok := s.Horizon()
+			require.Equal(t, tt.ok, ok)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	t.Parallel()
+
+	at := days30
+	tests := []struct {
+		name string
+		rec  policy.Record
+		want policy.Skip
+	}{
+		{"good", policy.Record{CharacterID: "c", SessionID: "s", LastActive: at}, policy.SkipNone},
+		{"non-ASCII is fine", policy.Record{CharacterID: "персонаж", SessionID: "会话-1", LastActive: at}, policy.SkipNone},
+		{"quotes and backslashes are fine", policy.Record{CharacterID: `c"\`, SessionID: `s'; DROP TABLE x;--`, LastActive: at}, policy.SkipNone},
+		{"empty session", policy.Record{CharacterID: "c", LastActive: at}, policy.SkipMalformed},
+		{"blank session", policy.Record{CharacterID: "c", SessionID: " \t", LastActive: at}, policy.SkipMalformed},
+		{"empty character", policy.Record{SessionID: "s", LastActive: at}, policy.SkipMalformed},
+		{"no last activity", policy.Record{CharacterID: "c", SessionID: "s"}, policy.SkipMalformed},
+		{"too long", policy.Record{CharacterID: "c", SessionID: strings.Repeat("x", policy.MaxIDLength+1), LastActive: at}, policy.SkipMalformed},
+		{"longest allowed", policy.Record{CharacterID: "c", SessionID: strings.Repeat("x", policy.MaxIDLength), LastActive: at}, policy.SkipNone},
+		{"invalid UTF-8", policy.Record{CharacterID: "c", SessionID: "s\xff", LastActive: at}, policy.SkipMalformed},
+		{"control character", policy.Record{CharacterID: "c", SessionID: "s\n1", LastActive: at}, policy.SkipMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tt.want, policy.Check(tt.rec))
+		})
+	}
+}
+
+func TestShard(t *testing.T) {
+	t.Parallel()
+
+	require.Equal(t, 0, policy.Shard("anything", 1))
+	require.Equal(t, 0, policy.Shard("anything", 0))
+	// Stable: the same character always lands on the same shard.
+	require.Equal(t, policy.Shard("char-42", 8), policy.Shard("char-42", 8))
+	// Every shard gets a share of many characters.
+	counts := make([]int, 4)
+	for i := 0; i < 4000; i++ {
+		counts[policy.Shard("char-"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+itoa(i), 4)]++
+	}
+	for i, c := range counts {
+		require.Greater(t, c, 700, "shard %d got %d of 4000", i, c)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func FuzzCheck(f *testing.F) {
+	f.Add("c", "s", int64(1))
+	f.Add("", "s", int64(1))
+	f.Add("c", "s\xff", int64(0))
+	f.Fuzz(func(t *testing.T, char, sess string, unix int64) {
+		var at time.Time
+		if unix != 0 {
+			at = time.Unix(unix, 0)
+		}
+		skip := policy.Check(policy.Record{CharacterID: char, SessionID: sess, LastActive: at})
+		if skip == policy.SkipNone {
+			// Whatever passes must survive a JSON round trip byte for byte.
+			for _, id := range []string{char, sess} {
+				require.NotEmpty(t, strings.TrimSpace(id))
+				require.LessOrEqual(t, len(id), policy.MaxIDLength)
+				require.True(t, strings.ToValidUTF8(id, "\uFFFD") == id)
+			}
+		}
+	})
+}
