@@ -1,0 +1,29 @@
+# Developer entry points. `make` alone lists them.
+
+GO ?= go
+# Extra arguments for go test, e.g. make test ARGS='-run TestPolicy -v'
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help test lint demo build bench clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+test: ## go vet, gofmt check and all tests with -race, against a throwaway PostgreSQL unless TEST_DATABASE_URL is set (ARGS=... goes to go test)
+	bash scripts/test.sh $(ARGS)
+
+lint: ## gofmt check and go vet
+	bash scripts/test.sh --lint
+
+demo: ## run the retention job end to end against a throwaway PostgreSQL and a fake Convai API
+	bash scripts/demo.sh
+
+build: ## build bin/retention and bin/convai-fake
+	$(GO) build -o bin/ ./cmd/...
+
+bench: ## run the benchmarks against a throwaway PostgreSQL unless TEST_DATABASE_URL is set (ARGS=... goes to go test)
+	bash scripts/test.sh --with-db $(GO) test -run='^$$' -bench=. -benchmem ./... $(ARGS)
+
+clean: ## remove build output and test leftovers
+	rm -rf bin .tmp

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# The retention job end to end, on this machine alone: a throwaway PostgreSQL, the fake Convai
+# API, the demo data in scripts/demo-seed.sql, a dry run, a real run, and what each side saw.
+# Everything it starts is stopped and removed when it ends. It exits with the real run's status.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$root"
+
+readonly API_KEY=demo-key
+
+work=''
+pgdir=''
+fake_pid=''
+# shellcheck disable=SC2317 # called from the EXIT trap
+cleanup() {
+	if [[ -n $fake_pid ]]; then
+		kill "$fake_pid" 2>/dev/null || true
+		wait "$fake_pid" 2>/dev/null || true
+	fi
+	if [[ -n $pgdir && -d $pgdir ]]; then
+		scripts/pg.sh stop "$pgdir" || echo "demo.sh: could not stop the PostgreSQL in $pgdir" >&2
+	fi
+	if [[ -n $work ]]; then
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+die() {
+	echo "demo.sh: $*" >&2
+	exit 1
+}
+
+step() {
+	printf '\n== %s\n' "$*"
+}
+
+# need_psql installs the PostgreSQL client when it is missing and we may.
+need_psql() {
+	command -v psql >/dev/null && return 0
+	if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+		echo "demo.sh: psql not found; installing the postgresql-client package" >&2
+		{
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+				DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-client
+		} >&2 || die "installing postgresql-client failed"
+		command -v psql >/dev/null && return 0
+	fi
+	die "psql not found; install the 'postgresql-client' package (Debian/Ubuntu: apt-get install postgresql-client)"
+}
+
+# http_get prints the body at http://ADDR/PATH, with curl when there is one.
+http_get() {
+	local addr=$1 path=$2
+	if command -v curl >/dev/null; then
+		curl -fsS --max-time 10 -H "Authorization: Bearer $API_KEY" -H "CONVAI-API-KEY: $API_KEY" "http://$addr$path"
+		return
+	fi
+	local host=${addr%:*} port=${addr##*:}
+	exec 3<>"/dev/tcp/$host/$port" || return 1
+	printf 'GET %s HTTP/1.0\r\nHost: %s\r\nCONVAI-API-KEY: %s\r\nConnection: close\r\n\r\n' "$path" "$addr" "$API_KEY" >&3
+	# Drop the status line and headers: everything up to the first empty line.
+	sed '1,/^\r\{0,1\}$/d' <&3
+	exec 3<&-
+}
+
+need_psql
+work=$(mktemp -d "${TMPDIR:-/tmp}/retention-demo.XXXXXX")
+
+step "build"
+go build -o bin/ ./cmd/...
+[[ -x bin/retention && -x bin/convai-fake ]] || die "go build did not produce bin/retention and bin/convai-fake"
+
+step "start a throwaway PostgreSQL"
+# A directory of its own: as root, the server runs as the postgres user, who cannot enter $work.
+pgdir=$(mktemp -d "${TMPDIR:-/tmp}/retention-demo-pg.XXXXXX")
+DATABASE_URL=$(scripts/pg.sh start "$pgdir") || die "could not start PostgreSQL"
+echo "$DATABASE_URL"
+
+step "start the fake Convai API"
+CONVAI_API_KEY=$API_KEY bin/convai-fake --listen 127.0.0.1:0 >"$work/fake.log" 2>&1 &
+fake_pid=$!
+addr=''
+for _ in $(seq 1 100); do
+	addr=$(sed -n 's|.*convai-fake listening on http://\([^[:space:]]*\).*|\1|p' "$work/fake.log" | head -n 1)
+	[[ -n $addr ]] && break
+	kill -0 "$fake_pid" 2>/dev/null || {
+		cat "$work/fake.log" >&2
+		die "convai-fake exited before it was listening"
+	}
+	sleep 0.1
+done
+[[ -n $addr ]] || {
+	cat "$work/fake.log" >&2
+	die "convai-fake did not say where it listens within 10s"
+}
+echo "http://$addr"
+
+export DATABASE_URL CONVAI_API_KEY=$API_KEY CONVAI_API_URL="http://$addr" RETENTION_RATE=0
+unset CONVAI_API_KEY_FILE
+
+step "retention migrate"
+bin/retention migrate
+
+step "seed demo data (scripts/demo-seed.sql)"
+psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -f scripts/demo-seed.sql
+psql "$DATABASE_URL" -X -v ON_ERROR_STOP=1 -P footer=off <<'EOF'
+SELECT s.character_id,
+       count(*) AS sessions,
+       coalesce(p.max_age, d.max_age) AS max_age,
+       coalesce(p.enabled, true) AS policy_enabled,
+       EXISTS (SELECT 1 FROM retention.holds h
+               WHERE h.character_id = s.character_id AND h.session_id IS NULL AND h.released_at IS NULL) AS on_hold,
+       count(*) FILTER (WHERE s.last_active_at < now() - coalesce(p.max_age, d.max_age)) AS older_than_max_age
+FROM retention.sessions s
+LEFT JOIN retention.policies p ON p.character_id = s.character_id
+CROSS JOIN (SELECT max_age FROM retention.policies WHERE character_id IS NULL) d
+GROUP BY s.character_id, p.max_age, d.max_age, p.enabled
+ORDER BY s.character_id;
+EOF
+
+step "retention run --dry-run"
+bin/retention run --dry-run || die "the dry run failed (exit status $?)"
+
+step "retention run"
+status=0
+bin/retention run || status=$?
+echo "(exit status $status)"
+
+step "what the fake Convai API saw (/_fake/stats)"
+http_get "$addr" /_fake/stats || echo "demo.sh: could not read /_fake/stats" >&2
+echo
+
+step "what the database recorded"
+psql "$DATABASE_URL" -X -v ON_ERROR_STOP=1 -P footer=off <<'EOF'
+SELECT id, status, selected, deleted, failed, skipped, skipped_by_reason, finished_at - started_at AS took
+FROM retention.runs ORDER BY id;
+SELECT status, count(*) AS sessions, count(DISTINCT character_id) AS characters
+FROM retention.deletions GROUP BY status ORDER BY status;
+EOF
+
+exit "$status"
