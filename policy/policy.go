@@ -112,11 +112,18 @@ func NewSet(policies []Policy, holds []Hold) (*Set, error) {
 
 // Decide applies the precedence: an active hold on the character beats every policy; the
 // character's own row wins over the default; an own row that is disabled means never; without
-// an own row the enabled default applies; otherwise the character is never touched.
+// an own row the enabled default applies; otherwise the character is never touched. A held
+// character's Decision still names the policy that would apply, so a caller can tell which of
+// its sessions the hold protects.
 func (s *Set) Decide(characterID string) Decision {
+	d := s.decidePolicy(characterID)
 	if s.heldChars[characterID] {
-		return Decision{Reason: ReasonHeld}
+		d.Delete, d.Reason = false, ReasonHeld
 	}
+	return d
+}
+
+func (s *Set) decidePolicy(characterID string) Decision {
 	if p, ok := s.byCharacter[characterID]; ok {
 		if !p.Enabled {
 			return Decision{Reason: ReasonDisabled}
@@ -127,6 +134,32 @@ func (s *Set) Decide(characterID string) Decision {
 		return Decision{Delete: true, Reason: ReasonDefaultPolicy, Policy: *s.def}
 	}
 	return Decision{Reason: ReasonNoPolicy}
+}
+
+// Verdict is what the rules say about one session record.
+type Verdict struct {
+	// Eligible is true when the session may be deleted now.
+	Eligible bool
+	// Skip is set when the record is malformed, or expired but held. A record that is simply not
+	// expired, or whose character no policy deletes, has neither Eligible nor Skip.
+	Skip     Skip
+	Decision Decision
+}
+
+// Judge applies every rule to one record: well-formedness, precedence, expiry, holds.
+func (s *Set) Judge(r Record) Verdict {
+	if skip := Check(r); skip != SkipNone {
+		return Verdict{Skip: skip}
+	}
+	d := s.Decide(r.CharacterID)
+	due := d.Policy.Enabled && !d.Policy.Threshold.IsZero() && !r.LastActive.After(d.Policy.Threshold)
+	switch {
+	case !due:
+		return Verdict{Decision: d}
+	case d.Reason == ReasonHeld || s.SessionHeld(r.CharacterID, r.SessionID):
+		return Verdict{Skip: SkipHeld, Decision: d}
+	}
+	return Verdict{Eligible: true, Decision: d}
 }
 
 // SessionHeld reports whether an active hold names this session (a hold on the whole character

@@ -43,8 +43,8 @@ func TestDecide(t *testing.T) {
 		{"own disabled row means never, even with a default", []policy.Policy{def, ownOff}, nil, "alice", policy.Decision{Reason: policy.ReasonDisabled}},
 		{"own row without default", []policy.Policy{own}, nil, "alice", policy.Decision{Delete: true, Reason: policy.ReasonOwnPolicy, Policy: own}},
 		{"other character without default", []policy.Policy{own}, nil, "bob", policy.Decision{Reason: policy.ReasonNoPolicy}},
-		{"hold beats own policy", []policy.Policy{def, own}, []policy.Hold{{CharacterID: "alice"}}, "alice", policy.Decision{Reason: policy.ReasonHeld}},
-		{"hold beats default", []policy.Policy{def}, []policy.Hold{{CharacterID: "bob"}}, "bob", policy.Decision{Reason: policy.ReasonHeld}},
+		{"hold beats own policy", []policy.Policy{def, own}, []policy.Hold{{CharacterID: "alice"}}, "alice", policy.Decision{Reason: policy.ReasonHeld, Policy: own}},
+		{"hold beats default", []policy.Policy{def}, []policy.Hold{{CharacterID: "bob"}}, "bob", policy.Decision{Reason: policy.ReasonHeld, Policy: def}},
 		{"session hold does not hold the character", []policy.Policy{def}, []policy.Hold{{CharacterID: "bob", SessionID: "s1"}}, "bob", policy.Decision{Delete: true, Reason: policy.ReasonDefaultPolicy, Policy: def}},
 		{"hold on another character", []policy.Policy{def}, []policy.Hold{{CharacterID: "carol"}}, "bob", policy.Decision{Delete: true, Reason: policy.ReasonDefaultPolicy, Policy: def}},
 		{"character IDs are exact, not case-folded", []policy.Policy{def, own}, nil, "Alice", policy.Decision{Delete: true, Reason: policy.ReasonDefaultPolicy, Policy: def}},
@@ -103,6 +103,48 @@ func TestExpired(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			require.Equal(t, tt.want, tt.decision.Expired(tt.lastActive))
+		})
+	}
+}
+
+func TestJudge(t *testing.T) {
+	t.Parallel()
+
+	def := policy.Policy{ID: 1, MaxAge: "30 days", Enabled: true, Threshold: days30}
+	own := policy.Policy{ID: 2, CharacterID: "alice", MaxAge: "1 year", Enabled: true, Threshold: days365}
+	off := policy.Policy{ID: 3, CharacterID: "dave", MaxAge: "1 day", Enabled: false, Threshold: cutoff}
+	s, err := policy.NewSet([]policy.Policy{def, own, off}, []policy.Hold{
+		{CharacterID: "carol"},
+		{CharacterID: "bob", SessionID: "held"},
+	})
+	require.NoError(t, err)
+
+	old := days365.Add(-time.Hour)
+	tests := []struct {
+		name     string
+		rec      policy.Record
+		eligible bool
+		skip     policy.Skip
+	}{
+		{"expired under default", policy.Record{CharacterID: "bob", SessionID: "s", LastActive: days30}, true, policy.SkipNone},
+		{"not yet expired under default", policy.Record{CharacterID: "bob", SessionID: "s", LastActive: days7}, false, policy.SkipNone},
+		{"own long policy keeps it", policy.Record{CharacterID: "alice", SessionID: "s", LastActive: days30}, false, policy.SkipNone},
+		{"own long policy expires it", policy.Record{CharacterID: "alice", SessionID: "s", LastActive: old}, true, policy.SkipNone},
+		{"session hold", policy.Record{CharacterID: "bob", SessionID: "held", LastActive: old}, false, policy.SkipHeld},
+		{"session hold on a session not yet due is no skip", policy.Record{CharacterID: "bob", SessionID: "held", LastActive: cutoff}, false, policy.SkipNone},
+		{"character hold", policy.Record{CharacterID: "carol", SessionID: "s", LastActive: old}, false, policy.SkipHeld},
+		{"disabled own policy", policy.Record{CharacterID: "dave", SessionID: "s", LastActive: old}, false, policy.SkipNone},
+		{"malformed", policy.Record{CharacterID: "bob", SessionID: "", LastActive: old}, false, policy.SkipMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v := s.Judge(tt.rec)
+			require.Equal(t, tt.eligible, v.Eligible)
+			require.Equal(t, tt.skip, v.Skip)
+			if v.Eligible {
+				require.True(t, v.Decision.Expired(tt.rec.LastActive))
+			}
 		})
 	}
 }

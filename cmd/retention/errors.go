@@ -1,0 +1,49 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"strings"
+
+	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/convai"
+	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/migrations"
+	"github.com/convai-retention/retention/source"
+)
+
+// codeOf maps an error to the exit code that tells an operator (or Kubernetes) what happened.
+func codeOf(err error) int {
+	var (
+		usage    *usageError
+		cfg      *job.ConfigError
+		apiCfg   *convai.ConfigError
+		srcErr   *source.SourceError
+		relErr   *source.InvalidRelationError
+		outdated *migrations.OutdatedError
+	)
+	switch {
+	case err == nil:
+		return exitcode.OK
+	case errors.As(err, &usage), errors.As(err, &cfg), errors.As(err, &apiCfg), errors.As(err, &srcErr),
+		errors.As(err, &relErr), errors.As(err, &outdated), errors.Is(err, migrations.ErrSchemaMissing),
+		errors.Is(err, flag.ErrHelp):
+		return exitcode.Usage
+	case errors.Is(err, job.ErrLocked):
+		return exitcode.Locked
+	case errors.Is(err, job.ErrKeyRejected):
+		return exitcode.KeyRejected
+	}
+	return exitcode.Fatal
+}
+
+// redact replaces every secret in s. Secrets shorter than 4 bytes are ignored: replacing them
+// would garble the message without hiding anything worth hiding.
+func redact(s string, secrets ...string) string {
+	for _, sec := range secrets {
+		if len(sec) >= 4 {
+			s = strings.ReplaceAll(s, sec, "[redacted]")
+		}
+	}
+	return s
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"strings"
+)
+
+// helpText is "retention help": the commands, the run flags (from the flag set itself, so it
+// cannot drift), the environment and the exit codes.
+func helpText() string {
+	var b strings.Builder
+	b.WriteString(`retention deletes expired Convai chat sessions and records every outcome in PostgreSQL.
+
+usage:
+  retention migrate            create or update the retention schema (safe to repeat)
+  retention run [flags]        delete the expired sessions; --dry-run only shows them
+  retention version            print the version
+  retention help               print this help
+
+run flags (a flag wins over its environment variable, which wins over the default):
+`)
+	var o runOptions
+	runFlags(&o).usage(&b)
+	b.WriteString(`
+environment:
+  DATABASE_URL         PostgreSQL connection string (required)
+  CONVAI_API_KEY       the API key (required for a real run; never a flag), or
+  CONVAI_API_KEY_FILE  a file holding it, e.g. a mounted Kubernetes secret
+  CONVAI_API_URL       the API root (default https://api.convai.com)
+  LOG_LEVEL            debug, info, warn or error; logs go to stderr, JSON unless a terminal
+
+exit codes:
+  0    finished: everything selected is deleted, or nothing to do, or a dry-run, or the budget was reached
+  1    finished with some sessions failed
+  2    usage or configuration error, or the schema is missing or old (run retention migrate); nothing done
+  3    another run holds the lock
+  4    the API rejected the key
+  5    any other fatal error (database unreachable, ...)
+  130  interrupted by SIGINT
+  143  terminated by SIGTERM
+`)
+	return b.String()
+}

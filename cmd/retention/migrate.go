@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/convai-retention/retention/migrations"
+)
+
+// migrate is "retention migrate": it brings the schema up to date. Safe to run twice, or from
+// two pods at once.
+func (a *app) migrate(ctx context.Context, args []string) error {
+	fs := newFlagSet("migrate")
+	var level string
+	fs.StringVar(&level, "log-level", "", "debug, info, warn or error [$LOG_LEVEL] (default info)")
+	if err := fs.parse(args, a.getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(a.stdout, "usage: retention migrate [--log-level LEVEL]\n")
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(a.stderr, logLevel(level, a.getenv), a.secrets())
+	if err != nil {
+		return err
+	}
+	dsn, err := a.databaseURL()
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pool, err := connect(cctx, dsn, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to database: %w", err)
+	}
+	defer conn.Release()
+	from, to, err := migrations.Migrate(ctx, conn.Conn())
+	if err != nil {
+		return err
+	}
+	if from == to {
+		log.Info("schema is up to date", "version", to)
+	} else {
+		log.Info("schema migrated", "from", from, "to", to)
+	}
+	fmt.Fprintf(a.stdout, "schema version %d (was %d)\n", to, from)
+	return nil
+}

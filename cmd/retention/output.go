@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/convai-retention/retention/job"
+)
+
+// writeSummary prints a run's summary on w as text or JSON.
+func writeSummary(w io.Writer, format string, s *job.Summary) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	return writeText(w, s)
+}
+
+func writeText(w io.Writer, s *job.Summary) error {
+	var b strings.Builder
+	if s.DryRun {
+		fmt.Fprintf(&b, "dry-run: nothing was sent or written. Would delete %d sessions", s.Selected)
+	} else {
+		fmt.Fprintf(&b, "run %d %s: %d selected, %d deleted, %d failed", s.RunID, s.Status, s.Selected, s.Deleted, s.Failed)
+	}
+	fmt.Fprintf(&b, " (cut-off %s, source %s", s.Cutoff.UTC().Format(time.RFC3339), s.Source)
+	if s.Shard.Count > 1 {
+		fmt.Fprintf(&b, ", shard %d of %d", s.Shard.Index, s.Shard.Count)
+	}
+	b.WriteString(")\n")
+	if s.Skipped > 0 {
+		reasons := make([]string, 0, len(s.SkippedByReason))
+		for k, v := range s.SkippedByReason {
+			reasons = append(reasons, fmt.Sprintf("%s %d", k, v))
+		}
+		sort.Strings(reasons)
+		fmt.Fprintf(&b, "skipped %d: %s\n", s.Skipped, strings.Join(reasons, ", "))
+	}
+	if s.BudgetReached {
+		b.WriteString("the deletion budget (--max-deletions) was reached: the rest waits for the next run\n")
+	}
+	if len(s.Recovered) > 0 {
+		fmt.Fprintf(&b, "runs found unfinished and marked interrupted: %v\n", s.Recovered)
+	}
+	if s.Error != "" {
+		fmt.Fprintf(&b, "error: %s\n", s.Error)
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	if len(s.Characters) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if s.DryRun {
+		fmt.Fprintln(tw, "CHARACTER\tPOLICY\tMAX AGE\tWOULD DELETE\tHELD\tOLDEST ACTIVITY")
+	} else {
+		fmt.Fprintln(tw, "CHARACTER\tPOLICY\tMAX AGE\tSELECTED\tDELETED\tFAILED\tHELD\tOLDEST ACTIVITY")
+	}
+	for _, c := range s.Characters {
+		oldest := "-"
+		if !c.Oldest.IsZero() {
+			oldest = c.Oldest.UTC().Format(time.RFC3339)
+		}
+		if s.DryRun {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", printable(c.CharacterID), c.Policy, c.MaxAge, c.Selected, c.Held, oldest)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", printable(c.CharacterID), c.Policy, c.MaxAge, c.Selected, c.Deleted, c.Failed, c.Held, oldest)
+		}
+	}
+	return tw.Flush()
+}
+
+// printable quotes an ID that could garble a terminal table.
+func printable(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '\t' || r == ' ' {
+			return fmt.Sprintf("%q", s)
+		}
+	}
+	return s
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/convai"
+	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/migrations"
+	"github.com/convai-retention/retention/source"
+)
+
+// runOptions is the parsed command line of "retention run".
+type runOptions struct {
+	dryRun   bool
+	output   string
+	source   string
+	logLevel string
+	cfg      job.Config
+	apiURL   string
+}
+
+func runFlags(o *runOptions) *flagSet {
+	fs := newFlagSet("run")
+	c := &o.cfg
+	fs.BoolVar(&o.dryRun, "dry-run", false, "select and print what would be deleted; send nothing, write nothing, need no API key")
+	fs.StringVar(&o.output, "output", "text", "summary format on stdout: text or json (json lists the session IDs in a dry-run)")
+	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION with columns character_id, session_id, last_active_at")
+	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error [$LOG_LEVEL] (default info)")
+	fs.IntVar(&c.ChunkSize, "chunk-size", 100, "most session IDs in one request")
+	fs.IntVar(&c.Concurrency, "concurrency", 4, "most requests in flight")
+	fs.Float64Var(&c.Rate, "rate", 10, "most requests per second across the run; 0 for unlimited")
+	fs.DurationVar(&c.BackoffBase, "backoff-base", 500*time.Millisecond, "first retry wait, doubled each try, with jitter")
+	fs.DurationVar(&c.BackoffMax, "backoff-max", 30*time.Second, "longest retry wait")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", 5, "most tries of one request")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "time limit of each try")
+	fs.Int64Var(&c.MaxDeletions, "max-deletions", 0, "most sessions to send this run, oldest first; 0 for no limit")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM/SIGINT, how long requests in flight may finish")
+	fs.IntVar(&c.PageSize, "page-size", 1000, "source rows read per selection query")
+	fs.IntVar(&c.Shard.Index, "shard-index", 0, "this run's shard, 0 to shard-count-1")
+	fs.IntVar(&c.Shard.Count, "shard-count", 1, "how many shards split the characters")
+	for _, name := range []string{"output", "source", "chunk-size", "concurrency", "rate", "backoff-base", "backoff-max",
+		"max-attempts", "request-timeout", "max-deletions", "shutdown-grace", "page-size", "shard-count"} {
+		fs.envName(name)
+	}
+	fs.envName("shard-index", "RETENTION_SHARD_INDEX", "JOB_COMPLETION_INDEX")
+	return fs
+}
+
+// run is "retention run". It returns the exit code itself: a finished run with failures is
+// not an error of the command, but still exit 1.
+func (a *app) run(ctx context.Context, args []string) int {
+	var o runOptions
+	fs := runFlags(&o)
+	if err := fs.parse(args, a.getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(a.stdout, "usage: retention run [flags]\n\n")
+			fs.usage(a.stdout)
+			return exitcode.OK
+		}
+		return a.exit(err)
+	}
+	if o.output != "text" && o.output != "json" {
+		return a.exit(usagef("invalid --output %q: want text or json", o.output))
+	}
+	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.secrets())
+	if err != nil {
+		return a.exit(err)
+	}
+	o.cfg.Logger = log
+	if err := o.cfg.Validate(); err != nil {
+		return a.exit(err)
+	}
+	rel, err := source.ParseRelation(o.source)
+	if err != nil {
+		return a.exit(err)
+	}
+	dsn, err := a.databaseURL()
+	if err != nil {
+		return a.exit(err)
+	}
+	var client *convai.Client
+	if !o.dryRun {
+		key, err := a.apiKey()
+		if err != nil {
+			return a.exit(err)
+		}
+		o.apiURL = a.getenv("CONVAI_API_URL")
+		client, err = convai.New(convai.Config{BaseURL: o.apiURL, APIKey: key, UserAgent: "convai-retention/" + buildVersion()})
+		if err != nil {
+			return a.exit(err)
+		}
+		defer client.CloseIdleConnections()
+	}
+
+	// Setup is bounded: a database that does not answer is a fatal error, not a hang.
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pool, err := connect(setup, dsn, int32(o.cfg.Concurrency)+4)
+	if err != nil {
+		return a.exit(err)
+	}
+	defer pool.Close()
+	if _, err := migrations.Check(setup, pool); err != nil {
+		return a.exit(err)
+	}
+	src, err := source.Inspect(setup, pool, rel)
+	if err != nil {
+		return a.exit(err)
+	}
+	store := source.New(pool, src, source.Config{})
+
+	var sender job.Sender
+	if client != nil {
+		sender = apiSender{client}
+	}
+	runner, err := job.New(store, sender, o.cfg)
+	if err != nil {
+		return a.exit(err)
+	}
+
+	var sum *job.Summary
+	if o.dryRun {
+		sum, err = runner.DryRun(ctx, rel.String(), o.output == "json")
+	} else {
+		host, _ := os.Hostname()
+		sum, err = runner.Run(ctx, job.RunStart{
+			Source:   rel.String(),
+			Settings: o.settings(),
+			Host:     host,
+			PID:      os.Getpid(),
+			Version:  buildVersion(),
+		})
+	}
+	if sum != nil {
+		if werr := writeSummary(a.stdout, o.output, sum); werr != nil {
+			log.Error("write summary", "err", werr)
+		}
+	}
+	switch {
+	case sum != nil && sum.Status == job.StatusInterrupted:
+		if err != nil {
+			log.Warn("run interrupted", "err", err)
+		}
+		return a.signalCode()
+	case err != nil:
+		return a.exit(err)
+	case sum.Status == job.StatusPartial:
+		return exitcode.Partial
+	}
+	return exitcode.OK
+}
+
+// settings are the effective settings recorded on the run row. Never a secret.
+func (o *runOptions) settings() map[string]any {
+	c := o.cfg
+	return map[string]any{
+		"source":          o.source,
+		"api_url":         safeURL(o.apiURL),
+		"chunk_size":      c.ChunkSize,
+		"concurrency":     c.Concurrency,
+		"rate":            c.Rate,
+		"backoff_base":    c.BackoffBase.String(),
+		"backoff_max":     c.BackoffMax.String(),
+		"max_attempts":    c.MaxAttempts,
+		"request_timeout": c.RequestTimeout.String(),
+		"max_deletions":   c.MaxDeletions,
+		"shutdown_grace":  c.ShutdownGrace.String(),
+		"page_size":       c.PageSize,
+		"shard_index":     c.Shard.Index,
+		"shard_count":     c.Shard.Count,
+		"version":         buildVersion(),
+	}
+}
+
+// apiSender adapts the Convai client to the job's Sender.
+type apiSender struct{ c *convai.Client }
+
+func (s apiSender) Delete(ctx context.Context, characterID string, ids []string) job.Answer {
+	r := s.c.Delete(ctx, characterID, ids)
+	class := job.Retryable
+	switch r.Class {
+	case convai.Confirmed:
+		class = job.Confirmed
+	case convai.AuthRejected:
+		class = job.AuthRejected
+	case convai.Permanent:
+		class = job.Permanent
+	}
+	return job.Answer{Class: class, StatusCode: r.StatusCode, RetryAfter: r.RetryAfter, Detail: r.Detail, Err: r.Err}
+}
+

@@ -1,0 +1,101 @@
+// Package job drives a retention run: it selects expired sessions through the store, groups them
+// into per-character chunks, sends them through a Sender with rate limiting, retries, backoff and
+// bisection, and records every outcome. It declares the small interfaces it needs (Store, Sender)
+// and imports no adapter.
+package job
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config tunes a run. Zero fields take the defaults named on each.
+type Config struct {
+	// ChunkSize is the most session IDs in one request. Default 100.
+	ChunkSize int
+	// Concurrency is the most requests in flight. Default 4.
+	Concurrency int
+	// Rate is the most requests per second across the run; 0 means unlimited. Callers wanting
+	// the product default (10) set it; a negative value is an error.
+	Rate float64
+	// BackoffBase is the first retry wait, doubled each try, with jitter. Default 500ms.
+	BackoffBase time.Duration
+	// BackoffMax caps one retry wait. Default 30s.
+	BackoffMax time.Duration
+	// MaxAttempts is the most tries of one request. Default 5.
+	MaxAttempts int
+	// RequestTimeout bounds each try. Default 30s.
+	RequestTimeout time.Duration
+	// MaxRetryAfter caps how long a Retry-After header can make a chunk wait. Default 5m.
+	MaxRetryAfter time.Duration
+	// MaxDeletions is the most sessions sent in this run, oldest first; 0 means no limit.
+	MaxDeletions int64
+	// ShutdownGrace is how long in-flight requests may finish after the run is told to stop,
+	// before they are cancelled. Default 20s.
+	ShutdownGrace time.Duration
+	// PageSize is the most source rows read per selection query. Default 1000.
+	PageSize int
+	// MaxBuffered is the most selected sessions held while chunks fill up; past it the chunk
+	// that started filling first is sent short. Default 50,000.
+	MaxBuffered int
+	// LockCheckInterval is how often the run lock's connection is checked. Default 10s.
+	LockCheckInterval time.Duration
+	// Shard is the part of the characters this run owns. Default: all of them.
+	Shard Shard
+	// Logger receives progress and warnings. Default: discard.
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with zero fields filled.
+func (c Config) withDefaults() Config {
+	c.ChunkSize = cmp.Or(c.ChunkSize, 100)
+	c.Concurrency = cmp.Or(c.Concurrency, 4)
+	c.BackoffBase = cmp.Or(c.BackoffBase, 500*time.Millisecond)
+	c.BackoffMax = cmp.Or(c.BackoffMax, 30*time.Second)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, 5)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, 30*time.Second)
+	c.MaxRetryAfter = cmp.Or(c.MaxRetryAfter, 5*time.Minute)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, 20*time.Second)
+	c.PageSize = cmp.Or(c.PageSize, 1000)
+	c.MaxBuffered = cmp.Or(c.MaxBuffered, 50_000)
+	c.LockCheckInterval = cmp.Or(c.LockCheckInterval, 10*time.Second)
+	c.Shard.Count = cmp.Or(c.Shard.Count, 1)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the first setting out of range, naming it.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.ChunkSize < 1 || c.ChunkSize > 10_000:
+		return &ConfigError{Field: "chunk-size", Value: fmt.Sprint(c.ChunkSize), Want: "1 to 10000"}
+	case c.Concurrency < 1 || c.Concurrency > 256:
+		return &ConfigError{Field: "concurrency", Value: fmt.Sprint(c.Concurrency), Want: "1 to 256"}
+	case c.Rate < 0:
+		return &ConfigError{Field: "rate", Value: fmt.Sprint(c.Rate), Want: "requests per second, 0 for unlimited"}
+	case c.BackoffBase < time.Millisecond:
+		return &ConfigError{Field: "backoff-base", Value: c.BackoffBase.String(), Want: "at least 1ms"}
+	case c.BackoffMax < c.BackoffBase:
+		return &ConfigError{Field: "backoff-max", Value: c.BackoffMax.String(), Want: "at least backoff-base (" + c.BackoffBase.String() + ")"}
+	case c.MaxAttempts < 1 || c.MaxAttempts > 100:
+		return &ConfigError{Field: "max-attempts", Value: fmt.Sprint(c.MaxAttempts), Want: "1 to 100"}
+	case c.RequestTimeout < time.Millisecond:
+		return &ConfigError{Field: "request-timeout", Value: c.RequestTimeout.String(), Want: "at least 1ms"}
+	case c.MaxDeletions < 0:
+		return &ConfigError{Field: "max-deletions", Value: fmt.Sprint(c.MaxDeletions), Want: "0 (no limit) or more"}
+	case c.ShutdownGrace < 0:
+		return &ConfigError{Field: "shutdown-grace", Value: c.ShutdownGrace.String(), Want: "0 or more"}
+	case c.PageSize < 1:
+		return &ConfigError{Field: "page-size", Value: fmt.Sprint(c.PageSize), Want: "at least 1"}
+	case c.Shard.Count < 1 || c.Shard.Count > 1024:
+		return &ConfigError{Field: "shard-count", Value: fmt.Sprint(c.Shard.Count), Want: "1 to 1024"}
+	case c.Shard.Index < 0 || c.Shard.Index >= c.Shard.Count:
+		return &ConfigError{Field: "shard-index", Value: fmt.Sprint(c.Shard.Index), Want: fmt.Sprintf("0 to %d (shard-count minus one)", c.Shard.Count-1)}
+	}
+	return nil
+}

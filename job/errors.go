@@ -1,0 +1,24 @@
+package job
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrLocked is wrapped by Store.Lock, and so by Run, when another run holds the lock.
+var ErrLocked = errors.New("another retention run holds the lock")
+
+// ErrLockLost is wrapped by Lock.Check, and so by Run, when the run lock's connection is gone.
+var ErrLockLost = errors.New("lost the run lock")
+
+// ErrKeyRejected is returned by Run when the API answered 401 or 403: the run stopped sending.
+var ErrKeyRejected = errors.New("the API rejected the key")
+
+// ConfigError is returned by Config.Validate for a setting out of range.
+type ConfigError struct {
+	Field, Value, Want string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("invalid --%s %s: want %s", e.Field, e.Value, e.Want)
+}

@@ -1,0 +1,238 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sethvargo/go-retry"
+	"golang.org/x/time/rate"
+)
+
+// Class says what an answer from the API means for the job.
+type Class int
+
+// The classes of an Answer.
+const (
+	// Confirmed: the API confirmed the deletion of every ID in the request.
+	Confirmed Class = iota + 1
+	// Retryable: a network error, a timeout, 408, 429, 5xx, or a 2xx that did not confirm.
+	Retryable
+	// AuthRejected: 401 or 403. The run stops sending.
+	AuthRejected
+	// Permanent: any other 4xx. The request is split to find the IDs it is about.
+	Permanent
+)
+
+// Answer is the result of one request.
+type Answer struct {
+	Class      Class
+	StatusCode int           // 0 when no HTTP response arrived
+	RetryAfter time.Duration // a 429's Retry-After, 0 when none
+	Detail     string        // a short excerpt of the error or body, free of secrets
+	Err        error
+}
+
+// Sender sends one delete request. It does not retry: the job owns retries, backoff, rate
+// limiting and bisection.
+type Sender interface {
+	Delete(ctx context.Context, characterID string, sessionIDs []string) Answer
+}
+
+var (
+	errPermanent = errors.New("the API refused the request")
+	errAborted   = errors.New("the run stopped sending")
+)
+
+// maxErrorText is the longest error text recorded on a deletion row.
+const maxErrorText = 300
+
+// deliverer sends one chunk's claimed IDs until each is confirmed or has failed.
+type deliverer struct {
+	cfg     Config
+	sender  Sender
+	store   Store
+	limiter *rate.Limiter
+	log     *slog.Logger
+	// stopped reports whether the run stopped sending (key rejected, fatal error).
+	stopped func() bool
+	// keyRejected is called once an answer says the key was rejected.
+	keyRejected func(Answer)
+	// dbCtx bounds the store calls a delivery makes.
+	dbCtx func() (context.Context, context.CancelFunc)
+	// onRequest, when set, is told about each request's answer (for progress and metrics).
+	onRequest func(Answer, time.Duration)
+}
+
+// deliver sends ids of one character and returns exactly one outcome per ID. prior is the
+// number of requests that already carried these IDs (when bisecting); fresh says the IDs were
+// claimed just now, after taking a rate token.
+func (d *deliverer) deliver(ctx context.Context, characterID string, ids []string, prior int, fresh bool) []Outcome {
+	out := make([]Outcome, 0, len(ids))
+	fail := func(ids []string, attempts, status int, text string) {
+		for _, id := range ids {
+			out = append(out, Outcome{SessionID: id, Attempts: attempts, HTTPStatus: status, Error: truncate(text)})
+		}
+	}
+
+	attempts := 0
+	var last Answer
+	var retryAfter time.Duration
+	checkHolds := func() error {
+		dctx, cancel := d.dbCtx()
+		defer cancel()
+		held, err := d.store.Held(dctx, characterID, ids)
+		if err != nil {
+			return fmt.Errorf("check holds: %w", err)
+		}
+		if len(held) > 0 {
+			d.log.Warn("hold placed during the run: not sending these sessions again",
+				"character_id", characterID, "sessions", len(held))
+			fail(held, prior+attempts, last.StatusCode, "a hold was placed during the run; not sent again")
+			ids = without(ids, held)
+		}
+		return nil
+	}
+
+	err := retry.Do(ctx, d.backoff(&retryAfter), func(ctx context.Context) error {
+		if d.stopped() {
+			return errAborted
+		}
+		// A fresh chunk's first request goes out right after its claim, which took a rate
+		// token and checked the holds. Every other request waits for a token first, then checks
+		// the holds again, so a hold committed before the request is honoured.
+		if !(fresh && attempts == 0) {
+			if err := d.limiter.Wait(ctx); err != nil {
+				return err
+			}
+			if err := checkHolds(); err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				return nil
+			}
+			if d.stopped() {
+				return errAborted
+			}
+		}
+		attempts++
+		tctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
+		start := time.Now()
+		last = d.sender.Delete(tctx, characterID, ids)
+		cancel()
+		if d.onRequest != nil {
+			d.onRequest(last, time.Since(start))
+		}
+		switch last.Class {
+		case Confirmed:
+			return nil
+		case AuthRejected:
+			d.keyRejected(last)
+			return ErrKeyRejected
+		case Permanent:
+			return errPermanent
+		default:
+			retryAfter = min(last.RetryAfter, d.cfg.MaxRetryAfter)
+			d.log.Debug("retrying request", "character_id", characterID, "ids", len(ids),
+				"attempt", attempts, "status", last.StatusCode, "detail", last.Detail, "retry_after", retryAfter)
+			return retry.RetryableError(answerError(last))
+		}
+	})
+	total := prior + attempts
+	switch {
+	case len(ids) == 0:
+	case err == nil:
+		for _, id := range ids {
+			out = append(out, Outcome{SessionID: id, Deleted: true, Attempts: total, HTTPStatus: last.StatusCode})
+		}
+	case errors.Is(err, errPermanent) && len(ids) > 1:
+		// One bad ID must not fail the others: split and send each half on its own.
+		half := len(ids) / 2
+		left, right := ids[:half], ids[half:]
+		out = append(out, d.deliver(ctx, characterID, left, total, false)...)
+		out = append(out, d.deliver(ctx, characterID, right, total, false)...)
+	case errors.Is(err, errPermanent):
+		fail(ids, total, last.StatusCode, fmt.Sprintf("rejected with HTTP %d: %s", last.StatusCode, last.Detail))
+	case errors.Is(err, ErrKeyRejected):
+		fail(ids, total, last.StatusCode, fmt.Sprintf("the API rejected the key (HTTP %d)", last.StatusCode))
+	case errors.Is(err, errAborted):
+		fail(ids, total, last.StatusCode, "not sent: the run stopped sending")
+	case ctx.Err() != nil:
+		fail(ids, total, last.StatusCode, "no confirmation before the run was cancelled")
+	case attempts == 0:
+		fail(ids, total, 0, "not sent: "+err.Error())
+	default:
+		fail(ids, total, last.StatusCode, fmt.Sprintf("no confirmation after %d attempts: %s", attempts, answerText(last)))
+	}
+	return out
+}
+
+// backoff returns a fresh backoff for one request: exponential from BackoffBase with ±20%
+// jitter, capped at BackoffMax, at most MaxAttempts tries, and never shorter than a
+// Retry-After the last answer asked for.
+func (d *deliverer) backoff(retryAfter *time.Duration) retry.Backoff {
+	b := retry.NewExponential(d.cfg.BackoffBase)
+	b = retry.WithJitterPercent(20, b)
+	b = retry.WithCappedDuration(d.cfg.BackoffMax, b)
+	b = retry.WithMaxRetries(uint64(d.cfg.MaxAttempts-1), b)
+	return retry.BackoffFunc(func() (time.Duration, bool) {
+		next, stop := b.Next()
+		if stop {
+			return 0, true
+		}
+		next = max(next, *retryAfter)
+		*retryAfter = 0
+		return next, false
+	})
+}
+
+func answerError(a Answer) error {
+	if a.Err != nil {
+		return a.Err
+	}
+	return errors.New(answerText(a))
+}
+
+func answerText(a Answer) string {
+	switch {
+	case a.StatusCode != 0 && a.Detail != "":
+		return fmt.Sprintf("HTTP %d: %s", a.StatusCode, a.Detail)
+	case a.StatusCode != 0:
+		return fmt.Sprintf("HTTP %d", a.StatusCode)
+	case a.Detail != "":
+		return a.Detail
+	case a.Err != nil:
+		return a.Err.Error()
+	}
+	return "no answer"
+}
+
+// without returns ids minus drop, keeping order.
+func without(ids, drop []string) []string {
+	skip := make(map[string]bool, len(drop))
+	for _, id := range drop {
+		skip[id] = true
+	}
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !skip[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// truncate shortens s to maxErrorText bytes without splitting a character.
+func truncate(s string) string {
+	if len(s) <= maxErrorText {
+		return s
+	}
+	s = s[:maxErrorText]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}

@@ -1,0 +1,137 @@
+package job
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/convai-retention/retention/policy"
+)
+
+// Status is the final state of a run, as stored in retention.runs.status.
+type Status string
+
+// The statuses of a run.
+const (
+	StatusRunning     Status = "running"
+	StatusSucceeded   Status = "succeeded"
+	StatusPartial     Status = "partial"
+	StatusFailed      Status = "failed"
+	StatusInterrupted Status = "interrupted"
+)
+
+// Summary is what a run did. It is printed at the end of every run, dry or real.
+type Summary struct {
+	RunID           int64              `json:"run_id,omitempty"`
+	Status          Status             `json:"status"`
+	DryRun          bool               `json:"dry_run"`
+	Cutoff          time.Time          `json:"cutoff"`
+	Source          string             `json:"source"`
+	Shard           Shard              `json:"shard"`
+	Selected        int64              `json:"selected"`
+	Deleted         int64              `json:"deleted"`
+	Failed          int64              `json:"failed"`
+	Skipped         int64              `json:"skipped"`
+	SkippedByReason map[string]int64   `json:"skipped_by_reason"`
+	BudgetReached   bool               `json:"budget_reached"`
+	Recovered       []int64            `json:"recovered_runs,omitempty"`
+	Error           string             `json:"error,omitempty"`
+	Duration        time.Duration      `json:"-"`
+	DurationSeconds float64            `json:"duration_seconds"`
+	Characters      []CharacterSummary `json:"characters"`
+}
+
+// CharacterSummary is one character's part of a run.
+type CharacterSummary struct {
+	CharacterID string        `json:"character_id"`
+	Policy      policy.Reason `json:"policy"`
+	PolicyID    int64         `json:"policy_id"`
+	MaxAge      string        `json:"max_age"`
+	Selected    int64         `json:"selected"`
+	Deleted     int64         `json:"deleted"`
+	Failed      int64         `json:"failed"`
+	Held        int64         `json:"held"`
+	Oldest      time.Time     `json:"oldest_last_active_at"`
+	// SessionIDs is filled by a dry-run only when asked for.
+	SessionIDs []string `json:"session_ids,omitempty"`
+}
+
+// tally collects a run's counts from several goroutines.
+type tally struct {
+	mu       sync.Mutex
+	selected int64
+	deleted  int64
+	failed   int64
+	skipped  map[string]int64
+	chars    map[string]*CharacterSummary
+	withIDs  bool
+}
+
+func newTally(withIDs bool) *tally {
+	return &tally{skipped: map[string]int64{}, chars: map[string]*CharacterSummary{}, withIDs: withIDs}
+}
+
+func (t *tally) char(id string, d policy.Decision) *CharacterSummary {
+	c, ok := t.chars[id]
+	if !ok {
+		c = &CharacterSummary{CharacterID: id, Policy: d.Reason, PolicyID: d.Policy.ID, MaxAge: d.Policy.MaxAge}
+		t.chars[id] = c
+	}
+	return c
+}
+
+func (t *tally) select_(r policy.Record, d policy.Decision) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.selected++
+	c := t.char(r.CharacterID, d)
+	c.Selected++
+	if c.Oldest.IsZero() || r.LastActive.Before(c.Oldest) {
+		c.Oldest = r.LastActive
+	}
+	if t.withIDs {
+		c.SessionIDs = append(c.SessionIDs, r.SessionID)
+	}
+}
+
+func (t *tally) skip(reason policy.Skip, r policy.Record, d policy.Decision, n int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.skipped[string(reason)] += n
+	if reason == policy.SkipHeld {
+		t.char(r.CharacterID, d).Held += n
+	}
+}
+
+func (t *tally) outcomes(characterID string, os []Outcome) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.chars[characterID]
+	for _, o := range os {
+		if o.Deleted {
+			t.deleted++
+			c.Deleted++
+		} else {
+			t.failed++
+			c.Failed++
+		}
+	}
+}
+
+// fill copies the counts into s, characters sorted by ID.
+func (t *tally) fill(s *Summary) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s.Selected, s.Deleted, s.Failed = t.selected, t.deleted, t.failed
+	s.SkippedByReason = make(map[string]int64, len(t.skipped))
+	s.Skipped = 0
+	for k, v := range t.skipped {
+		s.SkippedByReason[k] = v
+		s.Skipped += v
+	}
+	s.Characters = make([]CharacterSummary, 0, len(t.chars))
+	for _, c := range t.chars {
+		s.Characters = append(s.Characters, *c)
+	}
+	sort.Slice(s.Characters, func(i, j int) bool { return s.Characters[i].CharacterID < s.Characters[j].CharacterID })
+}

@@ -1,0 +1,35 @@
+package source
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrLocked is returned by Store.Lock when another run holds the lock of this shard, or a run
+// with another shard layout is in progress.
+var ErrLocked = errors.New("another retention run holds the lock")
+
+// ErrLockLost is returned by Lock.Check when the connection holding the run lock is gone.
+var ErrLockLost = errors.New("lost the connection that holds the run lock")
+
+// InvalidRelationError is returned by ParseRelation for a source name that is not a plain
+// SCHEMA.RELATION identifier.
+type InvalidRelationError struct {
+	Value  string
+	Reason string
+}
+
+func (e *InvalidRelationError) Error() string {
+	return fmt.Sprintf("invalid source %q: %s", e.Value, e.Reason)
+}
+
+// SourceError is returned by Store.Inspect when the source relation is missing or lacks the
+// columns the job needs. It is an operator's configuration error.
+type SourceError struct {
+	Relation string
+	Problem  string
+}
+
+func (e *SourceError) Error() string {
+	return fmt.Sprintf("source %s: %s", e.Relation, e.Problem)
+}

@@ -1,0 +1,146 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Source is a session source the job has checked: a relation with the columns character_id,
+// session_id and last_active_at, and the selection SQL fit for it.
+type Source struct {
+	rel Relation
+	// strict is true for a table whose three columns are NOT NULL text and whose
+	// (character_id, session_id) is unique: no duplicate or NULL handling is needed, and the
+	// selection can walk an index on (last_active_at, character_id, session_id).
+	strict bool
+
+	firstSQL, pageSQL, undatedSQL string
+}
+
+// Relation returns the source's name.
+func (s *Source) Relation() Relation { return s.rel }
+
+// Strict reports whether the source is a table keyed by (character_id, session_id) with NOT NULL
+// text columns.
+func (s *Source) Strict() bool { return s.strict }
+
+// Inspect checks that rel exists and has the columns the job reads with usable types. A missing
+// relation or column is a *SourceError.
+func Inspect(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, rel Relation) (*Source, error) {
+	rows, err := q.Query(ctx, `
+		SELECT c.relkind::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+		       t.typcategory::text,
+		       EXISTS (
+		         SELECT 1 FROM pg_index i
+		         WHERE i.indrelid = c.oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+		           AND i.indnkeyatts = 2 AND i.indnatts = 2
+		           AND (SELECT array_agg(x.attname::text ORDER BY x.attname)
+		                FROM pg_attribute x WHERE x.attrelid = c.oid AND x.attnum = ANY (i.indkey::int2[]))
+		               = ARRAY['character_id', 'session_id'])
+		FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		      AND a.attname IN ('character_id', 'session_id', 'last_active_at')
+		LEFT JOIN pg_type t ON t.oid = a.atttypid
+		WHERE n.nspname = $1 AND c.relname = $2`, rel.Schema, rel.Name)
+	if err != nil {
+		return nil, fmt.Errorf("inspect source %s: %w", rel, err)
+	}
+	type col struct {
+		typ, category string
+		notNull       bool
+	}
+	cols := map[string]col{}
+	var kind string
+	var unique, found bool
+	for rows.Next() {
+		var name, typ, cat *string
+		var notNull *bool
+		if err := rows.Scan(&kind, &name, &typ, &notNull, &cat, &unique); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("inspect source %s: %w", rel, err)
+		}
+		found = true
+		if name != nil {
+			cols[*name] = col{typ: *typ, category: *cat, notNull: *notNull}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("inspect source %s: %w", rel, err)
+	}
+	if !found {
+		return nil, &SourceError{Relation: rel.String(), Problem: "no such table or view (names are folded to lower case; is the schema right?)"}
+	}
+	if !strings.Contains("rvmpf", kind) {
+		return nil, &SourceError{Relation: rel.String(), Problem: fmt.Sprintf("is not a table or view (relkind %q)", kind)}
+	}
+	var problems []string
+	for _, name := range []string{"character_id", "session_id"} {
+		c, ok := cols[name]
+		switch {
+		case !ok:
+			problems = append(problems, "missing column "+name)
+		case c.category != "S" && c.typ != "uuid":
+			problems = append(problems, fmt.Sprintf("column %s is %s; want text (or uuid): cast it in a view", name, c.typ))
+		}
+	}
+	if c, ok := cols["last_active_at"]; !ok {
+		problems = append(problems, "missing column last_active_at")
+	} else if c.typ != "timestamp with time zone" {
+		hint := "cast it in a view"
+		if c.typ == "timestamp without time zone" {
+			hint = "say which time zone it is in, e.g. last_active_at AT TIME ZONE 'UTC' in a view"
+		}
+		problems = append(problems, fmt.Sprintf("column last_active_at is %s; want timestamp with time zone: %s", c.typ, hint))
+	}
+	if len(problems) > 0 {
+		return nil, &SourceError{Relation: rel.String(), Problem: strings.Join(problems, "; ")}
+	}
+	isText := func(c col) bool { return c.typ == "text" || strings.HasPrefix(c.typ, "character varying") }
+	src := &Source{rel: rel}
+	src.strict = (kind == "r" || kind == "p") && unique &&
+		cols["character_id"].notNull && cols["session_id"].notNull && cols["last_active_at"].notNull &&
+		isText(cols["character_id"]) && isText(cols["session_id"])
+	src.build()
+	return src, nil
+}
+
+// build writes the selection SQL. Sessions already deleted are left out by an anti-join on the
+// partial unique index of retention.deletions. A non-strict source also needs: IDs cast to
+// text, NULLs ordered as empty strings (the job skips them as malformed), and each session taken
+// only at its latest row, so a session with any activity after the horizon (or a row without a
+// date) is never selected.
+func (s *Source) build() {
+	rel := s.rel.quoted()
+	char, sess := "s.character_id", "s.session_id"
+	key := "s.last_active_at, s.character_id, s.session_id"
+	after := "(s.last_active_at, s.character_id, s.session_id) > ($2, $3, $4)"
+	extra := ""
+	if !s.strict {
+		char, sess = "s.character_id::text", "s.session_id::text"
+		key = "s.last_active_at, coalesce(s.character_id::text, ''), coalesce(s.session_id::text, '')"
+		after = "s.last_active_at >= $2 AND (s.last_active_at > $2 OR (coalesce(s.character_id::text, ''), coalesce(s.session_id::text, '')) > ($3, $4))"
+		extra = fmt.Sprintf(`
+		  AND NOT EXISTS (
+		        SELECT 1 FROM %s n
+		        WHERE n.character_id = s.character_id AND n.session_id = s.session_id
+		          AND (n.last_active_at > s.last_active_at OR n.last_active_at IS NULL))`, rel)
+	}
+	base := fmt.Sprintf(`
+		SELECT %[2]s, %[3]s, s.last_active_at
+		FROM %[1]s s
+		WHERE s.last_active_at <= $1 %%s
+		  AND NOT EXISTS (
+		        SELECT 1 FROM retention.deletions d
+		        WHERE d.character_id = %[2]s AND d.session_id = %[3]s AND d.status = 'deleted')%[4]s
+		ORDER BY %[5]s
+		LIMIT %%s`, rel, char, sess, extra, key)
+	s.firstSQL = fmt.Sprintf(base, "", "$2")
+	s.pageSQL = fmt.Sprintf(base, "AND "+after, "$5")
+	s.undatedSQL = fmt.Sprintf("SELECT count(*) FROM %s s WHERE s.last_active_at IS NULL", rel)
+}
