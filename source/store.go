@@ -199,7 +199,7 @@ func (s *Store) Claim(ctx context.Context, runID int64, c job.Chunk) ([]string, 
 		        WHERE d.character_id = $2 AND d.session_id = u.session_id AND d.status = 'deleted')
 		ON CONFLICT (run_id, character_id, session_id) DO NOTHING
 		RETURNING session_id`,
-		runID, c.CharacterID, c.Policy.ID, policyChar, c.Policy.MaxAge, ids, at)
+			runID, c.CharacterID, c.Policy.ID, policyChar, c.Policy.MaxAge, ids, at)
 		if err != nil {
 			return err
 		}
@@ -254,7 +254,7 @@ func (s *Store) Record(ctx context.Context, runID int64, characterID string, out
 		FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::text[])
 		     AS u(session_id, status, attempts, http_status, error)
 		WHERE d.run_id = $1 AND d.character_id = $2 AND d.session_id = u.session_id AND d.status = 'pending'`,
-		runID, characterID, ids, statuses, attempts, codes, errs)
+			runID, characterID, ids, statuses, attempts, codes, errs)
 		matched += tag.RowsAffected()
 		return err
 	})

@@ -194,4 +194,3 @@ func (s apiSender) Delete(ctx context.Context, characterID string, ids []string)
 	}
 	return job.Answer{Class: class, StatusCode: r.StatusCode, RetryAfter: r.RetryAfter, Detail: r.Detail, Err: r.Err}
 }
-
