@@ -53,11 +53,13 @@ func (s *Store) Lock(ctx context.Context, shard job.Shard) (job.Lock, error) {
 	return &runLock{conn: conn}, nil
 }
 
-// heldKeys returns the shard keys of all run locks held right now.
+// heldKeys returns the shard keys of all run locks held right now in this database (advisory
+// locks are per database, so several databases on one server do not see each other's runs).
 func heldKeys(ctx context.Context, q querier) ([]int32, error) {
 	rows, err := q.Query(ctx, `
 		SELECT objid::bigint FROM pg_locks
-		WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objsubid = 2 AND granted`, lockClass)
+		WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objsubid = 2 AND granted
+		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, lockClass)
 	if err != nil {
 		return nil, fmt.Errorf("list run locks: %w", err)
 	}
