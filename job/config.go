@@ -46,6 +46,10 @@ type Config struct {
 	Shard Shard
 	// Logger receives progress and warnings. Default: discard.
 	Logger *slog.Logger
+	// Observer is told what the run does, for metrics. Default: NopObserver.
+	Observer Observer
+	// ProgressInterval is how often a real run logs its progress. Default 10s.
+	ProgressInterval time.Duration
 }
 
 // withDefaults returns c with zero fields filled.
@@ -62,6 +66,10 @@ func (c Config) withDefaults() Config {
 	c.MaxBuffered = cmp.Or(c.MaxBuffered, 50_000)
 	c.LockCheckInterval = cmp.Or(c.LockCheckInterval, 10*time.Second)
 	c.Shard.Count = cmp.Or(c.Shard.Count, 1)
+	c.ProgressInterval = cmp.Or(c.ProgressInterval, 10*time.Second)
+	if c.Observer == nil {
+		c.Observer = NopObserver{}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

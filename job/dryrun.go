@@ -13,7 +13,7 @@ import (
 // MaxDeletions for a very large backlog).
 func (r *Runner) DryRun(ctx context.Context, source string, withIDs bool) (*Summary, error) {
 	began := time.Now()
-	t := newTally(withIDs)
+	t := newTally(withIDs, NopObserver{})
 	sum := &Summary{Status: StatusSucceeded, DryRun: true, Source: source, Shard: r.cfg.Shard}
 	err := r.store.ReadOnly(ctx, func(rd Reader) error {
 		cutoff, err := rd.Now(ctx)

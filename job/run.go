@@ -58,7 +58,8 @@ func (r *Runner) Run(ctx context.Context, start RunStart) (*Summary, error) {
 
 	sum := &Summary{RunID: info.ID, Status: StatusRunning, Cutoff: info.Cutoff, Source: start.Source,
 		Shard: cfg.Shard, Recovered: info.Recovered}
-	t := newTally(false)
+	t := newTally(false, cfg.Observer)
+	cfg.Observer.RunStarted(info)
 
 	// dbCtx bounds each store call; it is not cancelled by a signal, so answers received during
 	// the shutdown grace are still recorded.
@@ -78,6 +79,7 @@ func (r *Runner) Run(ctx context.Context, start RunStart) (*Summary, error) {
 		if err := r.store.FinishRun(fctx, info.ID, sum); err != nil {
 			return sum, errors.Join(runErr, fmt.Errorf("finish run %d: %w", info.ID, err))
 		}
+		cfg.Observer.RunFinished(sum)
 		log.Info("run finished", "run_id", info.ID, "status", sum.Status, "selected", sum.Selected,
 			"deleted", sum.Deleted, "failed", sum.Failed, "skipped", sum.Skipped,
 			"budget_reached", sum.BudgetReached, "duration", sum.Duration.Round(time.Millisecond).String())
@@ -169,6 +171,8 @@ func (r *Runner) Run(ctx context.Context, start RunStart) (*Summary, error) {
 			}
 		}
 	}()
+
+	go r.logProgress(done, t, began)
 
 	chunks := make(chan Chunk, cfg.Concurrency)
 	var budgetReached bool
@@ -274,4 +278,22 @@ func (r *Runner) process(ctx, sendCtx context.Context, d *deliverer, t *tally, r
 		return
 	}
 	t.outcomes(c.CharacterID, outcomes)
+}
+
+// logProgress logs the run's progress every ProgressInterval until done is closed: sessions
+// selected so far, done (deleted and failed) and the rate.
+func (r *Runner) logProgress(done <-chan struct{}, t *tally, began time.Time) {
+	tick := time.NewTicker(r.cfg.ProgressInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+			selected, deleted, failed := t.progress()
+			elapsed := time.Since(began).Seconds()
+			r.cfg.Logger.Info("progress", "selected", selected, "done", deleted+failed, "deleted", deleted,
+				"failed", failed, "sessions_per_second", float64(deleted+failed)/max(elapsed, 0.001))
+		}
+	}
 }

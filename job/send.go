@@ -63,8 +63,6 @@ type deliverer struct {
 	keyRejected func(Answer)
 	// dbCtx bounds the store calls a delivery makes.
 	dbCtx func() (context.Context, context.CancelFunc)
-	// onRequest, when set, is told about each request's answer (for progress and metrics).
-	onRequest func(Answer, time.Duration)
 }
 
 // deliver sends ids of one character and returns exactly one outcome per ID. prior is the
@@ -123,9 +121,7 @@ func (d *deliverer) deliver(ctx context.Context, characterID string, ids []strin
 		start := time.Now()
 		last = d.sender.Delete(tctx, characterID, ids)
 		cancel()
-		if d.onRequest != nil {
-			d.onRequest(last, time.Since(start))
-		}
+		d.cfg.Observer.Requested(last, time.Since(start))
 		switch last.Class {
 		case Confirmed:
 			return nil
@@ -136,6 +132,9 @@ func (d *deliverer) deliver(ctx context.Context, characterID string, ids []strin
 			return errPermanent
 		default:
 			retryAfter = min(last.RetryAfter, d.cfg.MaxRetryAfter)
+			if attempts < d.cfg.MaxAttempts {
+				d.cfg.Observer.Retrying(last)
+			}
 			d.log.Debug("retrying request", "character_id", characterID, "ids", len(ids),
 				"attempt", attempts, "status", last.StatusCode, "detail", last.Detail, "retry_after", retryAfter)
 			return retry.RetryableError(answerError(last))

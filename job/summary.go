@@ -65,10 +65,11 @@ type tally struct {
 	skipped  map[string]int64
 	chars    map[string]*CharacterSummary
 	withIDs  bool
+	obs      Observer
 }
 
-func newTally(withIDs bool) *tally {
-	return &tally{skipped: map[string]int64{}, chars: map[string]*CharacterSummary{}, withIDs: withIDs}
+func newTally(withIDs bool, obs Observer) *tally {
+	return &tally{skipped: map[string]int64{}, chars: map[string]*CharacterSummary{}, withIDs: withIDs, obs: obs}
 }
 
 func (t *tally) char(id string, d policy.Decision) *CharacterSummary {
@@ -92,6 +93,7 @@ func (t *tally) select_(r policy.Record, d policy.Decision) {
 	if t.withIDs {
 		c.SessionIDs = append(c.SessionIDs, r.SessionID)
 	}
+	t.obs.Selected(r.CharacterID)
 }
 
 func (t *tally) skip(reason policy.Skip, r policy.Record, d policy.Decision, n int64) {
@@ -101,21 +103,33 @@ func (t *tally) skip(reason policy.Skip, r policy.Record, d policy.Decision, n i
 	if reason == policy.SkipHeld {
 		t.char(r.CharacterID, d).Held += n
 	}
+	t.obs.Skipped(string(reason), n)
 }
 
 func (t *tally) outcomes(characterID string, os []Outcome) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := t.chars[characterID]
+	var deleted, failed int
 	for _, o := range os {
 		if o.Deleted {
-			t.deleted++
-			c.Deleted++
+			deleted++
 		} else {
-			t.failed++
-			c.Failed++
+			failed++
 		}
 	}
+	t.deleted += int64(deleted)
+	t.failed += int64(failed)
+	c.Deleted += int64(deleted)
+	c.Failed += int64(failed)
+	t.obs.Recorded(deleted, failed)
+}
+
+// progress returns the counts so far.
+func (t *tally) progress() (selected, deleted, failed int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.selected, t.deleted, t.failed
 }
 
 // fill copies the counts into s, characters sorted by ID.
