@@ -132,7 +132,6 @@ echo "(exit status $status)"
 
 step "what the fake Convai API saw (/_fake/stats)"
 http_get "$addr" /_fake/stats || echo "demo.sh: could not read /_fake/stats" >&2
-echo
 
 step "what the database recorded"
 psql "$DATABASE_URL" -X -v ON_ERROR_STOP=1 -P footer=off <<'EOF'
