@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
@@ -19,8 +20,9 @@ type env func(string) string
 type app struct {
 	stdout, stderr io.Writer
 	getenv         env
-	// signal is the signal that stopped the process, if any: it picks exit code 130 or 143.
-	signal os.Signal
+	// signal holds the os.Signal that stopped the process, if any: it picks exit code 130 or
+	// 143. It is written by the signal goroutine and read when the command ends.
+	signal atomic.Value
 }
 
 // usageError is a bad command line: exit 2.
@@ -43,7 +45,7 @@ func Main(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Wri
 	go func() {
 		select {
 		case s := <-sigs:
-			a.signal = s
+			a.signal.Store(s)
 			cancel(fmt.Errorf("received %v", s))
 		case <-ctx.Done():
 		}
@@ -79,7 +81,7 @@ func (a *app) exit(err error) int {
 		return exitcode.OK
 	}
 	code := codeOf(err)
-	if a.signal != nil && code == exitcode.Fatal {
+	if a.signal.Load() != nil && code == exitcode.Fatal {
 		code = a.signalCode()
 	}
 	fmt.Fprintf(a.stderr, "retention: %s\n", redact(err.Error(), a.secrets()...))
@@ -93,7 +95,7 @@ func (a *app) exit(err error) int {
 }
 
 func (a *app) signalCode() int {
-	if a.signal == syscall.SIGINT {
+	if s, _ := a.signal.Load().(os.Signal); s == syscall.SIGINT {
 		return exitcode.Interrupted
 	}
 	return exitcode.Terminated
