@@ -1,0 +1,22 @@
+// Command convai-fake serves a stand-in for Convai's chat-history delete endpoint, with seeded
+// faults, for demos and end-to-end checks of the retention job. It accepts the key in
+// CONVAI_API_KEY, prints "convai-fake listening on http://ADDR" once it listens, and also serves
+// GET /_fake/deleted and GET /_fake/stats so scripts can check what happened.
+//
+// Exit codes: 0 after a clean shutdown on SIGINT or SIGTERM, 2 on bad flags or environment, 1
+// on any other error.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}

@@ -1,0 +1,100 @@
+package convai
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+)
+
+// Class says what the caller should do with a Result.
+type Class int
+
+// The classes of a Result. The zero Class is not one of them, so a zero Result is never mistaken
+// for a confirmation.
+const (
+	// Confirmed: the API confirmed the deletion of every session in the request.
+	Confirmed Class = iota + 1
+	// Retryable: nothing is known to be deleted; the same request may be sent again later.
+	Retryable
+	// AuthRejected: the API refused the key. No further request can succeed.
+	AuthRejected
+	// Permanent: the API refused this request; sending it again will not help. A batch may be
+	// split to find the offending session.
+	Permanent
+)
+
+// String returns the class in snake case, for logs.
+func (c Class) String() string {
+	switch c {
+	case Confirmed:
+		return "confirmed"
+	case Retryable:
+		return "retryable"
+	case AuthRejected:
+		return "auth_rejected"
+	case Permanent:
+		return "permanent"
+	default:
+		return "Class(" + strconv.Itoa(int(c)) + ")"
+	}
+}
+
+// confirmation is the status value of a successful delete.
+const confirmation = "successfully deleted"
+
+// Classify maps an HTTP status and response body to a Class, following the rules in the package
+// documentation. It never returns the zero Class.
+func Classify(statusCode int, body []byte) Class {
+	switch {
+	case statusCode >= 200 && statusCode <= 299:
+		if isConfirmation(body) {
+			return Confirmed
+		}
+		return Retryable
+	case statusCode == 408 || statusCode == 429 || (statusCode >= 500 && statusCode <= 599):
+		return Retryable
+	case statusCode == 401 || statusCode == 403:
+		return AuthRejected
+	case statusCode >= 400 && statusCode <= 499:
+		return Permanent
+	default:
+		return Retryable
+	}
+}
+
+// isConfirmation reports whether body is a JSON object whose "status" member is a string equal to
+// "SUCCESSFULLY DELETED", ignoring ASCII case and surrounding spaces. The member name is matched
+// exactly; with duplicate members the last one counts.
+func isConfirmation(body []byte) bool {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
+		return false
+	}
+	raw, ok := obj["status"]
+	if !ok {
+		return false
+	}
+	var status string
+	if err := json.Unmarshal(raw, &status); err != nil {
+		return false
+	}
+	return asciiEqualFold(strings.Trim(status, " \t\r\n"), confirmation)
+}
+
+// asciiEqualFold is strings.EqualFold restricted to ASCII, so look-alike letters such as U+017F
+// (long s) do not count as a confirmation.
+func asciiEqualFold(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}

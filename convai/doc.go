@@ -1,0 +1,27 @@
+// Package convai is the client for Convai's chat-history delete endpoint. It owns the request
+// (URL, headers, JSON body), the reading of the answer and its classification into what the caller
+// should do next. It sends exactly one request per call: retries, rate limiting and bisecting a
+// batch belong to the caller.
+//
+// # Classification
+//
+// Only a 2xx whose body is a JSON object with a string "status" equal to "SUCCESSFULLY DELETED"
+// (ASCII case and surrounding spaces ignored) is Confirmed. Every other answer is one of:
+//
+//   - Retryable: network errors, timeouts, a cancelled context, 408, 429, 5xx, and a 2xx that is
+//     not a confirmation (the deletion may or may not have happened; deleting again is harmless).
+//   - AuthRejected: 401 and 403.
+//   - Permanent: any other 4xx, and input Delete refuses to send.
+//
+// Statuses the API does not document in any of these ranges (1xx, 3xx, and anything outside
+// 100-599) are Retryable with a Detail starting "unexpected status N". Redirects are never
+// followed: a 3xx usually means a wrong BaseURL, and following it could send the API key to
+// another host. Treating them as Retryable errs on the side of never claiming a deletion that
+// was not confirmed; the caller's retry budget bounds the cost.
+//
+// # Secrets
+//
+// The API key is only ever written into the request header. It never appears in an error, a
+// Result, or in the fmt, slog or JSON output of a Config or a Client; a key echoed back by the
+// server is replaced by "[redacted]" before it reaches a Detail.
+package convai
