@@ -50,6 +50,10 @@ type Config struct {
 	Observer Observer
 	// ProgressInterval is how often a real run logs its progress. Default 10s.
 	ProgressInterval time.Duration
+	// EstimatedTotal, if set, estimates how many sessions the run will have done (deleted or
+	// failed) in all, ok false while it has no estimate; the progress log then adds the total and
+	// the time left. It must return quickly. Default: none.
+	EstimatedTotal func() (total int64, ok bool)
 }
 
 // withDefaults returns c with zero fields filled.

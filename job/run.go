@@ -281,7 +281,8 @@ func (r *Runner) process(ctx, sendCtx context.Context, d *deliverer, t *tally, r
 }
 
 // logProgress logs the run's progress every ProgressInterval until done is closed: sessions
-// selected so far, done (deleted and failed) and the rate.
+// selected so far, done (deleted and failed) and the rate; with an EstimatedTotal, also the
+// total and the time left at the rate so far.
 func (r *Runner) logProgress(done <-chan struct{}, t *tally, began time.Time) {
 	tick := time.NewTicker(r.cfg.ProgressInterval)
 	defer tick.Stop()
@@ -292,8 +293,18 @@ func (r *Runner) logProgress(done <-chan struct{}, t *tally, began time.Time) {
 		case <-tick.C:
 			selected, deleted, failed := t.progress()
 			elapsed := time.Since(began).Seconds()
-			r.cfg.Logger.Info("progress", "selected", selected, "done", deleted+failed, "deleted", deleted,
-				"failed", failed, "sessions_per_second", float64(deleted+failed)/max(elapsed, 0.001))
+			rate := float64(deleted+failed) / max(elapsed, 0.001)
+			attrs := []any{"selected", selected, "done", deleted + failed, "deleted", deleted,
+				"failed", failed, "sessions_per_second", rate}
+			if r.cfg.EstimatedTotal != nil {
+				if total, ok := r.cfg.EstimatedTotal(); ok {
+					attrs = append(attrs, "total", total)
+					if left := total - deleted - failed; rate > 0 {
+						attrs = append(attrs, "time_left", time.Duration(float64(max(left, 0))/rate*float64(time.Second)).Round(time.Second).String())
+					}
+				}
+			}
+			r.cfg.Logger.Info("progress", attrs...)
 		}
 	}
 }
