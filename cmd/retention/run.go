@@ -5,13 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
 	"github.com/convai-retention/retention/convai"
 	"github.com/convai-retention/retention/job"
-	"github.com/convai-retention/retention/migrations"
 	"github.com/convai-retention/retention/source"
 )
 
@@ -23,10 +21,16 @@ type runOptions struct {
 	logLevel string
 	cfg      job.Config
 	apiURL   string
+	pushURL  string
+	estimate bool
 }
 
-func runFlags(o *runOptions) *flagSet {
-	fs := newFlagSet("run")
+func runFlags(o *runOptions) *flagSet { return runFlagsNamed("run", o) }
+
+// runFlagsNamed defines the flags of a run on a flag set called name: "run", or "schedule",
+// which adds its own.
+func runFlagsNamed(name string, o *runOptions) *flagSet {
+	fs := newFlagSet(name)
 	c := &o.cfg
 	fs.BoolVar(&o.dryRun, "dry-run", false, "select and print what would be deleted; send nothing, write nothing, need no API key")
 	fs.StringVar(&o.output, "output", "text", "summary format on stdout: text or json (json lists the session IDs in a dry-run)")
@@ -44,8 +48,12 @@ func runFlags(o *runOptions) *flagSet {
 	fs.IntVar(&c.PageSize, "page-size", 1000, "source rows read per selection query")
 	fs.IntVar(&c.Shard.Index, "shard-index", 0, "this run's shard, 0 to shard-count-1")
 	fs.IntVar(&c.Shard.Count, "shard-count", 1, "how many shards split the characters")
+	fs.StringVar(&o.pushURL, "pushgateway-url", "", "push the run's metrics to this Prometheus Pushgateway when it ends (a dry-run pushes nothing)")
+	fs.BoolVar(&o.estimate, "estimate", true, "count the sessions to send with a read-only pass beside the run, for the total and time left "+
+		"in the progress; false spares the database that pass")
 	for _, name := range []string{"output", "source", "chunk-size", "concurrency", "rate", "backoff-base", "backoff-max",
-		"max-attempts", "request-timeout", "max-deletions", "shutdown-grace", "page-size", "shard-count"} {
+		"max-attempts", "request-timeout", "max-deletions", "shutdown-grace", "page-size", "shard-count",
+		"pushgateway-url", "estimate"} {
 		fs.envName(name)
 	}
 	fs.envName("shard-index", "RETENTION_SHARD_INDEX", "JOB_COMPLETION_INDEX")
@@ -65,87 +73,23 @@ func (a *app) run(ctx context.Context, args []string) int {
 		}
 		return a.exit(err)
 	}
-	if o.output != "text" && o.output != "json" {
-		return a.exit(usagef("invalid --output %q: want text or json", o.output))
-	}
-	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.secrets())
+	e, err := a.newRunEnv(ctx, o)
 	if err != nil {
 		return a.exit(err)
 	}
-	o.cfg.Logger = log
-	if err := o.cfg.Validate(); err != nil {
-		return a.exit(err)
-	}
-	rel, err := source.ParseRelation(o.source)
-	if err != nil {
-		return a.exit(err)
-	}
-	dsn, err := a.databaseURL()
-	if err != nil {
-		return a.exit(err)
-	}
-	var client *convai.Client
-	if !o.dryRun {
-		key, err := a.apiKey()
-		if err != nil {
-			return a.exit(err)
-		}
-		o.apiURL = a.getenv("CONVAI_API_URL")
-		client, err = convai.New(convai.Config{BaseURL: o.apiURL, APIKey: key, UserAgent: "convai-retention/" + buildVersion()})
-		if err != nil {
-			return a.exit(err)
-		}
-		defer client.CloseIdleConnections()
-	}
-
-	// Setup is bounded: a database that does not answer is a fatal error, not a hang.
-	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	pool, err := connect(setup, dsn, int32(o.cfg.Concurrency)+4)
-	if err != nil {
-		return a.exit(err)
-	}
-	defer pool.Close()
-	if _, err := migrations.Check(setup, pool); err != nil {
-		return a.exit(err)
-	}
-	src, err := source.Inspect(setup, pool, rel)
-	if err != nil {
-		return a.exit(err)
-	}
-	store := source.New(pool, src, source.Config{})
-
-	var sender job.Sender
-	if client != nil {
-		sender = apiSender{client}
-	}
-	runner, err := job.New(store, sender, o.cfg)
-	if err != nil {
-		return a.exit(err)
-	}
+	defer e.close()
 
 	var sum *job.Summary
 	if o.dryRun {
-		sum, err = runner.DryRun(ctx, rel.String(), o.output == "json")
+		sum, err = e.dryRun(ctx)
 	} else {
-		host, _ := os.Hostname()
-		sum, err = runner.Run(ctx, job.RunStart{
-			Source:   rel.String(),
-			Settings: o.settings(),
-			Host:     host,
-			PID:      os.Getpid(),
-			Version:  buildVersion(),
-		})
+		sum, err = e.realRun(ctx)
 	}
-	if sum != nil {
-		if werr := writeSummary(a.stdout, o.output, sum); werr != nil {
-			log.Error("write summary", "err", werr)
-		}
-	}
+	e.writeSummary(sum)
 	switch {
 	case sum != nil && sum.Status == job.StatusInterrupted:
 		if err != nil {
-			log.Warn("run interrupted", "err", err)
+			e.log.Warn("run interrupted", "err", err)
 		}
 		return a.signalCode()
 	case err != nil:

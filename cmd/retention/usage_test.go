@@ -164,6 +164,8 @@ func TestHelp(t *testing.T) {
 		"page-size":       {"$RETENTION_PAGE_SIZE"},
 		"shard-index":     {"$RETENTION_SHARD_INDEX", "$JOB_COMPLETION_INDEX"},
 		"shard-count":     {"$RETENTION_SHARD_COUNT"},
+		"pushgateway-url": {"$RETENTION_PUSHGATEWAY_URL"},
+		"estimate":        {"$RETENTION_ESTIMATE"},
 	}
 	listed := regexp.MustCompile(`(?m)^  --([a-z-]+)`).FindAllStringSubmatch(help, -1)
 	var names []string

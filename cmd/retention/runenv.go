@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/convai-retention/retention/convai"
+	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/metrics"
+	"github.com/convai-retention/retention/migrations"
+	"github.com/convai-retention/retention/source"
+)
+
+// backlogTimeout bounds the count of the backlog after a run that reached its budget.
+const backlogTimeout = 2 * time.Minute
+
+// runEnv is what runs need once the command line is parsed: the logger, the database, the
+// source, the API client and the metrics. "run" makes one for its run, "schedule" one for all
+// of its runs.
+type runEnv struct {
+	o       runOptions
+	stdout  io.Writer
+	log     *slog.Logger
+	line    *liveLine // nil unless stderr is a terminal
+	pool    *pgxpool.Pool
+	store   *source.Store
+	rel     source.Relation
+	client  *convai.Client   // nil for a dry-run
+	metrics *metrics.Metrics // nil for a dry-run
+}
+
+// newRunEnv checks o, reads the environment and connects. Setup is bounded: a database that
+// does not answer is a fatal error, not a hang. The caller closes the result.
+func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
+	if o.output != "text" && o.output != "json" {
+		return nil, usagef("invalid --output %q: want text or json", o.output)
+	}
+	if o.pushURL != "" {
+		if u, err := url.Parse(o.pushURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, usagef("invalid --pushgateway-url %q: want http(s)://host:port of a Pushgateway", safeURL(o.pushURL))
+		}
+	}
+	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.secrets())
+	if err != nil {
+		return nil, err
+	}
+	e := &runEnv{o: o, stdout: a.stdout, line: newLiveLine(a.stderr)}
+	e.log = slog.New(e.line.handler(log.Handler()))
+	e.o.cfg.Logger = e.log
+	if err := e.o.cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if e.rel, err = source.ParseRelation(o.source); err != nil {
+		return nil, err
+	}
+	dsn, err := a.databaseURL()
+	if err != nil {
+		return nil, err
+	}
+	if !o.dryRun {
+		key, err := a.apiKey()
+		if err != nil {
+			return nil, err
+		}
+		e.o.apiURL = a.getenv("CONVAI_API_URL")
+		e.client, err = convai.New(convai.Config{BaseURL: e.o.apiURL, APIKey: key, UserAgent: "convai-retention/" + buildVersion()})
+		if err != nil {
+			return nil, err
+		}
+		e.metrics = metrics.New(metrics.Config{})
+	}
+
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if e.pool, err = connect(setup, dsn, int32(o.cfg.Concurrency)+4); err != nil {
+		e.close()
+		return nil, err
+	}
+	if _, err := migrations.Check(setup, e.pool); err != nil {
+		e.close()
+		return nil, err
+	}
+	src, err := source.Inspect(setup, e.pool, e.rel)
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	e.store = source.New(e.pool, src, source.Config{})
+	return e, nil
+}
+
+func (e *runEnv) close() {
+	if e.pool != nil {
+		e.pool.Close()
+	}
+	if e.client != nil {
+		e.client.CloseIdleConnections()
+	}
+}
+
+// ready reports whether a run can start: the database answers and its schema is current.
+func (e *runEnv) ready(ctx context.Context) error {
+	if err := e.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	_, err := migrations.Check(ctx, e.pool)
+	return err
+}
+
+func (e *runEnv) dryRun(ctx context.Context) (*job.Summary, error) {
+	runner, err := job.New(e.store, nil, e.o.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return runner.DryRun(ctx, e.rel.String(), e.o.output == "json")
+}
+
+// realRun does one real run: it fills the metrics, shows the progress, measures the backlog
+// and pushes the metrics when asked to. The summary is returned whenever a run row was written.
+func (e *runEnv) realRun(ctx context.Context) (*job.Summary, error) {
+	cfg := e.o.cfg
+	var count func(context.Context) (int64, error)
+	if e.o.estimate {
+		count = e.counter(cfg.MaxDeletions)
+	}
+	p := newProgress(e.line, e.log, count, cfg.MaxDeletions)
+	defer p.close()
+	cfg.Observer = observers{e.metrics, p}
+	cfg.EstimatedTotal = p.estimated
+	runner, err := job.New(e.store, apiSender{e.client}, cfg)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	sum, err := runner.Run(ctx, job.RunStart{
+		Source:   e.rel.String(),
+		Settings: e.o.settings(),
+		Host:     host,
+		PID:      os.Getpid(),
+		Version:  buildVersion(),
+	})
+	p.close()
+	if sum != nil {
+		e.measureBacklog(ctx, sum)
+		e.push(ctx)
+	}
+	return sum, err
+}
+
+// counter returns a count of the sessions a run with this budget (0: none) would select now:
+// a dry-run of the same selection, read-only, sending nothing.
+func (e *runEnv) counter(budget int64) func(context.Context) (int64, error) {
+	return func(ctx context.Context) (int64, error) {
+		cfg := e.o.cfg
+		cfg.MaxDeletions = budget
+		cfg.Logger, cfg.Observer, cfg.EstimatedTotal = nil, nil, nil
+		runner, err := job.New(e.store, nil, cfg)
+		if err != nil {
+			return 0, err
+		}
+		sum, err := runner.DryRun(ctx, e.rel.String(), false)
+		if err != nil {
+			return 0, err
+		}
+		return sum.Selected, nil
+	}
+}
+
+// measureBacklog sets the backlog metric: the sessions still eligible after the run. A run that
+// went through its whole selection leaves exactly its failed sessions (as of its cut-off); one
+// that reached its budget left the rest unselected, so they are counted with a dry-run. A run
+// that failed or was interrupted measures nothing: the last measure stands.
+func (e *runEnv) measureBacklog(ctx context.Context, sum *job.Summary) {
+	switch {
+	case sum.Status != job.StatusSucceeded && sum.Status != job.StatusPartial:
+		return
+	case !sum.BudgetReached:
+		e.metrics.SetBacklog(sum.Failed)
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+	defer cancel()
+	n, err := e.counter(0)(cctx)
+	if err != nil {
+		e.log.Warn("could not count the backlog; its metric keeps the last value", "err", err)
+		return
+	}
+	e.metrics.SetBacklog(n)
+	e.log.Info("backlog counted", "sessions", n)
+}
+
+// push sends the metrics to the Pushgateway, if one is set. A failure is logged and changes
+// nothing else: the run is done and recorded, and the exit code says how it went.
+func (e *runEnv) push(ctx context.Context) {
+	if e.o.pushURL == "" {
+		return
+	}
+	target := safeURL(e.o.pushURL)
+	if err := e.metrics.Push(context.WithoutCancel(ctx), e.o.pushURL, e.o.cfg.Shard); err != nil {
+		e.log.Error("could not push the metrics; the exit code does not change", "pushgateway", target,
+			"err", redact(err.Error(), urlSecrets(e.o.pushURL)...))
+		return
+	}
+	e.log.Info("metrics pushed", "pushgateway", target)
+}
+
+// writeSummary prints the summary, if there is one; a failure to print is logged.
+func (e *runEnv) writeSummary(sum *job.Summary) {
+	if sum == nil {
+		return
+	}
+	if err := writeSummary(e.stdout, e.o.output, sum); err != nil {
+		e.log.Error("write summary", "err", err)
+	}
+}
+
+// urlSecrets returns the password of a URL, as given and escaped.
+func urlSecrets(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return nil
+	}
+	p, ok := u.User.Password()
+	if !ok {
+		return nil
+	}
+	return []string{p, url.QueryEscape(p), url.PathEscape(p)}
+}
