@@ -62,6 +62,8 @@ func (a *app) main(ctx context.Context, args []string) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "run":
 		return a.run(ctx, rest)
+	case "schedule":
+		return a.schedule(ctx, rest)
 	case "migrate":
 		err = a.migrate(ctx, rest)
 	case "version", "--version":

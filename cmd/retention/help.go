@@ -13,6 +13,8 @@ func helpText() string {
 usage:
   retention migrate            create or update the retention schema (safe to repeat)
   retention run [flags]        delete the expired sessions; --dry-run only shows them
+  retention schedule [flags]   run at each tick of --cron, serving /metrics, /healthz, /readyz
+                               (run flags but --dry-run; see retention schedule --help)
   retention version            print the version
   retention help               print this help
 
