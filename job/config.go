@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -33,7 +34,7 @@ type Config struct {
 	// MaxDeletions is the most sessions sent in this run, oldest first; 0 means no limit.
 	MaxDeletions int64
 	// ShutdownGrace is how long in-flight requests may finish after the run is told to stop,
-	// before they are cancelled. Default 20s.
+	// before they are cancelled. Default 20s; a negative value means no grace at all.
 	ShutdownGrace time.Duration
 	// PageSize is the most source rows read per selection query. Default 1000.
 	PageSize int
@@ -56,7 +57,10 @@ type Config struct {
 	EstimatedTotal func() (total int64, ok bool)
 }
 
-// withDefaults returns c with zero fields filled.
+// WithDefaults returns c with its zero fields filled with their defaults: the settings a run
+// will use.
+func (c Config) WithDefaults() Config { return c.withDefaults() }
+
 func (c Config) withDefaults() Config {
 	c.ChunkSize = cmp.Or(c.ChunkSize, 100)
 	c.Concurrency = cmp.Or(c.Concurrency, 4)
@@ -88,7 +92,7 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "chunk-size", Value: fmt.Sprint(c.ChunkSize), Want: "1 to 10000"}
 	case c.Concurrency < 1 || c.Concurrency > 256:
 		return &ConfigError{Field: "concurrency", Value: fmt.Sprint(c.Concurrency), Want: "1 to 256"}
-	case c.Rate < 0:
+	case math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) || c.Rate < 0:
 		return &ConfigError{Field: "rate", Value: fmt.Sprint(c.Rate), Want: "requests per second, 0 for unlimited"}
 	case c.BackoffBase < time.Millisecond:
 		return &ConfigError{Field: "backoff-base", Value: c.BackoffBase.String(), Want: "at least 1ms"}
@@ -100,10 +104,10 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "request-timeout", Value: c.RequestTimeout.String(), Want: "at least 1ms"}
 	case c.MaxDeletions < 0:
 		return &ConfigError{Field: "max-deletions", Value: fmt.Sprint(c.MaxDeletions), Want: "0 (no limit) or more"}
-	case c.ShutdownGrace < 0:
-		return &ConfigError{Field: "shutdown-grace", Value: c.ShutdownGrace.String(), Want: "0 or more"}
-	case c.PageSize < 1:
-		return &ConfigError{Field: "page-size", Value: fmt.Sprint(c.PageSize), Want: "at least 1"}
+	case c.PageSize < 1 || c.PageSize > 100_000:
+		return &ConfigError{Field: "page-size", Value: fmt.Sprint(c.PageSize), Want: "1 to 100000"}
+	case c.MaxBuffered < 1:
+		return &ConfigError{Field: "max-buffered", Value: fmt.Sprint(c.MaxBuffered), Want: "at least 1"}
 	case c.Shard.Count < 1 || c.Shard.Count > 1024:
 		return &ConfigError{Field: "shard-count", Value: fmt.Sprint(c.Shard.Count), Want: "1 to 1024"}
 	case c.Shard.Index < 0 || c.Shard.Index >= c.Shard.Count:

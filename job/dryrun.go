@@ -16,26 +16,8 @@ func (r *Runner) DryRun(ctx context.Context, source string, withIDs bool) (*Summ
 	t := newTally(withIDs, NopObserver{})
 	sum := &Summary{Status: StatusSucceeded, DryRun: true, Source: source, Shard: r.cfg.Shard}
 	err := r.store.ReadOnly(ctx, func(rd Reader) error {
-		cutoff, err := rd.Now(ctx)
-		if err != nil {
-			return err
-		}
-		sum.Cutoff = cutoff
-		policies, holds, err := rd.Rules(ctx, cutoff)
-		if err != nil {
-			return err
-		}
-		rules, err := policy.NewSet(policies, holds)
-		if err != nil {
-			return err
-		}
-		if n, err := rd.Undated(ctx); err != nil {
-			return err
-		} else if n > 0 {
-			t.skip(policy.SkipMalformed, policy.Record{}, policy.Decision{}, n)
-		}
-		sel := &selection{r: rd, rules: rules, shard: r.cfg.Shard, page: r.cfg.PageSize, budget: r.cfg.MaxDeletions, tally: t}
-		sum.BudgetReached, err = sel.walk(ctx, func(policy.Record, policy.Decision) bool { return true })
+		var err error
+		sum.Cutoff, sum.BudgetReached, err = r.selectAll(ctx, rd, t)
 		return err
 	})
 	t.fill(sum)
@@ -47,4 +29,40 @@ func (r *Runner) DryRun(ctx context.Context, source string, withIDs bool) (*Summ
 		return sum, err
 	}
 	return sum, nil
+}
+
+// Count returns how many sessions a run would select now. Unlike DryRun it reads in short
+// queries outside any transaction, so it can run beside a real run (for its progress) without
+// holding a snapshot open; it writes nothing either.
+func (r *Runner) Count(ctx context.Context) (int64, error) {
+	t := newTally(false, NopObserver{})
+	if _, _, err := r.selectAll(ctx, r.store, t); err != nil {
+		return 0, err
+	}
+	selected, _, _ := t.progress()
+	return selected, nil
+}
+
+// selectAll walks the whole selection as of the reader's clock, counting into t.
+func (r *Runner) selectAll(ctx context.Context, rd Reader, t *tally) (cutoff time.Time, budgetReached bool, err error) {
+	cutoff, err = rd.Now(ctx)
+	if err != nil {
+		return cutoff, false, err
+	}
+	policies, holds, err := rd.Rules(ctx, cutoff)
+	if err != nil {
+		return cutoff, false, err
+	}
+	rules, err := policy.NewSet(policies, holds)
+	if err != nil {
+		return cutoff, false, err
+	}
+	if n, err := rd.Undated(ctx); err != nil {
+		return cutoff, false, err
+	} else if n > 0 {
+		t.skip(policy.SkipMalformed, policy.Record{}, policy.Decision{}, n)
+	}
+	sel := &selection{r: rd, rules: rules, shard: r.cfg.Shard, page: r.cfg.PageSize, budget: r.cfg.MaxDeletions, tally: t}
+	budgetReached, err = sel.walk(ctx, func(policy.Record, policy.Decision) bool { return true })
+	return cutoff, budgetReached, err
 }

@@ -46,6 +46,7 @@ func (r *Runner) Run(ctx context.Context, start RunStart) (*Summary, error) {
 	}
 	defer lock.Release(context.WithoutCancel(ctx)) //nolint:errcheck // closing the connection releases it anyway
 
+	start.Lock = lock
 	info, err := r.store.StartRun(ctx, start)
 	if err != nil {
 		return nil, err
@@ -114,7 +115,7 @@ func (r *Runner) Run(ctx context.Context, start RunStart) (*Summary, error) {
 		select {
 		case <-ctx.Done():
 			log.Warn("stopping: no new chunks; requests in flight may finish", "grace", cfg.ShutdownGrace)
-			timer := time.NewTimer(cfg.ShutdownGrace)
+			timer := time.NewTimer(max(cfg.ShutdownGrace, 0))
 			defer timer.Stop()
 			select {
 			case <-timer.C:

@@ -79,12 +79,14 @@ func (d *deliverer) deliver(ctx context.Context, characterID string, ids []strin
 	attempts := 0
 	var last Answer
 	var retryAfter time.Duration
+	var holdErr error
 	checkHolds := func() error {
 		dctx, cancel := d.dbCtx()
 		defer cancel()
 		held, err := d.store.Held(dctx, characterID, ids)
 		if err != nil {
-			return fmt.Errorf("check holds: %w", err)
+			holdErr = fmt.Errorf("check holds: %w", err)
+			return holdErr
 		}
 		if len(held) > 0 {
 			d.log.Warn("hold placed during the run: not sending these sessions again",
@@ -147,6 +149,8 @@ func (d *deliverer) deliver(ctx context.Context, characterID string, ids []strin
 		for _, id := range ids {
 			out = append(out, Outcome{SessionID: id, Deleted: true, Attempts: total, HTTPStatus: last.StatusCode})
 		}
+	case holdErr != nil:
+		fail(ids, total, last.StatusCode, "not sent again: could not "+holdErr.Error())
 	case errors.Is(err, errPermanent) && len(ids) > 1:
 		// One bad ID must not fail the others: split and send each half on its own.
 		half := len(ids) / 2

@@ -31,7 +31,8 @@ type Store interface {
 	// with the database's now() as its cut-off.
 	StartRun(ctx context.Context, start RunStart) (RunInfo, error)
 	// Claim writes the chunk's sessions as pending and returns the IDs it wrote; sessions a hold
-	// now protects, or already deleted, are left out.
+	// now protects, or already deleted, are left out. If the run's lock is no longer held it
+	// writes nothing and returns an error wrapping ErrLockLost.
 	Claim(ctx context.Context, runID int64, c Chunk) ([]string, error)
 	// Held returns those of ids an active hold protects now.
 	Held(ctx context.Context, characterID string, ids []string) ([]string, error)
@@ -64,6 +65,8 @@ type Cursor struct {
 
 // RunStart describes a run for its row in the runs table.
 type RunStart struct {
+	// Lock is the run's lock; Run sets it. The store checks it is still held at every claim.
+	Lock     Lock
 	Shard    Shard
 	Source   string
 	Settings map[string]any

@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -19,6 +20,7 @@ func shardKey(s job.Shard) int32 { return int32(s.Count)<<16 | int32(s.Index) }
 // runLock holds a run lock on a connection of its own, taken out of the pool.
 type runLock struct {
 	conn *pgx.Conn
+	heldLock
 }
 
 // Lock takes the run lock of shard without waiting. It fails with ErrLocked when another run
@@ -50,7 +52,11 @@ func (s *Store) Lock(ctx context.Context, shard job.Shard) (job.Lock, error) {
 			return fail(fmt.Errorf("%w: shard %d of %d is running, and this run splits by %d", job.ErrLocked, k&0xffff, count, shard.Count))
 		}
 	}
-	return &runLock{conn: conn}, nil
+	var pid int32
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		return fail(fmt.Errorf("take run lock: %w", err))
+	}
+	return &runLock{conn: conn, heldLock: heldLock{key: shardKey(shard), pid: pid}}, nil
 }
 
 // heldKeys returns the shard keys of all run locks held right now in this database (advisory
@@ -83,9 +89,17 @@ func (l *runLock) Check(ctx context.Context) error {
 	return nil
 }
 
+// Release unlocks, then closes the lock's connection. Closing alone would also free the lock,
+// but the server does so a moment after the client has gone: a run started right after this
+// one could find it still held.
 func (l *runLock) Release(ctx context.Context) error {
-	// Closing the session releases every advisory lock it holds.
-	return l.conn.Close(ctx)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := l.conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
+	if cerr := l.conn.Close(ctx); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // StartRun marks dead runs interrupted and inserts the new run, in one transaction. A run still
@@ -156,6 +170,9 @@ func (s *Store) StartRun(ctx context.Context, start job.RunStart) (job.RunInfo, 
 	if err != nil {
 		return job.RunInfo{}, fmt.Errorf("start run: %w", err)
 	}
+	if l, ok := start.Lock.(*runLock); ok {
+		s.held.Store(info.ID, l.heldLock)
+	}
 	return info, nil
 }
 
@@ -163,6 +180,7 @@ func (s *Store) StartRun(ctx context.Context, start job.RunStart) (job.RunInfo, 
 // recorded deletions, so the run row agrees with them; sessions left pending (their outcome could
 // not be written) become failed.
 func (s *Store) FinishRun(ctx context.Context, runID int64, sum *job.Summary) error {
+	defer s.held.Delete(runID)
 	skipped, err := json.Marshal(sum.SkippedByReason)
 	if err != nil {
 		return fmt.Errorf("encode skip reasons: %w", err)
@@ -198,6 +216,9 @@ func (s *Store) finish(ctx context.Context, runID int64, sum *job.Summary, skipp
 			runID, string(sum.Status), sum.Selected, sum.Skipped, skipped, sum.BudgetReached, errText,
 		).Scan(&sum.Status, &sum.Deleted, &sum.Failed)
 		if err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("finish run %d: it is no longer marked running: another run found it dead and marked it interrupted (was its lock lost?)", runID)
+			}
 			return fmt.Errorf("finish run %d: %w", runID, err)
 		}
 		return nil

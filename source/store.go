@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,6 +34,15 @@ type Store struct {
 	q    querier
 	src  *Source
 	cfg  Config
+	// held maps a run ID to the run lock that run holds: every claim of the run checks that its
+	// lock is still held.
+	held sync.Map // int64 -> heldLock
+}
+
+// heldLock names a run lock and the server process holding it.
+type heldLock struct {
+	key int32 // shardKey
+	pid int32 // pg_backend_pid() of the lock's connection
 }
 
 var _ job.Store = (*Store)(nil)
@@ -123,7 +133,7 @@ func (s *Store) Page(ctx context.Context, after job.Cursor, horizon time.Time, l
 	if err != nil {
 		return nil, fmt.Errorf("select from %s: %w", s.src.rel, err)
 	}
-	recs := make([]policy.Record, 0, limit)
+	recs := make([]policy.Record, 0, min(limit, 10_000))
 	var char, sess *string
 	var at *time.Time
 	_, err = pgx.ForEachRow(rows, []any{&char, &sess, &at}, func() error {
@@ -172,7 +182,9 @@ func (s *Store) ReadOnly(ctx context.Context, fn func(job.Reader) error) error {
 
 // Claim writes the chunk's sessions as pending deletions of the run in one statement, leaving
 // out any that an active hold now protects or that is already deleted, and returns the IDs it
-// wrote: only those may be sent.
+// wrote: only those may be sent. The same statement checks that the run lock taken through this
+// store is still held by its connection; if it is not (the connection died, and another run may
+// have the lock now), nothing is written and the error wraps job.ErrLockLost.
 func (s *Store) Claim(ctx context.Context, runID int64, c job.Chunk) ([]string, error) {
 	ids := make([]string, len(c.Sessions))
 	at := make([]time.Time, len(c.Sessions))
@@ -183,29 +195,41 @@ func (s *Store) Claim(ctx context.Context, runID int64, c job.Chunk) ([]string, 
 	if !c.Policy.IsDefault() {
 		policyChar = &c.Policy.CharacterID
 	}
+	lock, _ := s.held.Load(runID)
+	hl, _ := lock.(heldLock) // zero when the run took no lock through this store: nothing to check
 	var claimed []string
+	var stillHeld bool
 	err := s.retrying(ctx, func(ctx context.Context) error {
-		rows, err := s.q.Query(ctx, `
-		INSERT INTO retention.deletions
-		       (run_id, character_id, session_id, status, last_active_at, policy_id, policy_character_id, max_age)
-		SELECT $1, $2, u.session_id, 'pending', u.last_active_at, $3, $4, $5::interval
-		FROM unnest($6::text[], $7::timestamptz[]) AS u(session_id, last_active_at)
-		WHERE NOT EXISTS (
-		        SELECT 1 FROM retention.holds h
-		        WHERE h.released_at IS NULL AND h.character_id = $2
-		          AND (h.session_id IS NULL OR h.session_id = u.session_id))
-		  AND NOT EXISTS (
-		        SELECT 1 FROM retention.deletions d
-		        WHERE d.character_id = $2 AND d.session_id = u.session_id AND d.status = 'deleted')
-		ON CONFLICT (run_id, character_id, session_id) DO NOTHING
-		RETURNING session_id`,
-			runID, c.CharacterID, c.Policy.ID, policyChar, c.Policy.MaxAge, ids, at)
-		if err != nil {
-			return err
-		}
-		claimed, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
+		return s.q.QueryRow(ctx, `
+		WITH lock AS (
+		    SELECT $8::int = 0 OR EXISTS (
+		        SELECT 1 FROM pg_locks
+		        WHERE locktype = 'advisory' AND classid = $9::bigint::oid AND objid = $10::bigint::oid
+		          AND objsubid = 2 AND granted AND pid = $8
+		          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS held
+		), ins AS (
+		    INSERT INTO retention.deletions
+		           (run_id, character_id, session_id, status, last_active_at, policy_id, policy_character_id, max_age)
+		    SELECT $1, $2, u.session_id, 'pending', u.last_active_at, $3, $4, $5::interval
+		    FROM unnest($6::text[], $7::timestamptz[]) AS u(session_id, last_active_at)
+		    WHERE (SELECT held FROM lock)
+		      AND NOT EXISTS (
+		            SELECT 1 FROM retention.holds h
+		            WHERE h.released_at IS NULL AND h.character_id = $2
+		              AND (h.session_id IS NULL OR h.session_id = u.session_id))
+		      AND NOT EXISTS (
+		            SELECT 1 FROM retention.deletions d
+		            WHERE d.character_id = $2 AND d.session_id = u.session_id AND d.status = 'deleted')
+		    ON CONFLICT (run_id, character_id, session_id) DO NOTHING
+		    RETURNING session_id
+		)
+		SELECT (SELECT held FROM lock), coalesce((SELECT array_agg(session_id) FROM ins), '{}')`,
+			runID, c.CharacterID, c.Policy.ID, policyChar, c.Policy.MaxAge, ids, at, hl.pid, lockClass, hl.key,
+		).Scan(&stillHeld, &claimed)
 	})
+	if err == nil && !stillHeld {
+		return nil, fmt.Errorf("claim chunk for character %q: %w: another run may hold it now", c.CharacterID, job.ErrLockLost)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("claim chunk of %d for character %q: %w", len(ids), c.CharacterID, err)
 	}
@@ -293,7 +317,8 @@ func IsTransient(err error) bool {
 		}
 		return false
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, pgx.ErrNoRows) || errors.Is(err, pgx.ErrTooManyRows) {
 		return false
 	}
 	return true // network errors, dial failures, closed connections

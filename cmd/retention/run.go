@@ -100,11 +100,34 @@ func (a *app) run(ctx context.Context, args []string) int {
 	return exitcode.OK
 }
 
+// checkZeros refuses 0 for the flags where zero means nothing useful. The job's Config reads
+// a zero as "the default", which must not happen silently to a value an operator typed.
+func (o *runOptions) checkZeros() error {
+	c := o.cfg
+	for _, f := range []struct {
+		name string
+		zero bool
+	}{
+		{"chunk-size", c.ChunkSize == 0}, {"concurrency", c.Concurrency == 0}, {"max-attempts", c.MaxAttempts == 0},
+		{"page-size", c.PageSize == 0}, {"shard-count", c.Shard.Count == 0}, {"backoff-base", c.BackoffBase == 0},
+		{"backoff-max", c.BackoffMax == 0}, {"request-timeout", c.RequestTimeout == 0},
+	} {
+		if f.zero {
+			return usagef("invalid --%s 0: want a positive value", f.name)
+		}
+	}
+	return nil
+}
+
 // settings are the effective settings recorded on the run row. Never a secret.
 func (o *runOptions) settings() map[string]any {
-	c := o.cfg
+	c := o.cfg.WithDefaults()
+	source := o.source
+	if rel, err := sourceRelation(o.source); err == nil {
+		source = rel
+	}
 	return map[string]any{
-		"source":          o.source,
+		"source":          source,
 		"api_url":         safeURL(o.apiURL),
 		"chunk_size":      c.ChunkSize,
 		"concurrency":     c.Concurrency,
@@ -114,12 +137,21 @@ func (o *runOptions) settings() map[string]any {
 		"max_attempts":    c.MaxAttempts,
 		"request_timeout": c.RequestTimeout.String(),
 		"max_deletions":   c.MaxDeletions,
-		"shutdown_grace":  c.ShutdownGrace.String(),
+		"shutdown_grace":  max(c.ShutdownGrace, 0).String(),
 		"page_size":       c.PageSize,
 		"shard_index":     c.Shard.Index,
 		"shard_count":     c.Shard.Count,
 		"version":         buildVersion(),
 	}
+}
+
+// sourceRelation returns the source name as the run uses it: folded to lower case.
+func sourceRelation(name string) (string, error) {
+	rel, err := source.ParseRelation(name)
+	if err != nil {
+		return "", err
+	}
+	return rel.String(), nil
 }
 
 // apiSender adapts the Convai client to the job's Sender.

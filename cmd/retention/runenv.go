@@ -54,6 +54,12 @@ func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
 	e := &runEnv{o: o, stdout: a.stdout, line: newLiveLine(a.stderr)}
 	e.log = slog.New(e.line.handler(log.Handler()))
 	e.o.cfg.Logger = e.log
+	if err := o.checkZeros(); err != nil {
+		return nil, err
+	}
+	if o.cfg.ShutdownGrace == 0 {
+		e.o.cfg.ShutdownGrace = -1 // --shutdown-grace 0: cancel requests in flight at once
+	}
 	if err := e.o.cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -155,7 +161,7 @@ func (e *runEnv) realRun(ctx context.Context) (*job.Summary, error) {
 }
 
 // counter returns a count of the sessions a run with this budget (0: none) would select now:
-// a dry-run of the same selection, read-only, sending nothing.
+// the same selection in short read queries, sending nothing, writing nothing.
 func (e *runEnv) counter(budget int64) func(context.Context) (int64, error) {
 	return func(ctx context.Context) (int64, error) {
 		cfg := e.o.cfg
@@ -165,11 +171,7 @@ func (e *runEnv) counter(budget int64) func(context.Context) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		sum, err := runner.DryRun(ctx, e.rel.String(), false)
-		if err != nil {
-			return 0, err
-		}
-		return sum.Selected, nil
+		return runner.Count(ctx)
 	}
 }
 
