@@ -1,0 +1,70 @@
+package report
+
+import (
+	"encoding/csv"
+	"io"
+	"strconv"
+)
+
+func (r *Report) writeCSV(w io.Writer, table CSVTable) error {
+	cw := csv.NewWriter(w)
+	itoa := func(n int64) string { return strconv.FormatInt(n, 10) }
+	switch table {
+	case CSVRuns:
+		_ = cw.Write([]string{"run_id", "status", "started_at", "finished_at", "duration_seconds", "shard_index", "shard_count",
+			"selected", "deleted", "failed", "skipped", "budget_reached", "error"})
+		for _, x := range r.Runs {
+			_ = cw.Write([]string{itoa(x.RunID), x.Status, rfc3339(x.StartedAt), optTime(x.FinishedAt), seconds(x.DurationSeconds),
+				strconv.Itoa(x.ShardIndex), strconv.Itoa(x.ShardCount), itoa(x.Selected), itoa(x.Deleted), itoa(x.Failed),
+				itoa(x.Skipped), strconv.FormatBool(x.BudgetReached), x.Error})
+		}
+	case CSVDays:
+		_ = cw.Write([]string{"day", "deleted", "failed", "backlog", "overdue"})
+		for _, d := range r.Days {
+			_ = cw.Write([]string{d.Day, itoa(d.Deleted), itoa(d.Failed), itoa(d.Backlog), itoa(d.Overdue)})
+		}
+	default:
+		_ = cw.Write([]string{"scope", "character_id", "policy", "policy_id", "max_age", "held_by", "deleted", "failed_not_deleted",
+			"outstanding", "held", "overdue", "lag_p50_seconds", "lag_p95_seconds", "lag_max_seconds",
+			"since", "until", "generated_at", "sla_seconds"})
+		row := func(scope string, c CharacterRow) {
+			p := c.Policy
+			if p == nil {
+				p = &PolicyInForce{}
+			}
+			_ = cw.Write([]string{scope, c.CharacterID, p.Decision, optInt(p.PolicyID), p.MaxAge, optInt(p.HeldBy),
+				itoa(c.Deleted), itoa(c.Failed), itoa(c.Outstanding), itoa(c.Held), itoa(c.Overdue),
+				seconds(c.LagP50), seconds(c.LagP95), seconds(c.LagMax),
+				rfc3339(r.Since), rfc3339(r.Until), rfc3339(r.GeneratedAt), strconv.FormatFloat(r.SLASeconds, 'f', -1, 64)})
+		}
+		for _, c := range r.Characters {
+			row("character", c)
+		}
+		row("total", r.Total)
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func (e *Evidence) writeCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"session_id", "character_id", "state", "reason_code", "deletion_id", "run_id", "run_status", "status",
+		"attempts", "http_status", "error", "policy_id", "policy_character_id", "max_age", "last_active_at", "expired_at",
+		"requested_at", "completed_at", "lag_seconds", "seal_seq", "seal_hash", "reason"})
+	for _, f := range e.Findings {
+		if len(f.Attempts) == 0 {
+			_ = cw.Write([]string{e.SessionID, f.CharacterID, f.State, f.ReasonCode, "", "", "", "", "", "", "", "", "", "", "", "",
+				"", "", "", "", "", f.Reason})
+			continue
+		}
+		for _, a := range f.Attempts {
+			_ = cw.Write([]string{e.SessionID, f.CharacterID, f.State, f.ReasonCode, strconv.FormatInt(a.DeletionID, 10),
+				strconv.FormatInt(a.RunID, 10), a.RunStatus, a.Status, strconv.FormatInt(int64(a.Attempts), 10),
+				optInt(a.HTTPStatus), optString(a.Error), optInt(a.PolicyID), optString(a.PolicyCharacterID), a.MaxAge,
+				rfc3339(a.LastActiveAt), rfc3339(a.ExpiredAt), rfc3339(a.RequestedAt), optTime(a.CompletedAt),
+				seconds(a.LagSeconds), optInt(a.SealSeq), optString(a.SealHash), f.Reason})
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}

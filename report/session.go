@@ -1,0 +1,367 @@
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The states of a session in its Evidence.
+const (
+	StateDeleted  = "deleted"   // confirmed deleted by the API
+	StatePending  = "pending"   // sent by a run still in progress, no answer recorded yet
+	StateWaiting  = "waiting"   // expired and not deleted: a run will send it (again)
+	StateNotDue   = "not_due"   // never selected, for the Reason given
+	StateNotFound = "not_found" // no attempt and not in the source
+)
+
+// Evidence is everything recorded about one session ID: for each character that has a session
+// with that ID, every attempt to delete it and why it is or is not deleted.
+type Evidence struct {
+	GeneratedAt time.Time `json:"generated_at"`
+	SessionID   string    `json:"session_id"`
+	// Character is the character asked about; empty means every character with this session.
+	Character string    `json:"character,omitempty"`
+	Source    string    `json:"source"`
+	Findings  []Finding `json:"findings"`
+}
+
+// Finding is one character's session.
+type Finding struct {
+	CharacterID string `json:"character_id"`
+	// State is one of the State constants.
+	State string `json:"state"`
+	// Reason says in a sentence why the session is in its state.
+	Reason string `json:"reason"`
+	// ReasonCode is a word for Reason: deleted, pending, expired, no_policy, disabled, held,
+	// not_expired, malformed, undated, not_in_source.
+	ReasonCode string `json:"reason_code"`
+	// Deletion is the attempt that deleted it, when State is deleted.
+	Deletion *Attempt `json:"deletion,omitempty"`
+	// Attempts are every attempt, oldest first.
+	Attempts []Attempt `json:"attempts"`
+	// InSource tells whether the source has the session now, and LastActiveAt its latest activity
+	// there (nil when its latest row has none).
+	InSource     bool       `json:"in_source"`
+	LastActiveAt *time.Time `json:"last_active_at,omitempty"`
+	// Policy is the policy in force for the character now.
+	Policy *PolicyInForce `json:"policy"`
+	// Hold is the active hold that protects the session now, if any.
+	Hold *Hold `json:"hold,omitempty"`
+	// ExpiresAt is when the session expires (or expired) under the policy in force:
+	// last_active_at + max_age.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// Attempt is one row of retention.deletions, with its run and its seal.
+type Attempt struct {
+	DeletionID        int64      `json:"deletion_id"`
+	RunID             int64      `json:"run_id"`
+	RunStatus         string     `json:"run_status"`
+	RunStartedAt      time.Time  `json:"run_started_at"`
+	Status            string     `json:"status"`
+	Attempts          int32      `json:"attempts"`
+	HTTPStatus        *int32     `json:"http_status"`
+	Error             *string    `json:"error"`
+	LastActiveAt      time.Time  `json:"last_active_at"`
+	PolicyID          *int64     `json:"policy_id"`
+	PolicyCharacterID *string    `json:"policy_character_id"`
+	MaxAge            string     `json:"max_age"`
+	ExpiredAt         time.Time  `json:"expired_at"`
+	RequestedAt       time.Time  `json:"requested_at"`
+	CompletedAt       *time.Time `json:"completed_at"`
+	LagSeconds        *float64   `json:"lag_seconds"`
+	SealSeq           *int64     `json:"seal_seq"`
+	SealHash          *string    `json:"seal_hash"`
+}
+
+// Hold is an active row of retention.holds.
+type Hold struct {
+	ID int64 `json:"id"`
+	// WholeCharacter is true for a hold on every session of the character.
+	WholeCharacter bool      `json:"whole_character"`
+	Reason         string    `json:"reason"`
+	CreatedBy      string    `json:"created_by"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// SessionOptions says which session to give the evidence of.
+type SessionOptions struct {
+	SessionID string
+	// Character narrows the evidence to one character. Default: every character with a session
+	// of that ID.
+	Character string
+	// Source is the session source, a relation the caller has checked. Default DefaultSource.
+	Source pgx.Identifier
+}
+
+// Session gathers the evidence for one session in one read-only, repeatable-read transaction.
+func Session(ctx context.Context, db Beginner, o SessionOptions) (*Evidence, error) {
+	if len(o.Source) == 0 {
+		o.Source = DefaultSource
+	}
+	ev := &Evidence{SessionID: o.SessionID, Character: o.Character, Source: strings.Join(o.Source, "."), Findings: []Finding{}}
+	err := readOnly(ctx, db, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&ev.GeneratedAt); err != nil {
+			return fmt.Errorf("read database clock: %w", err)
+		}
+		ev.GeneratedAt = ev.GeneratedAt.UTC()
+		attempts, err := sessionAttempts(ctx, tx, o)
+		if err != nil {
+			return err
+		}
+		inSource, err := sessionInSource(ctx, tx, o)
+		if err != nil {
+			return err
+		}
+		chars := map[string]bool{}
+		for c := range attempts {
+			chars[c] = true
+		}
+		for c := range inSource {
+			chars[c] = true
+		}
+		if o.Character != "" {
+			chars[o.Character] = true
+		}
+		names := make([]string, 0, len(chars))
+		for c := range chars {
+			names = append(names, c)
+		}
+		sort.Strings(names)
+		for _, c := range names {
+			f := Finding{CharacterID: c, Attempts: attempts[c]}
+			if f.Attempts == nil {
+				f.Attempts = []Attempt{}
+			}
+			src, ok := inSource[c]
+			f.InSource = ok
+			if ok && !src.undated {
+				t := src.lastActive.UTC()
+				f.LastActiveAt = &t
+			}
+			if err := judge(ctx, tx, o.SessionID, &f, src); err != nil {
+				return err
+			}
+			ev.Findings = append(ev.Findings, f)
+		}
+		if len(ev.Findings) == 0 {
+			ev.Findings = append(ev.Findings, Finding{State: StateNotFound, ReasonCode: "not_in_source", Attempts: []Attempt{},
+				Reason: fmt.Sprintf("never selected: no attempt is recorded and %s has no session %q", ev.Source, o.SessionID)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+func sessionAttempts(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[string][]Attempt, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT o.character_id, o.deletion_id, o.run_id, r.status, r.started_at, o.status, o.attempts,
+		       o.http_status, o.error, o.last_active_at, o.policy_id, o.policy_character_id, o.max_age::text,
+		       o.expired_at, o.requested_at, o.completed_at, o.lag_seconds, o.seal_seq, o.seal_hash
+		FROM retention.deletion_outcomes o
+		JOIN retention.run_history r ON r.run_id = o.run_id
+		WHERE o.session_id = $1 AND ($2::text = '' OR o.character_id = $2::text)
+		ORDER BY o.character_id, o.requested_at, o.deletion_id`, o.SessionID, o.Character)
+	if err != nil {
+		return nil, fmt.Errorf("read attempts: %w", err)
+	}
+	out := map[string][]Attempt{}
+	var c string
+	var a Attempt
+	_, err = pgx.ForEachRow(rows, []any{&c, &a.DeletionID, &a.RunID, &a.RunStatus, &a.RunStartedAt, &a.Status, &a.Attempts,
+		&a.HTTPStatus, &a.Error, &a.LastActiveAt, &a.PolicyID, &a.PolicyCharacterID, &a.MaxAge,
+		&a.ExpiredAt, &a.RequestedAt, &a.CompletedAt, &a.LagSeconds, &a.SealSeq, &a.SealHash,
+	}, func() error {
+		x := a
+		x.RunStartedAt, x.LastActiveAt, x.ExpiredAt, x.RequestedAt = x.RunStartedAt.UTC(), x.LastActiveAt.UTC(), x.ExpiredAt.UTC(), x.RequestedAt.UTC()
+		if x.CompletedAt != nil {
+			t := x.CompletedAt.UTC()
+			x.CompletedAt = &t
+		}
+		out[c] = append(out[c], x)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read attempts: %w", err)
+	}
+	return out, nil
+}
+
+// sourceRow is a session as the source has it: its latest activity, and whether any row of it
+// has none (then the job never selects it).
+type sourceRow struct {
+	lastActive time.Time
+	undated    bool
+}
+
+func sessionInSource(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[string]sourceRow, error) {
+	rows, err := tx.Query(ctx, fmt.Sprintf(`
+		SELECT s.character_id::text, max(s.last_active_at), bool_or(s.last_active_at IS NULL)
+		FROM %s s
+		WHERE s.session_id::text = $1 AND ($2::text = '' OR s.character_id::text = $2::text)
+		  AND s.character_id IS NOT NULL
+		GROUP BY 1`, o.Source.Sanitize()), o.SessionID, o.Character)
+	if err != nil {
+		return nil, fmt.Errorf("look up the session in %s: %w", o.Source.Sanitize(), err)
+	}
+	out := map[string]sourceRow{}
+	var c string
+	var at *time.Time
+	var undated bool
+	_, err = pgx.ForEachRow(rows, []any{&c, &at, &undated}, func() error {
+		r := sourceRow{undated: undated || at == nil}
+		if at != nil {
+			r.lastActive = *at
+		}
+		out[c] = r
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up the session in %s: %w", o.Source.Sanitize(), err)
+	}
+	return out, nil
+}
+
+// judge fills the policy, the hold, the expiry and the state of f, with the job's rules (the
+// same as retention.expired_sessions_in).
+func judge(ctx context.Context, tx pgx.Tx, sessionID string, f *Finding, src sourceRow) error {
+	var p PolicyInForce
+	var maxAge *string
+	var wellFormed bool
+	var expiresAt *time.Time
+	var expired *bool
+	var lastActive *time.Time
+	if f.LastActiveAt != nil {
+		lastActive = f.LastActiveAt
+	}
+	err := tx.QueryRow(ctx, `
+		SELECT p.decision, p.policy_id, p.max_age::text, p.held_by,
+		       retention.well_formed_id($1) AND retention.well_formed_id($2),
+		       ((($3::timestamptz AT TIME ZONE 'UTC') + p.max_age) AT TIME ZONE 'UTC'),
+		       $3::timestamptz <= ((now() AT TIME ZONE 'UTC') - p.max_age) AT TIME ZONE 'UTC'
+		FROM retention.policy_for($1) p`, f.CharacterID, sessionID, lastActive).
+		Scan(&p.Decision, &p.PolicyID, &maxAge, &p.HeldBy, &wellFormed, &expiresAt, &expired)
+	if err != nil {
+		return fmt.Errorf("apply the rules to character %q: %w", f.CharacterID, err)
+	}
+	deletes := p.Decision == "own_policy" || p.Decision == "default_policy"
+	if maxAge != nil && deletes {
+		p.MaxAge = *maxAge
+	}
+	f.Policy = &p
+	if expiresAt != nil && deletes {
+		t := expiresAt.UTC()
+		f.ExpiresAt = &t
+	}
+	var h Hold
+	err = tx.QueryRow(ctx, `
+		SELECT id, session_id IS NULL, reason, created_by, created_at FROM retention.holds
+		WHERE released_at IS NULL AND character_id = $1 AND (session_id IS NULL OR session_id = $2)
+		ORDER BY session_id NULLS FIRST, id LIMIT 1`, f.CharacterID, sessionID).
+		Scan(&h.ID, &h.WholeCharacter, &h.Reason, &h.CreatedBy, &h.CreatedAt)
+	switch {
+	case err == nil:
+		h.CreatedAt = h.CreatedAt.UTC()
+		f.Hold = &h
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("read holds of character %q: %w", f.CharacterID, err)
+	}
+
+	for i := range f.Attempts {
+		switch f.Attempts[i].Status {
+		case "deleted":
+			a := f.Attempts[i]
+			f.Deletion = &a
+		case "pending":
+			if f.Deletion == nil {
+				f.State, f.ReasonCode = StatePending, "pending"
+				f.Reason = fmt.Sprintf("sent by run %d, still in progress: no answer recorded yet", f.Attempts[i].RunID)
+			}
+		}
+	}
+	if d := f.Deletion; d != nil {
+		f.State, f.ReasonCode = StateDeleted, "deleted"
+		f.Reason = fmt.Sprintf("deleted: confirmed at %s by run %d, under %s (max_age %s; expired at %s)",
+			stamp(*d.CompletedAt), d.RunID, policyName(d.PolicyID, d.PolicyCharacterID), d.MaxAge, stamp(d.ExpiredAt))
+		return nil
+	}
+	if f.State == StatePending {
+		return nil
+	}
+
+	tried := ""
+	if n := len(f.Attempts); n > 0 {
+		last := f.Attempts[n-1]
+		tried = fmt.Sprintf("; %d attempt(s) recorded, the last by run %d %s", n, last.RunID, last.Status)
+		if last.Error != nil {
+			tried += ": " + *last.Error
+		}
+	}
+	never := "never selected: "
+	if len(f.Attempts) > 0 {
+		never = "not deleted: "
+	}
+	f.State = StateNotDue
+	switch {
+	case !f.InSource:
+		f.State, f.ReasonCode = StateNotFound, "not_in_source"
+		f.Reason = never + "the source has no such session" + tried
+	case !wellFormed:
+		f.ReasonCode = "malformed"
+		f.Reason = never + "its IDs are malformed (blank, too long or with control characters), so the job skips it" + tried
+	case src.undated:
+		f.ReasonCode = "undated"
+		f.Reason = never + "a row of it in the source has no last_active_at, so it never expires" + tried
+	case p.Decision == "no_policy":
+		f.ReasonCode = "no_policy"
+		f.Reason = never + fmt.Sprintf("no policy applies to character %q (no own policy, no enabled default)", f.CharacterID) + tried
+	case p.Decision == "disabled":
+		f.ReasonCode = "disabled"
+		f.Reason = never + fmt.Sprintf("character %q's own policy %d is disabled", f.CharacterID, deref(p.PolicyID)) + tried
+	case f.Hold != nil:
+		f.ReasonCode = "held"
+		what := "this session"
+		if f.Hold.WholeCharacter {
+			what = "every session of the character"
+		}
+		f.Reason = never + fmt.Sprintf("held by hold %d on %s (reason: %s; placed by %s at %s)",
+			f.Hold.ID, what, f.Hold.Reason, f.Hold.CreatedBy, stamp(f.Hold.CreatedAt)) + tried
+	case expired == nil || !*expired:
+		f.ReasonCode = "not_expired"
+		f.Reason = never + fmt.Sprintf("not yet expired: last active %s, max_age %s under %s; it expires at %s",
+			stamp(*f.LastActiveAt), p.MaxAge, policyName(p.PolicyID, policyChar(p, f.CharacterID)), stamp(*f.ExpiresAt)) + tried
+	default:
+		f.State, f.ReasonCode = StateWaiting, "expired"
+		f.Reason = fmt.Sprintf("expired at %s under %s and not deleted yet: the next run sends it", stamp(*f.ExpiresAt),
+			policyName(p.PolicyID, policyChar(p, f.CharacterID))) + tried
+	}
+	return nil
+}
+
+func policyChar(p PolicyInForce, character string) *string {
+	if p.Decision == "own_policy" {
+		return &character
+	}
+	return nil
+}
+
+func policyName(id *int64, character *string) string {
+	switch {
+	case id == nil:
+		return "no recorded policy"
+	case character == nil:
+		return fmt.Sprintf("default policy %d", *id)
+	}
+	return fmt.Sprintf("policy %d of %q", *id, *character)
+}
+
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") }
