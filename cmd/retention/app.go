@@ -66,13 +66,17 @@ func (a *app) main(ctx context.Context, args []string) int {
 		return a.schedule(ctx, rest)
 	case "migrate":
 		err = a.migrate(ctx, rest)
+	case "report":
+		err = a.report(ctx, rest)
+	case "audit":
+		err = a.audit(ctx, rest)
 	case "version", "--version":
 		err = a.version(rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(a.stdout, helpText())
 		return exitcode.OK
 	default:
-		err = usagef("unknown command %q: want run, migrate, version or help", cmd)
+		err = usagef("unknown command %q: want run, schedule, migrate, report, audit, version or help", cmd)
 	}
 	return a.exit(err)
 }

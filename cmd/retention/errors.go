@@ -5,10 +5,12 @@ import (
 	"flag"
 	"strings"
 
+	"github.com/convai-retention/retention/audit"
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
 	"github.com/convai-retention/retention/convai"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/migrations"
+	"github.com/convai-retention/retention/report"
 	"github.com/convai-retention/retention/source"
 )
 
@@ -21,14 +23,18 @@ func codeOf(err error) int {
 		srcErr   *source.SourceError
 		relErr   *source.InvalidRelationError
 		outdated *migrations.OutdatedError
+		format   *report.FormatError
+		cp       *audit.CheckpointError
 	)
 	switch {
 	case err == nil:
 		return exitcode.OK
 	case errors.As(err, &usage), errors.As(err, &cfg), errors.As(err, &apiCfg), errors.As(err, &srcErr),
 		errors.As(err, &relErr), errors.As(err, &outdated), errors.Is(err, migrations.ErrSchemaMissing),
-		errors.Is(err, flag.ErrHelp):
+		errors.Is(err, flag.ErrHelp), errors.As(err, &format), errors.As(err, &cp):
 		return exitcode.Usage
+	case errors.Is(err, audit.ErrChainBroken):
+		return exitcode.Partial // 1: audit verify found records edited, removed or inserted
 	case errors.Is(err, job.ErrLocked):
 		return exitcode.Locked
 	case errors.Is(err, job.ErrKeyRejected):

@@ -15,6 +15,10 @@ usage:
   retention run [flags]        delete the expired sessions; --dry-run only shows them
   retention schedule [flags]   run at each tick of --cron, serving /metrics, /healthz, /readyz
                                (run flags but --dry-run; see retention schedule --help)
+  retention report [flags]     the compliance report of a period: deletions, lag, backlog, overdue,
+                               runs (table, csv, json or html; see retention report --help); or
+                               with --session ID, every attempt on one session, or why none
+  retention audit verify       check that no recorded outcome was edited, removed or inserted
   retention version            print the version
   retention help               print this help
 
@@ -32,7 +36,7 @@ environment:
 
 exit codes:
   0    finished: everything selected is deleted, or nothing to do, or a dry-run, or the budget was reached
-  1    finished with some sessions failed
+  1    finished with some sessions failed; or audit verify found the seal chain broken
   2    usage or configuration error, or the schema is missing or old (run retention migrate); nothing done
   3    another run holds the lock
   4    the API rejected the key

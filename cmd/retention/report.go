@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/convai-retention/retention/migrations"
+	"github.com/convai-retention/retention/report"
+	"github.com/convai-retention/retention/source"
+)
+
+// defaultPeriod is how far back a report looks without --since.
+const defaultPeriod = 30 * 24 * time.Hour
+
+// reportOptions is the parsed command line of "retention report".
+type reportOptions struct {
+	since, until string
+	character    string
+	session      string
+	format       string
+	table        string
+	out          string
+	source       string
+	sla          string
+	set          map[string]bool // flags given on the command line
+}
+
+func reportFlags(o *reportOptions) *flagSet {
+	fs := newFlagSet("report")
+	fs.StringVar(&o.since, "since", "", "start of the period: YYYY-MM-DD (UTC) or RFC 3339 (default: 30 days before --until)")
+	fs.StringVar(&o.until, "until", "", "end of the period: YYYY-MM-DD includes that day, an RFC 3339 time is excluded (default: now)")
+	fs.StringVar(&o.character, "character", "", "report on this character only")
+	fs.StringVar(&o.session, "session", "", "instead of the report, the evidence for this session ID: every attempt, or why it was never selected")
+	fs.StringVar(&o.format, "format", "", "table, csv, json or html (default: table on a terminal, else from --out's extension, else csv)")
+	fs.StringVar(&o.table, "table", string(report.CSVCharacters), "the table of a CSV report: characters, runs or days")
+	fs.StringVar(&o.out, "out", "", "write to FILE instead of stdout (replaced whole, or not at all)")
+	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION with columns character_id, session_id, last_active_at, for the live counts")
+	fs.StringVar(&o.sla, "sla", "7d", "how long a session may stay expired before it is overdue: days (7d) or a Go duration (168h)")
+	fs.envName("source")
+	fs.envName("sla")
+	return fs
+}
+
+// report is "retention report": the compliance report of a period, or the evidence for one
+// session.
+func (a *app) report(ctx context.Context, args []string) error {
+	var o reportOptions
+	fs := reportFlags(&o)
+	if err := fs.parse(args, a.getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(a.stdout, "usage: retention report [flags]\n       retention report --session ID [--character C] [flags]\n\n")
+			fs.usage(a.stdout)
+			return nil
+		}
+		return err
+	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	format, table, err := o.output(isTerminal(a.stdout))
+	if err != nil {
+		return err
+	}
+	rel, err := source.ParseRelation(o.source)
+	if err != nil {
+		return err
+	}
+	var opts report.Options
+	if o.session == "" {
+		if opts, err = o.period(time.Now()); err != nil {
+			return err
+		}
+	} else {
+		for _, name := range []string{"since", "until", "sla", "table"} {
+			if o.set[name] {
+				return usagef("--%s does not apply to --session: the evidence covers every attempt", name)
+			}
+		}
+	}
+	dsn, err := a.databaseURL()
+	if err != nil {
+		return err
+	}
+
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pool, err := connect(setup, dsn, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if _, err := migrations.Check(setup, pool); err != nil {
+		return err
+	}
+	if _, err := source.Inspect(setup, pool, rel); err != nil {
+		return err
+	}
+	ident := pgx.Identifier{rel.Schema, rel.Name}
+
+	return a.writeOut(o.out, func(w io.Writer) error {
+		if o.session != "" {
+			ev, err := report.Session(ctx, pool, report.SessionOptions{SessionID: o.session, Character: o.character, Source: ident})
+			if err != nil {
+				return err
+			}
+			return ev.Write(w, format)
+		}
+		opts.Character, opts.Source = o.character, ident
+		r, err := report.Build(ctx, pool, opts)
+		if err != nil {
+			return err
+		}
+		return r.Write(w, format, table)
+	})
+}
+
+// output picks the format: --format, else table on a terminal, else the extension of --out,
+// else csv.
+func (o *reportOptions) output(terminal bool) (report.Format, report.CSVTable, error) {
+	table, err := report.ParseCSVTable(o.table)
+	if err != nil {
+		return "", "", err
+	}
+	if o.format != "" {
+		f, err := report.ParseFormat(o.format)
+		return f, table, err
+	}
+	if o.out != "" && o.out != "-" {
+		switch strings.ToLower(filepath.Ext(o.out)) {
+		case ".html", ".htm":
+			return report.FormatHTML, table, nil
+		case ".json":
+			return report.FormatJSON, table, nil
+		case ".txt":
+			return report.FormatTable, table, nil
+		}
+		return report.FormatCSV, table, nil
+	}
+	if terminal {
+		return report.FormatTable, table, nil
+	}
+	return report.FormatCSV, table, nil
+}
+
+// period reads --since, --until and --sla. A date is a UTC day: --until DATE includes it.
+func (o *reportOptions) period(now time.Time) (report.Options, error) {
+	var r report.Options
+	var err error
+	r.Until = now.UTC()
+	if o.until != "" {
+		if r.Until, err = parseInstant("until", o.until, true); err != nil {
+			return r, err
+		}
+	}
+	r.Since = r.Until.Add(-defaultPeriod)
+	if o.since != "" {
+		if r.Since, err = parseInstant("since", o.since, false); err != nil {
+			return r, err
+		}
+	}
+	if !r.Until.After(r.Since) {
+		return r, usagef("invalid period: --until %s is not after --since %s", r.Until.Format(time.RFC3339), r.Since.Format(time.RFC3339))
+	}
+	if r.SLA, err = parseSLA(o.sla); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// parseInstant reads YYYY-MM-DD (midnight UTC; the next midnight when endOfDay) or RFC 3339.
+func parseInstant(flagName, s string, endOfDay bool) (time.Time, error) {
+	if d, err := time.ParseInLocation(time.DateOnly, s, time.UTC); err == nil {
+		if endOfDay {
+			d = d.AddDate(0, 0, 1)
+		}
+		return d, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, usagef("invalid --%s %q: want a date, 2025-03-31, or an RFC 3339 time, 2025-03-31T12:00:00Z", flagName, s)
+	}
+	return t.UTC(), nil
+}
+
+// parseSLA reads whole days ("7d") or a Go duration ("168h"), positive.
+func parseSLA(s string) (time.Duration, error) {
+	bad := usagef("invalid --sla %q: want a positive number of days, 7d, or a Go duration, 36h", s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 3650 {
+			return 0, bad
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, bad
+	}
+	return d, nil
+}
+
+// writeOut runs write on stdout, or on a temporary file beside path that replaces path once
+// complete, so a failed report never leaves half a file.
+func (a *app) writeOut(path string, write func(io.Writer) error) (err error) {
+	if path == "" || path == "-" {
+		return write(a.stdout)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("create --out %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := write(f); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write --out %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("write --out %s: %w", path, err)
+	}
+	return nil
+}
