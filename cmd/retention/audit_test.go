@@ -69,4 +69,3 @@ func TestAuditVerifyCommand(t *testing.T) {
 	require.Equal(t, exitcode.OK, r.code)
 	require.Contains(t, r.stdout, "--checkpoint")
 }
-
