@@ -1,0 +1,216 @@
+package audit_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"os"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+
+	"github.com/convai-retention/retention/audit"
+	"github.com/convai-retention/retention/convai/convaitest"
+	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/migrations"
+	"github.com/convai-retention/retention/report"
+)
+
+// roles are the three roles of sql/roles.sql under names of this test's own: roles belong to the
+// whole server, and tests in other databases run the script at the same time.
+type roles struct{ owner, job, auditor string }
+
+// applyRoles runs sql/roles.sql as the superuser, with the role names replaced, and drops the
+// roles when the test ends.
+func applyRoles(t *testing.T, b *bundle) roles {
+	t.Helper()
+	var suffix [4]byte
+	_, err := rand.Read(suffix[:])
+	require.NoError(t, err)
+	tag := hex.EncodeToString(suffix[:])
+	r := roles{owner: "rt_owner_" + tag, job: "rt_job_" + tag, auditor: "rt_auditor_" + tag}
+
+	ctx := context.Background()
+	var superuser string
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT current_user`).Scan(&superuser))
+	// Registered before any pool logs in as these roles, so it runs after those pools are closed.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		list := pgx.Identifier{r.owner}.Sanitize() + ", " + pgx.Identifier{r.job}.Sanitize() + ", " + pgx.Identifier{r.auditor}.Sanitize()
+		for _, stmt := range []string{
+			"REASSIGN OWNED BY " + list + " TO " + pgx.Identifier{superuser}.Sanitize(),
+			"DROP OWNED BY " + list,
+			"DROP ROLE " + list,
+		} {
+			if _, err := b.pool.Exec(ctx, stmt); err != nil {
+				t.Errorf("drop the test's roles: %s: %v", stmt, err)
+				return
+			}
+		}
+	})
+	r.apply(t, b)
+	return r
+}
+
+// apply runs sql/roles.sql with the role names replaced.
+func (r roles) apply(t *testing.T, b *bundle) {
+	t.Helper()
+	script, err := os.ReadFile("../sql/roles.sql")
+	require.NoError(t, err)
+	names := map[string]string{"owner": r.owner, "job": r.job, "auditor": r.auditor}
+	sql := regexp.MustCompile(`\bretention_(owner|job|auditor)\b`).ReplaceAllStringFunc(string(script), func(m string) string {
+		return names[m[len("retention_"):]]
+	})
+	require.NotContains(t, sql, "retention_job")
+	_, err = b.pool.Exec(context.Background(), sql)
+	require.NoError(t, err, "sql/roles.sql")
+}
+
+// denied checks that err is PostgreSQL's insufficient_privilege.
+func denied(t *testing.T, err error, what string) {
+	t.Helper()
+	var pgErr *pgconn.PgError
+	require.True(t, errors.As(err, &pgErr), "%s: want permission denied, got %v", what, err)
+	require.Equal(t, "42501", pgErr.Code, "%s: %v", what, err)
+}
+
+func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	r := applyRoles(t, b)
+
+	// The script can run again: it leaves the same grants.
+	grants := func() string {
+		var s string
+		require.NoError(t, b.pool.QueryRow(ctx, `
+			SELECT string_agg(g, E'\n' ORDER BY g) FROM (
+			    SELECT format('%s %s %s', grantee, table_name, privilege_type) AS g
+			    FROM information_schema.role_table_grants
+			    WHERE table_schema = 'retention' AND grantee IN ($1, $2)
+			    UNION ALL
+			    SELECT format('%s %s.%s %s', grantee, table_name, column_name, privilege_type)
+			    FROM information_schema.column_privileges
+			    WHERE table_schema = 'retention' AND grantee IN ($1, $2)) x`,
+			r.job, r.auditor).Scan(&s))
+		return s
+	}
+	before := grants()
+	require.Contains(t, before, r.auditor+" seals SELECT")
+	r.apply(t, b)
+	require.Equal(t, before, grants())
+	var foreign int
+	require.NoError(t, b.pool.QueryRow(ctx, `
+		SELECT count(*) FROM pg_class WHERE relnamespace = 'retention'::regnamespace AND relowner <> $1::regrole`, r.owner).Scan(&foreign))
+	require.Zero(t, foreign, "the owner owns every table, view and sequence")
+
+	// The owner migrates.
+	ownerConn, err := pgx.Connect(ctx, b.urlAs(t, r.owner))
+	require.NoError(t, err)
+	_, to, err := migrations.Migrate(ctx, ownerConn)
+	require.NoError(t, err)
+	require.Equal(t, migrations.Latest(), to)
+	require.NoError(t, ownerConn.Close(ctx))
+
+	// The world, as the superuser writes it: a default policy, a hold, and a run that died with
+	// two sessions pending.
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '30 days')`)
+	b.exec(t, `INSERT INTO retention.holds (character_id, session_id, reason) VALUES ('c1', 'c1-1', 'kept')`)
+	for _, c := range []string{"c1", "c2", "c3"} {
+		b.seedSessions(t, c, 12, 31)
+	}
+	b.seedSessions(t, "fresh", 3, 1)
+	b.exec(t, `INSERT INTO retention.runs (id, cutoff, source) OVERRIDING SYSTEM VALUE VALUES (900, now(), 'retention.sessions')`)
+	b.exec(t, `INSERT INTO retention.deletions (run_id, character_id, session_id, last_active_at, max_age)
+		SELECT 900, character_id, session_id, last_active_at, '30 days' FROM retention.sessions WHERE session_id IN ('c2-1', 'c2-2')`)
+
+	// A full run, logged in as the job.
+	jobPool := b.poolAs(t, r.job)
+	a := newAPI(t, convaitest.Options{})
+	sum, err := a.run(t, jobPool, job.Shard{})
+	require.NoError(t, err)
+	require.Equal(t, job.StatusSucceeded, sum.Status)
+	require.EqualValues(t, 35, sum.Deleted, "36 expired, one held")
+	require.Equal(t, []int64{900}, sum.Recovered, "the job may finish a dead run's pending rows")
+	require.EqualValues(t, 37, b.count(t, `SELECT count(*) FROM retention.seals`), "35 deleted and 2 failed by the recovery")
+
+	// What the job cannot do.
+	var sealed int64
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT deletion_id FROM retention.seals WHERE seq = 5`).Scan(&sealed))
+	for _, tc := range []struct{ sql, want string }{
+		{`UPDATE retention.deletions SET status = 'failed', error = 'oops' WHERE id = $1`, "sealed"},
+		{`UPDATE retention.runs SET error = 'tidied' WHERE id = 900 AND $1 > 0`, "finished"},
+		{`INSERT INTO retention.deletions (run_id, character_id, session_id, status, last_active_at, max_age)
+			SELECT 900, 'c9', 'forged-' || $1::bigint, 'deleted', now(), '1 day'`, "inserted pending"},
+	} {
+		_, err := jobPool.Exec(ctx, tc.sql, sealed)
+		require.ErrorContains(t, err, tc.want, tc.sql)
+	}
+	for _, sql := range []string{
+		`UPDATE retention.deletions SET session_id = 'x' WHERE id = 1`,
+		`DELETE FROM retention.deletions WHERE id = 1`,
+		`TRUNCATE retention.deletions CASCADE`,
+		`DELETE FROM retention.runs WHERE id = 900`,
+		`SELECT count(*) FROM retention.seals`,
+		`INSERT INTO retention.seals (seq, deletion_id, prev_hash, hash) VALUES (99, 1, '\x00', '\x00')`,
+		`UPDATE retention.seal_head SET seq = 0`,
+		`UPDATE retention.policies SET enabled = false`,
+		`INSERT INTO retention.holds (character_id, reason) VALUES ('c3', 'x')`,
+		`DELETE FROM retention.sessions`,
+		`ALTER TABLE retention.deletions DISABLE TRIGGER USER`,
+		`CREATE TABLE retention.mine (x int)`,
+		`SELECT * FROM retention.deletion_outcomes`,
+	} {
+		_, err := jobPool.Exec(ctx, sql)
+		denied(t, err, "job: "+sql)
+	}
+
+	// The auditor reads the report and verifies the chain.
+	auditorPool := b.poolAs(t, r.auditor)
+	res, err := audit.Verify(ctx, auditorPool, audit.Options{})
+	require.NoError(t, err)
+	require.True(t, res.Intact(), "%v", res.Problems)
+	require.EqualValues(t, 37, res.Sealed)
+	rep, err := report.Build(ctx, auditorPool, report.Options{Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	require.EqualValues(t, 35, rep.Total.Deleted)
+	require.EqualValues(t, 1, rep.Total.Held)
+	require.Zero(t, rep.Total.Outstanding)
+	require.Len(t, rep.Runs, 2, "the dead run and this one")
+	require.Equal(t, []string{"interrupted", "succeeded"}, []string{rep.Runs[0].Status, rep.Runs[1].Status})
+	ev, err := report.Session(ctx, auditorPool, report.SessionOptions{SessionID: "c2-1"})
+	require.NoError(t, err)
+	require.Equal(t, report.StateDeleted, ev.Findings[0].State)
+	require.Len(t, ev.Findings[0].Attempts, 2, "failed with the dead run, then deleted")
+
+	// What the auditor cannot do: write anything.
+	for _, sql := range []string{
+		`UPDATE retention.deletions SET attempts = 9 WHERE status = 'pending'`,
+		`INSERT INTO retention.runs (cutoff, source) VALUES (now(), 'x')`,
+		`INSERT INTO retention.seals (seq, deletion_id, prev_hash, hash) VALUES (99, 1, '\x00', '\x00')`,
+		`UPDATE retention.policies SET enabled = false`,
+		`UPDATE retention.holds SET released_at = now()`,
+		`INSERT INTO retention.sessions VALUES ('a', 'b', now())`,
+		`DELETE FROM retention.runs`,
+		`CREATE TABLE retention.mine (x int)`,
+	} {
+		_, err := auditorPool.Exec(ctx, sql)
+		denied(t, err, "auditor: "+sql)
+	}
+}
+
+// urlAs returns the test database's URL logged in as role.
+func (b *bundle) urlAs(t *testing.T, role string) string {
+	t.Helper()
+	u, err := url.Parse(b.db.URL)
+	require.NoError(t, err)
+	u.User = url.User(role)
+	return u.String()
+}
