@@ -22,8 +22,8 @@ demo: ## run the retention job end to end against a throwaway PostgreSQL and a f
 build: ## build bin/retention and bin/convai-fake
 	$(GO) build -o bin/ ./cmd/...
 
-bench: ## run the benchmarks against a throwaway PostgreSQL unless TEST_DATABASE_URL is set (ARGS=... goes to go test)
-	bash scripts/test.sh --with-db $(GO) test -run='^$$' -bench=. -benchmem ./... $(ARGS)
+bench: ## measure real runs over 1M expired sessions on a throwaway PostgreSQL (ARGS='--sessions 10000000', ARGS='--help'; ARGS='go ...' runs the go test benchmarks); see docs/BENCHMARKS.md
+	bash scripts/bench.sh $(ARGS)
 
 clean: ## remove build output and test leftovers
 	rm -rf bin .tmp

@@ -8,6 +8,9 @@
 # socket in DIR/sock and 127.0.0.1 on a free port) and trades durability for speed (fsync=off),
 # so it is only fit for data you can lose. As root, the cluster is run by the postgres user.
 #
+# PG_CONF, if set, holds more postgresql.conf lines appended after these settings (the bench
+# uses it to preload pg_stat_statements and size memory).
+#
 # The server binaries are looked up on PATH, then in /usr/lib/postgresql/*/bin; as root with
 # apt-get, the postgresql package is installed when they are missing.
 set -euo pipefail
@@ -181,6 +184,9 @@ cmd_start() {
 		shared_buffers = 128MB
 		logging_collector = off
 	EOF
+	if [[ -n ${PG_CONF:-} ]]; then
+		printf '\n# From PG_CONF.\n%s\n' "$PG_CONF" >>"$dir/data/postgresql.conf"
+	fi
 
 	local port='' attempt
 	for attempt in 1 2 3 4 5 6 7 8 9 10; do
