@@ -39,11 +39,12 @@ trap stop_db EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# server prints the URL of the server to use, starting a throwaway one when none is given.
+# server sets url to the server to use, starting a throwaway one when none is given. It must
+# run in this shell, not in $(...), so that stop_db knows what to stop.
+url=''
 server() {
-	local url=${BENCH_DATABASE_URL:-${TEST_DATABASE_URL:-}}
+	url=${BENCH_DATABASE_URL:-${TEST_DATABASE_URL:-}}
 	if [[ -n $url ]]; then
-		echo "$url"
 		return
 	fi
 	pgdir=$(mktemp -d "${TMPDIR:-/tmp}/retention-bench-pg.XXXXXX")
@@ -54,7 +55,6 @@ server() {
 		return 1
 	fi
 	echo "bench.sh: throwaway PostgreSQL at $url (data in $pgdir)" >&2
-	echo "$url"
 }
 
 # is_go_test reports whether the arguments are for go test: "go" first, or go test's own
@@ -74,10 +74,11 @@ if is_go_test "$@"; then
 	for a in "$@"; do
 		case $a in ./* | */...) pkgs=() ;; esac
 	done
-	url=$(server)
+	server
 	echo "== go test -run='^\$' -bench=. -benchmem $* ${pkgs[*]}" >&2
-	TEST_DATABASE_URL=$url go test -run='^$' -bench=. -benchmem "$@" "${pkgs[@]}"
-	exit
+	status=0
+	TEST_DATABASE_URL=$url go test -run='^$' -bench=. -benchmem "$@" "${pkgs[@]}" || status=$?
+	exit "$status"
 fi
 
 echo "== go build -o bin/ ./cmd/..." >&2
@@ -85,5 +86,7 @@ go build -o bin/ ./cmd/...
 for a in "$@"; do
 	case $a in -h | -help | --help) exec bin/retention-bench --help ;; esac
 done
-url=$(server)
-BENCH_DATABASE_URL=$url bin/retention-bench "$@"
+server
+status=0
+BENCH_DATABASE_URL=$url bin/retention-bench "$@" || status=$?
+exit "$status"
