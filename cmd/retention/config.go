@@ -77,6 +77,10 @@ func connect(ctx context.Context, dsn string, conns int32) (*pgxpool.Pool, error
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "convai-retention"
 	}
+	// The selection and record statements are prepared once and run thousands of times while
+	// retention.deletions grows from nothing. A generic plan made early (when the table was
+	// empty) would scan it for every page; a custom plan per execution stays on the indexes.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
