@@ -17,7 +17,8 @@ import (
 // disabled. "parallel" records from GOMAXPROCS goroutines at once, as concurrent workers and
 // shards do, all sealing into the one chain.
 //
-//	make bench ARGS='-run=^$ -bench=Record -benchtime=2000x -count=5 ./audit/'
+//	go test -run='^$' -bench=Record -benchtime=1000x -count=5 ./audit/
+//	make bench ARGS='go -bench=Record -benchtime=1000x -count=5 ./audit/'
 func BenchmarkRecord(b *testing.B) {
 	for _, sealed := range []bool{true, false} {
 		for _, parallel := range []bool{false, true} {
