@@ -53,6 +53,9 @@ func (r *Runner) selectAll(ctx context.Context, rd Reader, t *tally) (cutoff tim
 	if err != nil {
 		return cutoff, false, err
 	}
+	if err := policy.CheckThresholds(cutoff, policies); err != nil {
+		return cutoff, false, err
+	}
 	rules, err := policy.NewSet(policies, holds)
 	if err != nil {
 		return cutoff, false, err

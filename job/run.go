@@ -91,6 +91,9 @@ func (r *Runner) Run(ctx context.Context, start RunStart) (*Summary, error) {
 	if err != nil {
 		return finish(StatusFailed, err)
 	}
+	if err := policy.CheckThresholds(info.Cutoff, policies); err != nil {
+		return finish(StatusFailed, err)
+	}
 	rules, err := policy.NewSet(policies, holds)
 	if err != nil {
 		return finish(StatusFailed, fmt.Errorf("policies: %w", err))

@@ -5,7 +5,14 @@
 CREATE TABLE retention.policies (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     character_id text NULL CHECK (character_id IS NULL OR btrim(character_id) <> ''),
-    max_age      interval NOT NULL CHECK (max_age > interval '0'),
+    -- Positive, with no negative part (PostgreSQL compares '1 mon -29 days' as 1 day, but on the
+    -- calendar it can reach past the cut-off), and at most 200 years.
+    max_age      interval NOT NULL CHECK (
+                     max_age > interval '0' AND max_age <= interval '200 years'
+                     AND extract(year FROM max_age) * 12 + extract(month FROM max_age) >= 0
+                     AND extract(day FROM max_age) >= 0
+                     AND extract(hour FROM max_age) * 3600 + extract(minute FROM max_age) * 60
+                         + extract(second FROM max_age) >= 0),
     enabled      boolean NOT NULL DEFAULT true,
     note         text NOT NULL DEFAULT '',
     created_at   timestamptz NOT NULL DEFAULT now(),

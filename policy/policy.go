@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -108,6 +109,23 @@ func NewSet(policies []Policy, holds []Hold) (*Set, error) {
 		}
 	}
 	return s, nil
+}
+
+// CheckThresholds returns an error naming the first enabled policy whose threshold is not before
+// the run's cut-off: such a policy would treat a session active right now as expired. The schema
+// refuses the intervals that cause it; this guards the rule itself.
+func CheckThresholds(cutoff time.Time, policies []Policy) error {
+	for _, p := range policies {
+		if p.Enabled && !p.Threshold.Before(cutoff) {
+			who := "the default policy"
+			if !p.IsDefault() {
+				who = fmt.Sprintf("the policy of character %q", p.CharacterID)
+			}
+			return fmt.Errorf("policy %d (%s): max_age %q puts the expiry threshold %s at or after the cut-off %s",
+				p.ID, who, p.MaxAge, p.Threshold.UTC().Format(time.RFC3339), cutoff.UTC().Format(time.RFC3339))
+		}
+	}
+	return nil
 }
 
 // Decide applies the precedence: an active hold on the character beats every policy; the
@@ -219,7 +237,7 @@ func validID(id string) bool {
 		return false
 	}
 	for _, r := range id {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) {
 			return false
 		}
 	}

@@ -261,3 +261,17 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckThresholds(t *testing.T) {
+	t.Parallel()
+
+	ok := policy.Policy{ID: 1, Enabled: true, MaxAge: "30 days", Threshold: days30}
+	atCutoff := policy.Policy{ID: 2, CharacterID: "c", Enabled: true, MaxAge: "1 mon -30 days", Threshold: cutoff}
+	after := policy.Policy{ID: 3, Enabled: true, MaxAge: "1 mon -31 days", Threshold: cutoff.Add(time.Hour)}
+	disabled := after
+	disabled.Enabled = false
+
+	require.NoError(t, policy.CheckThresholds(cutoff, []policy.Policy{ok, disabled}))
+	require.ErrorContains(t, policy.CheckThresholds(cutoff, []policy.Policy{ok, atCutoff}), `policy 2 (the policy of character "c")`)
+	require.ErrorContains(t, policy.CheckThresholds(cutoff, []policy.Policy{after}), "policy 3 (the default policy)")
+}
