@@ -4,10 +4,37 @@ import (
 	"encoding/csv"
 	"io"
 	"strconv"
+	"strings"
 )
 
+// csvWriter writes cells a spreadsheet will show as text. A character or session ID, or an
+// error text, starting with =, +, -, @, tab or carriage return would otherwise be read as a
+// formula by Excel, LibreOffice or Google Sheets (CSV injection); such a cell gets a leading
+// apostrophe. Numbers are left alone.
+type csvWriter struct{ *csv.Writer }
+
+func newCSV(w io.Writer) csvWriter { return csvWriter{csv.NewWriter(w)} }
+
+func (c csvWriter) Write(record []string) error {
+	out := make([]string, len(record))
+	for i, cell := range record {
+		out[i] = csvCell(cell)
+	}
+	return c.Writer.Write(out)
+}
+
+func csvCell(s string) string {
+	if s == "" || !strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return s
+	}
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return s
+	}
+	return "'" + s
+}
+
 func (r *Report) writeCSV(w io.Writer, table CSVTable) error {
-	cw := csv.NewWriter(w)
+	cw := newCSV(w)
 	itoa := func(n int64) string { return strconv.FormatInt(n, 10) }
 	switch table {
 	case CSVRuns:
@@ -47,7 +74,7 @@ func (r *Report) writeCSV(w io.Writer, table CSVTable) error {
 }
 
 func (e *Evidence) writeCSV(w io.Writer) error {
-	cw := csv.NewWriter(w)
+	cw := newCSV(w)
 	_ = cw.Write([]string{"session_id", "character_id", "state", "reason_code", "deletion_id", "run_id", "run_status", "status",
 		"attempts", "http_status", "error", "policy_id", "policy_character_id", "max_age", "last_active_at", "expired_at",
 		"requested_at", "completed_at", "lag_seconds", "seal_seq", "seal_hash", "reason"})
