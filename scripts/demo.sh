@@ -141,4 +141,10 @@ SELECT status, count(*) AS sessions, count(DISTINCT character_id) AS characters
 FROM retention.deletions GROUP BY status ORDER BY status;
 EOF
 
+step "retention report (what compliance reads)"
+bin/retention report --format table || die "the report failed (exit status $?)"
+
+step "retention audit verify (the sealed results trail)"
+bin/retention audit verify || die "the results trail does not verify (exit status $?)"
+
 exit "$status"
