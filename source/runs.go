@@ -3,7 +3,6 @@ package source
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -176,9 +175,9 @@ func (s *Store) StartRun(ctx context.Context, start job.RunStart) (job.RunInfo, 
 	return info, nil
 }
 
-// FinishRun writes the run's final status. Deleted and failed counts are taken from the
-// recorded deletions, so the run row agrees with them; sessions left pending (their outcome could
-// not be written) become failed.
+// FinishRun writes the run's final status and counts. sum's deleted and failed counts are the
+// outcomes the run recorded; sessions left pending (their outcome could not be written) become
+// failed and are added to them, and a succeeded run with failures becomes partial.
 func (s *Store) FinishRun(ctx context.Context, runID int64, sum *job.Summary) error {
 	defer s.held.Delete(runID)
 	skipped, err := json.Marshal(sum.SkippedByReason)
@@ -194,33 +193,33 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, sum *job.Summary) er
 
 func (s *Store) finish(ctx context.Context, runID int64, sum *job.Summary, skipped []byte, errText *string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `
+		tag, err := tx.Exec(ctx, `
 			UPDATE retention.deletions
 			SET status = 'failed', completed_at = now(),
 			    error = 'no outcome could be recorded; the session will be sent again'
-			WHERE run_id = $1 AND status = 'pending'`, runID); err != nil {
+			WHERE run_id = $1 AND status = 'pending'`, runID)
+		if err != nil {
 			return fmt.Errorf("close pending deletions of run %d: %w", runID, err)
 		}
-		err := tx.QueryRow(ctx, `
-			UPDATE retention.runs r
-			SET status = CASE
-			        WHEN $2 = 'succeeded' AND EXISTS (
-			            SELECT 1 FROM retention.deletions d WHERE d.run_id = r.id AND d.status = 'failed')
-			        THEN 'partial' ELSE $2 END,
-			    finished_at = now(), selected = $3, skipped = $4, skipped_by_reason = $5,
-			    budget_reached = $6, error = $7,
-			    deleted = (SELECT count(*) FROM retention.deletions d WHERE d.run_id = r.id AND d.status = 'deleted'),
-			    failed  = (SELECT count(*) FROM retention.deletions d WHERE d.run_id = r.id AND d.status = 'failed')
-			WHERE r.id = $1 AND r.status = 'running'
-			RETURNING status, deleted, failed`,
-			runID, string(sum.Status), sum.Selected, sum.Skipped, skipped, sum.BudgetReached, errText,
-		).Scan(&sum.Status, &sum.Deleted, &sum.Failed)
-		if err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("finish run %d: it is no longer marked running: another run found it dead and marked it interrupted (was its lock lost?)", runID)
-			}
-			return fmt.Errorf("finish run %d: %w", runID, err)
+		// The run's recorded outcomes were counted as they were written; the rows just closed
+		// add to the failed ones. Counting them again here would read every row of the run.
+		deleted, failed, status := sum.Deleted, sum.Failed+tag.RowsAffected(), sum.Status
+		if status == job.StatusSucceeded && failed > 0 {
+			status = job.StatusPartial
 		}
+		tag, err = tx.Exec(ctx, `
+			UPDATE retention.runs
+			SET status = $2, finished_at = now(), selected = $3, skipped = $4, skipped_by_reason = $5,
+			    budget_reached = $6, error = $7, deleted = $8, failed = $9
+			WHERE id = $1 AND status = 'running'`,
+			runID, string(status), sum.Selected, sum.Skipped, skipped, sum.BudgetReached, errText, deleted, failed)
+		switch {
+		case err != nil:
+			return fmt.Errorf("finish run %d: %w", runID, err)
+		case tag.RowsAffected() == 0:
+			return fmt.Errorf("finish run %d: it is no longer marked running: another run found it dead and marked it interrupted (was its lock lost?)", runID)
+		}
+		sum.Status, sum.Failed = status, failed
 		return nil
 	})
 }
