@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -94,4 +95,43 @@ func inspect(t *testing.T, b *bundle, rel string) interface{ Strict() bool } {
 	src, err := source.Inspect(context.Background(), b.pool, r)
 	require.NoError(t, err)
 	return src
+}
+
+// A page reads the next rows of the source however many of them are already deleted, so one
+// statement never walks a long stretch of deleted sessions.
+func TestPageStaysBoundedOverDeletedSessions(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	b.seed(t, "c", 50, func(i int) float64 { return float64(100 - i) }) // c-s0000 is the oldest
+	cfg := fastConfig()
+	cfg.MaxDeletions = 30
+	_, err := b.run(t, cfg)
+	require.NoError(t, err)
+
+	horizon := time.Now()
+	recs, err := b.store.Page(context.Background(), job.Cursor{}, horizon, 10)
+	require.NoError(t, err)
+	require.Len(t, recs, 10, "a full page, though every row in it is done")
+	for _, r := range recs {
+		require.True(t, r.Deleted, r.SessionID)
+	}
+	last := recs[len(recs)-1]
+	recs, err = b.store.Page(context.Background(), job.Cursor{Started: true, LastActive: last.LastActive,
+		CharacterID: last.CharacterID, SessionID: last.SessionID}, horizon, 25)
+	require.NoError(t, err)
+	require.Len(t, recs, 25)
+	deleted := 0
+	for _, r := range recs {
+		if r.Deleted {
+			deleted++
+		}
+	}
+	require.Equal(t, 20, deleted, "rows 11-30 are deleted, 31-35 are not")
+
+	// The next run sends exactly the 20 left.
+	sum, err := b.run(t, fastConfig())
+	require.NoError(t, err)
+	require.EqualValues(t, 20, sum.Deleted)
+	require.Len(t, b.requested(), 50)
 }

@@ -13,8 +13,9 @@ type Reader interface {
 	Now(ctx context.Context) (time.Time, error)
 	// Rules returns the policies with their thresholds for cutoff, and the active holds.
 	Rules(ctx context.Context, cutoff time.Time) ([]policy.Policy, []policy.Hold, error)
-	// Page returns up to limit source records last active at or before horizon, after the
-	// cursor, oldest first, leaving out sessions already deleted. An empty page is the end.
+	// Page returns the next limit source records last active at or before horizon, after the
+	// cursor, oldest first, each marked when already deleted or superseded. A page shorter than
+	// limit is the last.
 	Page(ctx context.Context, after Cursor, horizon time.Time, limit int) ([]policy.Record, error)
 	// Undated counts source rows without a last activity.
 	Undated(ctx context.Context) (int64, error)

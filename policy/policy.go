@@ -164,8 +164,12 @@ type Verdict struct {
 	Decision Decision
 }
 
-// Judge applies every rule to one record: well-formedness, precedence, expiry, holds.
+// Judge applies every rule to one record: well-formedness, precedence, expiry, holds. A record
+// already deleted or superseded is never eligible and never counted as skipped.
 func (s *Set) Judge(r Record) Verdict {
+	if r.Deleted || r.Superseded {
+		return Verdict{}
+	}
 	if skip := Check(r); skip != SkipNone {
 		return Verdict{Skip: skip}
 	}
@@ -220,6 +224,11 @@ type Record struct {
 	CharacterID string
 	SessionID   string
 	LastActive  time.Time
+	// Deleted says the session is already recorded deleted.
+	Deleted bool
+	// Superseded says a later row of the same session exists (or one without a date): this row
+	// says nothing about when the session was last active.
+	Superseded bool
 }
 
 // Check reports whether r is well-formed enough to be sent: both IDs present, not blank, valid

@@ -110,37 +110,52 @@ func Inspect(ctx context.Context, q interface {
 	return src, nil
 }
 
-// build writes the selection SQL. Sessions already deleted are left out by an anti-join on the
-// partial unique index of retention.deletions. A non-strict source also needs: IDs cast to
-// text, NULLs ordered as empty strings (the job skips them as malformed), and each session taken
-// only at its latest row, so a session with any activity after the horizon (or a row without a
-// date) is never selected.
+// build writes the selection SQL. A page is the next limit rows of the source in key order,
+// however many of them turn out to be done: the scan of one statement stays bounded even where
+// the source holds long stretches of sessions already deleted. Each row says whether its session
+// is already recorded deleted (a probe of the partial unique index of retention.deletions) and,
+// for a non-strict source, whether a later row of the same session (or one without a date)
+// supersedes it: the job never sends either. A non-strict source also gets its IDs cast to text
+// and NULLs ordered as empty strings (the job skips them as malformed).
 func (s *Source) build() {
 	rel := s.rel.quoted()
-	char, sess := "s.character_id", "s.session_id"
-	key := "s.last_active_at, s.character_id, s.session_id"
-	after := "(s.last_active_at, s.character_id, s.session_id) > ($2, $3, $4)"
-	extra := ""
-	if !s.strict {
-		char, sess = "s.character_id::text", "s.session_id::text"
-		key = "s.last_active_at, coalesce(s.character_id::text, ''), coalesce(s.session_id::text, '')"
-		after = "s.last_active_at >= $2 AND (s.last_active_at > $2 OR (coalesce(s.character_id::text, ''), coalesce(s.session_id::text, '')) > ($3, $4))"
-		extra = fmt.Sprintf(`
-		  AND NOT EXISTS (
-		        SELECT 1 FROM %s n
-		        WHERE n.character_id = s.character_id AND n.session_id = s.session_id
-		          AND (n.last_active_at > s.last_active_at OR n.last_active_at IS NULL))`, rel)
+	var inner, outer string
+	if s.strict {
+		inner = fmt.Sprintf(`
+			SELECT s.character_id, s.session_id, s.last_active_at
+			FROM %s s
+			WHERE s.last_active_at <= $1 %%s
+			ORDER BY s.last_active_at, s.character_id, s.session_id
+			LIMIT %%s`, rel)
+		outer = `
+		SELECT p.character_id, p.session_id, p.last_active_at,
+		       EXISTS (SELECT 1 FROM retention.deletions d
+		               WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'),
+		       false
+		FROM (%s) p
+		ORDER BY p.last_active_at, p.character_id, p.session_id`
+		s.firstSQL = fmt.Sprintf(outer, fmt.Sprintf(inner, "", "$2"))
+		s.pageSQL = fmt.Sprintf(outer, fmt.Sprintf(inner, "AND (s.last_active_at, s.character_id, s.session_id) > ($2, $3, $4)", "$5"))
+	} else {
+		inner = fmt.Sprintf(`
+			SELECT s.character_id AS raw_character_id, s.session_id AS raw_session_id,
+			       s.character_id::text AS character_id, s.session_id::text AS session_id, s.last_active_at
+			FROM %s s
+			WHERE s.last_active_at <= $1 %%s
+			ORDER BY s.last_active_at, coalesce(s.character_id::text, ''), coalesce(s.session_id::text, '')
+			LIMIT %%s`, rel)
+		outer = fmt.Sprintf(`
+		SELECT p.character_id, p.session_id, p.last_active_at,
+		       EXISTS (SELECT 1 FROM retention.deletions d
+		               WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'),
+		       EXISTS (SELECT 1 FROM %s n
+		               WHERE n.character_id = p.raw_character_id AND n.session_id = p.raw_session_id
+		                 AND (n.last_active_at > p.last_active_at OR n.last_active_at IS NULL))
+		FROM (%%s) p
+		ORDER BY p.last_active_at, coalesce(p.character_id, ''), coalesce(p.session_id, '')`, rel)
+		after := "s.last_active_at >= $2 AND (s.last_active_at > $2 OR (coalesce(s.character_id::text, ''), coalesce(s.session_id::text, '')) > ($3, $4))"
+		s.firstSQL = fmt.Sprintf(outer, fmt.Sprintf(inner, "", "$2"))
+		s.pageSQL = fmt.Sprintf(outer, fmt.Sprintf(inner, "AND "+after, "$5"))
 	}
-	base := fmt.Sprintf(`
-		SELECT %[2]s, %[3]s, s.last_active_at
-		FROM %[1]s s
-		WHERE s.last_active_at <= $1 %%s
-		  AND NOT EXISTS (
-		        SELECT 1 FROM retention.deletions d
-		        WHERE d.character_id = %[2]s AND d.session_id = %[3]s AND d.status = 'deleted')%[4]s
-		ORDER BY %[5]s
-		LIMIT %%s`, rel, char, sess, extra, key)
-	s.firstSQL = fmt.Sprintf(base, "", "$2")
-	s.pageSQL = fmt.Sprintf(base, "AND "+after, "$5")
 	s.undatedSQL = fmt.Sprintf("SELECT count(*) FROM %s s WHERE s.last_active_at IS NULL", rel)
 }

@@ -119,9 +119,10 @@ func (s *Store) Rules(ctx context.Context, cutoff time.Time) ([]policy.Policy, [
 	return policies, holds, nil
 }
 
-// Page returns up to limit source records last active at or before horizon that come after
-// the cursor in (last_active_at, character_id, session_id) order, leaving out sessions already
-// deleted and rows superseded by a later row of the same session. An empty page is the end.
+// Page returns the next limit source records last active at or before horizon after the cursor,
+// in (last_active_at, character_id, session_id) order, each marked when its session is already
+// recorded deleted or the row is superseded by a later row of the same session. A page shorter
+// than limit is the last.
 func (s *Store) Page(ctx context.Context, after job.Cursor, horizon time.Time, limit int) ([]policy.Record, error) {
 	var rows pgx.Rows
 	var err error
@@ -136,8 +137,9 @@ func (s *Store) Page(ctx context.Context, after job.Cursor, horizon time.Time, l
 	recs := make([]policy.Record, 0, min(limit, 10_000))
 	var char, sess *string
 	var at *time.Time
-	_, err = pgx.ForEachRow(rows, []any{&char, &sess, &at}, func() error {
-		r := policy.Record{}
+	var deleted, superseded bool
+	_, err = pgx.ForEachRow(rows, []any{&char, &sess, &at, &deleted, &superseded}, func() error {
+		r := policy.Record{Deleted: deleted, Superseded: superseded}
 		if char != nil {
 			r.CharacterID = *char
 		}
