@@ -81,6 +81,9 @@ func (r *Runner) Run(ctx context.Context, start RunStart) (*Summary, error) {
 			return sum, errors.Join(runErr, fmt.Errorf("finish run %d: %w", info.ID, err))
 		}
 		cfg.Observer.RunFinished(sum)
+		if sum.NotSent > 0 {
+			log.Warn("selected sessions were not sent: the run stopped first; they wait for the next run", "not_sent", sum.NotSent)
+		}
 		log.Info("run finished", "run_id", info.ID, "status", sum.Status, "selected", sum.Selected,
 			"deleted", sum.Deleted, "failed", sum.Failed, "skipped", sum.Skipped,
 			"budget_reached", sum.BudgetReached, "duration", sum.Duration.Round(time.Millisecond).String())
@@ -261,7 +264,7 @@ func (r *Runner) process(ctx, sendCtx context.Context, d *deliverer, t *tally, r
 		return
 	}
 	if n := len(c.Sessions) - len(claimed); n > 0 {
-		t.skip(policy.SkipHeld, c.Sessions[0], policy.Decision{Policy: c.Policy}, int64(n))
+		t.heldAtClaim(c.Sessions[0], policy.Decision{Policy: c.Policy}, int64(n))
 	}
 	if len(claimed) == 0 {
 		return

@@ -53,6 +53,7 @@ func TestRunDeletesExactlyTheEligible(t *testing.T) {
 	require.EqualValues(t, len(want), sum.Selected)
 	require.EqualValues(t, len(want), sum.Deleted)
 	require.Zero(t, sum.Failed)
+	require.Zero(t, sum.NotSent)
 	require.EqualValues(t, 5, sum.SkippedByReason["held"], "the whole-character hold; plain-s0003 is not yet expired")
 
 	for _, r := range b.fake.Requests() {
@@ -180,6 +181,8 @@ func TestKeyRejectedStopsTheRun(t *testing.T) {
 	require.ErrorIs(t, err, job.ErrKeyRejected)
 	require.Equal(t, job.StatusFailed, sum.Status)
 	require.LessOrEqual(t, len(b.fake.Requests()), 2, "no request after the first 401 but those already in flight")
+	require.Positive(t, sum.NotSent, "chunks never claimed are reported, not lost")
+	require.Equal(t, sum.Selected-sum.Failed, sum.NotSent)
 	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.deletions WHERE status <> 'failed'`))
 	require.Positive(t, b.count(t, `SELECT count(*) FROM retention.deletions WHERE http_status = 401`))
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.runs WHERE status = 'failed' AND error LIKE '%rejected the key%'`))

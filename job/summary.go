@@ -22,18 +22,21 @@ const (
 
 // Summary is what a run did. It is printed at the end of every run, dry or real.
 type Summary struct {
-	RunID           int64              `json:"run_id,omitempty"`
-	Status          Status             `json:"status"`
-	DryRun          bool               `json:"dry_run"`
-	Cutoff          time.Time          `json:"cutoff"`
-	Source          string             `json:"source"`
-	Shard           Shard              `json:"shard"`
-	Selected        int64              `json:"selected"`
-	Deleted         int64              `json:"deleted"`
-	Failed          int64              `json:"failed"`
-	Skipped         int64              `json:"skipped"`
-	SkippedByReason map[string]int64   `json:"skipped_by_reason"`
-	BudgetReached   bool               `json:"budget_reached"`
+	RunID           int64            `json:"run_id,omitempty"`
+	Status          Status           `json:"status"`
+	DryRun          bool             `json:"dry_run"`
+	Cutoff          time.Time        `json:"cutoff"`
+	Source          string           `json:"source"`
+	Shard           Shard            `json:"shard"`
+	Selected        int64            `json:"selected"`
+	Deleted         int64            `json:"deleted"`
+	Failed          int64            `json:"failed"`
+	Skipped         int64            `json:"skipped"`
+	SkippedByReason map[string]int64 `json:"skipped_by_reason"`
+	BudgetReached   bool             `json:"budget_reached"`
+	// NotSent counts sessions selected but never sent because the run stopped first (a
+	// signal, a rejected key, a fatal error); they wait for the next run.
+	NotSent         int64              `json:"not_sent"`
 	Recovered       []int64            `json:"recovered_runs,omitempty"`
 	Error           string             `json:"error,omitempty"`
 	Duration        time.Duration      `json:"-"`
@@ -66,6 +69,8 @@ type tally struct {
 	chars    map[string]*CharacterSummary
 	withIDs  bool
 	obs      Observer
+	// claimHeld counts selected sessions a hold protected by the time their chunk was claimed.
+	claimHeld int64
 }
 
 func newTally(withIDs bool, obs Observer) *tally {
@@ -125,6 +130,15 @@ func (t *tally) outcomes(characterID string, os []Outcome) {
 	t.obs.Recorded(deleted, failed)
 }
 
+// heldAtClaim counts n selected sessions of r's character that a hold protected by the time
+// their chunk was claimed: skipped as held, and not "not sent".
+func (t *tally) heldAtClaim(r policy.Record, d policy.Decision, n int64) {
+	t.skip(policy.SkipHeld, r, d, n)
+	t.mu.Lock()
+	t.claimHeld += n
+	t.mu.Unlock()
+}
+
 // progress returns the counts so far.
 func (t *tally) progress() (selected, deleted, failed int64) {
 	t.mu.Lock()
@@ -137,6 +151,7 @@ func (t *tally) fill(s *Summary) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s.Selected, s.Deleted, s.Failed = t.selected, t.deleted, t.failed
+	s.NotSent = max(t.selected-t.deleted-t.failed-t.claimHeld, 0)
 	s.SkippedByReason = make(map[string]int64, len(t.skipped))
 	s.Skipped = 0
 	for k, v := range t.skipped {

@@ -188,7 +188,13 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, sum *job.Summary) er
 	if sum.Error != "" {
 		errText = &sum.Error
 	}
-	return s.retrying(ctx, func(ctx context.Context) error { return s.finish(ctx, runID, sum, skipped, errText) })
+	// finish may run more than once (a commit lost to a restart is retried): it works from the
+	// counts as they were before the first try.
+	base := *sum
+	return s.retrying(ctx, func(ctx context.Context) error {
+		*sum = base
+		return s.finish(ctx, runID, sum, skipped, errText)
+	})
 }
 
 func (s *Store) finish(ctx context.Context, runID int64, sum *job.Summary, skipped []byte, errText *string) error {
@@ -203,7 +209,8 @@ func (s *Store) finish(ctx context.Context, runID int64, sum *job.Summary, skipp
 		}
 		// The run's recorded outcomes were counted as they were written; the rows just closed
 		// add to the failed ones. Counting them again here would read every row of the run.
-		deleted, failed, status := sum.Deleted, sum.Failed+tag.RowsAffected(), sum.Status
+		tag0 := tag.RowsAffected() // closed pending rows were selected and counted as not sent
+		deleted, failed, status := sum.Deleted, sum.Failed+tag0, sum.Status
 		if status == job.StatusSucceeded && failed > 0 {
 			status = job.StatusPartial
 		}
@@ -220,6 +227,7 @@ func (s *Store) finish(ctx context.Context, runID int64, sum *job.Summary, skipp
 			return fmt.Errorf("finish run %d: it is no longer marked running: another run found it dead and marked it interrupted (was its lock lost?)", runID)
 		}
 		sum.Status, sum.Failed = status, failed
+		sum.NotSent = max(sum.NotSent-tag0, 0)
 		return nil
 	})
 }

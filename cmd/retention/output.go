@@ -42,6 +42,9 @@ func writeText(w io.Writer, s *job.Summary) error {
 		sort.Strings(reasons)
 		fmt.Fprintf(&b, "skipped %d: %s\n", s.Skipped, strings.Join(reasons, ", "))
 	}
+	if s.NotSent > 0 {
+		fmt.Fprintf(&b, "%d selected sessions were not sent: the run stopped first; they wait for the next run\n", s.NotSent)
+	}
 	if s.BudgetReached {
 		b.WriteString("the deletion budget (--max-deletions) was reached: the rest waits for the next run\n")
 	}
