@@ -16,6 +16,7 @@ import (
 	"github.com/convai-retention/retention/convai"
 	"github.com/convai-retention/retention/convai/convaitest"
 	"github.com/convai-retention/retention/internal/pgtest"
+	"github.com/convai-retention/retention/internal/sender"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/source"
 )
@@ -125,7 +126,7 @@ func newAPI(t testing.TB, opts convaitest.Options) *api {
 	client, err := convai.New(convai.Config{BaseURL: srv.URL, APIKey: testKey})
 	require.NoError(t, err)
 	t.Cleanup(client.CloseIdleConnections)
-	return &api{fake: fake, send: sender{client}}
+	return &api{fake: fake, send: sender.Convai{Client: client}}
 }
 
 // run does one real run against the retention.sessions of pool.
@@ -143,20 +144,6 @@ func (a *api) run(t testing.TB, pool *pgxpool.Pool, shard job.Shard) (*job.Summa
 	})
 	require.NoError(t, err)
 	return r.Run(ctx, job.RunStart{Source: source.DefaultRelation, Host: "test"})
-}
-
-// sender adapts the Convai client to the job, as cmd/retention does.
-type sender struct{ c *convai.Client }
-
-func (s sender) Delete(ctx context.Context, characterID string, ids []string) job.Answer {
-	r := s.c.Delete(ctx, characterID, ids)
-	class := map[convai.Class]job.Class{
-		convai.Confirmed: job.Confirmed, convai.AuthRejected: job.AuthRejected, convai.Permanent: job.Permanent,
-	}[r.Class]
-	if class == 0 {
-		class = job.Retryable
-	}
-	return job.Answer{Class: class, StatusCode: r.StatusCode, RetryAfter: r.RetryAfter, Detail: r.Detail, Err: r.Err}
 }
 
 // poolAs opens a pool on the test database logged in as role (the test server trusts local

@@ -8,6 +8,7 @@ import (
 	"github.com/convai-retention/retention/convai"
 	"github.com/convai-retention/retention/convai/convaitest"
 	"github.com/convai-retention/retention/internal/pgtest"
+	"github.com/convai-retention/retention/internal/sender"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/source"
 )
@@ -62,7 +63,7 @@ func BenchmarkRun(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		runner, err := job.New(source.New(db.Pool, src, source.Config{}), sender{client},
+		runner, err := job.New(source.New(db.Pool, src, source.Config{}), sender.Convai{Client: client},
 			job.Config{Concurrency: 8, ChunkSize: 100, Rate: 0})
 		if err != nil {
 			b.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/convai-retention/retention/convai"
 	"github.com/convai-retention/retention/convai/convaitest"
 	"github.com/convai-retention/retention/internal/pgtest"
+	"github.com/convai-retention/retention/internal/sender"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/source"
 )
@@ -58,7 +59,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	client, err := convai.New(convai.Config{BaseURL: srv.URL, APIKey: testKey})
 	require.NoError(t, err)
 	t.Cleanup(client.CloseIdleConnections)
-	b := &bundle{db: db, pool: db.Pool, fake: fake, srv: srv, send: sender{client}}
+	b := &bundle{db: db, pool: db.Pool, fake: fake, srv: srv, send: sender.Convai{Client: client}}
 	if o.source != "" {
 		b.exec(t, o.source) // the test's own source relation, created before inspection
 	}
@@ -165,20 +166,6 @@ func (b *bundle) runWith(t *testing.T, ctx context.Context, store *source.Store,
 	r, err := job.New(store, b.send, cfg)
 	require.NoError(t, err)
 	return r.Run(ctx, job.RunStart{Source: "test", Settings: map[string]any{"test": true}, Host: "test"})
-}
-
-// sender adapts the Convai client to the job, as cmd/retention does.
-type sender struct{ c *convai.Client }
-
-func (s sender) Delete(ctx context.Context, characterID string, ids []string) job.Answer {
-	r := s.c.Delete(ctx, characterID, ids)
-	class := map[convai.Class]job.Class{
-		convai.Confirmed: job.Confirmed, convai.AuthRejected: job.AuthRejected, convai.Permanent: job.Permanent,
-	}[r.Class]
-	if class == 0 {
-		class = job.Retryable
-	}
-	return job.Answer{Class: class, StatusCode: r.StatusCode, RetryAfter: r.RetryAfter, Detail: r.Detail, Err: r.Err}
 }
 
 func prefixed(ids []string, prefix string) []string {

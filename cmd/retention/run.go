@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
-	"github.com/convai-retention/retention/convai"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/source"
 )
@@ -152,21 +151,4 @@ func sourceRelation(name string) (string, error) {
 		return "", err
 	}
 	return rel.String(), nil
-}
-
-// apiSender adapts the Convai client to the job's Sender.
-type apiSender struct{ c *convai.Client }
-
-func (s apiSender) Delete(ctx context.Context, characterID string, ids []string) job.Answer {
-	r := s.c.Delete(ctx, characterID, ids)
-	class := job.Retryable
-	switch r.Class {
-	case convai.Confirmed:
-		class = job.Confirmed
-	case convai.AuthRejected:
-		class = job.AuthRejected
-	case convai.Permanent:
-		class = job.Permanent
-	}
-	return job.Answer{Class: class, StatusCode: r.StatusCode, RetryAfter: r.RetryAfter, Detail: r.Detail, Err: r.Err}
 }

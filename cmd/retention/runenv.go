@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/convai-retention/retention/convai"
+	"github.com/convai-retention/retention/internal/sender"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/metrics"
 	"github.com/convai-retention/retention/migrations"
@@ -140,7 +141,7 @@ func (e *runEnv) realRun(ctx context.Context) (*job.Summary, error) {
 	defer p.close()
 	cfg.Observer = observers{e.metrics, p}
 	cfg.EstimatedTotal = p.estimated
-	runner, err := job.New(e.store, apiSender{e.client}, cfg)
+	runner, err := job.New(e.store, sender.Convai{Client: e.client}, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,36 @@
+// Package sender connects the Convai client to the job: it turns the client's Result into the
+// job's Answer. The binary and the tests that run real jobs share it, so they cannot classify
+// answers differently.
+package sender
+
+import (
+	"context"
+
+	"github.com/convai-retention/retention/convai"
+	"github.com/convai-retention/retention/job"
+)
+
+// Convai sends the job's requests through a Convai client.
+type Convai struct{ Client *convai.Client }
+
+var _ job.Sender = Convai{}
+
+// Delete sends one request and classifies its answer for the job.
+func (s Convai) Delete(ctx context.Context, characterID string, ids []string) job.Answer {
+	r := s.Client.Delete(ctx, characterID, ids)
+	return job.Answer{Class: classOf(r.Class), StatusCode: r.StatusCode, RetryAfter: r.RetryAfter, Detail: r.Detail, Err: r.Err}
+}
+
+// classOf maps the client's classes to the job's. Anything unknown is Retryable: never a
+// confirmation, never a reason to give up on a chunk.
+func classOf(c convai.Class) job.Class {
+	switch c {
+	case convai.Confirmed:
+		return job.Confirmed
+	case convai.AuthRejected:
+		return job.AuthRejected
+	case convai.Permanent:
+		return job.Permanent
+	}
+	return job.Retryable
+}
