@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -453,22 +454,40 @@ func TestDeadRunIsRecovered(t *testing.T) {
 
 func TestShardsSplitTheWork(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{})
-	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	// Three shards run at once, as the pods of an Indexed Job do; the requests overlap.
+	b := setup(t, setupOpts{fake: convaitest.Options{Latency: 20 * time.Millisecond}})
+	seedPolicies(t, b)
 	for c := range 12 {
-		b.seed(t, fmt.Sprintf("char-%d", c), 3, days(2))
+		b.seed(t, fmt.Sprintf("char-%d", c), 7, func(i int) float64 { return float64(20 + 4*i) }) // 4 of 7 expired
 	}
+	b.seed(t, "held", 3, days(400))
+	want := b.strings(t, `SELECT character_id || '/' || session_id FROM retention.sessions
+		WHERE character_id LIKE 'char-%' AND last_active_at <= now() - interval '30 days'`)
+	require.Len(t, want, 48)
+
+	sums := make([]*job.Summary, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cfg := fastConfig()
+			cfg.ChunkSize, cfg.Shard = 2, job.Shard{Index: i, Count: 3}
+			sums[i], errs[i] = b.run(t, cfg)
+		}()
+	}
+	wg.Wait()
 	var total int64
 	for i := range 3 {
-		cfg := fastConfig()
-		cfg.Shard = job.Shard{Index: i, Count: 3}
-		sum, err := b.run(t, cfg)
-		require.NoError(t, err)
-		require.Positive(t, sum.Deleted, "shard %d got a share", i)
-		total += sum.Deleted
+		require.NoError(t, errs[i], "shard %d", i)
+		require.Positive(t, sums[i].Deleted, "shard %d got a share", i)
+		total += sums[i].Deleted
 	}
-	require.EqualValues(t, 36, total)
-	require.Len(t, b.requested(), 36, "no session sent twice")
+	require.EqualValues(t, 48, total)
+	require.Equal(t, want, b.requested(), "together exactly what one run would send, none twice")
+	require.Equal(t, want, b.recordedDeleted(t))
+	require.Greater(t, b.fake.Stats().MaxInFlight, 1, "the shards did run side by side")
 }
 
 func TestConfigIsValidated(t *testing.T) {
