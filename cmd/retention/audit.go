@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/convai-retention/retention/audit"
-	"github.com/convai-retention/retention/migrations"
 )
 
 // checkpoints is a repeatable --checkpoint SEQ:HASH flag.
@@ -68,16 +66,11 @@ func (a *app) audit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	pool, err := connect(setup, dsn, 1)
+	pool, err := connectCurrent(ctx, dsn, 1)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if _, err := migrations.Check(setup, pool); err != nil {
-		return err
-	}
 	res, err := audit.Verify(ctx, pool, audit.Options{Checkpoints: cps})
 	if err != nil {
 		return err

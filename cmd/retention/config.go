@@ -6,9 +6,12 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/convai-retention/retention/migrations"
 )
 
 // databaseURL returns DATABASE_URL, required.
@@ -67,8 +70,31 @@ func (a *app) secrets() []string {
 	return out
 }
 
-// connect opens a pool of at most conns connections, named in pg_stat_activity.
+// setupTimeout bounds connecting and the checks before a command's work: a database that does
+// not answer is a fatal error, not a hang.
+const setupTimeout = 30 * time.Second
+
+// connectCurrent connects like connect and refuses a schema that is missing or older than this
+// binary ("run retention migrate").
+func connectCurrent(ctx context.Context, dsn string, conns int32) (*pgxpool.Pool, error) {
+	pool, err := connect(ctx, dsn, conns)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	if _, err := migrations.Check(cctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+// connect opens a pool of at most conns connections, named in pg_stat_activity, and checks it
+// answers within setupTimeout.
 func connect(ctx context.Context, dsn string, conns int32) (*pgxpool.Pool, error) {
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, usagef("DATABASE_URL is not a valid connection string: %v", err)

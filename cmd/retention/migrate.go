@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"time"
 
 	"github.com/convai-retention/retention/migrations"
 )
@@ -31,9 +30,7 @@ func (a *app) migrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	pool, err := connect(cctx, dsn, 2)
+	pool, err := connect(ctx, dsn, 2)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/convai-retention/retention/migrations"
 	"github.com/convai-retention/retention/report"
 	"github.com/convai-retention/retention/source"
 )
@@ -91,17 +90,12 @@ func (a *app) report(ctx context.Context, args []string) error {
 		return err
 	}
 
-	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	pool, err := connect(setup, dsn, 2)
+	pool, err := connectCurrent(ctx, dsn, 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if _, err := migrations.Check(setup, pool); err != nil {
-		return err
-	}
-	if _, err := source.Inspect(setup, pool, rel); err != nil {
+	if _, err := source.Inspect(ctx, pool, rel); err != nil {
 		return err
 	}
 	ident := pgx.Identifier{rel.Schema, rel.Name}

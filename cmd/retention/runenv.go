@@ -84,16 +84,12 @@ func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
 		e.metrics = metrics.New(metrics.Config{})
 	}
 
-	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if e.pool, err = connectCurrent(ctx, dsn, int32(o.cfg.Concurrency)+4); err != nil {
+		e.close()
+		return nil, err
+	}
+	setup, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	if e.pool, err = connect(setup, dsn, int32(o.cfg.Concurrency)+4); err != nil {
-		e.close()
-		return nil, err
-	}
-	if _, err := migrations.Check(setup, e.pool); err != nil {
-		e.close()
-		return nil, err
-	}
 	src, err := source.Inspect(setup, e.pool, e.rel)
 	if err != nil {
 		e.close()
