@@ -19,6 +19,7 @@ import (
 
 	"github.com/convai-retention/retention/convai"
 	"github.com/convai-retention/retention/convai/convaitest"
+	"github.com/convai-retention/retention/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -39,26 +40,9 @@ func (l lines) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type bundle struct {
 	baseURL string
-	stderr  *syncBuffer
+	stderr  *syncbuf.Buffer
 	stop    func() error // cancels run and returns its error
 }
 
@@ -67,7 +51,7 @@ func start(t *testing.T, args ...string) *bundle {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout := make(lines, 4)
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), env(map[string]string{keyEnv: key}), stdout, stderr)

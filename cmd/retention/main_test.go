@@ -23,6 +23,7 @@ import (
 
 	"github.com/convai-retention/retention/convai/convaitest"
 	"github.com/convai-retention/retention/internal/pgtest"
+	"github.com/convai-retention/retention/internal/syncbuf"
 )
 
 // testKey is the API key the fake of every bundle accepts.
@@ -104,7 +105,7 @@ func (r result) String() string {
 // run calls Main in-process with env as its whole environment.
 func run(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	getenv := func(k string) string { return env[k] }
 	code := Main(context.Background(), args, strings.NewReader(""), &stdout, &stderr, getenv)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
@@ -289,24 +290,6 @@ func (g *gate) requested() []string {
 	out := slices.Clone(g.received)
 	sort.Strings(out)
 	return out
-}
-
-// syncBuffer is a bytes.Buffer safe for the program's concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // unique reports whether the sorted ss has no repeats.

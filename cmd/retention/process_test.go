@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/internal/syncbuf"
 )
 
 // bins builds the binaries once per test binary, for the tests that run them as processes.
@@ -62,7 +63,7 @@ func removeBinaries() {
 // proc is a binary running as a child process.
 type proc struct {
 	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
+	stdout, stderr syncbuf.Buffer
 	done           chan struct{}
 }
 

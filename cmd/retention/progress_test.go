@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/convai-retention/retention/internal/syncbuf"
 	"github.com/convai-retention/retention/job"
 )
 
@@ -149,7 +150,7 @@ func TestProgressWithoutEstimate(t *testing.T) {
 
 func TestProgressCloseStopsTheCountAndClearsTheLine(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	started := make(chan struct{})
 	p := newProgress(&liveLine{w: &buf}, slog.New(slog.DiscardHandler), func(ctx context.Context) (int64, error) {
 		close(started)

@@ -15,13 +15,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/internal/syncbuf"
 )
 
 // scheduled is a "retention schedule" running in-process on a free local port.
 type scheduled struct {
 	app            *app
 	cancel         context.CancelFunc
-	stdout, stderr *syncBuffer
+	stdout, stderr *syncbuf.Buffer
 	exited         chan int
 	addr           string
 	client         *http.Client
@@ -31,7 +32,7 @@ type scheduled struct {
 // environment and waits until it serves. It is stopped when the test ends.
 func startSchedule(t *testing.T, env map[string]string, args ...string) *scheduled {
 	t.Helper()
-	s := &scheduled{stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan int, 1),
+	s := &scheduled{stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, exited: make(chan int, 1),
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}}
 	s.app = &app{stdout: s.stdout, stderr: s.stderr, getenv: func(k string) string { return env[k] }}
 	ctx, cancel := context.WithCancel(context.Background())

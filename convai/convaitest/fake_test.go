@@ -1,7 +1,6 @@
 package convaitest_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/convai-retention/retention/convai/convaitest"
+	"github.com/convai-retention/retention/internal/syncbuf"
 )
 
 const key = "test-key-5f2c"
@@ -451,7 +451,7 @@ func TestLatencyCanceled(t *testing.T) {
 
 func TestLoggerNeverLogsKey(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := setup(t, convaitest.Options{Logger: logger})
 
@@ -463,21 +463,4 @@ func TestLoggerNeverLogsKey(t *testing.T) {
 	require.Contains(t, out, "outcome=deleted")
 	require.Contains(t, out, "outcome=unauthorized")
 	require.NotContains(t, out, key)
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
