@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"regexp"
@@ -128,8 +129,9 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 	}
 	b.seedSessions(t, "fresh", 3, 1)
 	b.exec(t, `INSERT INTO retention.runs (id, cutoff, source) OVERRIDING SYSTEM VALUE VALUES (900, now(), 'retention.sessions')`)
-	b.exec(t, `INSERT INTO retention.deletions (run_id, character_id, session_id, last_active_at, max_age)
-		SELECT 900, character_id, session_id, last_active_at, '30 days' FROM retention.sessions WHERE session_id IN ('c2-1', 'c2-2')`)
+	b.exec(t, `INSERT INTO retention.claims (run_id, character_id, max_age, session_ids, last_active_at)
+		SELECT 900, 'c2', '30 days', array_agg(session_id ORDER BY session_id), array_agg(last_active_at ORDER BY session_id)
+		FROM retention.sessions WHERE session_id IN ('c2-1', 'c2-2')`)
 
 	// A full run, logged in as the job.
 	jobPool := b.poolAs(t, r.job)
@@ -139,24 +141,30 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 	require.Equal(t, job.StatusSucceeded, sum.Status)
 	require.EqualValues(t, 35, sum.Deleted, "36 expired, one held")
 	require.Equal(t, []int64{900}, sum.Recovered, "the job may finish a dead run's pending rows")
-	require.EqualValues(t, 37, b.count(t, `SELECT count(*) FROM retention.seals`), "35 deleted and 2 failed by the recovery")
+	require.EqualValues(t, 37, b.count(t, `SELECT count(*) FROM retention.outcomes`), "35 deleted and 2 failed by the recovery")
+	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.unsealed`), "every recorded claim is in the log")
 
-	// What the job cannot do.
-	var sealed int64
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT deletion_id FROM retention.seals WHERE seq = 5`).Scan(&sealed))
-	for _, tc := range []struct{ sql, want string }{
-		{`UPDATE retention.deletions SET status = 'failed', error = 'oops' WHERE id = $1`, "sealed"},
-		{`UPDATE retention.runs SET error = 'tidied' WHERE id = 900 AND $1 > 0`, "finished"},
-		{`INSERT INTO retention.deletions (run_id, character_id, session_id, status, last_active_at, max_age)
-			SELECT 900, 'c9', 'forged-' || $1::bigint, 'deleted', now(), '1 day'`, "inserted pending"},
-	} {
-		_, err := jobPool.Exec(ctx, tc.sql, sealed)
-		require.ErrorContains(t, err, tc.want, tc.sql)
-	}
+	// What the job cannot do: forge, edit or back-date a record, or touch a finished run.
+	var claim int64
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT min(claim_id) FROM retention.outcomes WHERE status = 'deleted'`).Scan(&claim))
+	var lastRun int64
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT max(id) FROM retention.runs`).Scan(&lastRun))
 	for _, sql := range []string{
-		`UPDATE retention.deletions SET session_id = 'x' WHERE id = 1`,
-		`DELETE FROM retention.deletions WHERE id = 1`,
-		`TRUNCATE retention.deletions CASCADE`,
+		// The v1 attacks: plain writes to the records and the runs.
+		`INSERT INTO retention.deletions_v1 (run_id, character_id, session_id, last_active_at, max_age) VALUES (900, 'c9', 'p', now(), '1 day')`,
+		`UPDATE retention.deletions_v1 SET status = 'deleted', completed_at = '2021-01-01' WHERE run_id = 900`,
+		`INSERT INTO retention.outcomes (claim_id, ord, character_id, session_id, status, attempts, completed_at)
+			VALUES (` + fmt.Sprint(claim) + `, 99, 'c9', 'forged', 'deleted', 1, '2021-01-01')`,
+		`INSERT INTO retention.claims (run_id, character_id, max_age, session_ids, last_active_at) VALUES (900, 'c9', '1 day', '{x}', ARRAY[now()])`,
+		`UPDATE retention.outcomes SET status = 'failed' WHERE claim_id = ` + fmt.Sprint(claim),
+		`UPDATE retention.runs SET finished_at = '2021-01-01', cutoff = '2021-01-01', deleted = 0 WHERE id = 900`,
+		`INSERT INTO retention.runs (cutoff, source) VALUES ('2021-01-01', 'forged')`,
+		`UPDATE retention.log_head SET size = 0`,
+		`INSERT INTO retention.log_leaves (idx, claim_id, hash) VALUES (999, 1, sha256(''::bytea))`,
+		`INSERT INTO retention.checkpoints (size, root) VALUES (0, sha256(''::bytea))`,
+		`SELECT * FROM retention.run_keys`,
+		`SELECT retention.close_claims(ARRAY[900::bigint], 'forged')`,
+		`SELECT retention.authorize(900, 'x', false)`,
 		`DELETE FROM retention.runs WHERE id = 900`,
 		`SELECT count(*) FROM retention.seals`,
 		`INSERT INTO retention.seals (seq, deletion_id, prev_hash, hash) VALUES (99, 1, '\x00', '\x00')`,
@@ -164,27 +172,62 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 		`UPDATE retention.policies SET enabled = false`,
 		`INSERT INTO retention.holds (character_id, reason) VALUES ('c3', 'x')`,
 		`DELETE FROM retention.sessions`,
-		`ALTER TABLE retention.deletions DISABLE TRIGGER USER`,
+		`ALTER TABLE retention.outcomes DISABLE TRIGGER USER`,
 		`CREATE TABLE retention.mine (x int)`,
 		`SELECT * FROM retention.deletion_outcomes`,
 	} {
 		_, err := jobPool.Exec(ctx, sql)
 		denied(t, err, "job: "+sql)
 	}
+	// Through the functions, without the run's token, or into a finished run.
+	for _, tc := range []struct{ sql, want string }{
+		{`SELECT * FROM retention.claim(` + fmt.Sprint(lastRun) + `, 'guess', 'c9', NULL, NULL, '1 day', '{forged}', ARRAY[now()])`, "not the run's credentials"},
+		{`SELECT retention.record(` + fmt.Sprint(lastRun) + `, 'guess', ` + fmt.Sprint(claim) + `, '{deleted}', '{1}', '{200}', '{""}')`, "not the run's credentials"},
+		{`SELECT retention.finish_run(900, 'guess', 'succeeded', 0, 0, 0, 0, '{}', false, NULL, 0, sha256(''::bytea), NULL)`, "not the run's credentials"},
+		{`SELECT retention.close_run(900, '')`, "not the run's credentials"},
+		{`SELECT * FROM retention.start_run(0, 1, 'forged', '{}', '', 1, '')`, "does not hold the run lock"},
+	} {
+		_, err := jobPool.Exec(ctx, tc.sql)
+		require.ErrorContains(t, err, tc.want, tc.sql)
+	}
+	// A stolen credential that does start a run (it takes the free lock) can add records to that
+	// run only, at the server's clock; it cannot reach the finished runs.
+	conn, err := jobPool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, `SELECT pg_advisory_lock(1380275269, 65536)`)
+	require.NoError(t, err)
+	var thief int64
+	var token string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT run_id, token FROM retention.start_run(0, 1, 'thief', '{}', '', 1, '')`).Scan(&thief, &token))
+	_, err = conn.Exec(ctx, `SELECT retention.record($1, $2, $3, '{deleted}', '{1}', '{200}', '{""}')`, thief, token, claim)
+	require.ErrorContains(t, err, "is not a claim of run", "a claim of a finished run")
+	_, err = conn.Exec(ctx, `SELECT retention.record($1, $2, $3, '{deleted}', '{1}', '{200}', '{""}')`, lastRun, token, claim)
+	require.ErrorContains(t, err, "not the run's credentials", "its token opens its own run only")
+	_, err = conn.Exec(ctx, `SELECT retention.finish_run($1, $2, 'succeeded', 0, 0, 0, 0, '{}', false, NULL, 0, sha256(''::bytea), NULL)`, thief, token)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
+	require.NoError(t, err)
 
 	// The auditor reads the report and verifies the chain.
 	auditorPool := b.poolAs(t, r.auditor)
 	res, err := audit.Verify(ctx, auditorPool, audit.Options{})
 	require.NoError(t, err)
 	require.True(t, res.Intact(), "%v", res.Problems)
-	require.EqualValues(t, 37, res.Sealed)
+	require.Zero(t, res.Sealed, "no v1 seals")
+	require.EqualValues(t, b.count(t, `SELECT count(*) FROM retention.claims`), res.Log.Leaves)
+	proof, err := audit.Prove(ctx, auditorPool, "c2", "c2-1")
+	require.NoError(t, err)
+	got, err := audit.Check(proof)
+	require.NoError(t, err)
+	require.Equal(t, "deleted", got.Status)
 	rep, err := report.Build(ctx, auditorPool, report.Options{Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	require.EqualValues(t, 35, rep.Total.Deleted)
 	require.EqualValues(t, 1, rep.Total.Held)
 	require.Zero(t, rep.Total.Outstanding)
-	require.Len(t, rep.Runs, 2, "the dead run and this one")
-	require.Equal(t, []string{"interrupted", "succeeded"}, []string{rep.Runs[0].Status, rep.Runs[1].Status})
+	require.Len(t, rep.Runs, 3, "the dead run, this one and the thief's")
+	require.Equal(t, []string{"interrupted", "succeeded", "succeeded"}, []string{rep.Runs[0].Status, rep.Runs[1].Status, rep.Runs[2].Status})
 	ev, err := report.Session(ctx, auditorPool, report.SessionOptions{SessionID: "c2-1"})
 	require.NoError(t, err)
 	require.Equal(t, report.StateDeleted, ev.Findings[0].State)
@@ -192,7 +235,7 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 
 	// What the auditor cannot do: write anything.
 	for _, sql := range []string{
-		`UPDATE retention.deletions SET attempts = 9 WHERE status = 'pending'`,
+		`UPDATE retention.outcomes SET attempts = 9`,
 		`INSERT INTO retention.runs (cutoff, source) VALUES (now(), 'x')`,
 		`INSERT INTO retention.seals (seq, deletion_id, prev_hash, hash) VALUES (99, 1, '\x00', '\x00')`,
 		`UPDATE retention.policies SET enabled = false`,

@@ -57,7 +57,7 @@ func (b *bundle) outcomes(t testing.TB, c string, n, chunk int) []int64 {
 	var run int64
 	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO retention.runs (cutoff, source) VALUES (now(), 'test') RETURNING id`).Scan(&run))
 	rows, err := b.pool.Query(ctx, `
-		INSERT INTO retention.deletions (run_id, character_id, session_id, last_active_at, max_age)
+		INSERT INTO retention.deletions_v1 (run_id, character_id, session_id, last_active_at, max_age)
 		SELECT $1, $2, $2 || '-' || i, now() - interval '40 days' - i * interval '1 minute', interval '30 days'
 		FROM generate_series(1, $3::int) AS i
 		RETURNING id`, run, c, n)
@@ -67,7 +67,7 @@ func (b *bundle) outcomes(t testing.TB, c string, n, chunk int) []int64 {
 	for start := 0; start < len(ids); start += chunk {
 		end := min(start+chunk, len(ids))
 		b.exec(t, `
-			UPDATE retention.deletions
+			UPDATE retention.deletions_v1
 			SET status = CASE WHEN id % 3 = 0 THEN 'failed' ELSE 'deleted' END,
 			    attempts = 1 + id % 2, http_status = CASE WHEN id % 3 = 0 THEN 503 ELSE 200 END,
 			    error = CASE WHEN id % 3 = 0 THEN 'HTTP 503: try later' END, completed_at = clock_timestamp()

@@ -41,7 +41,7 @@ func requireFirst(t *testing.T, res *audit.Result, n int, kind audit.Kind, seq, 
 func TestTamperEditedRow(t *testing.T) {
 	t.Parallel()
 	b, ids := chain(t)
-	b.tamper(t, `UPDATE retention.deletions SET status = 'deleted', error = NULL WHERE id = $1`, ids[14]) // seal 15 was failed
+	b.tamper(t, `UPDATE retention.deletions_v1 SET status = 'deleted', error = NULL WHERE id = $1`, ids[14]) // seal 15 was failed
 	res := verify(t, b.pool)
 	requireFirst(t, res, 1, audit.Edited, 15, ids[14])
 	require.Contains(t, res.Err().Error(), "seal 15 (deletion")
@@ -50,21 +50,21 @@ func TestTamperEditedRow(t *testing.T) {
 func TestTamperEditedTimestampOnly(t *testing.T) {
 	t.Parallel()
 	b, ids := chain(t)
-	b.tamper(t, `UPDATE retention.deletions SET completed_at = completed_at - interval '1 microsecond' WHERE id = $1`, ids[3])
+	b.tamper(t, `UPDATE retention.deletions_v1 SET completed_at = completed_at - interval '1 microsecond' WHERE id = $1`, ids[3])
 	requireFirst(t, verify(t, b.pool), 1, audit.Edited, 4, ids[3])
 }
 
 func TestTamperRemovedDeletionRow(t *testing.T) {
 	t.Parallel()
 	b, ids := chain(t)
-	b.tamper(t, `DELETE FROM retention.deletions WHERE id = $1`, ids[9])
+	b.tamper(t, `DELETE FROM retention.deletions_v1 WHERE id = $1`, ids[9])
 	requireFirst(t, verify(t, b.pool), 1, audit.DeletionRemoved, 10, ids[9])
 }
 
 func TestTamperRemovedRowAndSeal(t *testing.T) {
 	t.Parallel()
 	b, ids := chain(t)
-	b.tamper(t, fmt.Sprintf(`DELETE FROM retention.seals WHERE deletion_id = %[1]d; DELETE FROM retention.deletions WHERE id = %[1]d`, ids[19]))
+	b.tamper(t, fmt.Sprintf(`DELETE FROM retention.seals WHERE deletion_id = %[1]d; DELETE FROM retention.deletions_v1 WHERE id = %[1]d`, ids[19]))
 	res := verify(t, b.pool)
 	requireFirst(t, res, 1, audit.SealsRemoved, 20, 0)
 	require.Contains(t, res.Problems[0].Detail, "seal 20 is missing")
@@ -76,7 +76,7 @@ func TestTamperRemovedAndRenumbered(t *testing.T) {
 	b, ids := chain(t)
 	b.tamper(t, fmt.Sprintf(`
 		DELETE FROM retention.seals WHERE deletion_id = %[1]d;
-		DELETE FROM retention.deletions WHERE id = %[1]d;
+		DELETE FROM retention.deletions_v1 WHERE id = %[1]d;
 		UPDATE retention.seals SET seq = seq + 1000000 WHERE seq > 20;
 		UPDATE retention.seals SET seq = seq - 1000001 WHERE seq > 1000000;
 		UPDATE retention.seal_head SET seq = 29`, ids[19]))
@@ -89,19 +89,19 @@ func TestTamperInsertedInTheMiddle(t *testing.T) {
 	t.Parallel()
 	b, ids := chain(t)
 	b.tamper(t, fmt.Sprintf(`
-		INSERT INTO retention.deletions (run_id, character_id, session_id, status, attempts, http_status,
+		INSERT INTO retention.deletions_v1 (run_id, character_id, session_id, status, attempts, http_status,
 		                                 last_active_at, max_age, completed_at)
 		SELECT run_id, character_id, 'forged', 'deleted', 1, 200, last_active_at, max_age, completed_at
-		FROM retention.deletions WHERE id = %d;
+		FROM retention.deletions_v1 WHERE id = %d;
 		UPDATE retention.seals SET seq = seq + 1000000 WHERE seq > 12;
 		UPDATE retention.seals SET seq = seq - 999999 WHERE seq > 1000000;
 		INSERT INTO retention.seals (seq, deletion_id, prev_hash, hash)
 		SELECT 13, d.id, p.hash, sha256(p.hash || retention.seal_content(d))
-		FROM retention.deletions d, retention.seals p
+		FROM retention.deletions_v1 d, retention.seals p
 		WHERE d.session_id = 'forged' AND p.seq = 12;
 		UPDATE retention.seal_head SET seq = 31`, ids[11]))
 	var forged int64
-	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT id FROM retention.deletions WHERE session_id = 'forged'`).Scan(&forged))
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT id FROM retention.deletions_v1 WHERE session_id = 'forged'`).Scan(&forged))
 	res := verify(t, b.pool)
 	requireFirst(t, res, 1, audit.Inserted, 13, 0)
 	require.Contains(t, res.Problems[0].Detail, "seal 13 was inserted: seal 14 links past it to seal 12")
@@ -111,18 +111,18 @@ func TestTamperInsertedWithoutSeal(t *testing.T) {
 	t.Parallel()
 	b, ids := chain(t)
 	b.tamper(t, `
-		INSERT INTO retention.deletions (run_id, character_id, session_id, status, last_active_at, max_age, completed_at)
+		INSERT INTO retention.deletions_v1 (run_id, character_id, session_id, status, last_active_at, max_age, completed_at)
 		SELECT run_id, character_id, 'forged', 'deleted', last_active_at, max_age, completed_at
-		FROM retention.deletions WHERE id = $1`, ids[0])
+		FROM retention.deletions_v1 WHERE id = $1`, ids[0])
 	var forged int64
-	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT id FROM retention.deletions WHERE session_id = 'forged'`).Scan(&forged))
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT id FROM retention.deletions_v1 WHERE session_id = 'forged'`).Scan(&forged))
 	requireFirst(t, verify(t, b.pool), 1, audit.Unsealed, 0, forged)
 }
 
 func TestTamperRemovedTail(t *testing.T) {
 	t.Parallel()
 	b, ids := chain(t)
-	b.tamper(t, fmt.Sprintf(`DELETE FROM retention.seals WHERE seq > 27; DELETE FROM retention.deletions WHERE id IN (%d, %d, %d)`, ids[27], ids[28], ids[29]))
+	b.tamper(t, fmt.Sprintf(`DELETE FROM retention.seals WHERE seq > 27; DELETE FROM retention.deletions_v1 WHERE id IN (%d, %d, %d)`, ids[27], ids[28], ids[29]))
 	res := verify(t, b.pool)
 	requireFirst(t, res, 1, audit.HeadMismatch, 30, 0)
 	require.EqualValues(t, 27, res.Head.Seq)
@@ -146,14 +146,14 @@ func TestTamperRewrittenChainNeedsACheckpoint(t *testing.T) {
 	noted := verify(t, b.pool).Head
 	require.EqualValues(t, 30, noted.Seq)
 	b.tamper(t, fmt.Sprintf(`
-		UPDATE retention.deletions SET error = NULL, status = 'deleted' WHERE id = %d;
+		UPDATE retention.deletions_v1 SET error = NULL, status = 'deleted' WHERE id = %d;
 		DO $$
 		DECLARE
 			prev bytea;
 			s record;
 		BEGIN
 			SELECT hash INTO prev FROM retention.seals WHERE seq = 2;
-			FOR s IN SELECT seals.seq, d FROM retention.seals JOIN retention.deletions d ON d.id = seals.deletion_id
+			FOR s IN SELECT seals.seq, d FROM retention.seals JOIN retention.deletions_v1 d ON d.id = seals.deletion_id
 			         WHERE seals.seq >= 3 ORDER BY seals.seq LOOP
 				UPDATE retention.seals SET prev_hash = prev, hash = sha256(prev || retention.seal_content(s.d)) WHERE seq = s.seq
 				RETURNING hash INTO prev;

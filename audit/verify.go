@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Kind says what a Problem is.
@@ -74,6 +75,8 @@ type Result struct {
 	Problems []Problem `json:"problems"`
 	// ProblemCount is how many problems there are in all.
 	ProblemCount int64 `json:"problem_count"`
+	// Log is what the check of the v2 log (recording v2) found.
+	Log LogResult `json:"log"`
 }
 
 // Intact reports whether Verify found nothing wrong.
@@ -97,6 +100,13 @@ type Options struct {
 	BatchSize int
 	// MaxProblems is how many problems Result.Problems keeps; all are counted. Default 100.
 	MaxProblems int
+	// SignedCheckpoints are signed checkpoint notes of the v2 log kept outside the database
+	// (written by runs to --checkpoint-dir): each must verify with VerifierKeys, and the log must
+	// extend it. Default: none.
+	SignedCheckpoints [][]byte
+	// VerifierKeys verify the signed notes: those given, and those the runs stored. Default:
+	// none (the stored notes' signatures are then not checked).
+	VerifierKeys []string
 }
 
 // Beginner starts transactions; *pgxpool.Pool and *pgx.Conn are Beginners.
@@ -132,6 +142,9 @@ func Verify(ctx context.Context, db Beginner, opts Options) (*Result, error) {
 		return nil, err
 	}
 	v.checkpoints(opts.Checkpoints)
+	if err := v.verifyLog(ctx, tx, opts); err != nil {
+		return nil, err
+	}
 	v.res.Head = Checkpoint{Seq: v.lastSeq, Hash: v.lastHash}
 	v.res.HeadSeq, v.res.HeadHash = v.lastSeq, hex.EncodeToString(v.lastHash)
 	if v.res.Problems == nil {
@@ -148,6 +161,9 @@ type verifier struct {
 	lastHash, beforeHash []byte
 	wanted               map[int64][]byte
 	seen                 map[int64][]byte // checkpoints found in the chain
+	// logRoot and logHashes are the v2 tree as the rows give it.
+	logRoot   tlog.Hash
+	logHashes memHashes
 }
 
 func (v *verifier) report(p Problem) {
@@ -163,7 +179,7 @@ const sealsSQL = `
 	       coalesce(d.status, ''), coalesce(d.attempts, 0), d.http_status, d.error, d.last_active_at,
 	       d.policy_id, d.policy_character_id, d.max_age, d.requested_at, d.completed_at
 	FROM retention.seals s
-	LEFT JOIN retention.deletions d ON d.id = s.deletion_id
+	LEFT JOIN retention.deletions_v1 d ON d.id = s.deletion_id
 	WHERE s.seq > $1
 	ORDER BY s.seq
 	LIMIT $2`
@@ -241,7 +257,7 @@ func (v *verifier) seal(seq, deletionID int64, prev, hash []byte, found bool, r 
 // unsealed reports final rows without a seal.
 func (v *verifier) unsealed(ctx context.Context, tx pgx.Tx) error {
 	rows, err := tx.Query(ctx, `
-		SELECT d.id, d.status FROM retention.deletions d
+		SELECT d.id, d.status FROM retention.deletions_v1 d
 		WHERE d.status <> 'pending'
 		  AND NOT EXISTS (SELECT 1 FROM retention.seals s WHERE s.deletion_id = d.id)
 		ORDER BY d.id`)

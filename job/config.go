@@ -43,6 +43,9 @@ type Config struct {
 	MaxBuffered int
 	// LockCheckInterval is how often the run lock's connection is checked. Default 10s.
 	LockCheckInterval time.Duration
+	// SealInterval is how often the run appends the outcomes recorded so far to the
+	// tamper-evident log; the run's finish seals the rest. Default 1s.
+	SealInterval time.Duration
 	// Shard is the part of the characters this run owns. Default: all of them.
 	Shard Shard
 	// Logger receives progress and warnings. Default: discard.
@@ -73,6 +76,7 @@ func (c Config) withDefaults() Config {
 	c.PageSize = cmp.Or(c.PageSize, 1000)
 	c.MaxBuffered = cmp.Or(c.MaxBuffered, 50_000)
 	c.LockCheckInterval = cmp.Or(c.LockCheckInterval, 10*time.Second)
+	c.SealInterval = cmp.Or(c.SealInterval, time.Second)
 	c.Shard.Count = cmp.Or(c.Shard.Count, 1)
 	c.ProgressInterval = cmp.Or(c.ProgressInterval, 10*time.Second)
 	if c.Observer == nil {

@@ -49,21 +49,9 @@ func (r *Runner) selectAll(ctx context.Context, rd Reader, t *tally) (cutoff tim
 	if err != nil {
 		return cutoff, false, err
 	}
-	policies, holds, err := rd.Rules(ctx, cutoff)
+	rules, err := loadRules(ctx, rd, cutoff, t, nil)
 	if err != nil {
 		return cutoff, false, err
-	}
-	if err := policy.CheckThresholds(cutoff, policies); err != nil {
-		return cutoff, false, err
-	}
-	rules, err := policy.NewSet(policies, holds)
-	if err != nil {
-		return cutoff, false, err
-	}
-	if n, err := rd.Undated(ctx); err != nil {
-		return cutoff, false, err
-	} else if n > 0 {
-		t.skip(policy.SkipMalformed, policy.Record{}, policy.Decision{}, n)
 	}
 	sel := &selection{r: rd, rules: rules, shard: r.cfg.Shard, page: r.cfg.PageSize, budget: r.cfg.MaxDeletions, tally: t}
 	budgetReached, err = sel.walk(ctx, func(policy.Record, policy.Decision) bool { return true })

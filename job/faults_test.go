@@ -168,13 +168,26 @@ type flakyHolds struct {
 	calls atomic.Int32
 }
 
-func (s *flakyHolds) Held(ctx context.Context, characterID string, ids []string) ([]string, error) {
-	s.calls.Add(1)
-	if s.fail.Add(-1) >= 0 {
+func (s *flakyHolds) StartRun(ctx context.Context, start job.RunStart) (job.RunStore, job.RunInfo, error) {
+	rs, info, err := s.Store.StartRun(ctx, start)
+	if err != nil {
+		return nil, info, err
+	}
+	return &flakyRun{RunStore: rs, s: s}, info, nil
+}
+
+type flakyRun struct {
+	job.RunStore
+	s *flakyHolds
+}
+
+func (r *flakyRun) Held(ctx context.Context, characterID string, ids []string) ([]string, error) {
+	r.s.calls.Add(1)
+	if r.s.fail.Add(-1) >= 0 {
 		return nil, fmt.Errorf("check holds: %w", &pgconn.PgError{Severity: "FATAL", Code: "57P01",
 			Message: "terminating connection due to administrator command"})
 	}
-	return s.Store.Held(ctx, characterID, ids)
+	return r.RunStore.Held(ctx, characterID, ids)
 }
 
 // TestHoldCheckFailsDuringRetries: the hold check before a retry cannot reach the database. The

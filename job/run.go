@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,282 +37,392 @@ func (r *Runner) Run(ctx context.Context, start RunStart) (*Summary, error) {
 	if r.sender == nil {
 		return nil, errors.New("a real run needs a sender")
 	}
-	cfg, log := r.cfg, r.cfg.Logger
-	began := time.Now()
-	start.Shard = cfg.Shard
-
-	lock, err := r.store.Lock(ctx, cfg.Shard)
+	start.Shard = r.cfg.Shard
+	rs, info, err := r.store.StartRun(ctx, start)
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Release(context.WithoutCancel(ctx)) //nolint:errcheck // closing the connection releases it anyway
+	defer rs.Close(context.WithoutCancel(ctx)) //nolint:errcheck // closing the connection releases the lock anyway
+	ru := newRun(r, rs, info, start.Source)
+	return ru.execute(ctx)
+}
 
-	start.Lock = lock
-	info, err := r.store.StartRun(ctx, start)
-	if err != nil {
-		return nil, err
-	}
-	if len(info.Recovered) > 0 {
-		log.Warn("marked unfinished runs interrupted; their pending sessions will be sent again", "runs", info.Recovered)
-	}
-	log.Info("run started", "run_id", info.ID, "cutoff", info.Cutoff, "source", start.Source,
-		"shard_index", cfg.Shard.Index, "shard_count", cfg.Shard.Count)
+// run is one real run: its store handle, its rules, its counts, its limiter and why it stopped.
+// Its methods are the phases of a run, in the order execute calls them.
+type run struct {
+	cfg    Config
+	log    *slog.Logger
+	sender Sender
+	rd     Reader
+	rs     RunStore
+	info   RunInfo
+	sum    *Summary
+	tally  *tally
+	began  time.Time
 
-	sum := &Summary{RunID: info.ID, Status: StatusRunning, Cutoff: info.Cutoff, Source: start.Source,
-		Shard: cfg.Shard, Recovered: info.Recovered}
-	t := newTally(false, cfg.Observer)
-	cfg.Observer.RunStarted(info)
+	limiter *rate.Limiter
+	rules   *policy.Set
 
-	// dbCtx bounds each store call; it is not cancelled by a signal, so answers received during
-	// the shutdown grace are still recorded.
-	dbCtx := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-	}
-	finish := func(status Status, runErr error) (*Summary, error) {
-		sum.Status = status
-		if runErr != nil {
-			sum.Error = truncate(runErr.Error())
-		}
-		t.fill(sum)
-		sum.Duration = time.Since(began)
-		sum.DurationSeconds = sum.Duration.Seconds()
-		fctx, cancel := dbCtx()
-		defer cancel()
-		if err := r.store.FinishRun(fctx, info.ID, sum); err != nil {
-			return sum, errors.Join(runErr, fmt.Errorf("finish run %d: %w", info.ID, err))
-		}
-		cfg.Observer.RunFinished(sum)
-		if sum.NotSent > 0 {
-			log.Warn("selected sessions were not sent: the run stopped first; they wait for the next run", "not_sent", sum.NotSent)
-		}
-		log.Info("run finished", "run_id", info.ID, "status", sum.Status, "selected", sum.Selected,
-			"deleted", sum.Deleted, "failed", sum.Failed, "skipped", sum.Skipped,
-			"budget_reached", sum.BudgetReached, "duration", sum.Duration.Round(time.Millisecond).String())
-		return sum, runErr
-	}
-
-	policies, holds, err := r.store.Rules(ctx, info.Cutoff)
-	if err != nil {
-		return finish(StatusFailed, err)
-	}
-	if err := policy.CheckThresholds(info.Cutoff, policies); err != nil {
-		return finish(StatusFailed, err)
-	}
-	rules, err := policy.NewSet(policies, holds)
-	if err != nil {
-		return finish(StatusFailed, fmt.Errorf("policies: %w", err))
-	}
-	if n, err := r.store.Undated(ctx); err != nil {
-		return finish(StatusFailed, err)
-	} else if n > 0 {
-		t.skip(policy.SkipMalformed, policy.Record{}, policy.Decision{}, n)
-		log.Warn("source rows without last_active_at are never selected", "rows", n)
-	}
-
+	// done is closed when the workers have finished: the helpers (shutdown timer, lock watch,
+	// progress, sealer) end with it.
+	done chan struct{}
 	// stopSelecting ends the selection on a signal or when the run stops sending; sendCtx
 	// cancels requests in flight, ShutdownGrace after a signal.
-	stopSelecting, cancelSelecting := context.WithCancel(ctx)
-	defer cancelSelecting()
-	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelSend()
-	done := make(chan struct{})
-	closeDone := sync.OnceFunc(func() { close(done) })
-	defer closeDone()
-	go func() {
-		select {
-		case <-ctx.Done():
-			log.Warn("stopping: no new chunks; requests in flight may finish", "grace", cfg.ShutdownGrace)
-			timer := time.NewTimer(max(cfg.ShutdownGrace, 0))
-			defer timer.Stop()
-			select {
-			case <-timer.C:
-				log.Warn("shutdown grace is over: cancelling requests in flight")
-				cancelSend()
-			case <-done:
-			}
-		case <-done:
-		}
-	}()
+	stopSelecting context.Context
+	cancelSelect  context.CancelFunc
+	sendCtx       context.Context
+	cancelSend    context.CancelFunc
 
-	var stopped atomic.Bool
-	var fatalOnce sync.Once
-	var fatal error
-	stop := func(err error) {
-		fatalOnce.Do(func() {
-			fatal = err
-			stopped.Store(true)
-			cancelSelecting()
-			log.Error("run stops sending", "err", err)
-		})
-	}
+	// stopped is set, and fatal kept, by the first stop: the run sends nothing more.
+	stopped   atomic.Bool
+	fatalOnce sync.Once
+	fatal     error
+	// unrecorded counts claimed sessions whose outcomes could not be written.
+	unrecorded atomic.Int64
+}
 
+func newRun(r *Runner, rs RunStore, info RunInfo, source string) *run {
+	cfg := r.cfg
 	limit := rate.Inf
 	if cfg.Rate > 0 {
 		limit = rate.Limit(cfg.Rate)
 	}
-	limiter := rate.NewLimiter(limit, 1)
-	d := &deliverer{
-		cfg: cfg, sender: r.sender, store: r.store, limiter: limiter, log: log,
-		stopped:     stopped.Load,
-		keyRejected: func(a Answer) { stop(fmt.Errorf("%w (HTTP %d)", ErrKeyRejected, a.StatusCode)) },
-		dbCtx:       dbCtx,
+	return &run{
+		cfg: cfg, log: cfg.Logger, sender: r.sender, rd: r.store, rs: rs, info: info, began: time.Now(),
+		sum: &Summary{RunID: info.ID, Status: StatusRunning, Cutoff: info.Cutoff, Source: source,
+			Shard: cfg.Shard, Recovered: info.Recovered},
+		tally:   newTally(false, cfg.Observer),
+		limiter: rate.NewLimiter(limit, 1),
+		done:    make(chan struct{}),
 	}
+}
 
-	// The lock lives on a connection of its own; if that connection goes, so may the lock.
-	var watch sync.WaitGroup
-	watch.Add(1)
-	go func() {
-		defer watch.Done()
-		tick := time.NewTicker(cfg.LockCheckInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-stopSelecting.Done():
-				return
-			case <-tick.C:
-				if err := lock.Check(sendCtx); err != nil {
-					stop(err)
-					return
-				}
-			}
-		}
-	}()
+// execute runs the phases: rules, selection and sending, finish.
+func (ru *run) execute(ctx context.Context) (*Summary, error) {
+	if len(ru.info.Recovered) > 0 {
+		ru.log.Warn("marked unfinished runs interrupted; their pending sessions will be sent again", "runs", ru.info.Recovered)
+	}
+	ru.log.Info("run started", "run_id", ru.info.ID, "cutoff", ru.info.Cutoff, "source", ru.sum.Source,
+		"shard_index", ru.cfg.Shard.Index, "shard_count", ru.cfg.Shard.Count)
+	ru.cfg.Observer.RunStarted(ru.info)
 
-	go r.logProgress(done, t, began)
+	rules, err := loadRules(ctx, ru.rd, ru.info.Cutoff, ru.tally, ru.log)
+	if err != nil {
+		return ru.finish(StatusFailed, err)
+	}
+	ru.rules = rules
 
-	chunks := make(chan Chunk, cfg.Concurrency)
+	ru.stopSelecting, ru.cancelSelect = context.WithCancel(ctx)
+	defer ru.cancelSelect()
+	ru.sendCtx, ru.cancelSend = context.WithCancel(context.WithoutCancel(ctx))
+	defer ru.cancelSend()
+
+	var helpers sync.WaitGroup
+	helpers.Go(func() { ru.shutdownTimer(ctx) })
+	helpers.Go(ru.watchLock)
+	helpers.Go(ru.sealEvery)
+	helpers.Go(ru.logProgress)
+
+	chunks := make(chan Chunk, ru.cfg.Concurrency)
 	var budgetReached bool
 	var selectErr error
 	go func() {
 		defer close(chunks)
-		ck := newChunker(cfg.ChunkSize, cfg.MaxBuffered)
-		send := func(c Chunk) bool {
-			select {
-			case chunks <- c:
-				return true
-			case <-stopSelecting.Done():
-				return false
-			}
-		}
-		sel := &selection{r: r.store, rules: rules, shard: cfg.Shard, page: cfg.PageSize, budget: cfg.MaxDeletions, tally: t}
-		budgetReached, selectErr = sel.walk(stopSelecting, func(rec policy.Record, dec policy.Decision) bool {
-			for _, c := range ck.add(rec, dec) {
-				if !send(c) {
-					return false
+		budgetReached, selectErr = ru.selectChunks(chunks)
+	}()
+	var workers sync.WaitGroup
+	for range ru.cfg.Concurrency {
+		workers.Go(func() {
+			for c := range chunks {
+				if ru.stopped.Load() || ctx.Err() != nil {
+					continue // never claimed: these sessions wait for the next run
 				}
+				ru.process(ctx, c)
 			}
-			return true
 		})
-		if stopSelecting.Err() != nil {
-			return
+	}
+	workers.Wait()
+	close(ru.done)
+	helpers.Wait()
+
+	ru.sum.BudgetReached = budgetReached
+	if budgetReached {
+		ru.log.Info("deletion budget reached; the rest waits for the next run", "max_deletions", ru.cfg.MaxDeletions)
+	}
+	switch {
+	case ru.fatal != nil:
+		return ru.finish(StatusFailed, ru.fatal)
+	case ctx.Err() != nil:
+		return ru.finish(StatusInterrupted, context.Cause(ctx))
+	case selectErr != nil && !errors.Is(selectErr, context.Canceled):
+		return ru.finish(StatusFailed, selectErr)
+	}
+	return ru.finish(StatusSucceeded, nil)
+}
+
+// loadRules reads the policies and holds as of cutoff, checks them and counts the source rows
+// that can never be selected. The run, the dry-run and the count share it.
+func loadRules(ctx context.Context, rd Reader, cutoff time.Time, t *tally, log *slog.Logger) (*policy.Set, error) {
+	policies, holds, err := rd.Rules(ctx, cutoff)
+	if err != nil {
+		return nil, err
+	}
+	if err := policy.CheckThresholds(cutoff, policies); err != nil {
+		return nil, err
+	}
+	rules, err := policy.NewSet(policies, holds)
+	if err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	n, err := rd.Undated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		t.skip(policy.SkipMalformed, policy.Record{}, policy.Decision{}, n)
+		if log != nil {
+			log.Warn("source rows without last_active_at are never selected", "rows", n)
 		}
-		for _, c := range ck.flush() {
-			if !send(c) {
+	}
+	return rules, nil
+}
+
+// stop makes the run send nothing more; the first error given is the run's.
+func (ru *run) stop(err error) {
+	ru.fatalOnce.Do(func() {
+		ru.fatal = err
+		ru.stopped.Store(true)
+		ru.cancelSelect()
+		ru.log.Error("run stops sending", "err", err)
+	})
+}
+
+// dbCtx bounds one store call; it is not cancelled by a signal, so answers received during the
+// shutdown grace are still recorded.
+func (ru *run) dbCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ru.sendCtx), 2*time.Minute)
+}
+
+// shutdownTimer cancels requests in flight ShutdownGrace after ctx is cancelled.
+func (ru *run) shutdownTimer(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-ru.done:
+		return
+	}
+	ru.log.Warn("stopping: no new chunks; requests in flight may finish", "grace", ru.cfg.ShutdownGrace)
+	timer := time.NewTimer(max(ru.cfg.ShutdownGrace, 0))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		ru.log.Warn("shutdown grace is over: cancelling requests in flight")
+		ru.cancelSend()
+	case <-ru.done:
+	}
+}
+
+// watchLock checks the run lock every LockCheckInterval: it lives on a connection of its own,
+// and if that connection goes, so may the lock.
+func (ru *run) watchLock() {
+	tick := time.NewTicker(ru.cfg.LockCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ru.done:
+			return
+		case <-ru.stopSelecting.Done():
+			return
+		case <-tick.C:
+			if err := ru.rs.CheckLock(ru.sendCtx); err != nil {
+				ru.stop(err)
 				return
 			}
 		}
-	}()
+	}
+}
 
-	var workers sync.WaitGroup
-	for range cfg.Concurrency {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for c := range chunks {
-				if stopped.Load() || ctx.Err() != nil {
-					continue // never claimed: these sessions wait for the next run
-				}
-				r.process(ctx, sendCtx, d, t, info.ID, c, stop)
+// sealEvery appends the outcomes recorded so far to the log every SealInterval, so the log
+// follows the run closely without every record waiting on it. A failure is logged: Finish seals
+// whatever is left, and so does the next run.
+func (ru *run) sealEvery() {
+	tick := time.NewTicker(ru.cfg.SealInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ru.done:
+			return
+		case <-tick.C:
+			sctx, cancel := ru.dbCtx()
+			if err := ru.rs.Seal(sctx); err != nil {
+				ru.log.Warn("could not seal recorded outcomes yet; the run seals them when it finishes", "err", err)
 			}
-		}()
+			cancel()
+		}
 	}
-	workers.Wait()
-	closeDone()
-	watch.Wait()
+}
 
-	sum.BudgetReached = budgetReached
-	if budgetReached {
-		log.Info("deletion budget reached; the rest waits for the next run", "max_deletions", cfg.MaxDeletions)
+// selectChunks walks the selection, groups the eligible sessions into chunks and hands them to
+// out, until the selection ends or the run stops selecting.
+func (ru *run) selectChunks(out chan<- Chunk) (budgetReached bool, err error) {
+	ck := newChunker(ru.cfg.ChunkSize, ru.cfg.MaxBuffered)
+	send := func(c Chunk) bool {
+		select {
+		case out <- c:
+			return true
+		case <-ru.stopSelecting.Done():
+			return false
+		}
 	}
-	switch {
-	case fatal != nil:
-		return finish(StatusFailed, fatal)
-	case ctx.Err() != nil:
-		return finish(StatusInterrupted, context.Cause(ctx))
-	case selectErr != nil && !errors.Is(selectErr, context.Canceled):
-		return finish(StatusFailed, selectErr)
+	sel := &selection{r: ru.rd, rules: ru.rules, shard: ru.cfg.Shard, page: ru.cfg.PageSize,
+		budget: ru.cfg.MaxDeletions, tally: ru.tally}
+	budgetReached, err = sel.walk(ru.stopSelecting, func(rec policy.Record, dec policy.Decision) bool {
+		for _, c := range ck.add(rec, dec) {
+			if !send(c) {
+				return false
+			}
+		}
+		return true
+	})
+	if ru.stopSelecting.Err() != nil {
+		return budgetReached, err
 	}
-	return finish(StatusSucceeded, nil)
+	for _, c := range ck.flush() {
+		if !send(c) {
+			break
+		}
+	}
+	return budgetReached, err
 }
 
 // process claims one chunk, sends it and records the outcomes.
-func (r *Runner) process(ctx, sendCtx context.Context, d *deliverer, t *tally, runID int64, c Chunk, stop func(error)) {
+func (ru *run) process(ctx context.Context, c Chunk) {
 	// The first request's rate token is taken before the claim, so the claim's hold check and
 	// the request are moments apart.
-	if err := d.limiter.Wait(sendCtx); err != nil {
+	if err := ru.limiter.Wait(ru.sendCtx); err != nil {
 		return
 	}
-	if d.stopped() || ctx.Err() != nil {
+	if ru.stopped.Load() || ctx.Err() != nil {
 		return
 	}
-	cctx, cancel := d.dbCtx()
-	claimed, err := r.store.Claim(cctx, runID, c)
+	cctx, cancel := ru.dbCtx()
+	claim, err := ru.rs.Claim(cctx, c)
 	cancel()
 	if err != nil {
-		stop(err)
+		ru.stop(err)
 		return
 	}
-	if n := len(c.Sessions) - len(claimed); n > 0 {
-		t.heldAtClaim(c.Sessions[0], policy.Decision{Policy: c.Policy}, int64(n))
+	if n := len(c.Sessions) - len(claim.SessionIDs); n > 0 {
+		ru.tally.heldAtClaim(c.Sessions[0], policy.Decision{Policy: c.Policy}, int64(n))
 	}
-	if len(claimed) == 0 {
+	if len(claim.SessionIDs) == 0 {
 		return
 	}
-	outcomes := d.deliver(sendCtx, c.CharacterID, claimed, 0, true)
-	rctx, cancel := d.dbCtx()
+	d := &deliverer{
+		cfg: ru.cfg, sender: ru.sender, store: ru.rs, limiter: ru.limiter, log: ru.log,
+		stopped:     ru.stopped.Load,
+		keyRejected: func(a Answer) { ru.stop(fmt.Errorf("%w (HTTP %d)", ErrKeyRejected, a.StatusCode)) },
+		dbCtx:       ru.dbCtx,
+	}
+	outcomes := inClaimOrder(claim, d.deliver(ru.sendCtx, c.CharacterID, claim.SessionIDs, 0, true))
+	rctx, cancel := ru.dbCtx()
 	defer cancel()
-	if err := r.store.Record(rctx, runID, c.CharacterID, outcomes); err != nil {
+	if err := ru.rs.Record(rctx, claim, outcomes); err != nil {
 		confirmed := 0
 		for _, o := range outcomes {
 			if o.Deleted {
 				confirmed++
 			}
 		}
-		r.cfg.Logger.Error("could not record outcomes; those sessions will be sent again by the next run",
+		ru.unrecorded.Add(int64(len(outcomes)))
+		ru.log.Error("could not record outcomes; those sessions will be sent again by the next run",
 			"character_id", c.CharacterID, "confirmed", confirmed, "total", len(outcomes), "err", err)
-		stop(err)
+		ru.stop(err)
 		return
 	}
-	t.outcomes(c.CharacterID, outcomes)
+	ru.tally.outcomes(c.CharacterID, outcomes)
 }
 
-// logProgress logs the run's progress every ProgressInterval until done is closed: sessions
+// inClaimOrder returns outcomes ordered as the claim's sessions (bisection changes the order).
+func inClaimOrder(c Claim, outcomes []Outcome) []Outcome {
+	at := make(map[string]int, len(outcomes))
+	for i, o := range outcomes {
+		at[o.SessionID] = i
+	}
+	ordered := make([]Outcome, 0, len(outcomes))
+	for _, id := range c.SessionIDs {
+		if i, ok := at[id]; ok {
+			ordered = append(ordered, outcomes[i])
+		}
+	}
+	return ordered
+}
+
+// finish decides the run's final status and counts and writes them. A run that succeeded but
+// failed some sessions is partial.
+func (ru *run) finish(status Status, runErr error) (*Summary, error) {
+	sum := ru.sum
+	if runErr != nil {
+		sum.Error = truncate(runErr.Error())
+	}
+	ru.tally.fill(sum)
+	unrecorded := ru.unrecorded.Load()
+	sum.Failed += unrecorded
+	sum.NotSent = max(sum.NotSent-unrecorded, 0)
+	if status == StatusSucceeded && sum.Failed > 0 {
+		status = StatusPartial
+	}
+	sum.Status = status
+	sum.Duration = time.Since(ru.began)
+	sum.DurationSeconds = sum.Duration.Seconds()
+
+	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	closed, err := ru.rs.Finish(fctx, RunEnd{
+		Status: sum.Status, Selected: sum.Selected, Deleted: sum.Deleted, Failed: sum.Failed,
+		Skipped: sum.Skipped, SkippedByReason: sum.SkippedByReason, BudgetReached: sum.BudgetReached, Error: sum.Error,
+	})
+	if err != nil {
+		return sum, errors.Join(runErr, fmt.Errorf("finish run %d: %w", ru.info.ID, err))
+	}
+	if closed != unrecorded {
+		ru.log.Warn("the store closed a different number of unanswered claims than the run counted",
+			"closed", closed, "counted", unrecorded)
+	}
+	ru.cfg.Observer.RunFinished(sum)
+	if sum.NotSent > 0 {
+		ru.log.Warn("selected sessions were not sent: the run stopped first; they wait for the next run", "not_sent", sum.NotSent)
+	}
+	ru.log.Info("run finished", "run_id", ru.info.ID, "status", sum.Status, "selected", sum.Selected,
+		"deleted", sum.Deleted, "failed", sum.Failed, "skipped", sum.Skipped,
+		"budget_reached", sum.BudgetReached, "duration", sum.Duration.Round(time.Millisecond).String())
+	return sum, runErr
+}
+
+// logProgress logs the run's progress every ProgressInterval until the run is done: sessions
 // selected so far, done (deleted and failed) and the rate; with an EstimatedTotal, also the
 // total and the time left at the rate so far.
-func (r *Runner) logProgress(done <-chan struct{}, t *tally, began time.Time) {
-	tick := time.NewTicker(r.cfg.ProgressInterval)
+func (ru *run) logProgress() {
+	tick := time.NewTicker(ru.cfg.ProgressInterval)
 	defer tick.Stop()
 	for {
 		select {
-		case <-done:
+		case <-ru.done:
 			return
 		case <-tick.C:
-			selected, deleted, failed := t.progress()
-			elapsed := time.Since(began).Seconds()
+			selected, deleted, failed := ru.tally.progress()
+			elapsed := time.Since(ru.began).Seconds()
 			rate := float64(deleted+failed) / max(elapsed, 0.001)
 			attrs := []any{"selected", selected, "done", deleted + failed, "deleted", deleted,
 				"failed", failed, "sessions_per_second", rate}
-			if r.cfg.EstimatedTotal != nil {
-				if total, ok := r.cfg.EstimatedTotal(); ok {
+			if ru.cfg.EstimatedTotal != nil {
+				if total, ok := ru.cfg.EstimatedTotal(); ok {
 					attrs = append(attrs, "total", total)
 					if left := total - deleted - failed; rate > 0 {
 						attrs = append(attrs, "time_left", time.Duration(float64(max(left, 0))/rate*float64(time.Second)).Round(time.Second).String())
 					}
 				}
 			}
-			r.cfg.Logger.Info("progress", attrs...)
+			ru.log.Info("progress", attrs...)
 		}
 	}
 }

@@ -54,7 +54,7 @@ const maxErrorText = 300
 type deliverer struct {
 	cfg     Config
 	sender  Sender
-	store   Store
+	store   RunStore
 	limiter *rate.Limiter
 	log     *slog.Logger
 	// stopped reports whether the run stopped sending (key rejected, fatal error).

@@ -26,29 +26,34 @@ type Store interface {
 	Reader
 	// ReadOnly runs fn against a read-only view of the store that writes nothing.
 	ReadOnly(ctx context.Context, fn func(Reader) error) error
-	// Lock takes the run lock of a shard, or returns an error wrapping ErrLocked.
-	Lock(ctx context.Context, shard Shard) (Lock, error)
-	// StartRun marks the runs the lock proves dead as interrupted and inserts the new run row,
-	// with the database's now() as its cut-off.
-	StartRun(ctx context.Context, start RunStart) (RunInfo, error)
-	// Claim writes the chunk's sessions as pending and returns the IDs it wrote; sessions a hold
-	// now protects, or already deleted, are left out. If the run's lock is no longer held it
-	// writes nothing and returns an error wrapping ErrLockLost.
-	Claim(ctx context.Context, runID int64, c Chunk) ([]string, error)
-	// Held returns those of ids an active hold protects now.
-	Held(ctx context.Context, characterID string, ids []string) ([]string, error)
-	// Record writes the outcomes of one character's pending sessions.
-	Record(ctx context.Context, runID int64, characterID string, outcomes []Outcome) error
-	// FinishRun writes the run's final status and counts.
-	FinishRun(ctx context.Context, runID int64, s *Summary) error
+	// StartRun takes the run lock of start.Shard (an error wrapping ErrLocked when another run
+	// holds it), marks the runs the lock proves dead as interrupted and inserts the new run row
+	// with the database's now() as its cut-off. The RunStore it returns holds the lock and is the
+	// only way to write the run's records; Close releases it.
+	StartRun(ctx context.Context, start RunStart) (RunStore, RunInfo, error)
 }
 
-// Lock is a held run lock.
-type Lock interface {
-	// Check returns an error if the lock may have been lost (its connection is gone).
-	Check(ctx context.Context) error
-	// Release gives the lock back.
-	Release(ctx context.Context) error
+// RunStore is one running run's handle on the store: it owns the run lock and the run's
+// credentials, and writes nothing but this run's records.
+type RunStore interface {
+	// Claim writes the intent to send the chunk's sessions and returns the claim: the sessions
+	// written, in order. Sessions a hold now protects, or already deleted, are left out. If the
+	// run's lock is no longer held it writes nothing and returns an error wrapping ErrLockLost.
+	Claim(ctx context.Context, c Chunk) (Claim, error)
+	// Held returns those of ids an active hold protects now.
+	Held(ctx context.Context, characterID string, ids []string) ([]string, error)
+	// Record writes the outcomes of one claim, one per claimed session, in the claim's order.
+	Record(ctx context.Context, c Claim, outcomes []Outcome) error
+	// CheckLock returns an error wrapping ErrLockLost if the lock may have been lost.
+	CheckLock(ctx context.Context) error
+	// Seal appends the outcomes recorded so far to the tamper-evident log.
+	Seal(ctx context.Context) error
+	// Finish seals what is left, closes the claims that have no outcome (they count as failed
+	// and are sent again by a later run) and writes the run's final row as given. It returns how
+	// many claimed sessions it closed.
+	Finish(ctx context.Context, end RunEnd) (closed int64, err error)
+	// Close releases the run lock. It is safe to call after Finish, and more than once.
+	Close(ctx context.Context) error
 }
 
 // Shard says which part of the characters a run owns.
@@ -66,14 +71,32 @@ type Cursor struct {
 
 // RunStart describes a run for its row in the runs table.
 type RunStart struct {
-	// Lock is the run's lock; Run sets it. The store checks it is still held at every claim.
-	Lock     Lock
 	Shard    Shard
 	Source   string
 	Settings map[string]any
 	Host     string
 	PID      int
 	Version  string
+}
+
+// RunEnd is a run's final row: the job decides every field.
+type RunEnd struct {
+	Status          Status
+	Selected        int64
+	Deleted         int64
+	Failed          int64
+	Skipped         int64
+	SkippedByReason map[string]int64
+	BudgetReached   bool
+	Error           string
+}
+
+// Claim is a chunk's sessions written as claimed by Claim: only these may be sent.
+type Claim struct {
+	// ID names the claim in the store.
+	ID          int64
+	CharacterID string
+	SessionIDs  []string
 }
 
 // RunInfo is what StartRun returns.

@@ -118,7 +118,8 @@ func TestReportTable(t *testing.T) {
 	for _, re := range []string{
 		`(?m)^period\s+2025-03-01T00:00:00Z to 2025-03-08T00:00:00Z`,
 		`(?m)^source\s+retention\.sessions; SLA 7d`,
-		`(?m)^seals\s+13; head 13:[0-9a-f]{64}`,
+		`(?m)^log\s+0 leaves; root [0-9a-f]{64}`,
+		`(?m)^v1 chain\s+13 seals; head 13:[0-9a-f]{64}`,
 		`(?m)^OVERDUE\s+3 session\(s\)`,
 		`(?m)^alpha\s+default policy 1: 30 days\s+5\s+1\s+3\s+1\s+2\s+3h 0m\s+3d 22h\s+3d 22h$`,
 		`(?m)^beta\s+own policy 2: 7 days\s+3\s+1\s+2\s+0\s+1\s+1h 30m\s+8d 0h\s+8d 0h$`,

@@ -160,11 +160,15 @@ type DayRow struct {
 	Overdue int64 `json:"overdue"`
 }
 
-// ChainHead is the last seal when the report was read. Compare it with
-// `retention audit verify`, which checks the whole chain.
+// ChainHead is where the results trail stood when the report was read: the v1 chain's last
+// seal and the v2 log's size and root. Compare it with `retention audit verify`, which checks
+// both.
 type ChainHead struct {
 	Seq  int64  `json:"seq"`
 	Hash string `json:"hash"`
+	// LogSize and LogRoot are the v2 log's head: leaves (recorded claims) and root.
+	LogSize int64  `json:"log_size"`
+	LogRoot string `json:"log_root"`
 }
 
 // Beginner starts transactions; *pgxpool.Pool and *pgx.Conn are Beginners.
@@ -350,6 +354,10 @@ func (q query) chain(ctx context.Context, r *Report) error {
 		return fmt.Errorf("read chain head: %w", err)
 	}
 	r.Chain.Hash = hex.EncodeToString(hash)
+	if err := q.tx.QueryRow(ctx, `SELECT size, root FROM retention.log_head`).Scan(&r.Chain.LogSize, &hash); err != nil {
+		return fmt.Errorf("read log head: %w", err)
+	}
+	r.Chain.LogRoot = hex.EncodeToString(hash)
 	return nil
 }
 

@@ -106,8 +106,9 @@ const seed = `
 		('beta',  'b-d2', 12, 'deleted', '2025-03-04 22:30+00', '2025-03-05 00:00+00', 200, NULL),
 		('beta',  'b-late', 14, 'deleted', '2025-02-27 12:00+00', '2025-03-07 12:30+00', 200, NULL),
 		('beta',  'b-f1', 12, 'failed',  '2025-02-08 00:00+00', '2025-03-05 00:03+00', 503, 'HTTP 503: unavailable');
-	-- Through the protocol: claimed pending, then the outcome, so every final row is sealed.
-	INSERT INTO retention.deletions (run_id, character_id, session_id, last_active_at, policy_id, policy_character_id, max_age, requested_at)
+	-- Rows from before recording v2 (deletions_v1), through the v1 protocol: claimed pending,
+	-- then the outcome, so every final row is sealed by the v1 chain.
+	INSERT INTO retention.deletions_v1 (run_id, character_id, session_id, last_active_at, policy_id, policy_character_id, max_age, requested_at)
 	SELECT o.run_id, o.character_id, o.session_id,
 	       ((o.expired AT TIME ZONE 'UTC') - m.max_age) AT TIME ZONE 'UTC',
 	       m.id, m.character_id, m.max_age, r.started_at
@@ -115,7 +116,7 @@ const seed = `
 	JOIN retention.runs r ON r.id = o.run_id
 	JOIN retention.policies m ON m.id = CASE WHEN o.character_id = 'beta' THEN 2 ELSE 1 END
 	ORDER BY o.completed NULLS LAST;
-	UPDATE retention.deletions d
+	UPDATE retention.deletions_v1 d
 	SET status = o.status, attempts = 1, http_status = o.http, error = o.err, completed_at = o.completed
 	FROM o
 	WHERE o.run_id = d.run_id AND o.character_id = d.character_id AND o.session_id = d.session_id AND o.status <> 'pending';

@@ -17,7 +17,10 @@ func (r *Report) writeText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "generated  %s (outstanding, held and overdue are counted live, as of then)\n", rfc3339(r.GeneratedAt))
 	fmt.Fprintf(&b, "source     %s; SLA %s (overdue: expired for longer, not held, not deleted)\n", r.Source, slaText(r.SLA()))
-	fmt.Fprintf(&b, "seals      %d; head %d:%s (check with: retention audit verify)\n", r.Chain.Seq, r.Chain.Seq, r.Chain.Hash)
+	fmt.Fprintf(&b, "log        %d leaves; root %s (check with: retention audit verify)\n", r.Chain.LogSize, r.Chain.LogRoot)
+	if r.Chain.Seq > 0 {
+		fmt.Fprintf(&b, "v1 chain   %d seals; head %d:%s\n", r.Chain.Seq, r.Chain.Seq, r.Chain.Hash)
+	}
 	if r.Total.Overdue > 0 {
 		fmt.Fprintf(&b, "OVERDUE    %d session(s) expired for longer than the SLA are not deleted\n", r.Total.Overdue)
 	} else {

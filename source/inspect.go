@@ -110,6 +110,17 @@ func Inspect(ctx context.Context, q interface {
 	return src, nil
 }
 
+// deletedProbe is true when the page row's session is recorded deleted: one probe of the
+// partial unique index of retention.outcomes, then of the v1 rows. Written as scalar LIMIT 1
+// subqueries, it is an index probe per row whatever the statistics say (an EXISTS may be
+// planned as a hashed subplan that reads every deleted row for every page).
+const deletedProbe = `(coalesce((SELECT true FROM retention.outcomes d
+		                 WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'
+		                 LIMIT 1), false)
+		        OR coalesce((SELECT true FROM retention.deletions_v1 d
+		                 WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'
+		                 LIMIT 1), false))`
+
 // build writes the selection SQL. A page is the next limit rows of the source in key order,
 // however many of them turn out to be done: the scan of one statement stays bounded even where
 // the source holds long stretches of sessions already deleted. Each row says whether its session
@@ -129,8 +140,7 @@ func (s *Source) build() {
 			LIMIT %%s`, rel)
 		outer = `
 		SELECT p.character_id, p.session_id, p.last_active_at,
-		       EXISTS (SELECT 1 FROM retention.deletions d
-		               WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'),
+		       ` + deletedProbe + `,
 		       false
 		FROM (%s) p
 		ORDER BY p.last_active_at, p.character_id, p.session_id`
@@ -146,8 +156,7 @@ func (s *Source) build() {
 			LIMIT %%s`, rel)
 		outer = fmt.Sprintf(`
 		SELECT p.character_id, p.session_id, p.last_active_at,
-		       EXISTS (SELECT 1 FROM retention.deletions d
-		               WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'),
+		       `+deletedProbe+`,
 		       EXISTS (SELECT 1 FROM %s n
 		               WHERE n.character_id = p.raw_character_id AND n.session_id = p.raw_session_id
 		                 AND (n.last_active_at > p.last_active_at OR n.last_active_at IS NULL))

@@ -3,10 +3,12 @@ package source
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/convai-retention/retention/job"
 )
@@ -14,25 +16,67 @@ import (
 // lockClass is the first key of every run lock ("RETE"); the second is shardKey.
 const lockClass = int32(0x52455445)
 
+// lockLostCode is the SQLSTATE the schema's functions raise when a run's lock is no longer
+// held by the connection that took it.
+const lockLostCode = "RL001"
+
 func shardKey(s job.Shard) int32 { return int32(s.Count)<<16 | int32(s.Index) }
 
-// runLock holds a run lock on a connection of its own, taken out of the pool.
-type runLock struct {
-	conn *pgx.Conn
-	heldLock
+// Signer signs a run's checkpoint: the tree size and root of the log when the run finished. It
+// returns the signed note to store and write out, or "" when it has no key.
+type Signer func(ctx context.Context, runID int64, size int64, root []byte) (string, error)
+
+// Run is one running run's handle: the connection holding its lock, and its credentials. It
+// implements job.RunStore; every write goes through the schema's functions, which check the
+// credentials (and, for a claim, the lock) in the same statement.
+type Run struct {
+	s     *Store
+	conn  *pgx.Conn // holds the run lock
+	id    int64
+	token string
 }
 
-// Lock takes the run lock of shard without waiting. It fails with ErrLocked when another run
-// holds it, or when runs with another shard count are in progress (their shards would overlap
-// this one's).
-func (s *Store) Lock(ctx context.Context, shard job.Shard) (job.Lock, error) {
+var _ job.RunStore = (*Run)(nil)
+
+// StartRun takes the run lock of start.Shard on a connection of its own, then starts the run on
+// that same connection: the database checks that the caller holds the lock, marks dead runs
+// interrupted and hands back the run's token. It fails with an error wrapping job.ErrLocked
+// when another run holds the lock, or when runs with another shard count are in progress (their
+// shards would overlap this one's).
+func (s *Store) StartRun(ctx context.Context, start job.RunStart) (job.RunStore, job.RunInfo, error) {
+	conn, err := s.lock(ctx, start.Shard)
+	if err != nil {
+		return nil, job.RunInfo{}, err
+	}
+	settings, err := json.Marshal(start.Settings)
+	if err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, job.RunInfo{}, fmt.Errorf("encode settings: %w", err)
+	}
+	var info job.RunInfo
+	var token string
+	err = conn.QueryRow(ctx, `SELECT run_id, cutoff, token, recovered FROM retention.start_run($1, $2, $3, $4, $5, $6, $7)`,
+		start.Shard.Index, start.Shard.Count, start.Source, settings, start.Host, start.PID, start.Version,
+	).Scan(&info.ID, &info.Cutoff, &token, &info.Recovered)
+	if err != nil {
+		unlock(ctx, conn)
+		return nil, job.RunInfo{}, fmt.Errorf("start run: %w", err)
+	}
+	if len(info.Recovered) == 0 {
+		info.Recovered = nil
+	}
+	return &Run{s: s, conn: conn, id: info.ID, token: token}, info, nil
+}
+
+// lock takes the run lock of shard without waiting, on a connection taken out of the pool.
+func (s *Store) lock(ctx context.Context, shard job.Shard) (*pgx.Conn, error) {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect for run lock: %w", err)
 	}
 	conn := pc.Hijack()
-	fail := func(err error) (job.Lock, error) {
-		conn.Close(context.WithoutCancel(ctx))
+	fail := func(err error) (*pgx.Conn, error) {
+		unlock(ctx, conn) //nolint:errcheck // the lock goes with the connection anyway
 		return nil, err
 	}
 	var ok bool
@@ -51,11 +95,7 @@ func (s *Store) Lock(ctx context.Context, shard job.Shard) (job.Lock, error) {
 			return fail(fmt.Errorf("%w: shard %d of %d is running, and this run splits by %d", job.ErrLocked, k&0xffff, count, shard.Count))
 		}
 	}
-	var pid int32
-	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-		return fail(fmt.Errorf("take run lock: %w", err))
-	}
-	return &runLock{conn: conn, heldLock: heldLock{key: shardKey(shard), pid: pid}}, nil
+	return conn, nil
 }
 
 // heldKeys returns the shard keys of all run locks held right now in this database (advisory
@@ -79,155 +119,166 @@ func heldKeys(ctx context.Context, q querier) ([]int32, error) {
 	return keys, nil
 }
 
-func (l *runLock) Check(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+// unlock releases the run lock, then closes its connection. Closing alone would also free the
+// lock, but the server does so a moment after the client has gone: a run started right after
+// this one could find it still held.
+func unlock(ctx context.Context, conn *pgx.Conn) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := l.conn.Ping(ctx); err != nil {
-		return fmt.Errorf("%w: %v", job.ErrLockLost, err)
-	}
-	return nil
-}
-
-// Release unlocks, then closes the lock's connection. Closing alone would also free the lock,
-// but the server does so a moment after the client has gone: a run started right after this
-// one could find it still held.
-func (l *runLock) Release(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_, err := l.conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
-	if cerr := l.conn.Close(ctx); err == nil {
+	_, err := conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
+	if cerr := conn.Close(ctx); err == nil {
 		err = cerr
 	}
 	return err
 }
 
-// StartRun marks dead runs interrupted and inserts the new run, in one transaction. A run still
-// marked running is dead when no one holds its shard's lock, or when its lock is the one this
-// run holds now. Its pending sessions become failed, so they are sent again.
-func (s *Store) StartRun(ctx context.Context, start job.RunStart) (job.RunInfo, error) {
-	settings, err := json.Marshal(start.Settings)
-	if err != nil {
-		return job.RunInfo{}, fmt.Errorf("encode settings: %w", err)
+// ID returns the run's ID.
+func (r *Run) ID() int64 { return r.id }
+
+// CheckLock pings the lock's connection.
+func (r *Run) CheckLock(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := r.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: %v", job.ErrLockLost, err)
 	}
-	var info job.RunInfo
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		keys, err := heldKeys(ctx, tx)
-		if err != nil {
-			return err
-		}
-		held := map[int32]bool{}
-		for _, k := range keys {
-			held[k] = true
-		}
-		rows, err := tx.Query(ctx, `SELECT id, shard_index, shard_count FROM retention.runs WHERE status = 'running' FOR UPDATE`)
-		if err != nil {
-			return fmt.Errorf("find unfinished runs: %w", err)
-		}
-		var dead []int64
-		var id int64
-		var idx, count int
-		_, err = pgx.ForEachRow(rows, []any{&id, &idx, &count}, func() error {
-			k := shardKey(job.Shard{Index: idx, Count: count})
-			if !held[k] || k == shardKey(start.Shard) {
-				dead = append(dead, id)
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("find unfinished runs: %w", err)
-		}
-		if len(dead) > 0 {
-			if _, err := tx.Exec(ctx, `
-				UPDATE retention.deletions
-				SET status = 'failed', completed_at = now(),
-				    error = 'the run ended before an answer was recorded; the session will be sent again'
-				WHERE run_id = ANY($1) AND status = 'pending'`, dead); err != nil {
-				return fmt.Errorf("close pending deletions of dead runs: %w", err)
-			}
-			if _, err := tx.Exec(ctx, `
-				UPDATE retention.runs r
-				SET status = 'interrupted', finished_at = now(),
-				    deleted = (SELECT count(*) FROM retention.deletions d WHERE d.run_id = r.id AND d.status = 'deleted'),
-				    failed  = (SELECT count(*) FROM retention.deletions d WHERE d.run_id = r.id AND d.status = 'failed'),
-				    error = coalesce(r.error, 'the process ended without finishing the run')
-				WHERE r.id = ANY($1)`, dead); err != nil {
-				return fmt.Errorf("mark dead runs interrupted: %w", err)
-			}
-		}
-		info.Recovered = dead
-		err = tx.QueryRow(ctx, `
-			INSERT INTO retention.runs (cutoff, source, shard_index, shard_count, settings, host, pid, version)
-			VALUES (now(), $1, $2, $3, $4, $5, $6, $7)
-			RETURNING id, cutoff`,
-			start.Source, start.Shard.Index, start.Shard.Count, settings, start.Host, start.PID, start.Version,
-		).Scan(&info.ID, &info.Cutoff)
-		if err != nil {
-			return fmt.Errorf("insert run: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return job.RunInfo{}, fmt.Errorf("start run: %w", err)
-	}
-	if l, ok := start.Lock.(*runLock); ok {
-		s.held.Store(info.ID, l.heldLock)
-	}
-	return info, nil
+	return nil
 }
 
-// FinishRun writes the run's final status and counts. sum's deleted and failed counts are the
-// outcomes the run recorded; sessions left pending (their outcome could not be written) become
-// failed and are added to them, and a succeeded run with failures becomes partial.
-func (s *Store) FinishRun(ctx context.Context, runID int64, sum *job.Summary) error {
-	defer s.held.Delete(runID)
-	skipped, err := json.Marshal(sum.SkippedByReason)
+// Close releases the run lock. It is safe to call more than once.
+func (r *Run) Close(ctx context.Context) error {
+	if r.conn.IsClosed() {
+		return nil
+	}
+	return unlock(ctx, r.conn)
+}
+
+// lockLost translates the database's "lock no longer held" into job.ErrLockLost.
+func lockLost(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == lockLostCode {
+		return fmt.Errorf("%w: %s", job.ErrLockLost, pgErr.Message)
+	}
+	return err
+}
+
+// Claim writes the chunk's sessions as the run's claim in one call of retention.claim, which
+// checks the run's credentials and lock, and leaves out any session an active hold now protects
+// or that is already recorded deleted. Only the IDs it returns may be sent.
+func (r *Run) Claim(ctx context.Context, c job.Chunk) (job.Claim, error) {
+	ids := make([]string, len(c.Sessions))
+	at := make([]time.Time, len(c.Sessions))
+	for i, rec := range c.Sessions {
+		ids[i], at[i] = rec.SessionID, rec.LastActive
+	}
+	var policyChar *string
+	if !c.Policy.IsDefault() {
+		policyChar = &c.Policy.CharacterID
+	}
+	claim := job.Claim{CharacterID: c.CharacterID}
+	err := r.s.retrying(ctx, func(ctx context.Context) error {
+		return r.s.q.QueryRow(ctx, `SELECT claim_id, session_ids FROM retention.claim($1, $2, $3, $4, $5, $6::interval, $7, $8)`,
+			r.id, r.token, c.CharacterID, c.Policy.ID, policyChar, c.Policy.MaxAge, ids, at,
+		).Scan(&claim.ID, &claim.SessionIDs)
+	})
 	if err != nil {
-		return fmt.Errorf("encode skip reasons: %w", err)
+		return job.Claim{}, fmt.Errorf("claim chunk of %d for character %q: %w", len(ids), c.CharacterID, lockLost(err))
+	}
+	return claim, nil
+}
+
+// Held returns those of ids that an active hold protects now.
+func (r *Run) Held(ctx context.Context, characterID string, ids []string) ([]string, error) {
+	return r.s.held(ctx, characterID, ids)
+}
+
+// Record writes the claim's outcomes, one per claimed session in the claim's order, in one call
+// of retention.record. A retry after a lost commit finds the claim recorded and changes nothing.
+func (r *Run) Record(ctx context.Context, c job.Claim, outcomes []job.Outcome) error {
+	n := len(outcomes)
+	if n != len(c.SessionIDs) {
+		return fmt.Errorf("record claim %d: %d outcomes for %d claimed sessions", c.ID, n, len(c.SessionIDs))
+	}
+	statuses, errs := make([]string, n), make([]string, n)
+	attempts, codes := make([]int32, n), make([]int32, n)
+	for i, o := range outcomes {
+		if o.SessionID != c.SessionIDs[i] {
+			return fmt.Errorf("record claim %d: outcome %d is for session %q, the claim's is %q", c.ID, i, o.SessionID, c.SessionIDs[i])
+		}
+		errs[i] = o.Error
+		attempts[i], codes[i] = int32(o.Attempts), int32(o.HTTPStatus)
+		statuses[i] = "failed"
+		if o.Deleted {
+			statuses[i] = "deleted"
+		}
+	}
+	err := r.s.retrying(ctx, func(ctx context.Context) error {
+		_, err := r.s.q.Exec(ctx, `SELECT retention.record($1, $2, $3, $4, $5, $6, $7)`,
+			r.id, r.token, c.ID, statuses, attempts, codes, errs)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record %d outcomes for character %q: %w", n, c.CharacterID, err)
+	}
+	return nil
+}
+
+// Seal appends the recorded claims to the log.
+func (r *Run) Seal(ctx context.Context) error {
+	_, _, err := r.s.Seal(ctx)
+	return err
+}
+
+// Finish closes the run's claims without an outcome, seals the log, signs the checkpoint (with
+// the store's Signer, if any) and writes the run's final row with it, in three statements.
+func (r *Run) Finish(ctx context.Context, end job.RunEnd) (int64, error) {
+	skipped, err := json.Marshal(end.SkippedByReason)
+	if err != nil {
+		return 0, fmt.Errorf("encode skip reasons: %w", err)
 	}
 	var errText *string
-	if sum.Error != "" {
-		errText = &sum.Error
+	if end.Error != "" {
+		errText = &end.Error
 	}
-	// finish may run more than once (a commit lost to a restart is retried): it works from the
-	// counts as they were before the first try.
-	base := *sum
-	return s.retrying(ctx, func(ctx context.Context) error {
-		*sum = base
-		return s.finish(ctx, runID, sum, skipped, errText)
+	var closed int64
+	if err := r.s.retrying(ctx, func(ctx context.Context) error {
+		return r.s.q.QueryRow(ctx, `SELECT retention.close_run($1, $2)`, r.id, r.token).Scan(&closed)
+	}); err != nil {
+		return 0, fmt.Errorf("close unanswered claims of run %d: %w", r.id, err)
+	}
+	size, root, err := r.s.Seal(ctx)
+	if err != nil {
+		return closed, err
+	}
+	var note *string
+	if r.s.cfg.Sign != nil {
+		n, err := r.s.cfg.Sign(ctx, r.id, size, root)
+		if err != nil {
+			return closed, fmt.Errorf("sign checkpoint of run %d: %w", r.id, err)
+		}
+		if n != "" {
+			note = &n
+		}
+	}
+	err = r.s.retrying(ctx, func(ctx context.Context) error {
+		_, err := r.s.q.Exec(ctx, `SELECT retention.finish_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			r.id, r.token, string(end.Status), end.Selected, end.Deleted, end.Failed, end.Skipped, skipped,
+			end.BudgetReached, errText, size, root, note)
+		return err
 	})
+	if err != nil {
+		return closed, fmt.Errorf("finish run %d: %w", r.id, err)
+	}
+	return closed, nil
 }
 
-func (s *Store) finish(ctx context.Context, runID int64, sum *job.Summary, skipped []byte, errText *string) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
-			UPDATE retention.deletions
-			SET status = 'failed', completed_at = now(),
-			    error = 'no outcome could be recorded; the session will be sent again'
-			WHERE run_id = $1 AND status = 'pending'`, runID)
-		if err != nil {
-			return fmt.Errorf("close pending deletions of run %d: %w", runID, err)
-		}
-		// The run's recorded outcomes were counted as they were written; the rows just closed
-		// add to the failed ones. Counting them again here would read every row of the run.
-		tag0 := tag.RowsAffected() // closed pending rows were selected and counted as not sent
-		deleted, failed, status := sum.Deleted, sum.Failed+tag0, sum.Status
-		if status == job.StatusSucceeded && failed > 0 {
-			status = job.StatusPartial
-		}
-		tag, err = tx.Exec(ctx, `
-			UPDATE retention.runs
-			SET status = $2, finished_at = now(), selected = $3, skipped = $4, skipped_by_reason = $5,
-			    budget_reached = $6, error = $7, deleted = $8, failed = $9
-			WHERE id = $1 AND status = 'running'`,
-			runID, string(status), sum.Selected, sum.Skipped, skipped, sum.BudgetReached, errText, deleted, failed)
-		switch {
-		case err != nil:
-			return fmt.Errorf("finish run %d: %w", runID, err)
-		case tag.RowsAffected() == 0:
-			return fmt.Errorf("finish run %d: it is no longer marked running: another run found it dead and marked it interrupted (was its lock lost?)", runID)
-		}
-		sum.Status, sum.Failed = status, failed
-		sum.NotSent = max(sum.NotSent-tag0, 0)
-		return nil
+// Seal appends every recorded, unsealed claim to the log and returns the tree's size and root.
+func (s *Store) Seal(ctx context.Context) (size int64, root []byte, err error) {
+	err = s.retrying(ctx, func(ctx context.Context) error {
+		return s.q.QueryRow(ctx, `SELECT size, root FROM retention.seal()`).Scan(&size, &root)
 	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("seal the log: %w", err)
+	}
+	return size, root, nil
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,15 +33,6 @@ type Store struct {
 	q    querier
 	src  *Source
 	cfg  Config
-	// held maps a run ID to the run lock that run holds: every claim of the run checks that its
-	// lock is still held.
-	held sync.Map // int64 -> heldLock
-}
-
-// heldLock names a run lock and the server process holding it.
-type heldLock struct {
-	key int32 // shardKey
-	pid int32 // pg_backend_pid() of the lock's connection
 }
 
 var _ job.Store = (*Store)(nil)
@@ -52,6 +42,8 @@ type Config struct {
 	// WriteRetry is how long a write that failed for a transient reason (a lost connection, a
 	// restarting server) is retried before its error is returned. Default 1m.
 	WriteRetry time.Duration
+	// Sign, if set, signs each run's checkpoint when it finishes.
+	Sign Signer
 }
 
 // New returns a Store reading from src, which Inspect returned.
@@ -179,67 +171,11 @@ func (s *Store) ReadOnly(ctx context.Context, fn func(job.Reader) error) error {
 		return fmt.Errorf("begin read-only transaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only: nothing to lose
-	return fn(&Store{pool: s.pool, q: tx, src: s.src})
+	return fn(&Store{pool: s.pool, q: tx, src: s.src, cfg: s.cfg})
 }
 
-// Claim writes the chunk's sessions as pending deletions of the run in one statement, leaving
-// out any that an active hold now protects or that is already deleted, and returns the IDs it
-// wrote: only those may be sent. The same statement checks that the run lock taken through this
-// store is still held by its connection; if it is not (the connection died, and another run may
-// have the lock now), nothing is written and the error wraps job.ErrLockLost.
-func (s *Store) Claim(ctx context.Context, runID int64, c job.Chunk) ([]string, error) {
-	ids := make([]string, len(c.Sessions))
-	at := make([]time.Time, len(c.Sessions))
-	for i, r := range c.Sessions {
-		ids[i], at[i] = r.SessionID, r.LastActive
-	}
-	var policyChar *string
-	if !c.Policy.IsDefault() {
-		policyChar = &c.Policy.CharacterID
-	}
-	lock, _ := s.held.Load(runID)
-	hl, _ := lock.(heldLock) // zero when the run took no lock through this store: nothing to check
-	var claimed []string
-	var stillHeld bool
-	err := s.retrying(ctx, func(ctx context.Context) error {
-		return s.q.QueryRow(ctx, `
-		WITH lock AS (
-		    SELECT $8::int = 0 OR EXISTS (
-		        SELECT 1 FROM pg_locks
-		        WHERE locktype = 'advisory' AND classid = $9::bigint::oid AND objid = $10::bigint::oid
-		          AND objsubid = 2 AND granted AND pid = $8
-		          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS held
-		), ins AS (
-		    INSERT INTO retention.deletions
-		           (run_id, character_id, session_id, status, last_active_at, policy_id, policy_character_id, max_age)
-		    SELECT $1, $2, u.session_id, 'pending', u.last_active_at, $3, $4, $5::interval
-		    FROM unnest($6::text[], $7::timestamptz[]) AS u(session_id, last_active_at)
-		    WHERE (SELECT held FROM lock)
-		      AND NOT EXISTS (
-		            SELECT 1 FROM retention.holds h
-		            WHERE h.released_at IS NULL AND h.character_id = $2
-		              AND (h.session_id IS NULL OR h.session_id = u.session_id))
-		      AND NOT EXISTS (
-		            SELECT 1 FROM retention.deletions d
-		            WHERE d.character_id = $2 AND d.session_id = u.session_id AND d.status = 'deleted')
-		    ON CONFLICT (run_id, character_id, session_id) DO NOTHING
-		    RETURNING session_id
-		)
-		SELECT (SELECT held FROM lock), coalesce((SELECT array_agg(session_id) FROM ins), '{}')`,
-			runID, c.CharacterID, c.Policy.ID, policyChar, c.Policy.MaxAge, ids, at, hl.pid, lockClass, hl.key,
-		).Scan(&stillHeld, &claimed)
-	})
-	if err == nil && !stillHeld {
-		return nil, fmt.Errorf("claim chunk for character %q: %w: another run may hold it now", c.CharacterID, job.ErrLockLost)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("claim chunk of %d for character %q: %w", len(ids), c.CharacterID, err)
-	}
-	return claimed, nil
-}
-
-// Held returns those of ids that an active hold protects now.
-func (s *Store) Held(ctx context.Context, characterID string, ids []string) ([]string, error) {
+// held returns those of ids that an active hold protects now.
+func (s *Store) held(ctx context.Context, characterID string, ids []string) ([]string, error) {
 	rows, err := s.q.Query(ctx, `
 		SELECT u.session_id FROM unnest($2::text[]) AS u(session_id)
 		WHERE EXISTS (
@@ -255,53 +191,6 @@ func (s *Store) Held(ctx context.Context, characterID string, ids []string) ([]s
 		return nil, fmt.Errorf("check holds: %w", err)
 	}
 	return held, nil
-}
-
-// Record turns the run's pending rows of one character into their outcomes, in one statement.
-// It reports an error if not every outcome found its pending row.
-func (s *Store) Record(ctx context.Context, runID int64, characterID string, outcomes []job.Outcome) error {
-	n := len(outcomes)
-	ids, statuses, errs := make([]string, n), make([]string, n), make([]string, n)
-	attempts, codes := make([]int32, n), make([]int32, n)
-	for i, o := range outcomes {
-		ids[i], errs[i] = o.SessionID, o.Error
-		attempts[i], codes[i] = int32(o.Attempts), int32(o.HTTPStatus)
-		statuses[i] = "failed"
-		if o.Deleted {
-			statuses[i] = "deleted"
-		}
-	}
-	var matched int64
-	err := s.retrying(ctx, func(ctx context.Context) error {
-		tag, err := s.q.Exec(ctx, `
-		UPDATE retention.deletions d
-		SET status = u.status, attempts = u.attempts, http_status = nullif(u.http_status, 0),
-		    error = nullif(u.error, ''), completed_at = clock_timestamp()
-		FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::text[])
-		     AS u(session_id, status, attempts, http_status, error)
-		WHERE d.run_id = $1 AND d.character_id = $2 AND d.session_id = u.session_id AND d.status = 'pending'`,
-			runID, characterID, ids, statuses, attempts, codes, errs)
-		matched += tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("record %d outcomes for character %q: %w", n, characterID, err)
-	}
-	if int(matched) != n {
-		// An attempt whose answer was lost may have written some rows already: they are no
-		// longer pending. Anything else is a protocol breach worth stopping for.
-		var final int64
-		if err := s.q.QueryRow(ctx, `
-			SELECT count(*) FROM retention.deletions
-			WHERE run_id = $1 AND character_id = $2 AND session_id = ANY($3) AND status <> 'pending'`,
-			runID, characterID, ids).Scan(&final); err != nil {
-			return fmt.Errorf("record %d outcomes for character %q: check: %w", n, characterID, err)
-		}
-		if int(final) != n {
-			return fmt.Errorf("record %d outcomes for character %q: only %d pending rows matched", n, characterID, matched)
-		}
-	}
-	return nil
 }
 
 // IsTransient reports whether err from this package is worth retrying: a lost connection, a

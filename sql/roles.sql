@@ -14,12 +14,11 @@
 --                      `retention migrate`. It can do anything to these objects, including
 --                      disabling the guard triggers: the seal chain is what detects that.
 --   retention_job      the role of `retention run` and `retention schedule`. It reads the
---                      policies, the holds and the session source, and writes only what the
---                      run's protocol needs: runs (a new row, then its outcome while it is
---                      running) and deletions (a pending row, then its outcome). It cannot read or
---                      write the seals, change a policy or a hold, delete anything, or change a
---                      final outcome or a finished run (the triggers of migration 002 reject that
---                      even where a column privilege would allow it).
+--                      policies, the holds and the session source, and writes only through the
+--                      schema's functions, which let the run that is running, holds its lock and
+--                      knows its token add that run's records at the server's clock, and nothing
+--                      else: no plain INSERT or UPDATE on any table, no finished run, no other
+--                      run's records, no time of its choosing.
 --   retention_auditor  the role of `retention report` and `retention audit verify`: reads the
 --                      results, the seals, the rules and the views; writes nothing.
 --
@@ -79,39 +78,42 @@ REVOKE ALL ON ALL ROUTINES IN SCHEMA retention FROM PUBLIC, retention_job, reten
 
 GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 
--- retention_job: every statement of the source package, and no more.
+-- retention_job: every statement of the source package, and no more. It reads the rules and
+-- the source, and writes nothing directly: every write is a call of a function that runs as
+-- retention_owner and checks that the caller is the running run, with its token (and, for a
+-- claim, its lock), at the server's clock.
 --   migrations.Check                     reads schema_version
---   Rules, Held, Claim                   read policies and holds
---   Page, Undated, counts                read the session source and deletions
---   Lock, Claim                          read pg_locks and pg_database (granted to PUBLIC)
---   StartRun                             locks running runs (SELECT ... FOR UPDATE needs UPDATE),
---                                        fails the pending deletions of dead runs, marks those
---                                        runs interrupted, inserts its own run
---   Claim                                inserts pending deletions
---   Record, FinishRun                    turns pending deletions into outcomes, finishes the run
--- Sealing runs in a SECURITY DEFINER trigger owned by retention_owner: no grant on the seals.
+--   Rules, Held                          read policies and holds
+--   Page, Undated                        read the session source, and probe outcomes and
+--                                        deletions_v1 for sessions already deleted
+--   Lock                                 reads pg_locks and pg_database (granted to PUBLIC)
+--   StartRun, Claim, Record, Finish      retention.start_run, claim, record, close_run, seal,
+--                                        finish_run
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
-                retention.runs, retention.deletions
+                retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes
     TO retention_job;
-GRANT INSERT (cutoff, source, shard_index, shard_count, settings, host, pid, version)
-    ON retention.runs TO retention_job;
-GRANT UPDATE (status, finished_at, selected, deleted, failed, skipped, skipped_by_reason, budget_reached, error)
-    ON retention.runs TO retention_job;
-GRANT INSERT (run_id, character_id, session_id, status, last_active_at, policy_id, policy_character_id, max_age)
-    ON retention.deletions TO retention_job;
-GRANT UPDATE (status, attempts, http_status, error, completed_at)
-    ON retention.deletions TO retention_job;
+GRANT EXECUTE ON FUNCTION
+    retention.start_run(integer, integer, text, jsonb, text, integer, text),
+    retention.claim(bigint, text, text, bigint, text, interval, text[], timestamptz[]),
+    retention.record(bigint, text, bigint, text[], integer[], integer[], text[]),
+    retention.close_run(bigint, text),
+    retention.finish_run(bigint, text, text, bigint, bigint, bigint, bigint, jsonb, boolean, text, bigint, bytea, text),
+    retention.seal()
+    TO retention_job;
 
 -- retention_auditor: read the results, the seals, the rules and the views; call the read-only
 -- functions the views and the report use.
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
-                retention.runs, retention.deletions, retention.seals, retention.seal_head,
-                retention.expired_sessions, retention.deletion_outcomes, retention.daily_deletions,
-                retention.run_history
+                retention.runs, retention.deletions, retention.deletions_v1, retention.seals,
+                retention.seal_head, retention.claims, retention.outcomes, retention.unsealed,
+                retention.log_leaves, retention.log_hashes, retention.log_roots, retention.log_head,
+                retention.checkpoints, retention.expired_sessions, retention.deletion_outcomes,
+                retention.daily_deletions, retention.run_history
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
                           retention.well_formed_id(text), retention.seal_field(text),
-                          retention.seal_time(timestamptz), retention.seal_content(retention.deletions)
+                          retention.seal_time(timestamptz), retention.seal_content(retention.deletions_v1),
+                          retention.claim_content(bigint)
     TO retention_auditor;
 
 COMMIT;

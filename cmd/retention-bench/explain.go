@@ -140,45 +140,6 @@ func explain(ctx context.Context, dbURL string, chunkSize int) ([]plan, error) {
 		return nil, err
 	}
 
-	// One character's oldest sessions, as the chunker hands them on.
-	var chunk job.Chunk
-	rows, err := pool.Query(ctx, `
-		SELECT character_id, session_id, last_active_at FROM retention.sessions
-		WHERE character_id = (SELECT character_id FROM retention.sessions ORDER BY last_active_at LIMIT 1)
-		ORDER BY last_active_at LIMIT $1`, chunkSize)
-	if err != nil {
-		return nil, err
-	}
-	chunk.Sessions, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (policy.Record, error) {
-		var p policy.Record
-		err := r.Scan(&p.CharacterID, &p.SessionID, &p.LastActive)
-		return p, err
-	})
-	if err != nil || len(chunk.Sessions) == 0 {
-		return nil, fmt.Errorf("read a chunk: %v (%d sessions)", err, len(chunk.Sessions))
-	}
-	chunk.CharacterID = chunk.Sessions[0].CharacterID
-	chunk.Policy = rules.Judge(chunk.Sessions[0]).Decision.Policy
-	rec.take("")
-	const noRun = -1
-	_, claimErr := store.Claim(ctx, noRun, chunk)
-	if claimErr == nil {
-		return nil, errors.New("claim for a run that does not exist succeeded")
-	}
-	claim, err := one("claim", rec.take("INSERT INTO retention.deletions"))
-	if err != nil {
-		return nil, fmt.Errorf("%w (the claim said: %v)", err, claimErr)
-	}
-	outcomes := make([]job.Outcome, len(chunk.Sessions))
-	for i, s := range chunk.Sessions {
-		outcomes[i] = job.Outcome{SessionID: s.SessionID, Deleted: true, Attempts: 1, HTTPStatus: 200}
-	}
-	_ = store.Record(ctx, noRun, chunk.CharacterID, outcomes) // no pending rows: an error, and no write
-	record, err := one("record", rec.take("UPDATE retention.deletions d SET status = u.status"))
-	if err != nil {
-		return nil, err
-	}
-
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return nil, err
@@ -200,17 +161,6 @@ func explain(ctx context.Context, dbURL string, chunkSize int) ([]plan, error) {
 	}
 	plans = append(plans, plan{Label: "selection page from the middle, generic plan (plan_cache_mode = force_generic_plan)",
 		SQL: strings.TrimSpace(middle.SQL), Plan: text})
-	var runID int64
-	if err := tx.QueryRow(ctx, `INSERT INTO retention.runs (cutoff, source) VALUES (now(), 'retention-bench explain') RETURNING id`).Scan(&runID); err != nil {
-		return nil, err
-	}
-	claim.Args[0], record.Args[0] = runID, runID
-	if err := add(fmt.Sprintf("claim of one chunk (%d sessions)", len(chunk.Sessions)), claim, tx); err != nil {
-		return nil, err
-	}
-	if err := add(fmt.Sprintf("record of one chunk (%d outcomes)", len(outcomes)), record, tx); err != nil {
-		return nil, err
-	}
 	return plans, nil
 }
 

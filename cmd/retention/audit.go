@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/convai-retention/retention/audit"
@@ -34,33 +35,98 @@ func (c *checkpoints) Set(v string) error {
 	return nil
 }
 
-// audit is "retention audit verify": it checks the seal chain of the recorded outcomes and
-// exits 1 when something was edited, removed or inserted.
+// files is a repeatable flag naming files.
+type files []string
+
+func (f *files) String() string     { return strings.Join(*f, ",") }
+func (f *files) Set(v string) error { *f = append(*f, v); return nil }
+
+const auditUsage = `usage: retention audit verify [--checkpoint SEQ:HASH]... [--checkpoint-file FILE]... [--key VKEY_FILE]... [--format text|json]
+       retention audit prove --character C --session S [--out FILE]
+       retention audit check --proof FILE [--key VKEY_FILE]...
+       retention audit keygen --out SKEY_FILE
+`
+
+// audit runs the subcommands of "retention audit": verify checks the results trail (the v1
+// chain and the v2 log) and exits 1 when something was edited, removed or inserted; prove prints
+// the inclusion proof of one session's deletion; check verifies such a proof with no database;
+// keygen makes a checkpoint signing key.
 func (a *app) audit(ctx context.Context, args []string) error {
-	const usage = "usage: retention audit verify [--checkpoint SEQ:HASH]... [--format text|json]\n"
-	if len(args) == 0 || args[0] != "verify" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprint(a.stdout, usage)
-			return nil
-		}
-		return usagef("audit: want the subcommand verify (%s)", strings.TrimSuffix(usage, "\n"))
+	if len(args) == 0 {
+		return usagef("audit: want a subcommand: verify, prove, check or keygen (%s)", strings.TrimSuffix(auditUsage, "\n"))
 	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(a.stdout, auditUsage)
+		return nil
+	case "verify":
+		return a.auditVerify(ctx, args[1:])
+	case "prove":
+		return a.auditProve(ctx, args[1:])
+	case "check":
+		return a.auditCheck(args[1:])
+	case "keygen":
+		return a.auditKeygen(args[1:])
+	}
+	return usagef("audit: unknown subcommand %q: want verify, prove, check or keygen", args[0])
+}
+
+// parseAudit parses an audit subcommand's flags; done is true when help was printed.
+func (a *app) parseAudit(fs *flagSet, args []string) (done bool, err error) {
+	if err := fs.parse(args, a.getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(a.stdout, auditUsage+"\n")
+			fs.usage(a.stdout)
+			return true, nil
+		}
+		return false, err
+	}
+	return false, nil
+}
+
+// readKeys reads verifier key files.
+func readKeys(paths []string) ([]string, error) {
+	var keys []string
+	for _, p := range paths {
+		k, err := readKeyFile("--key", p)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, strings.TrimSpace(k))
+	}
+	return keys, nil
+}
+
+func (a *app) auditVerify(ctx context.Context, args []string) error {
 	fs := newFlagSet("audit verify")
 	var cps checkpoints
+	var cpFiles, keyFiles files
 	var format string
-	fs.Var(&cps, "checkpoint", "a head noted from an earlier verify, SEQ:HASH, that must still be in the chain (repeatable)")
+	fs.Var(&cps, "checkpoint", "a v1 chain head noted from an earlier verify, SEQ:HASH, that must still be in the chain (repeatable)")
+	fs.Var(&cpFiles, "checkpoint-file", "a signed checkpoint of the log kept outside the database (a run's RETENTION_CHECKPOINT_DIR/latest.note): the log must extend it (repeatable)")
+	fs.Var(&keyFiles, "key", "a file holding a verifier key of the checkpoints (retention audit keygen prints it) (repeatable)")
 	fs.StringVar(&format, "format", "text", "text or json")
 	fs.envName("checkpoint", "RETENTION_AUDIT_CHECKPOINT")
-	if err := fs.parse(args[1:], a.getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(a.stdout, usage+"\n")
-			fs.usage(a.stdout)
-			return nil
-		}
+	if done, err := a.parseAudit(fs, args); done || err != nil {
 		return err
 	}
 	if format != "text" && format != "json" {
 		return usagef("invalid --format %q: want text or json", format)
+	}
+	keys, err := readKeys(keyFiles)
+	if err != nil {
+		return err
+	}
+	var signed [][]byte
+	for _, f := range cpFiles {
+		b, err := readKeyFile("--checkpoint-file", f)
+		if err != nil {
+			return err
+		}
+		signed = append(signed, []byte(b))
+	}
+	if len(signed) > 0 && len(keys) == 0 {
+		return usagef("--checkpoint-file needs --key: a signed checkpoint is only worth its signature")
 	}
 	dsn, err := a.databaseURL()
 	if err != nil {
@@ -71,7 +137,7 @@ func (a *app) audit(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	res, err := audit.Verify(ctx, pool, audit.Options{Checkpoints: cps})
+	res, err := audit.Verify(ctx, pool, audit.Options{Checkpoints: cps, SignedCheckpoints: signed, VerifierKeys: keys})
 	if err != nil {
 		return err
 	}
@@ -87,10 +153,112 @@ func (a *app) audit(ctx context.Context, args []string) error {
 	return res.Err()
 }
 
+func (a *app) auditProve(ctx context.Context, args []string) error {
+	fs := newFlagSet("audit prove")
+	var char, sess, out string
+	fs.StringVar(&char, "character", "", "the session's character ID")
+	fs.StringVar(&sess, "session", "", "the session ID")
+	fs.StringVar(&out, "out", "", "write the proof to this file instead of stdout")
+	if done, err := a.parseAudit(fs, args); done || err != nil {
+		return err
+	}
+	if char == "" || sess == "" {
+		return usagef("audit prove: --character and --session are required")
+	}
+	dsn, err := a.databaseURL()
+	if err != nil {
+		return err
+	}
+	pool, err := connectCurrent(ctx, dsn, 1)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	p, err := audit.Prove(ctx, pool, char, sess)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if out != "" {
+		return writeFileAtomic(out, b)
+	}
+	_, err = a.stdout.Write(b)
+	return err
+}
+
+func (a *app) auditCheck(args []string) error {
+	fs := newFlagSet("audit check")
+	var proofFile string
+	var keyFiles files
+	fs.StringVar(&proofFile, "proof", "", "the proof, as retention audit prove wrote it")
+	fs.Var(&keyFiles, "key", "a file holding the checkpoints' verifier key (repeatable)")
+	if done, err := a.parseAudit(fs, args); done || err != nil {
+		return err
+	}
+	if proofFile == "" {
+		return usagef("audit check: --proof is required")
+	}
+	keys, err := readKeys(keyFiles)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(proofFile)
+	if err != nil {
+		return usagef("--proof: %v", err)
+	}
+	defer f.Close()
+	var p audit.Proof
+	dec := json.NewDecoder(io.LimitReader(f, 16<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return usagef("--proof %s: not a proof: %v", proofFile, err)
+	}
+	s, err := audit.Check(&p, keys...)
+	if err != nil {
+		return fmt.Errorf("%w: %v", audit.ErrChainBroken, err)
+	}
+	fmt.Fprintf(a.stdout, "proven: session %q of character %q is recorded %s (run %s, claim %s, completed at %s µs since 1970 UTC), leaf %d of a log of %d\n",
+		s.SessionID, s.CharacterID, s.Status, s.RunID, s.ClaimID, s.CompletedAtMicros, p.LeafIndex, p.TreeSize)
+	return nil
+}
+
+func (a *app) auditKeygen(args []string) error {
+	fs := newFlagSet("audit keygen")
+	var out string
+	fs.StringVar(&out, "out", "", "write the signing key to this new file (mode 0600); the verifier key goes to stdout")
+	if done, err := a.parseAudit(fs, args); done || err != nil {
+		return err
+	}
+	if out == "" {
+		return usagef("audit keygen: --out is required (the signing key is a secret: it never goes to stdout)")
+	}
+	skey, vkey, err := audit.GenerateKey()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return usagef("--out: %v", err)
+	}
+	if _, err := f.WriteString(skey + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stdout, vkey)
+	return nil
+}
+
 func writeVerify(w io.Writer, res *audit.Result) error {
 	var b strings.Builder
 	if res.Intact() {
-		fmt.Fprintf(&b, "intact: %d sealed outcome(s), none edited, removed or inserted\n", res.Sealed)
+		fmt.Fprintf(&b, "intact: %d sealed v1 outcome(s) and %d log leaves, none edited, removed or inserted\n", res.Sealed, res.Log.Leaves)
 	} else {
 		fmt.Fprintf(&b, "BROKEN: %d problem(s) in %d sealed outcome(s)\n", res.ProblemCount, res.Sealed)
 		for _, p := range res.Problems {
@@ -100,7 +268,9 @@ func writeVerify(w io.Writer, res *audit.Result) error {
 			fmt.Fprintf(&b, "  ... and %d more\n", n)
 		}
 	}
-	fmt.Fprintf(&b, "head %s\n", res.Head)
+	fmt.Fprintf(&b, "log  %d leaves, root %s; %d checkpoint(s) checked; %d recorded claim(s) waiting for the next seal\n",
+		res.Log.Leaves, res.Log.Root, res.Log.Checkpoints, res.Log.Queued)
+	fmt.Fprintf(&b, "head %s (v1 chain)\n", res.Head)
 	if res.Intact() && res.Head.Seq > 0 {
 		fmt.Fprintf(&b, "note the head down: a later \"retention audit verify --checkpoint %s\" proves nothing up to it changed\n", res.Head)
 	}

@@ -95,7 +95,14 @@ func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
 		e.close()
 		return nil, err
 	}
-	e.store = source.New(e.pool, src, source.Config{})
+	cfg := source.Config{}
+	if !o.dryRun {
+		if cfg.Sign, err = a.checkpointSigner(e.log); err != nil {
+			e.close()
+			return nil, err
+		}
+	}
+	e.store = source.New(e.pool, src, cfg)
 	return e, nil
 }
 

@@ -88,6 +88,6 @@ func TestMigrateConcurrently(t *testing.T) {
 	var tables int
 	require.NoError(t, db.Pool.QueryRow(context.Background(), `
 		SELECT count(*) FROM pg_tables WHERE schemaname = 'retention'
-		  AND tablename IN ('policies', 'holds', 'sessions', 'runs', 'deletions')`).Scan(&tables))
-	require.Equal(t, 5, tables)
+		  AND tablename IN ('policies', 'holds', 'sessions', 'runs', 'deletions_v1', 'claims', 'outcomes', 'log_leaves')`).Scan(&tables))
+	require.Equal(t, 8, tables)
 }

@@ -1,0 +1,350 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// The kinds of Problem the v2 log check reports.
+const (
+	// LeafEdited: a claim or its outcomes no longer hash to the claim's leaf.
+	LeafEdited Kind = "leaf_edited"
+	// LeafMissing: leaf indexes have a gap, or a leaf's claim is gone.
+	LeafMissing Kind = "leaf_missing"
+	// HashMismatch: a stored hash of the tree is not the one the leaves give.
+	HashMismatch Kind = "hash_mismatch"
+	// RootMismatch: a recorded tree root (head, seal history, a run's checkpoint) is not the
+	// root the leaves give for its size.
+	RootMismatch Kind = "root_mismatch"
+	// UnsealedClaim: a claim has outcomes but no leaf and is not waiting for one: its outcomes
+	// were written outside the protocol.
+	UnsealedClaim Kind = "unsealed_claim"
+	// BadSignature: a checkpoint's signed note does not verify with the keys given.
+	BadSignature Kind = "bad_signature"
+)
+
+// LogResult is what the check of the v2 log found (it is part of Result).
+type LogResult struct {
+	// Leaves is the tree size the rows give.
+	Leaves int64 `json:"leaves"`
+	// Root is the tree's root for Leaves, hex.
+	Root string `json:"root"`
+	// Queued counts recorded claims waiting for the next seal (a running run's, or a dead
+	// run's until the next run seals them): not a problem.
+	Queued int64 `json:"queued"`
+	// Checkpoints counts the checkpoints checked: the runs' and those given.
+	Checkpoints int `json:"checkpoints"`
+}
+
+// KeyName is the name of the keys retention signs checkpoints with.
+const KeyName = "retention-checkpoint"
+
+// GenerateKey returns a new signing key and its verifier key, in the text forms of
+// golang.org/x/mod/sumdb/note.
+func GenerateKey() (skey, vkey string, err error) {
+	return note.GenerateKey(rand.Reader, KeyName)
+}
+
+// Signer signs checkpoints with a note signing key.
+type Signer struct{ s note.Signer }
+
+// NewSigner reads a signing key as GenerateKey writes it. The error never contains the key.
+func NewSigner(skey string) (*Signer, error) {
+	s, err := note.NewSigner(strings.TrimSpace(skey))
+	if err != nil {
+		return nil, errors.New("the checkpoint signing key is malformed: make one with retention audit keygen")
+	}
+	return &Signer{s: s}, nil
+}
+
+// Sign returns the signed note of a tree: tlog.FormatTree text, signed.
+func (s *Signer) Sign(size int64, root []byte) (string, error) {
+	var h tlog.Hash
+	if len(root) != len(h) {
+		return "", fmt.Errorf("root has %d bytes, want %d", len(root), len(h))
+	}
+	copy(h[:], root)
+	msg, err := note.Sign(&note.Note{Text: string(tlog.FormatTree(tlog.Tree{N: size, Hash: h}))}, s.s)
+	if err != nil {
+		return "", fmt.Errorf("sign checkpoint: %w", err)
+	}
+	return string(msg), nil
+}
+
+// OpenCheckpoint verifies a signed checkpoint note with the verifier keys and returns its tree.
+func OpenCheckpoint(msg []byte, vkeys ...string) (tlog.Tree, error) {
+	var vs []note.Verifier
+	for _, k := range vkeys {
+		v, err := note.NewVerifier(strings.TrimSpace(k))
+		if err != nil {
+			return tlog.Tree{}, fmt.Errorf("verifier key %q: %w", k, err)
+		}
+		vs = append(vs, v)
+	}
+	n, err := note.Open(msg, note.VerifierList(vs...))
+	if err != nil {
+		return tlog.Tree{}, fmt.Errorf("checkpoint signature: %w", err)
+	}
+	t, err := tlog.ParseTree([]byte(n.Text))
+	if err != nil {
+		return tlog.Tree{}, fmt.Errorf("checkpoint text: %w", err)
+	}
+	return t, nil
+}
+
+// memHashes is a tlog.HashReader over the stored hashes Verify recomputed.
+type memHashes []tlog.Hash
+
+func (m memHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if x < 0 || x >= int64(len(m)) {
+			return nil, fmt.Errorf("hash %d is not in the tree", x)
+		}
+		out[i] = m[x]
+	}
+	return out, nil
+}
+
+const leavesSQL = `
+	SELECT l.idx, l.claim_id, l.hash, c.id IS NOT NULL, coalesce(c.run_id, 0), coalesce(c.character_id, ''),
+	       c.policy_id, c.policy_character_id, c.max_age, c.requested_at,
+	       coalesce(c.session_ids, '{}'), coalesce(c.last_active_at, '{}')
+	FROM retention.log_leaves l
+	LEFT JOIN retention.claims c ON c.id = l.claim_id
+	WHERE l.idx > $1
+	ORDER BY l.idx
+	LIMIT $2`
+
+// verifyLog recomputes the v2 log from the claims and outcomes: every leaf, every stored hash,
+// every recorded root and the runs' checkpoints; then checks the given checkpoints.
+func (v *verifier) verifyLog(ctx context.Context, tx pgx.Tx, opts Options) error {
+	var hashes memHashes
+	var n int64
+	after := int64(-1)
+	for {
+		rows, err := tx.Query(ctx, leavesSQL, after, opts.BatchSize)
+		if err != nil {
+			return fmt.Errorf("read log leaves: %w", err)
+		}
+		type leaf struct {
+			idx, claimID int64
+			hash         []byte
+			found        bool
+			c            Claim
+		}
+		var batch []leaf
+		var l leaf
+		_, err = pgx.ForEachRow(rows, []any{&l.idx, &l.claimID, &l.hash, &l.found, &l.c.RunID, &l.c.CharacterID,
+			&l.c.PolicyID, &l.c.PolicyCharacterID, &l.c.MaxAge, &l.c.RequestedAt, &l.c.SessionIDs, &l.c.LastActiveAt}, func() error {
+			c := l
+			c.hash = bytes.Clone(l.hash)
+			c.c.ID = l.claimID
+			batch = append(batch, c)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read log leaves: %w", err)
+		}
+		if len(batch) == 0 {
+			break
+		}
+		ids := make([]int64, len(batch))
+		at := make(map[int64]int, len(batch))
+		for i, b := range batch {
+			ids[i], at[b.claimID] = b.claimID, i
+		}
+		rows, err = tx.Query(ctx, `
+			SELECT claim_id, ord, session_id, status, attempts, http_status, error, completed_at
+			FROM retention.outcomes WHERE claim_id = ANY($1) ORDER BY claim_id, ord`, ids)
+		if err != nil {
+			return fmt.Errorf("read outcomes: %w", err)
+		}
+		var claimID int64
+		var o Outcome
+		_, err = pgx.ForEachRow(rows, []any{&claimID, &o.Ord, &o.SessionID, &o.Status, &o.Attempts, &o.HTTPStatus, &o.Error, &o.CompletedAt}, func() error {
+			b := &batch[at[claimID]]
+			b.c.Outcomes = append(b.c.Outcomes, o)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read outcomes: %w", err)
+		}
+		for _, b := range batch {
+			if b.idx != n {
+				v.report(Problem{Kind: LeafMissing, Seq: n + 1, Detail: fmt.Sprintf("leaves %d to %d are missing: they were removed", n, b.idx-1)})
+				return nil // the tree cannot be rebuilt past a gap
+			}
+			content := ClaimContent(b.c)
+			rec := tlog.RecordHash(content)
+			switch {
+			case !b.found:
+				v.report(Problem{Kind: LeafMissing, Seq: n + 1, Detail: fmt.Sprintf("leaf %d names claim %d, which is gone", n, b.claimID)})
+			case !bytes.Equal(rec[:], b.hash):
+				v.report(Problem{Kind: LeafEdited, Seq: n + 1, DeletionID: b.claimID * 16384,
+					Detail: fmt.Sprintf("claim %d (run %d, character %q) or its outcomes were edited: they no longer hash to leaf %d", b.claimID, b.c.RunID, b.c.CharacterID, n)})
+			default:
+				for i, o := range b.c.Outcomes {
+					if int(o.Ord) != i+1 || i >= len(b.c.SessionIDs) || o.SessionID != b.c.SessionIDs[i] {
+						v.report(Problem{Kind: LeafEdited, Seq: n + 1, Detail: fmt.Sprintf("claim %d: outcome %d does not match the claimed session", b.claimID, i+1)})
+						break
+					}
+				}
+			}
+			// The tree is rebuilt from the rows as they are: a stored hash that disagrees shows.
+			stored, err := tlog.StoredHashesForRecordHash(n, rec, hashes)
+			if err != nil {
+				return fmt.Errorf("rebuild log: %w", err)
+			}
+			hashes = append(hashes, stored...)
+			n++
+			after = b.idx
+		}
+		if len(batch) < opts.BatchSize {
+			break
+		}
+	}
+	v.res.Log.Leaves = n
+	root, err := tlog.TreeHash(n, hashes)
+	if err != nil {
+		return fmt.Errorf("log root: %w", err)
+	}
+	v.res.Log.Root = hex.EncodeToString(root[:])
+	v.logRoot, v.logHashes = root, hashes
+
+	// Stored hashes.
+	var bad, count int64
+	rows, err := tx.Query(ctx, `SELECT id, hash FROM retention.log_hashes ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("read log hashes: %w", err)
+	}
+	var id int64
+	var h []byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &h}, func() error {
+		count++
+		if id >= int64(len(hashes)) || !bytes.Equal(hashes[id][:], h) {
+			bad++
+			if bad == 1 {
+				v.report(Problem{Kind: HashMismatch, Detail: fmt.Sprintf("stored hash %d is not the one the leaves give: the tree was rewritten", id)})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read log hashes: %w", err)
+	}
+	if count != int64(len(hashes)) && bad == 0 {
+		v.report(Problem{Kind: HashMismatch, Detail: fmt.Sprintf("the log stores %d hashes; the leaves give %d", count, len(hashes))})
+	}
+
+	// Recorded roots: the head, every seal's, every run's checkpoint.
+	check := func(what string, size int64, root []byte, note *string) {
+		switch {
+		case size > n:
+			v.report(Problem{Kind: RootMismatch, Detail: fmt.Sprintf("%s names a tree of %d leaves, but the log has %d: leaves were removed", what, size, n)})
+			return
+		}
+		want, err := tlog.TreeHash(size, hashes)
+		if err == nil && !bytes.Equal(want[:], root) {
+			v.report(Problem{Kind: RootMismatch, Detail: fmt.Sprintf("%s: the tree of %d leaves has root %x, not %x: the log up to it was rewritten", what, size, want, root)})
+		}
+		if note != nil && len(opts.VerifierKeys) > 0 {
+			t, err := OpenCheckpoint([]byte(*note), opts.VerifierKeys...)
+			switch {
+			case err != nil:
+				v.report(Problem{Kind: BadSignature, Detail: fmt.Sprintf("%s: %v", what, err)})
+			case t.N != size || !bytes.Equal(t.Hash[:], root):
+				v.report(Problem{Kind: BadSignature, Detail: fmt.Sprintf("%s: the signed note names another tree (%d leaves) than its row", what, t.N)})
+			}
+		}
+	}
+	var size int64
+	var root2 []byte
+	if err := tx.QueryRow(ctx, `SELECT size, root FROM retention.log_head`).Scan(&size, &root2); err != nil {
+		return fmt.Errorf("read log head: %w", err)
+	}
+	check("the log head", size, root2, nil)
+	if size != n {
+		v.report(Problem{Kind: RootMismatch, Detail: fmt.Sprintf("the log head names %d leaves, the log has %d", size, n)})
+	}
+	rows, err = tx.Query(ctx, `SELECT size, root FROM retention.log_roots ORDER BY size`)
+	if err != nil {
+		return fmt.Errorf("read log roots: %w", err)
+	}
+	_, err = pgx.ForEachRow(rows, []any{&size, &root2}, func() error {
+		check(fmt.Sprintf("the root recorded at size %d", size), size, bytes.Clone(root2), nil)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read log roots: %w", err)
+	}
+	var runID *int64
+	var note *string
+	rows, err = tx.Query(ctx, `SELECT run_id, size, root, note FROM retention.checkpoints ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("read checkpoints: %w", err)
+	}
+	_, err = pgx.ForEachRow(rows, []any{&runID, &size, &root2, &note}, func() error {
+		v.res.Log.Checkpoints++
+		what := "a checkpoint"
+		if runID != nil {
+			what = fmt.Sprintf("the checkpoint of run %d", *runID)
+		}
+		check(what, size, bytes.Clone(root2), note)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read checkpoints: %w", err)
+	}
+
+	// Checkpoints kept outside the database: the log must extend each (a consistency proof).
+	for i, msg := range opts.SignedCheckpoints {
+		v.res.Log.Checkpoints++
+		t, err := OpenCheckpoint(msg, opts.VerifierKeys...)
+		if err != nil {
+			v.report(Problem{Kind: BadSignature, Detail: fmt.Sprintf("checkpoint %d given: %v", i+1, err)})
+			continue
+		}
+		if t.N > n {
+			v.report(Problem{Kind: CheckpointMismatch, Detail: fmt.Sprintf("checkpoint %d given names %d leaves; the log has only %d: leaves were removed", i+1, t.N, n)})
+			continue
+		}
+		proof, err := tlog.ProveTree(n, t.N, hashes)
+		if err == nil {
+			err = tlog.CheckTree(proof, n, root, t.N, t.Hash)
+		}
+		if err != nil {
+			v.report(Problem{Kind: CheckpointMismatch, Detail: fmt.Sprintf("checkpoint %d given (%d leaves, root %s): the log does not extend it: it was rewritten", i+1, t.N, t.Hash)})
+		}
+	}
+
+	// Outcomes outside the log: a claim with outcomes has a leaf, or waits in the queue.
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM retention.unsealed`).Scan(&v.res.Log.Queued); err != nil {
+		return fmt.Errorf("count queued claims: %w", err)
+	}
+	rows, err = tx.Query(ctx, `
+		SELECT DISTINCT o.claim_id FROM retention.outcomes o
+		WHERE NOT EXISTS (SELECT 1 FROM retention.log_leaves l WHERE l.claim_id = o.claim_id)
+		  AND NOT EXISTS (SELECT 1 FROM retention.unsealed u WHERE u.claim_id = o.claim_id)
+		ORDER BY 1`)
+	if err != nil {
+		return fmt.Errorf("find unsealed claims: %w", err)
+	}
+	_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+		v.report(Problem{Kind: UnsealedClaim, DeletionID: id * 16384, Detail: fmt.Sprintf("claim %d has outcomes but no leaf: they were written outside the protocol", id)})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("find unsealed claims: %w", err)
+	}
+	return nil
+}

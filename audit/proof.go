@@ -1,0 +1,137 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// ErrNotInLog is returned by Prove when the session has no sealed deleted outcome.
+var ErrNotInLog = errors.New("no sealed deletion of this session in the log")
+
+// Proof shows that a session's deletion is in the log: the leaf that records it, its inclusion
+// proof, and the checkpoint the proof leads to. Check verifies it with no database.
+type Proof struct {
+	CharacterID string `json:"character_id"`
+	SessionID   string `json:"session_id"`
+	// LeafIndex is the leaf's position in the log, from 0.
+	LeafIndex int64 `json:"leaf_index"`
+	// Leaf is the leaf's content (ClaimContent), the bytes whose record hash is in the tree.
+	Leaf []byte `json:"leaf"`
+	// Hashes is the inclusion proof (tlog.RecordProof) for a tree of TreeSize leaves.
+	Hashes   []tlog.Hash `json:"hashes"`
+	TreeSize int64       `json:"tree_size"`
+	// Checkpoint is the signed note of the tree the proof is for, if a run signed one; else
+	// TreeRoot alone says the root.
+	Checkpoint string    `json:"checkpoint,omitempty"`
+	TreeRoot   tlog.Hash `json:"tree_root"`
+}
+
+// dbHashes reads stored hashes of the log in tx.
+type dbHashes struct {
+	ctx context.Context
+	tx  pgx.Tx
+}
+
+func (d dbHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	rows, err := d.tx.Query(d.ctx, `SELECT u.ord, h.hash FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, ord)
+		LEFT JOIN retention.log_hashes h ON h.id = u.id ORDER BY u.ord`, indexes)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]tlog.Hash, len(indexes))
+	var ord int64
+	var h []byte
+	_, err = pgx.ForEachRow(rows, []any{&ord, &h}, func() error {
+		if len(h) != tlog.HashSize {
+			return fmt.Errorf("log hash %d is missing", indexes[ord-1])
+		}
+		copy(out[ord-1][:], h)
+		return nil
+	})
+	return out, err
+}
+
+// Prove returns the inclusion proof of the sealed deletion of one session, for the newest
+// checkpoint a run stored that covers it (or the log head when none does).
+func Prove(ctx context.Context, db Beginner, characterID, sessionID string) (*Proof, error) {
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("begin read-only transaction: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only: nothing to lose
+	p := &Proof{CharacterID: characterID, SessionID: sessionID}
+	var claimID int64
+	err = tx.QueryRow(ctx, `
+		SELECT l.idx, l.claim_id FROM retention.outcomes o
+		JOIN retention.log_leaves l ON l.claim_id = o.claim_id
+		WHERE o.character_id = $1 AND o.session_id = $2 AND o.status = 'deleted'`, characterID, sessionID).Scan(&p.LeafIndex, &claimID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w (character %q, session %q)", ErrNotInLog, characterID, sessionID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find the session's leaf: %w", err)
+	}
+	if err := tx.QueryRow(ctx, `SELECT retention.claim_content($1)`, claimID).Scan(&p.Leaf); err != nil {
+		return nil, fmt.Errorf("read the leaf: %w", err)
+	}
+	var root []byte
+	var note *string
+	err = tx.QueryRow(ctx, `
+		SELECT size, root, note FROM retention.checkpoints WHERE size > $1 ORDER BY size DESC, id DESC LIMIT 1`,
+		p.LeafIndex).Scan(&p.TreeSize, &root, &note)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = tx.QueryRow(ctx, `SELECT size, root FROM retention.log_head`).Scan(&p.TreeSize, &root)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the checkpoint: %w", err)
+	}
+	copy(p.TreeRoot[:], root)
+	if note != nil {
+		p.Checkpoint = *note
+	}
+	p.Hashes, err = tlog.ProveRecord(p.TreeSize, p.LeafIndex, dbHashes{ctx, tx})
+	if err != nil {
+		return nil, fmt.Errorf("prove leaf %d in a tree of %d: %w", p.LeafIndex, p.TreeSize, err)
+	}
+	return p, nil
+}
+
+// Check verifies a Proof with no database: the checkpoint's signature with the verifier keys
+// (required when the proof carries a signed checkpoint), the inclusion of the leaf in that
+// tree, and that the leaf records the session as deleted. It returns what the leaf says of the
+// session.
+func Check(p *Proof, vkeys ...string) (LeafSession, error) {
+	tree := tlog.Tree{N: p.TreeSize, Hash: p.TreeRoot}
+	if p.Checkpoint != "" {
+		if len(vkeys) == 0 {
+			return LeafSession{}, errors.New("the proof carries a signed checkpoint: give the verifier key to check it")
+		}
+		t, err := OpenCheckpoint([]byte(p.Checkpoint), vkeys...)
+		if err != nil {
+			return LeafSession{}, err
+		}
+		tree = t
+	} else if len(vkeys) > 0 {
+		return LeafSession{}, errors.New("the proof has no signed checkpoint to check the key against")
+	}
+	if err := tlog.CheckRecord(p.Hashes, tree.N, tree.Hash, p.LeafIndex, tlog.RecordHash(p.Leaf)); err != nil {
+		return LeafSession{}, fmt.Errorf("the leaf is not in the tree of the checkpoint: %w", err)
+	}
+	sessions, err := ParseClaimContent(p.Leaf)
+	if err != nil {
+		return LeafSession{}, err
+	}
+	for _, s := range sessions {
+		if s.CharacterID == p.CharacterID && s.SessionID == p.SessionID {
+			if s.Status != "deleted" {
+				return s, fmt.Errorf("the leaf records session %q as %s, not deleted", p.SessionID, s.Status)
+			}
+			return s, nil
+		}
+	}
+	return LeafSession{}, fmt.Errorf("the leaf does not name session %q of character %q", p.SessionID, p.CharacterID)
+}
