@@ -135,10 +135,12 @@ func (c *statementCounter) read(ctx context.Context, oid uint32, dbName string, 
 func kindOf(q string) string {
 	l := strings.ToLower(q)
 	switch {
-	case strings.Contains(l, "insert into retention.deletions"):
+	case strings.Contains(l, "from retention.claim("):
 		return "claim"
-	case strings.Contains(l, "update retention.deletions d set status = u.status"):
+	case strings.Contains(l, "select retention.record("):
 		return "record"
+	case strings.Contains(l, "from retention.seal()"):
+		return "seal"
 	case strings.Contains(l, `from "retention"."sessions" s`) || strings.Contains(l, "from retention.sessions s"):
 		return "page"
 	case strings.Contains(l, "from unnest($2::text[]) as u(session_id)"):
