@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/convai-retention/retention/job"
 )
 
 // options is the parsed command line.
@@ -73,7 +75,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&scenarios, "scenarios", "a,b", "comma-separated scenarios to run: a, b")
 	fs.DurationVar(&o.latency, "latency", 20*time.Millisecond, "latency of the endpoint in scenario a")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "retention --concurrency")
-	fs.IntVar(&o.chunkSize, "chunk-size", 100, "retention --chunk-size")
+	fs.IntVar(&o.chunkSize, "chunk-size", job.ChunkSizeDefault, "retention --chunk-size")
 	fs.StringVar(&extra, "retention-flags", "", "more flags for retention run, space-separated, e.g. '--page-size 5000'")
 	fs.StringVar(&o.prepareSQL, "prepare-sql", "", "SQL run on each scenario's database before its run, to try a change: an index, ANALYZE, a setting")
 	fs.BoolVar(&o.perf, "perf", false, "record a CPU profile of the retention process with perf (needs perf on PATH)")

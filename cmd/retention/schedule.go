@@ -29,15 +29,13 @@ type scheduleOptions struct {
 }
 
 func scheduleFlags(o *scheduleOptions) *flagSet {
-	fs := runFlagsNamed("schedule", &o.run)
-	fs.StringVar(&o.cron, "cron", "", "when to run (required): 5 fields (minute hour day-of-month month day-of-week), "+
-		"6 with seconds first, or @daily, @hourly, @every 6h")
-	fs.StringVar(&o.timeZone, "time-zone", "UTC", "IANA time zone of --cron, e.g. Europe/Berlin")
-	fs.StringVar(&o.listen, "listen", ":9090", "address serving /metrics, /healthz and /readyz")
-	for _, name := range []string{"cron", "time-zone", "listen"} {
-		fs.envName(name)
-	}
-	return fs
+	return append(o.run.table(), options{
+		{name: "cron", value: &o.cron, def: "",
+			help: "when to run (required): 5 fields (minute hour day-of-month month day-of-week), " +
+				"6 with seconds first, or @daily, @hourly, @every 6h"},
+		{name: "time-zone", value: &o.timeZone, def: "UTC", help: "IANA time zone of --cron, e.g. Europe/Berlin"},
+		{name: "listen", value: &o.listen, def: ":9090", help: "address serving /metrics, /healthz and /readyz"},
+	}...).flagSet("schedule")
 }
 
 // cronParser reads --cron: the five standard fields, an optional leading seconds field, and
