@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/convai-retention/retention/internal/cli"
 	"github.com/convai-retention/retention/job"
 )
 
@@ -35,12 +36,7 @@ type options struct {
 	timeout     time.Duration
 }
 
-// usageError is bad operator input: exit 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return &usageError{msg: fmt.Sprintf(format, args...)} }
+func usagef(format string, args ...any) error { return cli.Usagef(format, args...) }
 
 const usageHead = `usage: retention-bench [flags]
 
@@ -88,7 +84,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
 		}
-		return o, &usageError{msg: err.Error()}
+		return o, &cli.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
 		return o, usagef("unexpected argument %q: retention-bench takes flags only", fs.Arg(0))

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -34,29 +32,37 @@ func (c *checkpoints) Set(v string) error {
 	return nil
 }
 
+// auditUsage is the usage line of "retention audit".
+const auditUsage = "usage: retention audit verify [--checkpoint SEQ:HASH]... [--format text|json]\n"
+
+func auditVerifyFlags(cps *checkpoints, format *string) *flagSet {
+	fs := newFlagSet("audit verify")
+	fs.Var(cps, "checkpoint", "a head noted from an earlier verify, SEQ:HASH, that must still be in the chain (repeatable)")
+	fs.StringVar(format, "format", "text", "text or json")
+	fs.envName("checkpoint", "RETENTION_AUDIT_CHECKPOINT")
+	return fs
+}
+
+func auditHelp(w io.Writer) {
+	fmt.Fprint(w, auditUsage+"\n")
+	var cps checkpoints
+	var format string
+	auditVerifyFlags(&cps, &format).usage(w)
+}
+
 // audit is "retention audit verify": it checks the seal chain of the recorded outcomes and
 // exits 1 when something was edited, removed or inserted.
 func (a *app) audit(ctx context.Context, args []string) error {
-	const usage = "usage: retention audit verify [--checkpoint SEQ:HASH]... [--format text|json]\n"
 	if len(args) == 0 || args[0] != "verify" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprint(a.stdout, usage)
+			fmt.Fprint(a.stdout, auditUsage)
 			return nil
 		}
-		return usagef("audit: want the subcommand verify (%s)", strings.TrimSuffix(usage, "\n"))
+		return usagef("audit: want the subcommand verify (%s)", strings.TrimSuffix(auditUsage, "\n"))
 	}
-	fs := newFlagSet("audit verify")
 	var cps checkpoints
 	var format string
-	fs.Var(&cps, "checkpoint", "a head noted from an earlier verify, SEQ:HASH, that must still be in the chain (repeatable)")
-	fs.StringVar(&format, "format", "text", "text or json")
-	fs.envName("checkpoint", "RETENTION_AUDIT_CHECKPOINT")
-	if err := fs.parse(args[1:], a.getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(a.stdout, usage+"\n")
-			fs.usage(a.stdout)
-			return nil
-		}
+	if err := auditVerifyFlags(&cps, &format).parse(args[1:], a.getenv); err != nil {
 		return err
 	}
 	if format != "text" && format != "json" {

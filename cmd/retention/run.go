@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/internal/cli"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/source"
 )
@@ -87,22 +87,22 @@ func (o *runOptions) jobConfig() job.Config {
 	return c
 }
 
-// run is "retention run". It returns the exit code itself: a finished run with failures is
-// not an error of the command, but still exit 1.
-func (a *app) run(ctx context.Context, args []string) int {
+func runHelp(w io.Writer) {
+	fmt.Fprint(w, "usage: retention run [flags]\n\n")
 	var o runOptions
-	fs := runFlags(&o)
-	if err := fs.parse(args, a.getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(a.stdout, "usage: retention run [flags]\n\n")
-			fs.usage(a.stdout)
-			return exitcode.OK
-		}
-		return a.exit(err)
+	runFlags(&o).usage(w)
+}
+
+// run is "retention run". A finished run with failures is not an error of the command, but
+// still exit 1; an interrupted one exits as the signal says.
+func (a *app) run(ctx context.Context, args []string) error {
+	var o runOptions
+	if err := runFlags(&o).parse(args, a.getenv); err != nil {
+		return err
 	}
 	e, err := a.newRunEnv(ctx, o)
 	if err != nil {
-		return a.exit(err)
+		return err
 	}
 	defer e.close()
 
@@ -118,13 +118,13 @@ func (a *app) run(ctx context.Context, args []string) int {
 		if err != nil {
 			e.log.Warn("run interrupted", "err", err)
 		}
-		return a.signalCode()
+		return cli.Exit(a.signalCode(), nil)
 	case err != nil:
-		return a.exit(err)
+		return err
 	case sum.Status == job.StatusPartial:
-		return exitcode.Partial
+		return cli.Exit(exitcode.Partial, nil)
 	}
-	return exitcode.OK
+	return nil
 }
 
 // settings are the effective settings recorded on the run row, from the flag table. Never a
