@@ -12,39 +12,67 @@ import (
 	"time"
 )
 
+// The defaults of Config, each in one place: the job fills a zero field with its default, and
+// the command line's flags, its help and the settings recorded on a run read the same constants.
+const (
+	ChunkSizeDefault         = 100
+	ConcurrencyDefault       = 4
+	RateDefault              = 10.0 // requests per second; see Config.Rate
+	BackoffBaseDefault       = 500 * time.Millisecond
+	BackoffMaxDefault        = 30 * time.Second
+	MaxAttemptsDefault       = 5
+	RequestTimeoutDefault    = 30 * time.Second
+	MaxRetryAfterDefault     = 5 * time.Minute
+	ShutdownGraceDefault     = 20 * time.Second
+	PageSizeDefault          = 1000
+	MaxBufferedDefault       = 50_000
+	LockCheckIntervalDefault = 10 * time.Second
+	// SealIntervalDefault is how often a run appends its recorded outcomes to the log.
+	SealIntervalDefault     = time.Second
+	ProgressIntervalDefault = 10 * time.Second
+)
+
+// NoShutdownGrace is a ShutdownGrace that cancels requests in flight as soon as a run is told to
+// stop (a zero ShutdownGrace takes the default).
+const NoShutdownGrace time.Duration = -1
+
 // Config tunes a run. Zero fields take the defaults named on each.
 type Config struct {
-	// ChunkSize is the most session IDs in one request. Default 100.
+	// ChunkSize is the most session IDs in one request. Default ChunkSizeDefault.
 	ChunkSize int
-	// Concurrency is the most requests in flight. Default 4.
+	// Concurrency is the most requests in flight. Default ConcurrencyDefault.
 	Concurrency int
-	// Rate is the most requests per second across the run; 0 means unlimited. Callers wanting
-	// the product default (10) set it; a negative value is an error.
+	// Rate is the most requests per second across the run. Unlike the other fields, 0 means
+	// unlimited, not the default: a caller of the package is never throttled unasked. The
+	// command line runs at RateDefault unless told otherwise. A negative value is an error.
 	Rate float64
-	// BackoffBase is the first retry wait, doubled each try, with jitter. Default 500ms.
+	// BackoffBase is the first retry wait, doubled each try, with jitter. Default BackoffBaseDefault.
 	BackoffBase time.Duration
-	// BackoffMax caps one retry wait. Default 30s.
+	// BackoffMax caps one retry wait. Default BackoffMaxDefault.
 	BackoffMax time.Duration
-	// MaxAttempts is the most tries of one request. Default 5.
+	// MaxAttempts is the most tries of one request. Default MaxAttemptsDefault.
 	MaxAttempts int
-	// RequestTimeout bounds each try. Default 30s.
+	// RequestTimeout bounds each try. Default RequestTimeoutDefault.
 	RequestTimeout time.Duration
-	// MaxRetryAfter caps how long a Retry-After header can make a chunk wait. Default 5m.
+	// MaxRetryAfter caps how long a Retry-After header can make a chunk wait. Default
+	// MaxRetryAfterDefault.
 	MaxRetryAfter time.Duration
 	// MaxDeletions is the most sessions sent in this run, oldest first; 0 means no limit.
 	MaxDeletions int64
 	// ShutdownGrace is how long in-flight requests may finish after the run is told to stop,
-	// before they are cancelled. Default 20s; a negative value means no grace at all.
+	// before they are cancelled. Default ShutdownGraceDefault; NoShutdownGrace (or any negative
+	// value) means no grace at all.
 	ShutdownGrace time.Duration
-	// PageSize is the most source rows read per selection query. Default 1000.
+	// PageSize is the most source rows read per selection query. Default PageSizeDefault.
 	PageSize int
 	// MaxBuffered is the most selected sessions held while chunks fill up; past it the chunk
-	// that started filling first is sent short. Default 50,000.
+	// that started filling first is sent short. Default MaxBufferedDefault.
 	MaxBuffered int
-	// LockCheckInterval is how often the run lock's connection is checked. Default 10s.
+	// LockCheckInterval is how often the run lock's connection is checked. Default
+	// LockCheckIntervalDefault.
 	LockCheckInterval time.Duration
 	// SealInterval is how often the run appends the outcomes recorded so far to the
-	// tamper-evident log; the run's finish seals the rest. Default 1s.
+	// tamper-evident log; the run's finish seals the rest. Default SealIntervalDefault.
 	SealInterval time.Duration
 	// Shard is the part of the characters this run owns. Default: all of them.
 	Shard Shard
@@ -52,7 +80,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer is told what the run does, for metrics. Default: NopObserver.
 	Observer Observer
-	// ProgressInterval is how often a real run logs its progress. Default 10s.
+	// ProgressInterval is how often a real run logs its progress. Default
+	// ProgressIntervalDefault.
 	ProgressInterval time.Duration
 	// EstimatedTotal, if set, estimates how many sessions the run will have done (deleted or
 	// failed) in all, ok false while it has no estimate; the progress log then adds the total and
@@ -65,20 +94,20 @@ type Config struct {
 func (c Config) WithDefaults() Config { return c.withDefaults() }
 
 func (c Config) withDefaults() Config {
-	c.ChunkSize = cmp.Or(c.ChunkSize, 100)
-	c.Concurrency = cmp.Or(c.Concurrency, 4)
-	c.BackoffBase = cmp.Or(c.BackoffBase, 500*time.Millisecond)
-	c.BackoffMax = cmp.Or(c.BackoffMax, 30*time.Second)
-	c.MaxAttempts = cmp.Or(c.MaxAttempts, 5)
-	c.RequestTimeout = cmp.Or(c.RequestTimeout, 30*time.Second)
-	c.MaxRetryAfter = cmp.Or(c.MaxRetryAfter, 5*time.Minute)
-	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, 20*time.Second)
-	c.PageSize = cmp.Or(c.PageSize, 1000)
-	c.MaxBuffered = cmp.Or(c.MaxBuffered, 50_000)
-	c.LockCheckInterval = cmp.Or(c.LockCheckInterval, 10*time.Second)
-	c.SealInterval = cmp.Or(c.SealInterval, time.Second)
+	c.ChunkSize = cmp.Or(c.ChunkSize, ChunkSizeDefault)
+	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
+	c.BackoffBase = cmp.Or(c.BackoffBase, BackoffBaseDefault)
+	c.BackoffMax = cmp.Or(c.BackoffMax, BackoffMaxDefault)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, MaxAttemptsDefault)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, RequestTimeoutDefault)
+	c.MaxRetryAfter = cmp.Or(c.MaxRetryAfter, MaxRetryAfterDefault)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, ShutdownGraceDefault)
+	c.PageSize = cmp.Or(c.PageSize, PageSizeDefault)
+	c.MaxBuffered = cmp.Or(c.MaxBuffered, MaxBufferedDefault)
+	c.LockCheckInterval = cmp.Or(c.LockCheckInterval, LockCheckIntervalDefault)
+	c.SealInterval = cmp.Or(c.SealInterval, SealIntervalDefault)
 	c.Shard.Count = cmp.Or(c.Shard.Count, 1)
-	c.ProgressInterval = cmp.Or(c.ProgressInterval, 10*time.Second)
+	c.ProgressInterval = cmp.Or(c.ProgressInterval, ProgressIntervalDefault)
 	if c.Observer == nil {
 		c.Observer = NopObserver{}
 	}

@@ -95,12 +95,12 @@ func New(cfg Config) *Metrics {
 	for _, r := range []policy.Skip{policy.SkipMalformed, policy.SkipDuplicate, policy.SkipHeld} {
 		m.skipped.WithLabelValues(string(r))
 	}
-	for class, answers := range map[string][]string{
-		"2xx": {"confirmed", "retryable"}, "4xx": {"retryable", "auth_rejected", "permanent"},
-		"5xx": {"retryable"}, "network": {"retryable"},
+	for class, answers := range map[string][]job.Class{
+		"2xx": {job.Confirmed, job.Retryable}, "4xx": {job.Retryable, job.AuthRejected, job.Permanent},
+		"5xx": {job.Retryable}, "network": {job.Retryable},
 	} {
 		for _, a := range answers {
-			m.requests.WithLabelValues(class, a)
+			m.requests.WithLabelValues(class, AnswerClass(a))
 		}
 		m.retries.WithLabelValues(class)
 	}
@@ -182,20 +182,8 @@ func StatusClass(code int) string {
 	return "other"
 }
 
-// AnswerClass is the value of the answer label for a job.Class.
-func AnswerClass(c job.Class) string {
-	switch c {
-	case job.Confirmed:
-		return "confirmed"
-	case job.Retryable:
-		return "retryable"
-	case job.AuthRejected:
-		return "auth_rejected"
-	case job.Permanent:
-		return "permanent"
-	}
-	return "other"
-}
+// AnswerClass is the value of the answer label for a job.Class: the class's own word.
+func AnswerClass(c job.Class) string { return c.String() }
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 

@@ -134,14 +134,16 @@ func CheckThresholds(cutoff time.Time, policies []Policy) error {
 // character's Decision still names the policy that would apply, so a caller can tell which of
 // its sessions the hold protects.
 func (s *Set) Decide(characterID string) Decision {
-	d := s.decidePolicy(characterID)
+	d := s.InForce(characterID)
 	if s.heldChars[characterID] {
 		d.Delete, d.Reason = false, ReasonHeld
 	}
 	return d
 }
 
-func (s *Set) decidePolicy(characterID string) Decision {
+// InForce is the decision for a character leaving its holds aside: the policy in force, as a
+// report shows it next to the holds. Runs use Decide.
+func (s *Set) InForce(characterID string) Decision {
 	if p, ok := s.byCharacter[characterID]; ok {
 		if !p.Enabled {
 			return Decision{Reason: ReasonDisabled}

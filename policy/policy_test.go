@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/convai-retention/retention/policy"
+	"github.com/convai-retention/retention/policy/policytest"
 )
 
 var (
@@ -21,40 +22,10 @@ var (
 func TestDecide(t *testing.T) {
 	t.Parallel()
 
-	def := policy.Policy{ID: 1, MaxAge: "30 days", Enabled: true, Threshold: days30}
-	defOff := def
-	defOff.Enabled = false
-	own := policy.Policy{ID: 2, CharacterID: "alice", MaxAge: "7 days", Enabled: true, Threshold: days7}
-	ownOff := policy.Policy{ID: 3, CharacterID: "alice", MaxAge: "7 days", Enabled: false, Threshold: days7}
-	ownLong := policy.Policy{ID: 4, CharacterID: "alice", MaxAge: "1 year", Enabled: true, Threshold: days365}
-
-	tests := []struct {
-		name     string
-		policies []policy.Policy
-		holds    []policy.Hold
-		char     string
-		want     policy.Decision
-	}{
-		{"nothing configured", nil, nil, "alice", policy.Decision{Reason: policy.ReasonNoPolicy}},
-		{"default applies", []policy.Policy{def}, nil, "bob", policy.Decision{Delete: true, Reason: policy.ReasonDefaultPolicy, Policy: def}},
-		{"disabled default touches nobody", []policy.Policy{defOff}, nil, "bob", policy.Decision{Reason: policy.ReasonNoPolicy}},
-		{"own row wins over default", []policy.Policy{def, own}, nil, "alice", policy.Decision{Delete: true, Reason: policy.ReasonOwnPolicy, Policy: own}},
-		{"own longer row wins over shorter default", []policy.Policy{def, ownLong}, nil, "alice", policy.Decision{Delete: true, Reason: policy.ReasonOwnPolicy, Policy: ownLong}},
-		{"own disabled row means never, even with a default", []policy.Policy{def, ownOff}, nil, "alice", policy.Decision{Reason: policy.ReasonDisabled}},
-		{"own row without default", []policy.Policy{own}, nil, "alice", policy.Decision{Delete: true, Reason: policy.ReasonOwnPolicy, Policy: own}},
-		{"other character without default", []policy.Policy{own}, nil, "bob", policy.Decision{Reason: policy.ReasonNoPolicy}},
-		{"hold beats own policy", []policy.Policy{def, own}, []policy.Hold{{CharacterID: "alice"}}, "alice", policy.Decision{Reason: policy.ReasonHeld, Policy: own}},
-		{"hold beats default", []policy.Policy{def}, []policy.Hold{{CharacterID: "bob"}}, "bob", policy.Decision{Reason: policy.ReasonHeld, Policy: def}},
-		{"session hold does not hold the character", []policy.Policy{def}, []policy.Hold{{CharacterID: "bob", SessionID: "s1"}}, "bob", policy.Decision{Delete: true, Reason: policy.ReasonDefaultPolicy, Policy: def}},
-		{"hold on another character", []policy.Policy{def}, []policy.Hold{{CharacterID: "carol"}}, "bob", policy.Decision{Delete: true, Reason: policy.ReasonDefaultPolicy, Policy: def}},
-		{"character IDs are exact, not case-folded", []policy.Policy{def, own}, nil, "Alice", policy.Decision{Delete: true, Reason: policy.ReasonDefaultPolicy, Policy: def}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, tt := range policytest.DecideCases {
+		t.Run(tt.Name, func(t *testing.T) {
 			t.Parallel()
-			s, err := policy.NewSet(tt.policies, tt.holds)
-			require.NoError(t, err)
-			require.Equal(t, tt.want, s.Decide(tt.char))
+			require.Equal(t, tt.Want, tt.World.Set().Decide(tt.Character))
 		})
 	}
 }
@@ -110,40 +81,14 @@ func TestExpired(t *testing.T) {
 func TestJudge(t *testing.T) {
 	t.Parallel()
 
-	def := policy.Policy{ID: 1, MaxAge: "30 days", Enabled: true, Threshold: days30}
-	own := policy.Policy{ID: 2, CharacterID: "alice", MaxAge: "1 year", Enabled: true, Threshold: days365}
-	off := policy.Policy{ID: 3, CharacterID: "dave", MaxAge: "1 day", Enabled: false, Threshold: cutoff}
-	s, err := policy.NewSet([]policy.Policy{def, own, off}, []policy.Hold{
-		{CharacterID: "carol"},
-		{CharacterID: "bob", SessionID: "held"},
-	})
-	require.NoError(t, err)
-
-	old := days365.Add(-time.Hour)
-	tests := []struct {
-		name     string
-		rec      policy.Record
-		eligible bool
-		skip     policy.Skip
-	}{
-		{"expired under default", policy.Record{CharacterID: "bob", SessionID: "s", LastActive: days30}, true, policy.SkipNone},
-		{"not yet expired under default", policy.Record{CharacterID: "bob", SessionID: "s", LastActive: days7}, false, policy.SkipNone},
-		{"own long policy keeps it", policy.Record{CharacterID: "alice", SessionID: "s", LastActive: days30}, false, policy.SkipNone},
-		{"own long policy expires it", policy.Record{CharacterID: "alice", SessionID: "s", LastActive: old}, true, policy.SkipNone},
-		{"session hold", policy.Record{CharacterID: "bob", SessionID: "held", LastActive: old}, false, policy.SkipHeld},
-		{"session hold on a session not yet due is no skip", policy.Record{CharacterID: "bob", SessionID: "held", LastActive: cutoff}, false, policy.SkipNone},
-		{"character hold", policy.Record{CharacterID: "carol", SessionID: "s", LastActive: old}, false, policy.SkipHeld},
-		{"disabled own policy", policy.Record{CharacterID: "dave", SessionID: "s", LastActive: old}, false, policy.SkipNone},
-		{"malformed", policy.Record{CharacterID: "bob", SessionID: "", LastActive: old}, false, policy.SkipMalformed},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, tt := range policytest.JudgeCases {
+		t.Run(tt.Name, func(t *testing.T) {
 			t.Parallel()
-			v := s.Judge(tt.rec)
-			require.Equal(t, tt.eligible, v.Eligible)
-			require.Equal(t, tt.skip, v.Skip)
+			v := tt.World.Set().Judge(tt.Record)
+			require.Equal(t, tt.Eligible, v.Eligible)
+			require.Equal(t, tt.Skip, v.Skip)
 			if v.Eligible {
-				require.True(t, v.Decision.Expired(tt.rec.LastActive))
+				require.True(t, v.Decision.Expired(tt.Record.LastActive))
 			}
 		})
 	}
@@ -196,28 +141,10 @@ func TestHorizon(t *testing.T) {
 func TestCheck(t *testing.T) {
 	t.Parallel()
 
-	at := days30
-	tests := []struct {
-		name string
-		rec  policy.Record
-		want policy.Skip
-	}{
-		{"good", policy.Record{CharacterID: "c", SessionID: "s", LastActive: at}, policy.SkipNone},
-		{"non-ASCII is fine", policy.Record{CharacterID: "персонаж", SessionID: "会话-1", LastActive: at}, policy.SkipNone},
-		{"quotes and backslashes are fine", policy.Record{CharacterID: `c"\`, SessionID: `s'; DROP TABLE x;--`, LastActive: at}, policy.SkipNone},
-		{"empty session", policy.Record{CharacterID: "c", LastActive: at}, policy.SkipMalformed},
-		{"blank session", policy.Record{CharacterID: "c", SessionID: " \t", LastActive: at}, policy.SkipMalformed},
-		{"empty character", policy.Record{SessionID: "s", LastActive: at}, policy.SkipMalformed},
-		{"no last activity", policy.Record{CharacterID: "c", SessionID: "s"}, policy.SkipMalformed},
-		{"too long", policy.Record{CharacterID: "c", SessionID: strings.Repeat("x", policy.MaxIDLength+1), LastActive: at}, policy.SkipMalformed},
-		{"longest allowed", policy.Record{CharacterID: "c", SessionID: strings.Repeat("x", policy.MaxIDLength), LastActive: at}, policy.SkipNone},
-		{"invalid UTF-8", policy.Record{CharacterID: "c", SessionID: "s\xff", LastActive: at}, policy.SkipMalformed},
-		{"control character", policy.Record{CharacterID: "c", SessionID: "s\n1", LastActive: at}, policy.SkipMalformed},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, tt := range policytest.CheckCases {
+		t.Run(tt.Name, func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tt.want, policy.Check(tt.rec))
+			require.Equal(t, tt.Want, policy.Check(tt.Record))
 		})
 	}
 }
@@ -274,4 +201,14 @@ func TestCheckThresholds(t *testing.T) {
 	require.NoError(t, policy.CheckThresholds(cutoff, []policy.Policy{ok, disabled}))
 	require.ErrorContains(t, policy.CheckThresholds(cutoff, []policy.Policy{ok, atCutoff}), `policy 2 (the policy of character "c")`)
 	require.ErrorContains(t, policy.CheckThresholds(cutoff, []policy.Policy{after}), "policy 3 (the default policy)")
+}
+
+func TestInForce(t *testing.T) {
+	t.Parallel()
+
+	off := policy.Policy{ID: 3, CharacterID: "alice", MaxAge: "7 days", Threshold: policytest.Days7}
+	s, err := policy.NewSet([]policy.Policy{off}, []policy.Hold{{CharacterID: "alice"}})
+	require.NoError(t, err)
+	require.Equal(t, policy.ReasonHeld, s.Decide("alice").Reason)
+	require.Equal(t, policy.Decision{Reason: policy.ReasonDisabled}, s.InForce("alice"), "the hold aside, the own row is disabled")
 }

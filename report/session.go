@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/convai-retention/retention/policy"
 )
 
 // The states of a session in its Evidence.
@@ -111,6 +113,10 @@ func Session(ctx context.Context, db Beginner, o SessionOptions) (*Evidence, err
 			return fmt.Errorf("read database clock: %w", err)
 		}
 		ev.GeneratedAt = ev.GeneratedAt.UTC()
+		rules, err := loadRules(ctx, tx, ev.GeneratedAt)
+		if err != nil {
+			return err
+		}
 		attempts, err := sessionAttempts(ctx, tx, o)
 		if err != nil {
 			return err
@@ -145,7 +151,7 @@ func Session(ctx context.Context, db Beginner, o SessionOptions) (*Evidence, err
 				t := src.lastActive.UTC()
 				f.LastActiveAt = &t
 			}
-			if err := judge(ctx, tx, o.SessionID, &f, src); err != nil {
+			if err := judge(ctx, tx, rules, o.SessionID, &f, src); err != nil {
 				return err
 			}
 			ev.Findings = append(ev.Findings, f)
@@ -231,39 +237,89 @@ func sessionInSource(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[stri
 	return out, nil
 }
 
-// judge fills the policy, the hold, the expiry and the state of f, with the job's rules (the
-// same as retention.expired_sessions_in).
-func judge(ctx context.Context, tx pgx.Tx, sessionID string, f *Finding, src sourceRow) error {
-	var p PolicyInForce
-	var maxAge *string
-	var wellFormed bool
-	var expiresAt *time.Time
-	var expired *bool
-	var lastActive *time.Time
-	if f.LastActiveAt != nil {
-		lastActive = f.LastActiveAt
-	}
-	err := tx.QueryRow(ctx, `
-		SELECT p.decision, p.policy_id, p.max_age::text, p.held_by,
-		       retention.well_formed_id($1) AND retention.well_formed_id($2),
-		       ((($3::timestamptz AT TIME ZONE 'UTC') + p.max_age) AT TIME ZONE 'UTC'),
-		       $3::timestamptz <= ((now() AT TIME ZONE 'UTC') - p.max_age) AT TIME ZONE 'UTC'
-		FROM retention.policy_for($1) p`, f.CharacterID, sessionID, lastActive).
-		Scan(&p.Decision, &p.PolicyID, &maxAge, &p.HeldBy, &wellFormed, &expiresAt, &expired)
+// rules are the retention rules as a run starting now would load them.
+type rules struct {
+	set      *policy.Set
+	policies []policy.Policy
+}
+
+// loadRules reads the policies, with their thresholds at cutoff, and the active holds into the
+// job's own rule set, so the evidence judges a session with the same code as a run.
+func loadRules(ctx context.Context, tx pgx.Tx, cutoff time.Time) (*rules, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT id, coalesce(character_id, ''), max_age::text, enabled, retention.expiry_threshold(max_age, $1)
+		FROM retention.policies ORDER BY id`, cutoff)
 	if err != nil {
-		return fmt.Errorf("apply the rules to character %q: %w", f.CharacterID, err)
+		return nil, fmt.Errorf("read policies: %w", err)
 	}
-	deletes := p.Decision == "own_policy" || p.Decision == "default_policy"
-	if maxAge != nil && deletes {
-		p.MaxAge = *maxAge
+	policies, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (policy.Policy, error) {
+		var p policy.Policy
+		err := r.Scan(&p.ID, &p.CharacterID, &p.MaxAge, &p.Enabled, &p.Threshold)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read policies: %w", err)
 	}
+	rows, err = tx.Query(ctx, `SELECT character_id, coalesce(session_id, '') FROM retention.holds WHERE released_at IS NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("read holds: %w", err)
+	}
+	holds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (policy.Hold, error) {
+		var h policy.Hold
+		err := r.Scan(&h.CharacterID, &h.SessionID)
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read holds: %w", err)
+	}
+	set, err := policy.NewSet(policies, holds)
+	if err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	return &rules{set: set, policies: policies}, nil
+}
+
+// inForce is the policy in force for a character, as the report shows it.
+func (r *rules) inForce(character string) PolicyInForce {
+	d := r.set.InForce(character)
+	p := PolicyInForce{Decision: string(d.Reason)}
+	switch d.Reason {
+	case policy.ReasonOwnPolicy, policy.ReasonDefaultPolicy:
+		p.PolicyID, p.MaxAge = &d.Policy.ID, d.Policy.MaxAge
+	case policy.ReasonDisabled:
+		for _, own := range r.policies {
+			if own.CharacterID == character {
+				p.PolicyID = &own.ID
+			}
+		}
+	}
+	return p
+}
+
+// judge fills the policy, the hold, the expiry and the state of f with the job's rules
+// (policy.Set, the code a run judges its records with).
+func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Finding, src sourceRow) error {
+	p := r.inForce(f.CharacterID)
+	d := r.set.InForce(f.CharacterID)
 	f.Policy = &p
-	if expiresAt != nil && deletes {
-		t := expiresAt.UTC()
-		f.ExpiresAt = &t
+	rec := policy.Record{CharacterID: f.CharacterID, SessionID: sessionID, Superseded: src.undated}
+	if f.LastActiveAt != nil {
+		rec.LastActive = *f.LastActiveAt
+	}
+	// The IDs as Check sees them, whatever the date.
+	wellFormed := policy.Check(policy.Record{CharacterID: rec.CharacterID, SessionID: rec.SessionID, LastActive: time.Unix(0, 0)}) == policy.SkipNone
+	verdict := r.set.Judge(rec)
+	if d.Delete && f.LastActiveAt != nil {
+		var expiresAt time.Time
+		if err := tx.QueryRow(ctx, `SELECT (($1::timestamptz AT TIME ZONE 'UTC') + $2::interval) AT TIME ZONE 'UTC'`,
+			*f.LastActiveAt, d.Policy.MaxAge).Scan(&expiresAt); err != nil {
+			return fmt.Errorf("expiry of character %q's session: %w", f.CharacterID, err)
+		}
+		expiresAt = expiresAt.UTC()
+		f.ExpiresAt = &expiresAt
 	}
 	var h Hold
-	err = tx.QueryRow(ctx, `
+	err := tx.QueryRow(ctx, `
 		SELECT id, session_id IS NULL, reason, created_by, created_at FROM retention.holds
 		WHERE released_at IS NULL AND character_id = $1 AND (session_id IS NULL OR session_id = $2)
 		ORDER BY session_id NULLS FIRST, id LIMIT 1`, f.CharacterID, sessionID).
@@ -272,6 +328,9 @@ func judge(ctx context.Context, tx pgx.Tx, sessionID string, f *Finding, src sou
 	case err == nil:
 		h.CreatedAt = h.CreatedAt.UTC()
 		f.Hold = &h
+		if h.WholeCharacter {
+			f.Policy.HeldBy = &h.ID
+		}
 	case !errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("read holds of character %q: %w", f.CharacterID, err)
 	}
@@ -335,7 +394,7 @@ func judge(ctx context.Context, tx pgx.Tx, sessionID string, f *Finding, src sou
 		}
 		f.Reason = never + fmt.Sprintf("held by hold %d on %s (reason: %s; placed by %s at %s)",
 			f.Hold.ID, what, f.Hold.Reason, f.Hold.CreatedBy, stamp(f.Hold.CreatedAt)) + tried
-	case expired == nil || !*expired:
+	case !verdict.Eligible:
 		f.ReasonCode = "not_expired"
 		f.Reason = never + fmt.Sprintf("not yet expired: last active %s, max_age %s under %s; it expires at %s",
 			stamp(*f.LastActiveAt), p.MaxAge, policyName(p.PolicyID, policyChar(p, f.CharacterID)), stamp(*f.ExpiresAt)) + tried

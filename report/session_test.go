@@ -151,3 +151,33 @@ func TestSessionInAViewWithAnUndatedRow(t *testing.T) {
 	require.Equal(t, "undated", ev.Findings[0].ReasonCode)
 	require.Equal(t, "app.src", ev.Source)
 }
+
+// A session whose ID holds a C1 control character (U+0085 NEXT LINE) is skipped as malformed
+// by every run; the evidence and the report say so too, and never count it as waiting.
+func TestSessionWithAC1ControlCharacterIsMalformed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	before := build(t, b, report.Options{})
+	b.exec(t, `INSERT INTO retention.sessions VALUES ('alpha', E'nel\u0085', now() - interval '60 days')`)
+
+	f := one(t, b, "nel\u0085")
+	require.Equal(t, []string{report.StateNotDue, "malformed"}, []string{f.State, f.ReasonCode})
+
+	after := build(t, b, report.Options{})
+	require.Equal(t, before.Total.Outstanding, after.Total.Outstanding)
+	require.Equal(t, before.Total.Overdue, after.Total.Overdue)
+}
+
+// A held character whose own policy is disabled: the evidence names both.
+func TestSessionHeldAndDisabled(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, `INSERT INTO retention.holds (id, character_id, reason) OVERRIDING SYSTEM VALUE VALUES (9, 'off', 'case 9')`)
+	f := one(t, b, "o-1")
+	require.Equal(t, "disabled", f.ReasonCode)
+	require.Equal(t, "disabled", f.Policy.Decision)
+	require.EqualValues(t, 3, *f.Policy.PolicyID)
+	require.NotNil(t, f.Policy.HeldBy)
+	require.EqualValues(t, 9, *f.Policy.HeldBy)
+	require.EqualValues(t, 9, f.Hold.ID)
+}

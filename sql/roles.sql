@@ -113,7 +113,9 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
                           retention.well_formed_id(text), retention.seal_field(text),
                           retention.seal_time(timestamptz), retention.seal_content(retention.deletions_v1),
-                          retention.claim_content(bigint)
+                          retention.claim_content(bigint),
+                          retention.expiry_threshold(interval, timestamptz),
+                          retention.expired_sessions_in(regclass, timestamptz)
     TO retention_auditor;
 
 COMMIT;

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/convai-retention/retention/convai/convaitest"
+	"github.com/convai-retention/retention/internal/cli"
 )
 
 // keyEnv is the environment variable holding the key the fake accepts.
@@ -25,19 +26,7 @@ type config struct {
 	opts     convaitest.Options
 }
 
-// usageError is bad operator input: exit code 2.
-type usageError struct {
-	err error
-	// shown is set when the flag package already printed the error with the usage.
-	shown bool
-}
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-func usagef(format string, args ...any) error {
-	return &usageError{err: fmt.Errorf(format, args...)}
-}
+func usagef(format string, args ...any) error { return cli.Usagef(format, args...) }
 
 // parseFlags reads args and the environment. It returns flag.ErrHelp for -h.
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -72,7 +61,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
 		}
-		return cfg, &usageError{err: err, shown: true}
+		return cfg, &cli.UsageError{Err: err, Shown: true} // the flag package printed it with the usage
 	}
 	if fs.NArg() > 0 {
 		return cfg, usagef("unexpected argument %q: convai-fake takes flags only", fs.Arg(0))

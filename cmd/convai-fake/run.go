@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/convai-retention/retention/convai/convaitest"
+	"github.com/convai-retention/retention/internal/cli"
 )
 
 // shutdownTimeout bounds the wait for requests in progress when the fake stops.
@@ -106,19 +106,16 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = enc.Encode(v)
 }
 
-// exitCode maps the error of run to the exit code, and reports it on stderr.
+// command is the binary's one command, in the shape every binary's commands share.
+func command(getenv func(string) string, stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{Name: "convai-fake", Run: func(ctx context.Context, args []string) error {
+		return run(ctx, args, getenv, stdout, stderr)
+	}}
+}
+
+// exitCode maps the error of run to the exit code, and reports it on stderr: 0 for none or
+// -h (the flag package printed the help), 2 for bad input, 1 for anything else.
 func exitCode(err error, stderr io.Writer) int {
-	var ue *usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &ue):
-		if !ue.shown {
-			fmt.Fprintf(stderr, "convai-fake: %v\n", err)
-		}
-		return 2
-	default:
-		fmt.Fprintf(stderr, "convai-fake: %v\n", err)
-		return 1
-	}
+	p := &cli.Program{Name: "convai-fake", Stderr: stderr}
+	return p.Exit(nil, err)
 }

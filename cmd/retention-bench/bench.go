@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/convai-retention/retention/internal/cli"
 )
 
 // scenario is one configuration of a run.
@@ -39,24 +39,15 @@ func (s scenario) limit() float64 {
 // Main runs the bench and returns the exit code: 0 when every run finished (targets met or
 // not: the report says), 1 when a run failed, 2 for bad flags.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	o, err := parseFlags(args, getenv, stderr)
-	var ue *usageError
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "retention-bench: %v\n", err)
-		return 2
-	case err != nil:
-		fmt.Fprintf(stderr, "retention-bench: %v\n", err)
-		return 1
-	}
-	b := &bench{o: o, stdout: stdout, stderr: stderr}
-	if err := b.run(ctx); err != nil {
-		fmt.Fprintf(stderr, "retention-bench: %v\n", err)
-		return 1
-	}
-	return 0
+	p := &cli.Program{Name: "retention-bench", Stdout: stdout, Stderr: stderr}
+	return p.Run(ctx, &cli.Command{Name: "retention-bench", Run: func(ctx context.Context, args []string) error {
+		o, err := parseFlags(args, getenv, stderr)
+		if err != nil {
+			return err // -h: the flag package printed the help; exit 0
+		}
+		b := &bench{o: o, stdout: stdout, stderr: stderr}
+		return b.run(ctx)
+	}}, args)
 }
 
 // bench is one invocation.

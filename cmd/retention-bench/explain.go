@@ -97,7 +97,7 @@ func explain(ctx context.Context, dbURL string, chunkSize int) ([]plan, error) {
 	if !ok {
 		return nil, errors.New("no enabled policy: nothing would be selected")
 	}
-	const pageSize = 1000 // the default --page-size
+	const pageSize = job.PageSizeDefault // what a run reads per page unless told otherwise
 	rec.take("")
 
 	var plans []plan
@@ -145,7 +145,7 @@ func explain(ctx context.Context, dbURL string, chunkSize int) ([]plan, error) {
 		return nil, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // rolled back on purpose
-	if err := add("first selection page (--page-size 1000)", first, tx); err != nil {
+	if err := add(fmt.Sprintf("first selection page (--page-size %d)", pageSize), first, tx); err != nil {
 		return nil, err
 	}
 	if err := add("selection page from the middle of the backlog", middle, tx); err != nil {

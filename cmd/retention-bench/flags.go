@@ -10,6 +10,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/convai-retention/retention/internal/cli"
+	"github.com/convai-retention/retention/job"
 )
 
 // options is the parsed command line.
@@ -33,12 +36,7 @@ type options struct {
 	timeout     time.Duration
 }
 
-// usageError is bad operator input: exit 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return &usageError{msg: fmt.Sprintf(format, args...)} }
+func usagef(format string, args ...any) error { return cli.Usagef(format, args...) }
 
 const usageHead = `usage: retention-bench [flags]
 
@@ -73,7 +71,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&scenarios, "scenarios", "a,b", "comma-separated scenarios to run: a, b")
 	fs.DurationVar(&o.latency, "latency", 20*time.Millisecond, "latency of the endpoint in scenario a")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "retention --concurrency")
-	fs.IntVar(&o.chunkSize, "chunk-size", 100, "retention --chunk-size")
+	fs.IntVar(&o.chunkSize, "chunk-size", job.ChunkSizeDefault, "retention --chunk-size")
 	fs.StringVar(&extra, "retention-flags", "", "more flags for retention run, space-separated, e.g. '--page-size 5000'")
 	fs.StringVar(&o.prepareSQL, "prepare-sql", "", "SQL run on each scenario's database before its run, to try a change: an index, ANALYZE, a setting")
 	fs.BoolVar(&o.perf, "perf", false, "record a CPU profile of the retention process with perf (needs perf on PATH)")
@@ -86,7 +84,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
 		}
-		return o, &usageError{msg: err.Error()}
+		return o, &cli.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
 		return o, usagef("unexpected argument %q: retention-bench takes flags only", fs.Arg(0))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/internal/cli"
 )
 
 // env looks up an environment variable; tests pass their own.
@@ -26,11 +26,9 @@ type app struct {
 }
 
 // usageError is a bad command line: exit 2.
-type usageError struct{ msg string }
+type usageError = cli.UsageError
 
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return &usageError{msg: fmt.Sprintf(format, args...)} }
+func usagef(format string, args ...any) error { return cli.Usagef(format, args...) }
 
 // Main runs the command line args and returns the exit code. SIGINT and SIGTERM cancel the
 // context given to the command.
@@ -53,49 +51,35 @@ func Main(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Wri
 	return a.main(ctx, args)
 }
 
-func (a *app) main(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(a.stderr, helpText())
-		return exitcode.Usage
+// program is the binary's commands, each of the one shape cli.Command: help and exit codes are
+// handled by cli.Program, once.
+func (a *app) program() *cli.Program {
+	return &cli.Program{
+		Name:   "retention",
+		Stdout: a.stdout,
+		Stderr: a.stderr,
+		Commands: []*cli.Command{
+			{Name: "run", Run: a.run, Help: runHelp},
+			{Name: "schedule", Run: a.schedule, Help: scheduleHelp},
+			{Name: "migrate", Run: a.migrate, Help: migrateHelp},
+			{Name: "report", Run: a.report, Help: reportHelp},
+			{Name: "audit", Run: a.audit, Help: auditHelp},
+			{Name: "version", Aliases: []string{"--version"}, Run: a.version},
+		},
+		Help:      func(w io.Writer) { fmt.Fprint(w, helpText()) },
+		Code:      a.code,
+		Redact:    func(msg string) string { return redact(msg, a.secrets()...) },
+		UsageHint: "run 'retention help' for usage",
 	}
-	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "run":
-		return a.run(ctx, rest)
-	case "schedule":
-		return a.schedule(ctx, rest)
-	case "migrate":
-		err = a.migrate(ctx, rest)
-	case "report":
-		err = a.report(ctx, rest)
-	case "audit":
-		err = a.audit(ctx, rest)
-	case "version", "--version":
-		err = a.version(rest)
-	case "help", "-h", "--help":
-		fmt.Fprint(a.stdout, helpText())
-		return exitcode.OK
-	default:
-		err = usagef("unknown command %q: want run, schedule, migrate, report, audit, version or help", cmd)
-	}
-	return a.exit(err)
 }
 
-// exit reports err once and maps it to an exit code.
-func (a *app) exit(err error) int {
-	if err == nil {
-		return exitcode.OK
-	}
+func (a *app) main(ctx context.Context, args []string) int { return a.program().Main(ctx, args) }
+
+// code maps an error to its exit code; a fatal error after a signal exits as the signal says.
+func (a *app) code(err error) int {
 	code := codeOf(err)
 	if a.signal.Load() != nil && code == exitcode.Fatal {
 		code = a.signalCode()
-	}
-	fmt.Fprintf(a.stderr, "retention: %s\n", redact(err.Error(), a.secrets()...))
-	if code == exitcode.Usage {
-		var u *usageError
-		if errors.As(err, &u) {
-			fmt.Fprintln(a.stderr, "run 'retention help' for usage")
-		}
 	}
 	return code
 }

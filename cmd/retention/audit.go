@@ -71,6 +71,12 @@ func (a *app) audit(ctx context.Context, args []string) error {
 	return usagef("audit: unknown subcommand %q: want verify, prove, check or keygen", args[0])
 }
 
+// auditHelp prints the usage of "retention audit" and the flags of verify.
+func auditHelp(w io.Writer) {
+	fmt.Fprint(w, auditUsage+"\n")
+	newFlagSet("audit verify").usage(w)
+}
+
 // parseAudit parses an audit subcommand's flags; done is true when help was printed.
 func (a *app) parseAudit(fs *flagSet, args []string) (done bool, err error) {
 	if err := fs.parse(args, a.getenv); err != nil {

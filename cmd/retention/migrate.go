@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
+	"io"
 
 	"github.com/convai-retention/retention/migrations"
 )
+
+func migrateHelp(w io.Writer) { fmt.Fprint(w, "usage: retention migrate [--log-level LEVEL]\n") }
 
 // migrate is "retention migrate": it brings the schema up to date. Safe to run twice, or from
 // two pods at once.
@@ -16,10 +17,6 @@ func (a *app) migrate(ctx context.Context, args []string) error {
 	var level string
 	fs.StringVar(&level, "log-level", "", "debug, info, warn or error [$LOG_LEVEL] (default info)")
 	if err := fs.parse(args, a.getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(a.stdout, "usage: retention migrate [--log-level LEVEL]\n")
-			return nil
-		}
 		return err
 	}
 	log, err := newLogger(a.stderr, logLevel(level, a.getenv), a.secrets())

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -50,17 +49,18 @@ func reportFlags(o *reportOptions) *flagSet {
 	return fs
 }
 
+func reportHelp(w io.Writer) {
+	fmt.Fprint(w, "usage: retention report [flags]\n       retention report --session ID [--character C] [flags]\n\n")
+	var o reportOptions
+	reportFlags(&o).usage(w)
+}
+
 // report is "retention report": the compliance report of a period, or the evidence for one
 // session.
 func (a *app) report(ctx context.Context, args []string) error {
 	var o reportOptions
 	fs := reportFlags(&o)
 	if err := fs.parse(args, a.getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(a.stdout, "usage: retention report [flags]\n       retention report --session ID [--character C] [flags]\n\n")
-			fs.usage(a.stdout)
-			return nil
-		}
 		return err
 	}
 	o.set = map[string]bool{}

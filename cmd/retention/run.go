@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/internal/cli"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/source"
 )
@@ -18,63 +18,91 @@ type runOptions struct {
 	output   string
 	source   string
 	logLevel string
+	// cfg holds the job's settings as the flags give them; grace holds --shutdown-grace. The
+	// job reads them through jobConfig.
 	cfg      job.Config
+	grace    time.Duration
 	apiURL   string
 	pushURL  string
 	estimate bool
 }
 
-func runFlags(o *runOptions) *flagSet { return runFlagsNamed("run", o) }
+func runFlags(o *runOptions) *flagSet { return o.table().flagSet("run") }
 
-// runFlagsNamed defines the flags of a run on a flag set called name: "run", or "schedule",
-// which adds its own.
-func runFlagsNamed(name string, o *runOptions) *flagSet {
-	fs := newFlagSet(name)
+// table is the flag table of a run: every flag, the variables that set it, its default (the
+// job's own), its help, and what the run records of it.
+func (o *runOptions) table() options {
 	c := &o.cfg
-	fs.BoolVar(&o.dryRun, "dry-run", false, "select and print what would be deleted; send nothing, write nothing, need no API key")
-	fs.StringVar(&o.output, "output", "text", "summary format on stdout: text or json (json lists the session IDs in a dry-run)")
-	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION with columns character_id, session_id, last_active_at")
-	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error [$LOG_LEVEL] (default info)")
-	fs.IntVar(&c.ChunkSize, "chunk-size", 100, "most session IDs in one request")
-	fs.IntVar(&c.Concurrency, "concurrency", 4, "most requests in flight")
-	fs.Float64Var(&c.Rate, "rate", 10, "most requests per second across the run; 0 for unlimited")
-	fs.DurationVar(&c.BackoffBase, "backoff-base", 500*time.Millisecond, "first retry wait, doubled each try, with jitter")
-	fs.DurationVar(&c.BackoffMax, "backoff-max", 30*time.Second, "longest retry wait")
-	fs.IntVar(&c.MaxAttempts, "max-attempts", 5, "most tries of one request")
-	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "time limit of each try")
-	fs.Int64Var(&c.MaxDeletions, "max-deletions", 0, "most sessions to send this run, oldest first; 0 for no limit")
-	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM/SIGINT, how long requests in flight may finish")
-	fs.IntVar(&c.PageSize, "page-size", 1000, "source rows read per selection query")
-	fs.IntVar(&c.Shard.Index, "shard-index", 0, "this run's shard, 0 to shard-count-1")
-	fs.IntVar(&c.Shard.Count, "shard-count", 1, "how many shards split the characters")
-	fs.StringVar(&o.pushURL, "pushgateway-url", "", "push the run's metrics to this Prometheus Pushgateway when it ends (a dry-run pushes nothing)")
-	fs.BoolVar(&o.estimate, "estimate", true, "count the sessions to send with a read-only pass beside the run, for the total and time left "+
-		"in the progress; false spares the database that pass")
-	for _, name := range []string{"output", "source", "chunk-size", "concurrency", "rate", "backoff-base", "backoff-max",
-		"max-attempts", "request-timeout", "max-deletions", "shutdown-grace", "page-size", "shard-count",
-		"pushgateway-url", "estimate"} {
-		fs.envName(name)
+	return options{
+		{name: "dry-run", env: noEnv, value: &o.dryRun, def: false,
+			help: "select and print what would be deleted; send nothing, write nothing, need no API key"},
+		{name: "output", value: &o.output, def: "text",
+			help: "summary format on stdout: text or json (json lists the session IDs in a dry-run)"},
+		{name: "source", value: &o.source, def: source.DefaultRelation, setting: "source", record: o.relation,
+			help: "SCHEMA.RELATION with columns character_id, session_id, last_active_at"},
+		{name: "log-level", env: noEnv, value: &o.logLevel, def: "", // read from LOG_LEVEL by logLevel
+			help: "debug, info, warn or error [$LOG_LEVEL] (default info)"},
+		{name: "chunk-size", value: &c.ChunkSize, def: job.ChunkSizeDefault, nonZero: true, setting: "chunk_size",
+			help: "most session IDs in one request"},
+		{name: "concurrency", value: &c.Concurrency, def: job.ConcurrencyDefault, nonZero: true, setting: "concurrency",
+			help: "most requests in flight"},
+		{name: "rate", value: &c.Rate, def: job.RateDefault, setting: "rate",
+			help: "most requests per second across the run; 0 for unlimited"},
+		{name: "backoff-base", value: &c.BackoffBase, def: job.BackoffBaseDefault, nonZero: true, setting: "backoff_base",
+			help: "first retry wait, doubled each try, with jitter"},
+		{name: "backoff-max", value: &c.BackoffMax, def: job.BackoffMaxDefault, nonZero: true, setting: "backoff_max",
+			help: "longest retry wait"},
+		{name: "max-attempts", value: &c.MaxAttempts, def: job.MaxAttemptsDefault, nonZero: true, setting: "max_attempts",
+			help: "most tries of one request"},
+		{name: "request-timeout", value: &c.RequestTimeout, def: job.RequestTimeoutDefault, nonZero: true, setting: "request_timeout",
+			help: "time limit of each try"},
+		{name: "max-deletions", value: &c.MaxDeletions, def: int64(0), setting: "max_deletions",
+			help: "most sessions to send this run, oldest first; 0 for no limit"},
+		{name: "shutdown-grace", value: &o.grace, def: job.ShutdownGraceDefault, setting: "shutdown_grace",
+			record: func() any { return max(o.grace, 0) },
+			help:   "on SIGTERM/SIGINT, how long requests in flight may finish"},
+		{name: "page-size", value: &c.PageSize, def: job.PageSizeDefault, nonZero: true, setting: "page_size",
+			help: "source rows read per selection query"},
+		{name: "shard-index", env: []string{"RETENTION_SHARD_INDEX", "JOB_COMPLETION_INDEX"}, value: &c.Shard.Index, def: 0,
+			setting: "shard_index", help: "this run's shard, 0 to shard-count-1"},
+		{name: "shard-count", value: &c.Shard.Count, def: 1, nonZero: true, setting: "shard_count",
+			help: "how many shards split the characters"},
+		{name: "pushgateway-url", value: &o.pushURL, def: "",
+			help: "push the run's metrics to this Prometheus Pushgateway when it ends (a dry-run pushes nothing)"},
+		{name: "estimate", value: &o.estimate, def: true,
+			help: "count the sessions to send with a read-only pass beside the run, for the total and time left " +
+				"in the progress; false spares the database that pass"},
 	}
-	fs.envName("shard-index", "RETENTION_SHARD_INDEX", "JOB_COMPLETION_INDEX")
-	return fs
 }
 
-// run is "retention run". It returns the exit code itself: a finished run with failures is
-// not an error of the command, but still exit 1.
-func (a *app) run(ctx context.Context, args []string) int {
+// jobConfig is the job's Config for the flags given. The flags hold the values as typed; the one
+// translation is --shutdown-grace 0 (or less), "no grace", which the job spells NoShutdownGrace
+// because its zero means "the default".
+func (o *runOptions) jobConfig() job.Config {
+	c := o.cfg
+	c.ShutdownGrace = o.grace
+	if o.grace <= 0 {
+		c.ShutdownGrace = job.NoShutdownGrace
+	}
+	return c
+}
+
+func runHelp(w io.Writer) {
+	fmt.Fprint(w, "usage: retention run [flags]\n\n")
 	var o runOptions
-	fs := runFlags(&o)
-	if err := fs.parse(args, a.getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(a.stdout, "usage: retention run [flags]\n\n")
-			fs.usage(a.stdout)
-			return exitcode.OK
-		}
-		return a.exit(err)
+	runFlags(&o).usage(w)
+}
+
+// run is "retention run". A finished run with failures is not an error of the command, but
+// still exit 1; an interrupted one exits as the signal says.
+func (a *app) run(ctx context.Context, args []string) error {
+	var o runOptions
+	if err := runFlags(&o).parse(args, a.getenv); err != nil {
+		return err
 	}
 	e, err := a.newRunEnv(ctx, o)
 	if err != nil {
-		return a.exit(err)
+		return err
 	}
 	defer e.close()
 
@@ -90,58 +118,30 @@ func (a *app) run(ctx context.Context, args []string) int {
 		if err != nil {
 			e.log.Warn("run interrupted", "err", err)
 		}
-		return a.signalCode()
+		return cli.Exit(a.signalCode(), nil)
 	case err != nil:
-		return a.exit(err)
+		return err
 	case sum.Status == job.StatusPartial:
-		return exitcode.Partial
-	}
-	return exitcode.OK
-}
-
-// checkZeros refuses 0 for the flags where zero means nothing useful. The job's Config reads
-// a zero as "the default", which must not happen silently to a value an operator typed.
-func (o *runOptions) checkZeros() error {
-	c := o.cfg
-	for _, f := range []struct {
-		name string
-		zero bool
-	}{
-		{"chunk-size", c.ChunkSize == 0}, {"concurrency", c.Concurrency == 0}, {"max-attempts", c.MaxAttempts == 0},
-		{"page-size", c.PageSize == 0}, {"shard-count", c.Shard.Count == 0}, {"backoff-base", c.BackoffBase == 0},
-		{"backoff-max", c.BackoffMax == 0}, {"request-timeout", c.RequestTimeout == 0},
-	} {
-		if f.zero {
-			return usagef("invalid --%s 0: want a positive value", f.name)
-		}
+		return cli.Exit(exitcode.Partial, nil)
 	}
 	return nil
 }
 
-// settings are the effective settings recorded on the run row. Never a secret.
+// settings are the effective settings recorded on the run row, from the flag table. Never a
+// secret.
 func (o *runOptions) settings() map[string]any {
-	c := o.cfg.WithDefaults()
-	source := o.source
+	m := o.table().settings()
+	m["api_url"] = safeURL(o.apiURL)
+	m["version"] = buildVersion()
+	return m
+}
+
+// relation is the source as the run records it: folded to lower case when it parses.
+func (o *runOptions) relation() any {
 	if rel, err := sourceRelation(o.source); err == nil {
-		source = rel
+		return rel
 	}
-	return map[string]any{
-		"source":          source,
-		"api_url":         safeURL(o.apiURL),
-		"chunk_size":      c.ChunkSize,
-		"concurrency":     c.Concurrency,
-		"rate":            c.Rate,
-		"backoff_base":    c.BackoffBase.String(),
-		"backoff_max":     c.BackoffMax.String(),
-		"max_attempts":    c.MaxAttempts,
-		"request_timeout": c.RequestTimeout.String(),
-		"max_deletions":   c.MaxDeletions,
-		"shutdown_grace":  max(c.ShutdownGrace, 0).String(),
-		"page_size":       c.PageSize,
-		"shard_index":     c.Shard.Index,
-		"shard_count":     c.Shard.Count,
-		"version":         buildVersion(),
-	}
+	return o.source
 }
 
 // sourceRelation returns the source name as the run uses it: folded to lower case.

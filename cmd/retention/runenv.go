@@ -54,13 +54,11 @@ func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
 	}
 	e := &runEnv{o: o, stdout: a.stdout, line: newLiveLine(a.stderr)}
 	e.log = slog.New(e.line.handler(log.Handler()))
-	e.o.cfg.Logger = e.log
-	if err := o.checkZeros(); err != nil {
+	if err := o.table().check(); err != nil {
 		return nil, err
 	}
-	if o.cfg.ShutdownGrace == 0 {
-		e.o.cfg.ShutdownGrace = -1 // --shutdown-grace 0: cancel requests in flight at once
-	}
+	e.o.cfg = o.jobConfig()
+	e.o.cfg.Logger = e.log
 	if err := e.o.cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
-	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/internal/cli"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/metrics"
 )
@@ -29,15 +29,13 @@ type scheduleOptions struct {
 }
 
 func scheduleFlags(o *scheduleOptions) *flagSet {
-	fs := runFlagsNamed("schedule", &o.run)
-	fs.StringVar(&o.cron, "cron", "", "when to run (required): 5 fields (minute hour day-of-month month day-of-week), "+
-		"6 with seconds first, or @daily, @hourly, @every 6h")
-	fs.StringVar(&o.timeZone, "time-zone", "UTC", "IANA time zone of --cron, e.g. Europe/Berlin")
-	fs.StringVar(&o.listen, "listen", ":9090", "address serving /metrics, /healthz and /readyz")
-	for _, name := range []string{"cron", "time-zone", "listen"} {
-		fs.envName(name)
-	}
-	return fs
+	return append(o.run.table(), options{
+		{name: "cron", value: &o.cron, def: "",
+			help: "when to run (required): 5 fields (minute hour day-of-month month day-of-week), " +
+				"6 with seconds first, or @daily, @hourly, @every 6h"},
+		{name: "time-zone", value: &o.timeZone, def: "UTC", help: "IANA time zone of --cron, e.g. Europe/Berlin"},
+		{name: "listen", value: &o.listen, def: ":9090", help: "address serving /metrics, /healthz and /readyz"},
+	}...).flagSet("schedule")
 }
 
 // cronParser reads --cron: the five standard fields, an optional leading seconds field, and
@@ -65,31 +63,31 @@ func parseSchedule(spec, zone string) (cron.Schedule, *time.Location, error) {
 	return sched, loc, nil
 }
 
-// schedule is "retention schedule": a long-lived process that does a run at each tick. It
-// returns the exit code: 0, or 143/130 once stopped by SIGTERM/SIGINT, or the code of an error
-// that kept it from starting.
-func (a *app) schedule(ctx context.Context, args []string) int {
+func scheduleHelp(w io.Writer) {
+	fmt.Fprint(w, "usage: retention schedule --cron EXPR [flags]\n\n"+
+		"Runs at each tick of EXPR, never two at once, and serves /metrics, /healthz and /readyz.\n\n")
 	var o scheduleOptions
-	fs := scheduleFlags(&o)
-	if err := fs.parse(args, a.getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(a.stdout, "usage: retention schedule --cron EXPR [flags]\n\n"+
-				"Runs at each tick of EXPR, never two at once, and serves /metrics, /healthz and /readyz.\n\n")
-			fs.usage(a.stdout)
-			return exitcode.OK
-		}
-		return a.exit(err)
+	scheduleFlags(&o).usage(w)
+}
+
+// schedule is "retention schedule": a long-lived process that does a run at each tick. It
+// ends with exit 0, or 143/130 once stopped by SIGTERM/SIGINT, or the code of an error that
+// kept it from starting.
+func (a *app) schedule(ctx context.Context, args []string) error {
+	var o scheduleOptions
+	if err := scheduleFlags(&o).parse(args, a.getenv); err != nil {
+		return err
 	}
 	if o.run.dryRun {
-		return a.exit(usagef("schedule: --dry-run makes no sense on a schedule; use retention run --dry-run"))
+		return usagef("schedule: --dry-run makes no sense on a schedule; use retention run --dry-run")
 	}
 	sched, loc, err := parseSchedule(o.cron, o.timeZone)
 	if err != nil {
-		return a.exit(err)
+		return err
 	}
 	e, err := a.newRunEnv(ctx, o.run)
 	if err != nil {
-		return a.exit(err)
+		return err
 	}
 	defer e.close()
 
@@ -113,12 +111,12 @@ func (a *app) schedule(ctx context.Context, args []string) int {
 		},
 	}
 	if err := s.Run(ctx); err != nil {
-		return a.exit(err)
+		return err
 	}
 	if a.signal.Load() != nil {
-		return a.signalCode()
+		return cli.Exit(a.signalCode(), nil)
 	}
-	return exitcode.OK
+	return nil
 }
 
 // scheduler does a run at each tick of a cron schedule, never two at once, and serves the

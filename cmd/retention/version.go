@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"runtime/debug"
 )
@@ -20,7 +21,7 @@ func buildVersion() string {
 }
 
 // version is "retention version".
-func (a *app) version(args []string) error {
+func (a *app) version(_ context.Context, args []string) error {
 	if len(args) > 0 {
 		return usagef("version takes no arguments")
 	}

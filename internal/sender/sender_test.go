@@ -22,3 +22,14 @@ func TestClassOf(t *testing.T) {
 		require.Equal(t, want, classOf(in), in.String())
 	}
 }
+
+// The client's classes and the job's are one vocabulary: each maps to the job's class of the
+// same word.
+func TestClassWords(t *testing.T) {
+	t.Parallel()
+	for _, c := range []convai.Class{convai.Confirmed, convai.Retryable, convai.AuthRejected, convai.Permanent} {
+		require.Equal(t, c.String(), classOf(c).String())
+	}
+	require.Equal(t, []string{"confirmed", "retryable", "auth_rejected", "permanent", "other"},
+		[]string{job.Confirmed.String(), job.Retryable.String(), job.AuthRejected.String(), job.Permanent.String(), job.Class(0).String()})
+}
