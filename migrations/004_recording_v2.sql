@@ -256,8 +256,9 @@ BEGIN
 END
 $$;
 
--- seal appends every recorded, unsealed claim to the log, one leaf each, and returns the tree
--- size and root. Anyone may call it: it only does what the rows already say. It locks the log
+-- seal appends up to 64 recorded, unsealed claims to the log, one leaf each, and returns the
+-- tree size and root; callers repeat it until the size stops growing, so no one transaction
+-- holds the log head for long. Anyone may call it: it only does what the rows already say. It locks the log
 -- head, so seals run one at a time; records never wait for it.
 CREATE FUNCTION retention.seal(OUT size bigint, OUT root bytea)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -271,7 +272,7 @@ DECLARE
     added boolean := false;
 BEGIN
     SELECT l.size INTO n FROM retention.log_head l WHERE one FOR UPDATE;
-    FOR q IN SELECT u.claim_id FROM retention.unsealed u ORDER BY u.claim_id LOOP
+    FOR q IN SELECT u.claim_id FROM retention.unsealed u ORDER BY u.claim_id LIMIT 64 LOOP
         leaf := sha256('\x00'::bytea || retention.claim_content(q.claim_id));
         base := retention.tlog_index(0, n);
         INSERT INTO retention.log_hashes (id, hash) VALUES (base, leaf);

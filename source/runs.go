@@ -273,12 +273,18 @@ func (r *Run) Finish(ctx context.Context, end job.RunEnd) (int64, error) {
 }
 
 // Seal appends every recorded, unsealed claim to the log and returns the tree's size and root.
+// retention.seal() appends a bounded batch per call, each its own short transaction; Seal calls
+// it until the tree stops growing.
 func (s *Store) Seal(ctx context.Context) (size int64, root []byte, err error) {
-	err = s.retrying(ctx, func(ctx context.Context) error {
-		return s.q.QueryRow(ctx, `SELECT size, root FROM retention.seal()`).Scan(&size, &root)
-	})
-	if err != nil {
-		return 0, nil, fmt.Errorf("seal the log: %w", err)
+	last := int64(-1)
+	for size != last {
+		last = size
+		err = s.retrying(ctx, func(ctx context.Context) error {
+			return s.q.QueryRow(ctx, `SELECT size, root FROM retention.seal()`).Scan(&size, &root)
+		})
+		if err != nil {
+			return 0, nil, fmt.Errorf("seal the log: %w", err)
+		}
 	}
 	return size, root, nil
 }
