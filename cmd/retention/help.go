@@ -18,7 +18,12 @@ usage:
   retention report [flags]     the compliance report of a period: deletions, lag, backlog, overdue,
                                runs (table, csv, json or html; see retention report --help); or
                                with --session ID, every attempt on one session, or why none
-  retention audit verify       check that no recorded outcome was edited, removed or inserted
+  retention audit verify       check the results trail: rebuild the Merkle log from the rows, check
+                               its hashes, roots and checkpoints (and the v1 chain); exit 1 if anything
+                               was edited, removed or inserted (see retention audit --help)
+  retention audit prove        the inclusion proof of one session's deletion (--character, --session)
+  retention audit check        verify such a proof offline against a signed checkpoint (--proof, --key)
+  retention audit keygen       make a checkpoint signing key (--out FILE; verifier key on stdout)
   retention version            print the version
   retention help               print this help
 
@@ -33,10 +38,13 @@ environment:
   CONVAI_API_KEY_FILE  a file holding it, e.g. a mounted Kubernetes secret
   CONVAI_API_URL       the API root (default https://api.convai.com)
   LOG_LEVEL            debug, info, warn or error; logs go to stderr, JSON unless a terminal
+  RETENTION_CHECKPOINT_KEY_FILE  the note key that signs each run's checkpoint (tree size and root)
+  RETENTION_CHECKPOINT_DIR       a directory outside the database for the signed checkpoints
+                                 (run-ID.note, latest.note); needs the key
 
 exit codes:
   0    finished: everything selected is deleted, or nothing to do, or a dry-run, or the budget was reached
-  1    finished with some sessions failed; or audit verify found the seal chain broken
+  1    finished with some sessions failed; or audit verify found the trail broken, or audit check refused a proof
   2    usage or configuration error, or the schema is missing or old (run retention migrate); nothing done
   3    another run holds the lock
   4    the API rejected the key
