@@ -110,6 +110,8 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.run_history
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
+                          retention.expired_sessions_in(regclass, timestamptz),
+                          retention.expiry_threshold(interval, timestamptz),
                           retention.well_formed_id(text), retention.seal_field(text),
                           retention.seal_time(timestamptz), retention.seal_content(retention.deletions)
     TO retention_auditor;
