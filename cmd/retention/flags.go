@@ -9,7 +9,8 @@ import (
 )
 
 // flagSet is a flag.FlagSet whose flags can also be set from the environment: each flag named
-// with envName reads that variable when the flag is not on the command line. A flag wins over
+// with envName (every option of a table, unless its env is noEnv) reads that variable when the
+// flag is not on the command line. A flag wins over
 // the environment, the environment over the default.
 type flagSet struct {
 	*flag.FlagSet
