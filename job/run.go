@@ -377,24 +377,26 @@ func (ru *run) finish(status Status, runErr error) (*Summary, error) {
 
 	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	closed, err := ru.rs.Finish(fctx, RunEnd{
+	fin, err := ru.rs.Finish(fctx, RunEnd{
 		Status: sum.Status, Selected: sum.Selected, Deleted: sum.Deleted, Failed: sum.Failed,
 		Skipped: sum.Skipped, SkippedByReason: sum.SkippedByReason, BudgetReached: sum.BudgetReached, Error: sum.Error,
 	})
 	if err != nil {
 		return sum, errors.Join(runErr, fmt.Errorf("finish run %d: %w", ru.info.ID, err))
 	}
-	if closed != unrecorded {
+	if fin.Closed != unrecorded {
 		ru.log.Warn("the store closed a different number of unanswered claims than the run counted",
-			"closed", closed, "counted", unrecorded)
+			"closed", fin.Closed, "counted", unrecorded)
 	}
+	sum.Checkpoint = &fin.Checkpoint
 	ru.cfg.Observer.RunFinished(sum)
 	if sum.NotSent > 0 {
 		ru.log.Warn("selected sessions were not sent: the run stopped first; they wait for the next run", "not_sent", sum.NotSent)
 	}
 	ru.log.Info("run finished", "run_id", ru.info.ID, "status", sum.Status, "selected", sum.Selected,
 		"deleted", sum.Deleted, "failed", sum.Failed, "skipped", sum.Skipped,
-		"budget_reached", sum.BudgetReached, "duration", sum.Duration.Round(time.Millisecond).String())
+		"budget_reached", sum.BudgetReached, "duration", sum.Duration.Round(time.Millisecond).String(),
+		"log_size", fin.Checkpoint.TreeSize, "log_root", fin.Checkpoint.Root, "checkpoint_signed", fin.Checkpoint.Signed)
 	return sum, runErr
 }
 

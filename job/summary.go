@@ -36,8 +36,10 @@ type Summary struct {
 	BudgetReached   bool             `json:"budget_reached"`
 	// NotSent counts sessions selected but never sent because the run stopped first (a
 	// signal, a rejected key, a fatal error); they wait for the next run.
-	NotSent         int64              `json:"not_sent"`
-	Recovered       []int64            `json:"recovered_runs,omitempty"`
+	NotSent   int64   `json:"not_sent"`
+	Recovered []int64 `json:"recovered_runs,omitempty"`
+	// Checkpoint is the results log's size and root when the run finished (real runs).
+	Checkpoint      *Checkpoint        `json:"checkpoint,omitempty"`
 	Error           string             `json:"error,omitempty"`
 	Duration        time.Duration      `json:"-"`
 	DurationSeconds float64            `json:"duration_seconds"`

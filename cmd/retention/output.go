@@ -54,6 +54,13 @@ func writeText(w io.Writer, s *job.Summary) error {
 	if s.Error != "" {
 		fmt.Fprintf(&b, "error: %s\n", s.Error)
 	}
+	if c := s.Checkpoint; c != nil {
+		signed := "unsigned: no RETENTION_CHECKPOINT_KEY_FILE"
+		if c.Signed {
+			signed = "signed"
+		}
+		fmt.Fprintf(&b, "results log: %d leaves, root %s (%s)\n", c.TreeSize, c.Root, signed)
+	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
 	}
