@@ -138,7 +138,7 @@ func TestLogTamperRewrittenTree(t *testing.T) {
 	b.tamper(t, `DELETE FROM retention.checkpoints`)
 	b.tamper(t, `UPDATE retention.log_leaves SET hash = sha256('\x00'::bytea || retention.claim_content(claim_id))`)
 	b.tamper(t, `UPDATE retention.log_head SET size = 0, root = sha256(''::bytea)`)
-	b.tamper(t, `INSERT INTO retention.unsealed SELECT claim_id FROM retention.log_leaves`)
+	b.tamper(t, `INSERT INTO retention.unsealed SELECT claim_id, sha256('\x00'::bytea || retention.claim_content(claim_id)) FROM retention.log_leaves`)
 	b.tamper(t, `DELETE FROM retention.log_leaves`)
 	var size int64
 	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT size FROM retention.seal()`).Scan(&size))
