@@ -139,7 +139,11 @@ func (c *Client) answer(ctx context.Context, resp *http.Response, raw []byte, re
 		res.Detail = sanitize(fmt.Sprintf("status %d: %s", code, bodyMessage(raw, key)), key)
 		return res
 	case is2xx:
-		text = fmt.Sprintf("status %d is not a deletion confirmation: %s", code, orEmpty(excerpt(raw, key)))
+		if _, why := confirms(raw); why != "" {
+			text = fmt.Sprintf("status %d is not a deletion confirmation: %s: %s", code, why, excerpt(raw, key))
+		} else {
+			text = fmt.Sprintf("status %d is not a deletion confirmation: %s", code, orEmpty(excerpt(raw, key)))
+		}
 	case isDocumented(code):
 		text = fmt.Sprintf("status %d: %s", code, bodyMessage(raw, key))
 	default:
