@@ -1,0 +1,130 @@
+package secret
+
+import (
+	"encoding/base64"
+	"net/url"
+	"strings"
+)
+
+// Mark replaces every secret Redact finds.
+const Mark = "[redacted]"
+
+// MinLen is the shortest secret a Redactor looks for: replacing shorter ones would garble text
+// without hiding anything worth hiding.
+const MinLen = 4
+
+// Window is the length of the pieces of a secret that a Redactor finds on their own: any
+// Window bytes in a row of a secret (or of one of its encodings) are removed wherever they
+// appear, so a secret cut, wrapped or partly echoed still does not show.
+const Window = 8
+
+// Redactor removes secrets from text. A secret is found as given, in any ASCII letter case,
+// URL-encoded (query or path escaping), base64-encoded on its own (standard or URL alphabet,
+// padded or not), and any Window bytes in a row of any of those forms. A nil or empty Redactor
+// changes nothing. It is safe for concurrent use once made.
+type Redactor struct {
+	// windows holds the ASCII-lower-cased pieces to find, by length: Window, or the whole form
+	// when it is shorter.
+	windows map[int]map[string]bool
+}
+
+// NewRedactor returns a Redactor for secrets; blank ones and ones shorter than MinLen are
+// ignored.
+func NewRedactor(secrets ...string) *Redactor {
+	r := &Redactor{windows: map[int]map[string]bool{}}
+	for _, s := range secrets {
+		if len(s) < MinLen || strings.TrimSpace(s) == "" {
+			continue
+		}
+		for _, form := range Forms(s) {
+			w := min(len(form), Window)
+			set := r.windows[w]
+			if set == nil {
+				set = map[string]bool{}
+				r.windows[w] = set
+			}
+			low := lower(form)
+			for i := 0; i+w <= len(low); i++ {
+				set[low[i:i+w]] = true
+			}
+		}
+	}
+	return r
+}
+
+// Forms returns s and the encodings of it a Redactor looks for, without duplicates.
+func Forms(s string) []string {
+	all := []string{
+		s,
+		url.QueryEscape(s),
+		url.PathEscape(s),
+		base64.StdEncoding.EncodeToString([]byte(s)),
+		base64.URLEncoding.EncodeToString([]byte(s)),
+		base64.RawStdEncoding.EncodeToString([]byte(s)),
+		base64.RawURLEncoding.EncodeToString([]byte(s)),
+	}
+	out := all[:0]
+	seen := map[string]bool{}
+	for _, f := range all {
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Redact returns s with every piece of a secret replaced by Mark; adjacent and overlapping
+// pieces become one Mark.
+func (r *Redactor) Redact(s string) string {
+	if r == nil || len(r.windows) == 0 || s == "" {
+		return s
+	}
+	low := lower(s)
+	var hit []bool
+	for w, set := range r.windows {
+		for i := 0; i+w <= len(low); i++ {
+			if set[low[i:i+w]] {
+				if hit == nil {
+					hit = make([]bool, len(s))
+				}
+				for j := i; j < i+w; j++ {
+					hit[j] = true
+				}
+			}
+		}
+	}
+	if hit == nil {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if !hit[i] {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i == 0 || !hit[i-1] {
+			b.WriteString(Mark)
+		}
+	}
+	return b.String()
+}
+
+// Contains reports whether Redact would change s.
+func (r *Redactor) Contains(s string) bool { return r.Redact(s) != s }
+
+// lower folds ASCII letters only, so every byte keeps its offset.
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
