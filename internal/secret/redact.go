@@ -21,27 +21,28 @@ const Window = 8
 // Redactor removes secrets from text. A secret is found as given, in any ASCII letter case,
 // URL-encoded (query or path escaping), base64-encoded on its own (standard or URL alphabet,
 // padded or not), and any Window bytes in a row of any of those forms. A nil or empty Redactor
-// changes nothing. It is safe for concurrent use once made.
+// changes nothing. It is safe for concurrent use once made. Printing a Redactor, even through
+// reflection on a struct holding it, shows no part of a secret.
 type Redactor struct {
-	// windows holds the ASCII-lower-cased pieces to find, by length: Window, or the whole form
-	// when it is shorter.
-	windows map[int]map[string]bool
+	// windows returns the ASCII-lower-cased pieces to find, by length: Window, or the whole
+	// form when it is shorter. A func, because fmt prints a func as an address under every verb.
+	windows func() map[int]map[string]bool
 }
 
 // NewRedactor returns a Redactor for secrets; blank ones and ones shorter than MinLen are
 // ignored.
 func NewRedactor(secrets ...string) *Redactor {
-	r := &Redactor{windows: map[int]map[string]bool{}}
+	windows := map[int]map[string]bool{}
 	for _, s := range secrets {
 		if len(s) < MinLen || strings.TrimSpace(s) == "" {
 			continue
 		}
 		for _, form := range Forms(s) {
 			w := min(len(form), Window)
-			set := r.windows[w]
+			set := windows[w]
 			if set == nil {
 				set = map[string]bool{}
-				r.windows[w] = set
+				windows[w] = set
 			}
 			low := lower(form)
 			for i := 0; i+w <= len(low); i++ {
@@ -49,7 +50,7 @@ func NewRedactor(secrets ...string) *Redactor {
 			}
 		}
 	}
-	return r
+	return &Redactor{windows: func() map[int]map[string]bool { return windows }}
 }
 
 // Forms returns s and the encodings of it a Redactor looks for, without duplicates.
@@ -77,12 +78,12 @@ func Forms(s string) []string {
 // Redact returns s with every piece of a secret replaced by Mark; adjacent and overlapping
 // pieces become one Mark.
 func (r *Redactor) Redact(s string) string {
-	if r == nil || len(r.windows) == 0 || s == "" {
+	if r == nil || r.windows == nil || s == "" {
 		return s
 	}
 	low := lower(s)
 	var hit []bool
-	for w, set := range r.windows {
+	for w, set := range r.windows() {
 		for i := 0; i+w <= len(low); i++ {
 			if set[low[i:i+w]] {
 				if hit == nil {

@@ -72,3 +72,15 @@ func ExampleRedactor() {
 	// rejected key [redacted]
 	// key ends in [redacted]
 }
+
+func TestRedactorPrintsNoSecret(t *testing.T) {
+	t.Parallel()
+	const key = "sk-live-0123456789"
+	r := secret.NewRedactor(key)
+	holder := struct{ r *secret.Redactor }{r}
+	for _, out := range []string{fmt.Sprint(r), fmt.Sprintf("%+v %#v %v %+v %#v", *r, r, holder, holder, holder)} {
+		for i := 0; i+6 <= len(key); i++ {
+			require.NotContains(t, strings.ToLower(out), key[i:i+6])
+		}
+	}
+}
