@@ -23,6 +23,8 @@ type app struct {
 	// signal holds the os.Signal that stopped the process, if any: it picks exit code 130 or
 	// 143. It is written by the signal goroutine and read when the command ends.
 	signal atomic.Value
+	// vault holds the secrets read so far, for redaction (secrets.go).
+	vault vault
 }
 
 // usageError is a bad command line: exit 2.
@@ -90,7 +92,7 @@ func (a *app) exit(err error) int {
 	if a.signal.Load() != nil && code == exitcode.Fatal {
 		code = a.signalCode()
 	}
-	fmt.Fprintf(a.stderr, "retention: %s\n", redact(err.Error(), a.secrets()...))
+	fmt.Fprintf(a.stderr, "retention: %s\n", a.redactor().Redact(err.Error()))
 	if code == exitcode.Usage {
 		var u *usageError
 		if errors.As(err, &u) {
