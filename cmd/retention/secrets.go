@@ -19,7 +19,7 @@ type vault struct {
 	dsnFile  string // the name DATABASE_URL_FILE gave when dsn was read
 	dsn      string // read from that file
 	dsnErr   error
-	known    string // the secrets redactor was built from, joined
+	known    string // what redactor was built from: the variables and files read, joined
 	redactor *secret.Redactor
 }
 
@@ -98,17 +98,24 @@ func (a *app) secrets() []string {
 	return append(out, dsnPasswords(dsn)...)
 }
 
-// redactor returns a redactor for every secret known now.
+// redactor returns a redactor for every secret known now. It is called for every log record,
+// so it is rebuilt only when what the secrets come from has changed.
 func (a *app) redactor() *secret.Redactor {
-	secrets := a.secrets()
-	joined := strings.Join(secrets, "\x00")
 	v := &a.vault
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.redactor == nil || v.known != joined {
-		v.known, v.redactor = joined, secret.NewRedactor(secrets...)
+	sources := strings.Join([]string{a.getenv("CONVAI_API_KEY"), v.fileKey, a.getenv("DATABASE_URL"),
+		a.getenv("DATABASE_URL_FILE"), v.dsn}, "\x00")
+	if v.redactor != nil && v.known == sources {
+		r := v.redactor
+		v.mu.Unlock()
+		return r
 	}
-	return v.redactor
+	v.mu.Unlock()
+	r := secret.NewRedactor(a.secrets()...)
+	v.mu.Lock()
+	v.known, v.redactor = sources, r
+	v.mu.Unlock()
+	return r
 }
 
 // passwordKeyword finds the password of a keyword/value connection string that pgconn could
