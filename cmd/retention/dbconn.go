@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -25,20 +28,39 @@ const (
 )
 
 // tuneConnections sets TCP keepalives and tcp_user_timeout on both ends of every connection of
-// cfg: the server's through session parameters (any role may set them; they apply to TCP
-// connections only), the job's through its dialer. Values the connection string sets itself
-// are kept.
+// cfg: the server's with set_config right after connecting (any role may; on a Unix socket
+// they do nothing), the job's through its dialer. Settings the connection string gives itself
+// are kept. They are set after connecting rather than as startup parameters, because a pooler
+// such as PgBouncer refuses startup parameters it does not know; a server that refuses them
+// (older than PostgreSQL 12) keeps its defaults, and the connection is used all the same.
 func tuneConnections(cfg *pgxpool.Config) {
-	params := cfg.ConnConfig.RuntimeParams
-	for k, v := range map[string]string{
-		"tcp_keepalives_idle":     seconds(keepaliveIdle),
-		"tcp_keepalives_interval": seconds(keepaliveInterval),
-		"tcp_keepalives_count":    strconv.Itoa(keepaliveCount),
-		"tcp_user_timeout":        millis(tcpUserTimeout),
+	var names, values []string
+	for _, kv := range [][2]string{
+		{"tcp_keepalives_idle", seconds(keepaliveIdle)},
+		{"tcp_keepalives_interval", seconds(keepaliveInterval)},
+		{"tcp_keepalives_count", strconv.Itoa(keepaliveCount)},
+		{"tcp_user_timeout", millis(tcpUserTimeout)},
 	} {
-		if params[k] == "" {
-			params[k] = v
+		if cfg.ConnConfig.RuntimeParams[kv[0]] == "" {
+			names, values = append(names, kv[0]), append(values, kv[1])
 		}
+	}
+	after := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		if after != nil {
+			if err := after(ctx, conn); err != nil {
+				return err
+			}
+		}
+		if len(names) == 0 {
+			return nil
+		}
+		_, err := conn.Exec(ctx, "SELECT set_config(n, v, false) FROM unnest($1::text[], $2::text[]) AS s(n, v)", names, values)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return nil // the server refused them: its defaults stay
+		}
+		return err
 	}
 	d := &net.Dialer{
 		Timeout: cfg.ConnConfig.ConnectTimeout,
