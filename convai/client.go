@@ -47,7 +47,7 @@ func New(cfg Config) (*Client, error) {
 	return &Client{
 		endpoint:  ep,
 		key:       func() string { return apiKey },
-		secrets:   secret.NewRedactor(append([]string{apiKey}, cfg.Secrets...)...),
+		secrets:   secret.New([]string{apiKey}, cfg.Secrets),
 		http:      cfg.HTTPClient,
 		userAgent: cfg.UserAgent,
 		now:       cfg.Now,

@@ -42,8 +42,9 @@ type Config struct {
 	UserAgent string
 	// Now is the clock used to turn a Retry-After date into a duration, default time.Now.
 	Now func() time.Time
-	// Secrets are further values (such as the database password) kept out of every Result,
-	// like the API key, in all the forms secret.Redactor finds. Default none. Never printed.
+	// Secrets are further values (such as the database password) kept out of every Result:
+	// found whole, in every form secret.Redactor finds (the API key also by any 8 bytes of it).
+	// Default none. Never printed.
 	Secrets []string
 }
 
@@ -174,7 +175,7 @@ func fill(cfg Config) (Config, string, error) {
 	ep, err := endpoint(cfg.BaseURL)
 	if ce, ok := err.(*ConfigError); ok {
 		// The key pasted into the URL by mistake, in any form.
-		ce.Value = scrub(ce.Value, secret.NewRedactor(append([]string{cfg.APIKey}, cfg.Secrets...)...))
+		ce.Value = scrub(ce.Value, secret.New([]string{cfg.APIKey}, cfg.Secrets))
 		return cfg, "", ce
 	}
 	switch {

@@ -43,8 +43,9 @@ func codeOf(err error) int {
 	return exitcode.Fatal
 }
 
-// redact replaces every secret in s, in every form secret.Redactor finds. Secrets shorter than
-// secret.MinLen are ignored: replacing them would garble the message without hiding anything.
+// redact replaces every secret in s, whole, in every form secret.Redactor finds. Secrets
+// shorter than secret.MinLen are ignored: replacing them would garble the message without
+// hiding anything.
 func redact(s string, secrets ...string) string {
-	return secret.NewRedactor(secrets...).Redact(s)
+	return secret.New(nil, secrets).Redact(s)
 }

@@ -110,7 +110,7 @@ func (a *app) schedule(ctx context.Context, args []string) int {
 		},
 		ready: func(ctx context.Context) error {
 			if err := e.ready(ctx); err != nil {
-				return errors.New(redact(err.Error(), a.secrets()...))
+				return errors.New(a.redactor().Redact(err.Error()))
 			}
 			return nil
 		},

@@ -78,10 +78,9 @@ func (a *app) apiKey() (string, error) {
 	return strings.TrimSpace(key), nil
 }
 
-// secrets lists the values that must never be printed or stored: the API key (from the
-// environment, or from its file once read) and the database password. It never reads the key
-// file itself.
-func (a *app) secrets() []string {
+// secretKeys returns the API key, from the environment or from its file once read. It never
+// reads the key file itself.
+func (a *app) secretKeys() []string {
 	var out []string
 	if k := strings.TrimSpace(a.getenv("CONVAI_API_KEY")); k != "" {
 		out = append(out, k)
@@ -91,14 +90,20 @@ func (a *app) secrets() []string {
 		out = append(out, a.vault.fileKey)
 	}
 	a.vault.mu.Unlock()
+	return out
+}
+
+// secretValues returns the database password, from DATABASE_URL or DATABASE_URL_FILE.
+func (a *app) secretValues() []string {
 	dsn := a.getenv("DATABASE_URL")
 	if f := a.getenv("DATABASE_URL_FILE"); strings.TrimSpace(dsn) == "" && f != "" {
 		dsn, _ = a.dsnFromFile(f)
 	}
-	return append(out, dsnPasswords(dsn)...)
+	return dsnPasswords(dsn)
 }
 
-// redactor returns a redactor for every secret known now. It is called for every log record,
+// redactor returns a redactor for every secret known now: the key by any 8 bytes of it, the
+// password whole (a piece of a password may be an ordinary word). It is called for every log record,
 // so it is rebuilt only when what the secrets come from has changed.
 func (a *app) redactor() *secret.Redactor {
 	v := &a.vault
@@ -111,7 +116,7 @@ func (a *app) redactor() *secret.Redactor {
 		return r
 	}
 	v.mu.Unlock()
-	r := secret.NewRedactor(a.secrets()...)
+	r := secret.New(a.secretKeys(), a.secretValues())
 	v.mu.Lock()
 	v.known, v.redactor = sources, r
 	v.mu.Unlock()

@@ -19,34 +19,50 @@ const MinLen = 4
 const Window = 8
 
 // Redactor removes secrets from text. A secret is found as given, in any ASCII letter case,
-// URL-encoded (query or path escaping), base64-encoded on its own (standard or URL alphabet,
-// padded or not), and any Window bytes in a row of any of those forms. A nil or empty Redactor
-// changes nothing. It is safe for concurrent use once made. Printing a Redactor, even through
-// reflection on a struct holding it, shows no part of a secret.
+// URL-encoded (query or path escaping) and base64-encoded on its own (standard or URL alphabet,
+// padded or not); a key (NewRedactor, New's keys) also by any Window bytes in a row of any of
+// those forms. A nil or empty Redactor changes nothing. It is safe for concurrent use once made.
+// Printing a Redactor, even through reflection on a struct holding it, shows no part of a
+// secret.
 type Redactor struct {
-	// windows returns the ASCII-lower-cased pieces to find, by length: Window, or the whole
-	// form when it is shorter. A func, because fmt prints a func as an address under every verb.
+	// windows returns the ASCII-lower-cased pieces to find, by length: Window for a key's
+	// pieces, the whole form otherwise. A func, because fmt prints a func as an address under
+	// every verb.
 	windows func() map[int]map[string]bool
 }
 
-// NewRedactor returns a Redactor for secrets; blank ones and ones shorter than MinLen are
-// ignored.
-func NewRedactor(secrets ...string) *Redactor {
+// NewRedactor returns a Redactor for keys: each is found in every form and by any piece of
+// Window bytes. Blank ones and ones shorter than MinLen are ignored.
+func NewRedactor(keys ...string) *Redactor { return New(keys, nil) }
+
+// New returns a Redactor for keys, found in every form and by any piece of Window bytes (API
+// keys: random, and echoed in part by careless servers), and for values, found in every form
+// but only whole (passwords: a piece of one may be an ordinary word). Blank ones and ones
+// shorter than MinLen are ignored.
+func New(keys, values []string) *Redactor {
 	windows := map[int]map[string]bool{}
-	for _, s := range secrets {
-		if len(s) < MinLen || strings.TrimSpace(s) == "" {
-			continue
+	add := func(piece string) {
+		set := windows[len(piece)]
+		if set == nil {
+			set = map[string]bool{}
+			windows[len(piece)] = set
 		}
-		for _, form := range Forms(s) {
-			w := min(len(form), Window)
-			set := windows[w]
-			if set == nil {
-				set = map[string]bool{}
-				windows[w] = set
+		set[piece] = true
+	}
+	for i, list := range [][]string{keys, values} {
+		for _, s := range list {
+			if len(s) < MinLen || strings.TrimSpace(s) == "" {
+				continue
 			}
-			low := lower(form)
-			for i := 0; i+w <= len(low); i++ {
-				set[low[i:i+w]] = true
+			for _, form := range Forms(s) {
+				low := lower(form)
+				if i == 1 || len(low) <= Window {
+					add(low)
+					continue
+				}
+				for j := 0; j+Window <= len(low); j++ {
+					add(low[j : j+Window])
+				}
 			}
 		}
 	}

@@ -84,3 +84,21 @@ func TestRedactorPrintsNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactValuesWhole: values such as passwords are found whole, in every form, but a piece of
+// one is left alone: it may be an ordinary word.
+func TestRedactValuesWhole(t *testing.T) {
+	t.Parallel()
+	const pw = "retention-Passw0rd"
+	r := secret.New([]string{"sk-live-0123456789"}, []string{pw})
+	for _, tt := range []struct{ in, want string }{
+		{"password " + pw, "password [redacted]"},
+		{strings.ToUpper(pw) + "!", "[redacted]!"},
+		{"p=" + url.QueryEscape(pw), "p=[redacted]"},
+		{base64.StdEncoding.EncodeToString([]byte(pw)), "[redacted]"},
+		{"source retention.sessions", "source retention.sessions"},
+		{"key 23456789", "key [redacted]"},
+	} {
+		require.Equal(t, tt.want, r.Redact(tt.in), tt.in)
+	}
+}
