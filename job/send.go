@@ -146,7 +146,7 @@ func (d *deliverer) deliverPart(ctx context.Context, characterID string, ids []s
 		// the holds again, so a hold committed before the request is honoured.
 		if !(fresh && attempts == 0) {
 			if err := d.limiter.Wait(wait); err != nil {
-				return cmpCause(wait, err)
+				return waitCause(wait, err)
 			}
 			if err := checkHolds(); err != nil {
 				return err
@@ -204,6 +204,8 @@ func (d *deliverer) deliverPart(ctx context.Context, characterID string, ids []s
 		fail(ids, total, last.StatusCode, fmt.Sprintf("the API rejected the key (HTTP %d)", last.StatusCode))
 	case errors.Is(err, errAborted):
 		fail(ids, total, last.StatusCode, "not sent: the run stopped sending")
+	case errors.Is(err, errInterrupted) && total == 0:
+		fail(ids, total, 0, "not sent: the run was told to stop")
 	case errors.Is(err, errInterrupted):
 		fail(ids, total, last.StatusCode, "not sent again: the run was told to stop while waiting to retry")
 	case ctx.Err() != nil:
@@ -216,8 +218,8 @@ func (d *deliverer) deliverPart(ctx context.Context, characterID string, ids []s
 	return out
 }
 
-// cmpCause returns the cause of ctx's end if err came from it, else err.
-func cmpCause(ctx context.Context, err error) error {
+// waitCause returns the cause of ctx's end if err came from it, else err.
+func waitCause(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); cause != nil {
 		return cause
 	}
