@@ -268,6 +268,7 @@ func TestInsecureDatabaseConnectionWarned(t *testing.T) {
 		}
 	}
 	require.Contains(t, helpText(), "verify-full", "retention help says it too")
+	require.Contains(t, helpText(), "DATABASE_URL_FILE")
 }
 
 // TestLockedRunSaysWhoHoldsTheLock: any role that can connect can take the run lock; a run that
