@@ -21,6 +21,7 @@ func (r *Runner) DryRun(ctx context.Context, source string, withIDs bool) (*Summ
 		return err
 	})
 	t.fill(sum)
+	sum.NotSent = 0 // a dry-run sends nothing by design: nothing was kept from being sent
 	sum.Duration = time.Since(began)
 	sum.DurationSeconds = sum.Duration.Seconds()
 	if err != nil {

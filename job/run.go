@@ -79,6 +79,8 @@ type run struct {
 	fatal     error
 	// unrecorded counts claimed sessions whose outcomes could not be written.
 	unrecorded atomic.Int64
+	// refusals stops the run when the API refuses whole chunks RefusalLimit times in a row.
+	refusals *refusalGuard
 }
 
 func newRun(r *Runner, rs RunStore, info RunInfo, source string) *run {
@@ -114,6 +116,7 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 
 	ru.stopSelecting, ru.cancelSelect = context.WithCancel(ctx)
 	defer ru.cancelSelect()
+	ru.refusals = newRefusalGuard(RefusalLimit, ru.stop)
 	ru.sendCtx, ru.cancelSend = context.WithCancel(context.WithoutCancel(ctx))
 	defer ru.cancelSend()
 
@@ -322,6 +325,8 @@ func (ru *run) process(ctx context.Context, c Chunk) {
 		stopped:     ru.stopped.Load,
 		keyRejected: func(a Answer) { ru.stop(fmt.Errorf("%w (HTTP %d)", ErrKeyRejected, a.StatusCode)) },
 		dbCtx:       ru.dbCtx,
+		refusals:    ru.refusals,
+		interrupted: ctx.Done(),
 	}
 	outcomes := inClaimOrder(claim, d.deliver(ru.sendCtx, c.CharacterID, claim.SessionIDs, 0, true))
 	rctx, cancel := ru.dbCtx()

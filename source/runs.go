@@ -190,7 +190,7 @@ func (r *Run) Claim(ctx context.Context, c job.Chunk) (job.Claim, error) {
 
 // Held returns those of ids that an active hold protects now.
 func (r *Run) Held(ctx context.Context, characterID string, ids []string) ([]string, error) {
-	return r.s.held(ctx, characterID, ids)
+	return r.s.Held(ctx, characterID, ids)
 }
 
 // Record writes the claim's outcomes, one per claimed session in the claim's order, in one call

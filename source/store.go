@@ -174,8 +174,8 @@ func (s *Store) ReadOnly(ctx context.Context, fn func(job.Reader) error) error {
 	return fn(&Store{pool: s.pool, q: tx, src: s.src, cfg: s.cfg})
 }
 
-// held returns those of ids that an active hold protects now.
-func (s *Store) held(ctx context.Context, characterID string, ids []string) ([]string, error) {
+// Held returns those of ids that an active hold protects now.
+func (s *Store) Held(ctx context.Context, characterID string, ids []string) ([]string, error) {
 	rows, err := s.q.Query(ctx, `
 		SELECT u.session_id FROM unnest($2::text[]) AS u(session_id)
 		WHERE EXISTS (

@@ -35,6 +35,7 @@ func (f *flagSet) envName(name string, vars ...string) {
 // parse parses args, then fills unset flags from the environment. Errors are usage errors
 // naming the flag or variable and the value.
 func (f *flagSet) parse(args []string, getenv env) error {
+	strictNumbers(f.FlagSet)
 	if err := f.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
