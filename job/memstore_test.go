@@ -47,7 +47,8 @@ func (m *memStore) Now(context.Context) (time.Time, error) { return cutoff, nil 
 func (m *memStore) Rules(context.Context, time.Time) ([]policy.Policy, []policy.Hold, error) {
 	return []policy.Policy{{ID: 1, MaxAge: "30 days", Enabled: true, Threshold: cutoff.Add(-30 * 24 * time.Hour)}}, nil, nil
 }
-func (m *memStore) Undated(context.Context) (int64, error) { return 0, nil }
+func (m *memStore) Undated(context.Context) (int64, error)                { return 0, nil }
+func (m *memStore) UnmatchedHolds(context.Context) ([]policy.Hold, error) { return nil, nil }
 func (m *memStore) Page(_ context.Context, after job.Cursor, horizon time.Time, limit int) ([]policy.Record, error) {
 	var out []policy.Record
 	for _, r := range m.records {

@@ -87,7 +87,8 @@ func newRun(r *Runner, rs RunStore, info RunInfo, source string) *run {
 	cfg := r.cfg
 	limit := rate.Inf
 	if cfg.Rate > 0 {
-		limit = rate.Limit(cfg.Rate)
+		// The rate is the deployment's: each of the shards takes its share.
+		limit = rate.Limit(cfg.Rate / float64(max(cfg.Shard.Count, 1)))
 	}
 	return &run{
 		cfg: cfg, log: cfg.Logger, sender: r.sender, rd: r.store, rs: rs, info: info, began: time.Now(),
@@ -113,6 +114,9 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 		return ru.finish(StatusFailed, err)
 	}
 	ru.rules = rules
+	if err := warnUnmatchedHolds(ctx, ru.rd, ru.sum, ru.log); err != nil {
+		return ru.finish(StatusFailed, err)
+	}
 
 	ru.stopSelecting, ru.cancelSelect = context.WithCancel(ctx)
 	defer ru.cancelSelect()
@@ -161,6 +165,26 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 		return ru.finish(StatusFailed, selectErr)
 	}
 	return ru.finish(StatusSucceeded, nil)
+}
+
+// warnUnmatchedHolds notes, once per run, the active holds that match no session of the source.
+func warnUnmatchedHolds(ctx context.Context, rd Reader, sum *Summary, log *slog.Logger) error {
+	holds, err := rd.UnmatchedHolds(ctx)
+	if err != nil {
+		return err
+	}
+	for _, h := range holds {
+		name := h.CharacterID
+		if h.SessionID != "" {
+			name += "/" + h.SessionID
+		}
+		sum.UnmatchedHolds = append(sum.UnmatchedHolds, name)
+	}
+	if len(holds) > 0 && log != nil {
+		log.Warn("holds match no session of the source and protect nothing now; check them for typos (spaces, case)",
+			"holds", sum.UnmatchedHolds)
+	}
+	return nil
 }
 
 // loadRules reads the policies and holds as of cutoff, checks them and counts the source rows

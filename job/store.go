@@ -19,6 +19,9 @@ type Reader interface {
 	Page(ctx context.Context, after Cursor, horizon time.Time, limit int) ([]policy.Record, error)
 	// Undated counts source rows without a last activity.
 	Undated(ctx context.Context) (int64, error)
+	// UnmatchedHolds returns the active holds that match no row of the source (a character,
+	// or a character's session, the source does not have): they protect nothing now.
+	UnmatchedHolds(ctx context.Context) ([]policy.Hold, error)
 }
 
 // Store is everything a real run reads and writes.

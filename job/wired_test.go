@@ -74,3 +74,63 @@ func TestSignalEndsARetryAfterWait(t *testing.T) {
 	require.Equal(t, job.StatusInterrupted, sum.Status)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.deletions WHERE status = 'failed' AND http_status = 429`))
 }
+
+// The rate is the deployment's: one of two shards sends at half of it.
+func TestShardTakesItsShareOfTheRate(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	for _, c := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		b.seed(t, c, 2, days(2))
+	}
+	cfg := fastConfig()
+	cfg.ChunkSize, cfg.Concurrency, cfg.Rate = 1, 4, 50
+	cfg.Shard = job.Shard{Index: 0, Count: 2}
+	_, err := b.run(t, cfg)
+	require.NoError(t, err)
+	reqs := b.fake.Requests()
+	require.GreaterOrEqual(t, len(reqs), 4, "shard 0 of 2 has some of the 8 characters")
+	first, last := reqs[0].Time, reqs[0].Time
+	for _, r := range reqs {
+		first, last = minTime(first, r.Time), maxTime(last, r.Time)
+	}
+	// At 25 requests per second the tokens are 40 ms apart; at the full 50/s they would be 20 ms
+	// apart. The bound leaves room for the first claim, as TestRateLimitSpacesRequests does.
+	require.GreaterOrEqual(t, last.Sub(first), time.Duration(len(reqs)-1)*30*time.Millisecond)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// Holds whose character or session matches nothing in the source protect nothing: the run and
+// the dry-run name them once, since a typo is the likely cause.
+func TestHoldsThatMatchNothingAreNamed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	b.seed(t, "char-0", 2, days(2))
+	b.exec(t, `INSERT INTO retention.holds (character_id, session_id, reason) VALUES
+		('char-0 ', NULL, 'trailing space'), ('CHAR-0', NULL, 'case'), ('char-0', 'char-0-s9999', 'no such session'),
+		('char-0', 'char-0-s0001', 'a real hold')`)
+	r, err := job.New(b.store, nil, fastConfig())
+	require.NoError(t, err)
+	dry, err := r.DryRun(context.Background(), "test", false)
+	require.NoError(t, err)
+	want := []string{"char-0 ", "CHAR-0", "char-0/char-0-s9999"}
+	require.Equal(t, want, dry.UnmatchedHolds)
+	sum, err := b.run(t, fastConfig())
+	require.NoError(t, err)
+	require.Equal(t, want, sum.UnmatchedHolds)
+	require.EqualValues(t, 1, sum.Deleted, "the real hold still protects its session")
+}
