@@ -353,10 +353,14 @@ BEGIN
     SELECT c.id, e.ord, c.character_id, e.session_id, 'failed', 0, reason
     FROM retention.claims c
     CROSS JOIN LATERAL unnest(c.session_ids) WITH ORDINALITY AS e(session_id, ord)
-    WHERE c.id = ANY (open);
+    WHERE c.id = ANY (open)
+    -- The dead run may not be quite dead: a run that lost its lock can still be recording an
+    -- answer. Whichever commits first stands; the other writes nothing.
+    ON CONFLICT (claim_id, ord) DO NOTHING;
     GET DIAGNOSTICS closed = ROW_COUNT;
     INSERT INTO retention.unsealed (claim_id, leaf)
-    SELECT id, sha256('\x00'::bytea || retention.claim_content(id)) FROM unnest(open) AS id;
+    SELECT id, sha256('\x00'::bytea || retention.claim_content(id)) FROM unnest(open) AS id
+    ON CONFLICT (claim_id) DO NOTHING;
     RETURN closed;
 END
 $$;
@@ -476,9 +480,10 @@ CREATE FUNCTION retention.record(p_run bigint, p_token text, p_claim bigint, p_s
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    c   retention.claims;
-    n   integer;
-    src text;
+    c        retention.claims;
+    n        integer;
+    inserted integer;
+    src      text;
 BEGIN
     PERFORM retention.authorize(p_run, p_token, false);
     SELECT * INTO c FROM retention.claims WHERE id = p_claim AND run_id = p_run;
@@ -497,8 +502,16 @@ BEGIN
     INSERT INTO retention.outcomes (claim_id, ord, character_id, session_id, status, attempts, http_status, error)
     SELECT p_claim, u.ord, c.character_id, c.session_ids[u.ord], u.status, u.attempts,
            nullif(u.http_status, 0), nullif(u.error, '')
-    FROM unnest(p_status, p_attempts, p_http_status, p_error) WITH ORDINALITY AS u(status, attempts, http_status, error, ord);
-    INSERT INTO retention.unsealed (claim_id, leaf) VALUES (p_claim, sha256('\x00'::bytea || retention.claim_content(p_claim)));
+    FROM unnest(p_status, p_attempts, p_http_status, p_error) WITH ORDINALITY AS u(status, attempts, http_status, error, ord)
+    -- A run that found this one dead may have closed the claim a moment ago: its failed
+    -- outcomes stand (the sessions are sent again), and this answer is not recorded.
+    ON CONFLICT (claim_id, ord) DO NOTHING;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    IF inserted = 0 THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO retention.unsealed (claim_id, leaf) VALUES (p_claim, sha256('\x00'::bytea || retention.claim_content(p_claim)))
+    ON CONFLICT (claim_id) DO NOTHING;
     SELECT r.source INTO src FROM retention.runs r WHERE r.id = p_run;
     IF src = 'retention.sessions' THEN
         DELETE FROM retention.sessions s
