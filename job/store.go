@@ -19,6 +19,9 @@ type Reader interface {
 	Page(ctx context.Context, after Cursor, horizon time.Time, limit int) ([]policy.Record, error)
 	// Undated counts source rows without a last activity.
 	Undated(ctx context.Context) (int64, error)
+	// SourceSize counts the source's rows whose character belongs to shard, whatever their
+	// age or state.
+	SourceSize(ctx context.Context, shard Shard) (int64, error)
 }
 
 // Store is everything a real run reads and writes.
@@ -89,6 +92,8 @@ type RunEnd struct {
 	SkippedByReason map[string]int64
 	BudgetReached   bool
 	Error           string
+	// Cap is what the safety cap measured, when one was set.
+	Cap *CapCheck
 }
 
 // Claim is a chunk's sessions written as claimed by Claim: only these may be sent.

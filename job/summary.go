@@ -18,6 +18,8 @@ const (
 	StatusPartial     Status = "partial"
 	StatusFailed      Status = "failed"
 	StatusInterrupted Status = "interrupted"
+	// StatusAborted: the safety cap found the run would send more than allowed; it sent nothing.
+	StatusAborted Status = "aborted"
 )
 
 // Summary is what a run did. It is printed at the end of every run, dry or real.
@@ -36,7 +38,9 @@ type Summary struct {
 	BudgetReached   bool             `json:"budget_reached"`
 	// NotSent counts sessions selected but never sent because the run stopped first (a
 	// signal, a rejected key, a fatal error); they wait for the next run.
-	NotSent         int64              `json:"not_sent"`
+	NotSent int64 `json:"not_sent"`
+	// Cap is what the safety cap measured, when one was set (a real run only).
+	Cap             *CapCheck          `json:"safety_cap,omitempty"`
 	Recovered       []int64            `json:"recovered_runs,omitempty"`
 	Error           string             `json:"error,omitempty"`
 	Duration        time.Duration      `json:"-"`

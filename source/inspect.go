@@ -18,6 +18,7 @@ type Source struct {
 	strict bool
 
 	firstSQL, pageSQL, undatedSQL string
+	sizeSQL, sizeByCharacterSQL   string
 }
 
 // Relation returns the source's name.
@@ -167,4 +168,6 @@ func (s *Source) build() {
 		s.pageSQL = fmt.Sprintf(outer, fmt.Sprintf(inner, "AND "+after, "$5"))
 	}
 	s.undatedSQL = fmt.Sprintf("SELECT count(*) FROM %s s WHERE s.last_active_at IS NULL", rel)
+	s.sizeSQL = fmt.Sprintf("SELECT count(*) FROM %s s", rel)
+	s.sizeByCharacterSQL = fmt.Sprintf("SELECT s.character_id::text, count(*) FROM %s s GROUP BY 1", rel)
 }

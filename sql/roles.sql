@@ -88,7 +88,8 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --                                        deletions_v1 for sessions already deleted
 --   Lock                                 reads pg_locks and pg_database (granted to PUBLIC)
 --   StartRun, Claim, Record, Finish      retention.start_run, claim, record, close_run, seal,
---                                        finish_run
+--                                        finish_run (the 006 signature with the safety cap's
+--                                        figures, and 004's for binaries of before it)
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
                 retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes
     TO retention_job;
@@ -98,6 +99,8 @@ GRANT EXECUTE ON FUNCTION
     retention.record(bigint, text, bigint, text[], integer[], integer[], text[]),
     retention.close_run(bigint, text),
     retention.finish_run(bigint, text, text, bigint, bigint, bigint, bigint, jsonb, boolean, text, bigint, bytea, text),
+    retention.finish_run(bigint, text, text, bigint, bigint, bigint, bigint, jsonb, boolean, text, bigint, bytea, text,
+                         bigint, bigint, bigint),
     retention.seal()
     TO retention_job;
 

@@ -49,6 +49,7 @@ exit codes:
   3    another run holds the lock
   4    the API rejected the key
   5    any other fatal error (database unreachable, ...)
+  6    the safety cap stopped the run before it sent anything (--abort-above, --abort-above-percent)
   130  interrupted by SIGINT
   143  terminated by SIGTERM
 `)
