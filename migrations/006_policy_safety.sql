@@ -96,3 +96,88 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
                                 p_skipped_by_reason, p_budget_reached, p_error, p_size, p_root, p_note,
                                 NULL, NULL, NULL)
 $$;
+
+-- Policy history: every insert, update and delete of a policy, whoever makes it (retention policy
+-- apply, or plain SQL), written by a trigger with the old and the new values, who, when and why.
+-- Append-only, as the log is. A row's id is the policy's version from changed_at on: the
+-- version in force at an instant is the policy's latest row at or before it.
+--   changed_by  current_user of the change
+--   actor       the person, when the writer says (retention policy apply --actor, or
+--               SET LOCAL retention.actor = '...' before plain SQL)
+--   reason      SET LOCAL retention.reason (retention policy apply --reason), else the note
+--   changed_at  now(): the start of the changing transaction, the same for all its changes
+CREATE TABLE retention.policy_history (
+    id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    policy_id            bigint NOT NULL,
+    op                   text NOT NULL CHECK (op IN ('baseline', 'insert', 'update', 'delete')),
+    old_character_id     text NULL,
+    old_max_age          interval NULL,
+    old_enabled          boolean NULL,
+    old_note             text NULL,
+    new_character_id     text NULL,
+    new_max_age          interval NULL,
+    new_enabled          boolean NULL,
+    new_note             text NULL,
+    changed_by           text NOT NULL DEFAULT current_user,
+    actor                text NULL,
+    reason               text NULL,
+    changed_at           timestamptz NOT NULL DEFAULT now(),
+    CHECK ((op IN ('insert', 'baseline')) = (old_max_age IS NULL)),
+    CHECK ((op = 'delete') = (new_max_age IS NULL))
+);
+CREATE INDEX policy_history_by_policy ON retention.policy_history (policy_id, changed_at);
+CREATE TRIGGER policy_history_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON retention.policy_history
+    FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
+
+-- The policies in force when the history began.
+INSERT INTO retention.policy_history (policy_id, op, new_character_id, new_max_age, new_enabled, new_note, reason)
+SELECT id, 'baseline', character_id, max_age, enabled, note, 'in force when the policy history began (migration 006)'
+FROM retention.policies ORDER BY id;
+
+CREATE FUNCTION retention.policies_history() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    actor  text := nullif(btrim(current_setting('retention.actor', true)), '');
+    reason text := nullif(btrim(current_setting('retention.reason', true)), '');
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO retention.policy_history (policy_id, op, new_character_id, new_max_age, new_enabled, new_note, actor, reason)
+        VALUES (NEW.id, 'insert', NEW.character_id, NEW.max_age, NEW.enabled, NEW.note, actor, coalesce(reason, nullif(NEW.note, '')));
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO retention.policy_history (policy_id, op, old_character_id, old_max_age, old_enabled, old_note,
+                                              new_character_id, new_max_age, new_enabled, new_note, actor, reason)
+        VALUES (NEW.id, 'update', OLD.character_id, OLD.max_age, OLD.enabled, OLD.note,
+                NEW.character_id, NEW.max_age, NEW.enabled, NEW.note, actor, coalesce(reason, nullif(NEW.note, '')));
+    ELSE
+        INSERT INTO retention.policy_history (policy_id, op, old_character_id, old_max_age, old_enabled, old_note, actor, reason)
+        VALUES (OLD.id, 'delete', OLD.character_id, OLD.max_age, OLD.enabled, OLD.note, actor, coalesce(reason, nullif(OLD.note, '')));
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER policies_history_insert_delete AFTER INSERT OR DELETE ON retention.policies
+    FOR EACH ROW EXECUTE FUNCTION retention.policies_history();
+-- An update that changes nothing a run reads (only updated_at) is not a new version.
+CREATE TRIGGER policies_history_update AFTER UPDATE ON retention.policies
+    FOR EACH ROW WHEN ((OLD.id, OLD.character_id, OLD.max_age, OLD.enabled, OLD.note)
+                       IS DISTINCT FROM (NEW.id, NEW.character_id, NEW.max_age, NEW.enabled, NEW.note))
+    EXECUTE FUNCTION retention.policies_history();
+-- TRUNCATE would leave no trace: refuse it (DELETE leaves one row per policy).
+CREATE TRIGGER policies_no_truncate BEFORE TRUNCATE ON retention.policies
+    FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
+
+-- policies_as_of(t) is the policies in force at t, each with its version (a policy_history id).
+CREATE FUNCTION retention.policies_as_of(t timestamptz)
+RETURNS TABLE (policy_id bigint, version bigint, character_id text, max_age interval, enabled boolean, note text,
+               changed_at timestamptz, changed_by text, actor text, reason text)
+LANGUAGE sql STABLE AS $$
+    SELECT h.policy_id, h.id, h.new_character_id, h.new_max_age, h.new_enabled, h.new_note,
+           h.changed_at, h.changed_by, h.actor, h.reason
+    FROM (SELECT DISTINCT ON (x.policy_id) x.*
+          FROM retention.policy_history x
+          WHERE x.changed_at <= t
+          ORDER BY x.policy_id, x.changed_at DESC, x.id DESC) h
+    WHERE h.op <> 'delete'
+    ORDER BY h.new_character_id NULLS FIRST, h.policy_id
+$$;
+
+COMMENT ON TABLE retention.policy_history IS 'Every change of retention.policies (insert, update, delete), by trigger; append-only. id is the policy version.';

@@ -3,6 +3,7 @@ package migrations_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/tern/v2/migrate"
@@ -68,4 +69,93 @@ func TestMigrationRefusesShortPolicies(t *testing.T) {
 	_, to, err := migrations.Migrate(ctx, conn)
 	require.NoError(t, err)
 	require.Equal(t, migrations.Latest(), to)
+
+	// The policies in force when the history began are its baseline.
+	var baseline string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT string_agg(op || ' ' || policy_id || ' ' || new_max_age::text, ', ' ORDER BY id)
+		FROM retention.policy_history`).Scan(&baseline))
+	require.Equal(t, "baseline 1 30 days, baseline 2 7 days", baseline)
+}
+
+// Every change of a policy is in its history, by plain SQL too, with who, when and why; the
+// history cannot be changed; policies_as_of gives the policies in force at any instant.
+func TestPolicyHistory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		_, err := db.Pool.Exec(ctx, sql, args...)
+		require.NoError(t, err, sql)
+	}
+	instant := func() time.Time {
+		t.Helper()
+		var at time.Time
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&at))
+		return at
+	}
+	asOf := func(at time.Time) string {
+		t.Helper()
+		var s *string
+		require.NoError(t, db.Pool.QueryRow(ctx, `
+			SELECT string_agg(coalesce(character_id, '(default)') || '=' || max_age::text || CASE WHEN enabled THEN '' ELSE ' off' END, ', ')
+			FROM retention.policies_as_of($1)`, at).Scan(&s))
+		if s == nil {
+			return ""
+		}
+		return *s
+	}
+
+	t0 := instant()
+	exec(`INSERT INTO retention.policies (character_id, max_age, note) VALUES (NULL, '30 days', 'privacy policy 4'), ('kids', '7 days', '')`)
+	t1 := instant()
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	for _, sql := range []string{
+		`SET LOCAL retention.actor = 'alice@example.com'`,
+		`SET LOCAL retention.reason = 'ticket 42: kids keep 14 days'`,
+		`UPDATE retention.policies SET max_age = '14 days' WHERE character_id = 'kids'`,
+		`UPDATE retention.policies SET note = note WHERE character_id IS NULL`, // changes nothing
+	} {
+		_, err := tx.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
+	require.NoError(t, tx.Commit(ctx))
+	t2 := instant()
+	exec(`DELETE FROM retention.policies WHERE character_id = 'kids'`)
+	exec(`UPDATE retention.policies SET enabled = false WHERE character_id IS NULL`)
+	t3 := instant()
+
+	rows, err := db.Pool.Query(ctx, `
+		SELECT op || ' ' || coalesce(coalesce(new_character_id, old_character_id), '(default)') || ' '
+		       || coalesce(old_max_age::text, '-') || ' -> ' || coalesce(new_max_age::text, '-')
+		       || ' by ' || changed_by || ' actor ' || coalesce(actor, '-') || ' why ' || coalesce(reason, '-')
+		FROM retention.policy_history ORDER BY id`)
+	require.NoError(t, err)
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	var user string
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT current_user`).Scan(&user))
+	require.Equal(t, []string{
+		"insert (default) - -> 30 days by " + user + " actor - why privacy policy 4",
+		"insert kids - -> 7 days by " + user + " actor - why -",
+		"update kids 7 days -> 14 days by " + user + " actor alice@example.com why ticket 42: kids keep 14 days",
+		"delete kids 14 days -> - by " + user + " actor - why -",
+		"update (default) 30 days -> 30 days by " + user + " actor - why privacy policy 4",
+	}, lines)
+
+	require.Empty(t, asOf(t0))
+	require.Equal(t, "(default)=30 days, kids=7 days", asOf(t1))
+	require.Equal(t, "(default)=30 days, kids=14 days", asOf(t2))
+	require.Equal(t, "(default)=30 days off", asOf(t3))
+
+	for _, sql := range []string{
+		`UPDATE retention.policy_history SET actor = 'mallory'`,
+		`DELETE FROM retention.policy_history`,
+		`TRUNCATE retention.policy_history`,
+		`TRUNCATE retention.policies`,
+	} {
+		_, err := db.Pool.Exec(ctx, sql)
+		require.ErrorContains(t, err, "append-only", sql)
+	}
 }

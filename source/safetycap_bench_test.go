@@ -14,6 +14,7 @@ import (
 //   - count: the walk of the selection that counts what the run would send (job.Runner.Count,
 //     the same walk the cap makes; default page size, no budget);
 //   - count-budget-100k: the same with --max-deletions 100000: the walk stops at the budget;
+//   - sql-expired-sessions-in: for comparison, the same count in one SQL statement;
 //   - source-size-1-shard, source-size-4-shards: the source's rows in the shard, for a percent
 //     cap: one count(*), or one count per character added up in Go.
 //
@@ -43,6 +44,21 @@ func BenchmarkSafetyCapCount(b *testing.B) {
 	}
 	b.Run("count", func(b *testing.B) { count(b, 0) })
 	b.Run("count-budget-100k", func(b *testing.B) { count(b, 100_000) })
+	// For comparison: the same count in one statement, through the SQL copy of the rules that
+	// the report uses (held to the Go rules by migrations/conformance_test.go), without shards
+	// or budget.
+	b.Run("sql-expired-sessions-in", func(b *testing.B) {
+		var got int64
+		for b.Loop() {
+			if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE NOT held)
+				FROM retention.expired_sessions_in('retention.sessions'::regclass, now())`).Scan(&got); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if got != int64(n) {
+			b.Fatalf("counted %d", got)
+		}
+	})
 	for _, shards := range []int{1, 4} {
 		b.Run("source-size-"+strconv.Itoa(shards)+"-shards", func(b *testing.B) {
 			var total int64

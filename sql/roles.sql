@@ -110,7 +110,7 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.runs, retention.deletions, retention.deletions_v1, retention.seals,
                 retention.seal_head, retention.claims, retention.outcomes, retention.unsealed,
                 retention.log_leaves, retention.log_hashes, retention.log_roots, retention.log_head,
-                retention.checkpoints, retention.expired_sessions, retention.deletion_outcomes,
+                retention.checkpoints, retention.policy_history, retention.expired_sessions, retention.deletion_outcomes,
                 retention.daily_deletions, retention.run_history
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
@@ -118,7 +118,8 @@ GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions
                           retention.seal_time(timestamptz), retention.seal_content(retention.deletions_v1),
                           retention.claim_content(bigint),
                           retention.expiry_threshold(interval, timestamptz),
-                          retention.expired_sessions_in(regclass, timestamptz)
+                          retention.expired_sessions_in(regclass, timestamptz),
+                          retention.policies_as_of(timestamptz)
     TO retention_auditor;
 
 COMMIT;
