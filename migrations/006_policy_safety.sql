@@ -25,6 +25,11 @@ $$;
 -- The trigger gives the reason in the message; the CHECK holds the rule when triggers are off.
 CREATE FUNCTION retention.policies_max_age_floor() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF NEW.max_age <= interval '0' THEN
+        RAISE EXCEPTION 'max_age % is not positive: a policy keeps sessions for at least one hour', quote_literal(NEW.max_age::text)
+            USING ERRCODE = 'check_violation', TABLE = 'policies', COLUMN = 'max_age',
+                  CONSTRAINT = 'policies_max_age_at_least_one_hour';
+    END IF;
     IF NEW.max_age < interval '1 hour' THEN
         RAISE EXCEPTION 'max_age % is under one hour: a bare number is seconds in PostgreSQL (''30'' is 30 seconds); write the unit, e.g. ''30 days''',
             quote_literal(NEW.max_age::text)
