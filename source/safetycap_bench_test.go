@@ -11,14 +11,18 @@ import (
 
 // BenchmarkSafetyCapCount measures what the safety cap adds before a run's first claim, on
 // BENCH_CAP_SESSIONS expired sessions (default 1,000,000) over benchCharacters characters:
+//
 //   - count: the walk of the selection that counts what the run would send (job.Runner.Count,
 //     the same walk the cap makes; default page size, no budget);
+//
 //   - count-budget-100k: the same with --max-deletions 100000: the walk stops at the budget;
+//
 //   - sql-expired-sessions-in: for comparison, the same count in one SQL statement;
+//
 //   - source-size-1-shard, source-size-4-shards: the source's rows in the shard, for a percent
 //     cap: one count(*), or one count per character added up in Go.
 //
-//	make bench ARGS='go -bench=SafetyCapCount -benchtime=3x ./source/'
+//     make bench ARGS='go -bench=SafetyCapCount -benchtime=3x ./source/'
 func BenchmarkSafetyCapCount(b *testing.B) {
 	n := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("BENCH_CAP_SESSIONS")); err == nil && v > 0 {

@@ -292,4 +292,3 @@ func entryNode(e Entry) *yaml.Node {
 	n.Content = append(n.Content, str("note"), str(e.Note))
 	return n
 }
-
