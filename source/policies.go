@@ -32,7 +32,8 @@ type Change struct {
 
 // Impact is what the policies make due in one character's sessions: now and within
 // PlanHorizon, under the current policies and under the planned ones (the same when nothing
-// is planned). Held sessions, sessions already deleted and malformed rows are not counted.
+// is planned), counted as a run selects them: held sessions, sessions already deleted and
+// malformed rows are not counted.
 type Impact struct {
 	CharacterID string `json:"character_id"`
 	NowCurrent  int64  `json:"due_now_current"`
@@ -67,9 +68,16 @@ func (p *Plan) NewDeletions() (n int64) {
 	return n
 }
 
-// ApplyOptions says who applies a file and why; both are recorded in retention.policy_history.
+// DueFunc counts, per character, the sessions a run with cut-off at would select through rd
+// (job.Runner.Due): the plan counts with the job's own rules and selection.
+type DueFunc func(ctx context.Context, rd job.Reader, at time.Time) (map[string]int64, error)
+
+// ApplyOptions says who applies a file and why (both are recorded in retention.policy_history),
+// how to count, and whether to commit.
 type ApplyOptions struct {
 	Actor, Reason string
+	// Due counts what is due; required.
+	Due DueFunc
 	// Commit decides, seeing the plan, whether the changes are committed; nil commits nothing.
 	Commit func(*Plan) (bool, error)
 }
@@ -99,8 +107,8 @@ func (s *Store) PolicyFile(ctx context.Context) (*policyfile.File, error) {
 }
 
 // Plan returns the impact of the policies as they are, changing nothing.
-func (s *Store) Plan(ctx context.Context) (*Plan, error) {
-	return s.ApplyPolicies(ctx, nil, ApplyOptions{})
+func (s *Store) Plan(ctx context.Context, due DueFunc) (*Plan, error) {
+	return s.ApplyPolicies(ctx, nil, ApplyOptions{Due: due})
 }
 
 // ApplyPolicies makes the policies table equal to f in one transaction: it writes the changes,
@@ -130,7 +138,7 @@ func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOp
 	if p.SourceSessions, err = ts.SourceSize(ctx, job.Shard{Count: 1}); err != nil {
 		return nil, err
 	}
-	current, err := ts.due(ctx, p.At)
+	current, err := ts.due(ctx, o.Due, p.At)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +152,7 @@ func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOp
 		if err := ts.write(ctx, p.Changes); err != nil {
 			return nil, err
 		}
-		if planned, err = ts.due(ctx, p.At); err != nil {
+		if planned, err = ts.due(ctx, o.Due, p.At); err != nil {
 			return nil, err
 		}
 	}
@@ -173,25 +181,25 @@ func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOp
 	return p, nil
 }
 
-// due counts, per character, the sessions due at `at` and within PlanHorizon of it, through
-// retention.expired_sessions_in, the SQL copy of the job's rules.
-func (s *Store) due(ctx context.Context, at time.Time) (map[string][2]int64, error) {
-	rows, err := s.q.Query(ctx, `
-		SELECT character_id, count(*) FILTER (WHERE expired_at <= $2), count(*)
-		FROM retention.expired_sessions_in($1::regclass, $2::timestamptz + $3::interval)
-		WHERE NOT held GROUP BY 1`, s.src.rel.String(), at, PlanHorizon.String())
+// due counts, per character, the sessions due at `at` and within PlanHorizon of it, with the
+// job's selection reading through s (inside the plan's transaction).
+func (s *Store) due(ctx context.Context, count DueFunc, at time.Time) (map[string][2]int64, error) {
+	now, err := count(ctx, s, at)
 	if err != nil {
 		return nil, fmt.Errorf("count due sessions: %w", err)
 	}
-	out := map[string][2]int64{}
-	var c string
-	var now, week int64
-	_, err = pgx.ForEachRow(rows, []any{&c, &now, &week}, func() error {
-		out[c] = [2]int64{now, week}
-		return nil
-	})
+	week, err := count(ctx, s, at.Add(PlanHorizon))
 	if err != nil {
-		return nil, fmt.Errorf("count due sessions: %w", err)
+		return nil, fmt.Errorf("count sessions due within %s: %w", PlanHorizon, err)
+	}
+	out := make(map[string][2]int64, len(week))
+	for c, n := range week {
+		out[c] = [2]int64{now[c], n}
+	}
+	for c, n := range now {
+		if _, ok := week[c]; !ok {
+			out[c] = [2]int64{n, n}
+		}
 	}
 	return out, nil
 }

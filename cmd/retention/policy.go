@@ -16,6 +16,7 @@ import (
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
 	"github.com/convai-retention/retention/internal/cli"
+	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/policy/policyfile"
 	"github.com/convai-retention/retention/source"
 )
@@ -157,7 +158,7 @@ func (a *app) policyApply(ctx context.Context, args []string) error {
 	}
 	defer pool.Close()
 	var refused bool
-	p, err := store.ApplyPolicies(ctx, f, source.ApplyOptions{Actor: *actor, Reason: *reason,
+	p, err := store.ApplyPolicies(ctx, f, source.ApplyOptions{Actor: *actor, Reason: *reason, Due: due,
 		Commit: func(p *source.Plan) (bool, error) {
 			if *dryRun {
 				return false, nil
@@ -220,6 +221,15 @@ func fileError(path string, list policyfile.ErrorList) error {
 	return usagef("invalid policy file; nothing changed:\n  %s", strings.Join(msgs, "\n  "))
 }
 
+// due counts what a run would select, with the job's rules and selection, over every shard.
+func due(ctx context.Context, rd job.Reader, at time.Time) (map[string]int64, error) {
+	r, err := job.New(nil, nil, job.Config{})
+	if err != nil {
+		return nil, err
+	}
+	return r.Due(ctx, rd, at)
+}
+
 // plan runs "retention plan": the impact of the policies as they are.
 func (a *app) plan(ctx context.Context, args []string) error {
 	var o planOptions
@@ -241,7 +251,7 @@ func (a *app) plan(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	p, err := store.Plan(ctx)
+	p, err := store.Plan(ctx, due)
 	if err != nil {
 		return err
 	}
