@@ -123,9 +123,11 @@ func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOp
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after a commit it does nothing
 	ts := &Store{pool: s.pool, q: tx, src: s.src, cfg: s.cfg}
-	// One apply at a time; runs read on.
-	if _, err := tx.Exec(ctx, `LOCK TABLE retention.policies IN SHARE ROW EXCLUSIVE MODE`); err != nil {
-		return nil, fmt.Errorf("lock policies: %w", err)
+	// One apply at a time, and no other change to the policies meanwhile; runs read on.
+	if f != nil {
+		if _, err := tx.Exec(ctx, `LOCK TABLE retention.policies IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return nil, fmt.Errorf("lock policies: %w", err)
+		}
 	}
 	if _, err := tx.Exec(ctx, `SELECT set_config('retention.actor', $1, true), set_config('retention.reason', $2, true)`,
 		o.Actor, o.Reason); err != nil {

@@ -22,6 +22,10 @@
 --   retention_auditor  the role of `retention report` and `retention audit verify`: reads the
 --                      results, the seals, the rules and the views; writes nothing.
 --
+-- The policies: written by the owner. A role of your own that edits them (e.g. for `retention
+-- policy apply`) needs SELECT, INSERT, UPDATE, DELETE on retention.policies and INSERT on
+-- retention.policy_history, which the policies' trigger writes as that role.
+--
 -- The session source: retention.sessions is granted here. A source of your own (`--source
 -- app.sessions_v`) needs its own grant to the job and, for the report's live counts, to the
 -- auditor:   GRANT USAGE ON SCHEMA app TO retention_job, retention_auditor;
