@@ -85,7 +85,13 @@ func (a *app) policy(ctx context.Context, args []string) error {
 	return usagef("policy: unknown subcommand %q: want export or apply", args[0])
 }
 
-func policyHelp(w io.Writer) { fmt.Fprint(w, policyUsage) }
+func policyHelp(w io.Writer) {
+	fmt.Fprint(w, policyUsage+"\nflags of policy apply and plan:\n")
+	var o planOptions
+	fs := newFlagSet("policy apply")
+	o.define(fs)
+	fs.usage(w)
+}
 
 // policyStore connects and inspects the source.
 func (a *app) policyStore(ctx context.Context, rel string) (*pgxpool.Pool, *source.Store, error) {
