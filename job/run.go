@@ -122,6 +122,9 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 			return ru.finish(StatusFailed, err)
 		}
 		ru.sum.Cap = c
+		if o, ok := ru.cfg.Observer.(CapObserver); ok {
+			o.CapChecked(*c)
+		}
 		if c.Aborted {
 			ru.log.Error("safety cap: sending nothing", "would_send", c.WouldSend, "limit", c.Limit, "caps", c.Reason())
 			return ru.finish(StatusAborted, &AbortError{Cap: *c})

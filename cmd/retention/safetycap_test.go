@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -94,4 +95,15 @@ func TestHelpNamesTheSafetyCap(t *testing.T) {
 		"6    the safety cap stopped the run"} {
 		require.Contains(t, r.stdout, want)
 	}
+}
+
+// A capped run takes its progress total from the cap's count: no second pass beside the run.
+func TestSafetyCapCountIsTheEstimate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seedWorld(t)
+	r := run(t, with(b.env, "RETENTION_ABORT_ABOVE", "100"), "run")
+	require.Equal(t, exitcode.OK, r.code, r)
+	require.Contains(t, r.stderr, `"msg":"estimated the sessions this run will send","total":8,"from":"safety cap count"`)
+	require.Equal(t, 1, strings.Count(r.stderr, "estimated the sessions this run will send"), "one estimate, from the cap")
 }
