@@ -60,6 +60,12 @@ type Config struct {
 	MaxRetryAfter time.Duration
 	// MaxDeletions is the most sessions sent in this run, oldest first; 0 means no limit.
 	MaxDeletions int64
+	// AbortAbove is the safety cap in sessions: a run whose selection would send more (after
+	// MaxDeletions) sends nothing and ends aborted, with an *AbortError. 0 means off.
+	AbortAbove int64
+	// AbortAbovePercent is the safety cap as a percent of the source's sessions within the run's
+	// shard, 0 to 100: a run that would send more sends nothing and ends aborted. 0 means off.
+	AbortAbovePercent float64
 	// ShutdownGrace is how long in-flight requests may finish after the run is told to stop,
 	// before they are cancelled. Default ShutdownGraceDefault; NoShutdownGrace (or any negative
 	// value) means no grace at all.
@@ -138,6 +144,10 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "request-timeout", Value: c.RequestTimeout.String(), Want: "at least 1ms"}
 	case c.MaxDeletions < 0:
 		return &ConfigError{Field: "max-deletions", Value: fmt.Sprint(c.MaxDeletions), Want: "0 (no limit) or more"}
+	case c.AbortAbove < 0:
+		return &ConfigError{Field: "abort-above", Value: fmt.Sprint(c.AbortAbove), Want: "0 (off) or more sessions"}
+	case math.IsNaN(c.AbortAbovePercent) || c.AbortAbovePercent < 0 || c.AbortAbovePercent > 100:
+		return &ConfigError{Field: "abort-above-percent", Value: fmt.Sprint(c.AbortAbovePercent), Want: "0 (off) to 100"}
 	case c.PageSize < 1 || c.PageSize > 100_000:
 		return &ConfigError{Field: "page-size", Value: fmt.Sprint(c.PageSize), Want: "1 to 100000"}
 	case c.MaxBuffered < 1:

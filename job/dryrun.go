@@ -60,3 +60,24 @@ func (r *Runner) selectAll(ctx context.Context, rd Reader, t *tally) (cutoff tim
 	budgetReached, err = sel.walk(ctx, func(policy.Record, policy.Decision) bool { return true })
 	return cutoff, budgetReached, err
 }
+
+// Due counts, per character, the sessions a run with cut-off at would select from rd: the same
+// rules and selection as a run, the Runner's shard, no budget. A plan uses it with a reader
+// inside a transaction that changed the policies, to see what the change would make due, and
+// with a future cut-off, to see what falls due soon. It writes nothing.
+func (r *Runner) Due(ctx context.Context, rd Reader, at time.Time) (map[string]int64, error) {
+	t := newTally(false, NopObserver{})
+	rules, err := loadRules(ctx, rd, at, t, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	sel := &selection{r: rd, rules: rules, shard: r.cfg.Shard, page: r.cfg.PageSize, tally: t}
+	if _, err := sel.walk(ctx, func(rec policy.Record, _ policy.Decision) bool {
+		out[rec.CharacterID]++
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

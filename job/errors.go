@@ -22,3 +22,14 @@ type ConfigError struct {
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("invalid --%s %s: want %s", e.Field, e.Value, e.Want)
 }
+
+// AbortError is returned by Run when the safety cap stopped the run before its first claim: it
+// would have sent more sessions than allowed, and sent none.
+type AbortError struct {
+	Cap CapCheck
+}
+
+func (e *AbortError) Error() string {
+	return fmt.Sprintf("safety cap: the run would send %d sessions, above the limit of %d (%s); it sent nothing",
+		e.Cap.WouldSend, e.Cap.Limit, e.Cap.Reason())
+}

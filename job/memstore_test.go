@@ -49,6 +49,9 @@ func (m *memStore) Rules(context.Context, time.Time) ([]policy.Policy, []policy.
 }
 func (m *memStore) Undated(context.Context) (int64, error)                { return 0, nil }
 func (m *memStore) UnmatchedHolds(context.Context) ([]policy.Hold, error) { return nil, nil }
+func (m *memStore) SourceSize(context.Context, job.Shard) (int64, error) {
+	return int64(len(m.records)), nil
+}
 func (m *memStore) Page(_ context.Context, after job.Cursor, horizon time.Time, limit int) ([]policy.Record, error) {
 	var out []policy.Record
 	for _, r := range m.records {

@@ -31,3 +31,9 @@ func (NopObserver) Requested(Answer, time.Duration) {}
 func (NopObserver) Retrying(Answer)                 {}
 func (NopObserver) Recorded(int, int)               {}
 func (NopObserver) RunFinished(*Summary)            {}
+
+// CapObserver is an Observer that also wants the safety cap's count, made before the run's first
+// claim: what the run would send. The run calls CapChecked when its Observer implements it.
+type CapObserver interface {
+	CapChecked(CapCheck)
+}

@@ -32,7 +32,9 @@ func New(store Store, sender Sender, cfg Config) (*Runner, error) {
 // Run does one real run. Cancelling ctx (a signal) stops it from claiming more chunks; requests
 // in flight may finish for ShutdownGrace, every answer received is recorded, and the run is
 // marked interrupted. The Summary is returned whenever a run row was written, also with an error.
-// Errors wrap ErrLocked, ErrKeyRejected or ErrLockLost where those apply.
+// Errors wrap ErrLocked, ErrKeyRejected or ErrLockLost where those apply; a run the safety cap
+// stopped (Config.AbortAbove, AbortAbovePercent) sends nothing, ends StatusAborted and returns
+// an *AbortError.
 func (r *Runner) Run(ctx context.Context, start RunStart) (*Summary, error) {
 	if r.sender == nil {
 		return nil, errors.New("a real run needs a sender")
@@ -116,6 +118,24 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 	ru.rules = rules
 	if err := warnUnmatchedHolds(ctx, ru.rd, ru.sum, ru.log); err != nil {
 		return ru.finish(StatusFailed, err)
+	}
+	if ru.cfg.capSet() {
+		c, err := ru.checkCap(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return ru.finish(StatusInterrupted, context.Cause(ctx))
+		case err != nil:
+			return ru.finish(StatusFailed, err)
+		}
+		ru.sum.Cap = c
+		if o, ok := ru.cfg.Observer.(CapObserver); ok {
+			o.CapChecked(*c)
+		}
+		if c.Aborted {
+			ru.log.Error("safety cap: sending nothing", "would_send", c.WouldSend, "limit", c.Limit, "caps", c.Reason())
+			return ru.finish(StatusAborted, &AbortError{Cap: *c})
+		}
+		ru.log.Info("safety cap checked", "would_send", c.WouldSend, "limit", c.Limit, "caps", c.Reason())
 	}
 
 	ru.stopSelecting, ru.cancelSelect = context.WithCancel(ctx)
@@ -409,6 +429,7 @@ func (ru *run) finish(status Status, runErr error) (*Summary, error) {
 	fin, err := ru.rs.Finish(fctx, RunEnd{
 		Status: sum.Status, Selected: sum.Selected, Deleted: sum.Deleted, Failed: sum.Failed,
 		Skipped: sum.Skipped, SkippedByReason: sum.SkippedByReason, BudgetReached: sum.BudgetReached, Error: sum.Error,
+		Cap: sum.Cap,
 	})
 	if err != nil {
 		return sum, errors.Join(runErr, fmt.Errorf("finish run %d: %w", ru.info.ID, err))

@@ -22,6 +22,9 @@ type Reader interface {
 	// UnmatchedHolds returns the active holds that match no row of the source (a character,
 	// or a character's session, the source does not have): they protect nothing now.
 	UnmatchedHolds(ctx context.Context) ([]policy.Hold, error)
+	// SourceSize counts the source's rows whose character belongs to shard, whatever their
+	// age or state.
+	SourceSize(ctx context.Context, shard Shard) (int64, error)
 }
 
 // Store is everything a real run reads and writes.
@@ -92,6 +95,8 @@ type RunEnd struct {
 	SkippedByReason map[string]int64
 	BudgetReached   bool
 	Error           string
+	// Cap is what the safety cap measured, when one was set.
+	Cap *CapCheck
 }
 
 // Finished is what RunStore.Finish did.

@@ -18,6 +18,8 @@ const (
 	StatusPartial     Status = "partial"
 	StatusFailed      Status = "failed"
 	StatusInterrupted Status = "interrupted"
+	// StatusAborted: the safety cap found the run would send more than allowed; it sent nothing.
+	StatusAborted Status = "aborted"
 )
 
 // Summary is what a run did. It is printed at the end of every run, dry or real.
@@ -43,7 +45,9 @@ type Summary struct {
 	// CHARACTER/SESSION.
 	UnmatchedHolds []string `json:"unmatched_holds,omitempty"`
 	// Checkpoint is the results log's size and root when the run finished (real runs).
-	Checkpoint      *Checkpoint        `json:"checkpoint,omitempty"`
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	// Cap is what the safety cap measured, when one was set (a real run only).
+	Cap             *CapCheck          `json:"safety_cap,omitempty"`
 	Error           string             `json:"error,omitempty"`
 	Duration        time.Duration      `json:"-"`
 	DurationSeconds float64            `json:"duration_seconds"`

@@ -1,6 +1,7 @@
 package k8s
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +69,15 @@ func TestConfigMap_HoldsOnlyTuning(t *testing.T) {
 	}
 	_, ok := f.config["RETENTION_SHARD_INDEX"]
 	require.False(t, ok, "it would override JOB_COMPLETION_INDEX in every indexed pod")
+}
+
+func TestConfigMap_ShipsASafetyCap(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	p, err := strconv.ParseFloat(f.config["RETENTION_ABORT_ABOVE_PERCENT"], 64)
+	require.NoError(t, err, "RETENTION_ABORT_ABOVE_PERCENT")
+	require.Greater(t, p, 0.0, "a scheduled run that would delete most of the source stops (exit 6)")
+	require.Less(t, p, 100.0)
 }
 
 func TestBase_ShipsNoJobsAndNoSecrets(t *testing.T) {

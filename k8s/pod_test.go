@@ -142,7 +142,7 @@ func TestJobs_FailFastOnExitCodesThatRetriesCannotFix(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	// The API server wants the codes sorted.
-	failJobCodes := []int32{exitcode.Usage, exitcode.Locked, exitcode.KeyRejected}
+	failJobCodes := []int32{exitcode.Usage, exitcode.Locked, exitcode.KeyRejected, exitcode.Aborted}
 	slices.Sort(failJobCodes)
 	want := &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
 		{

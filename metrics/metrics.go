@@ -54,6 +54,7 @@ type Metrics struct {
 	duration       *gauge
 	lastSuccess    *gauge
 	lastCompletion *gauge
+	lastAborted    *gauge
 	backlog        *gauge
 }
 
@@ -81,7 +82,7 @@ func New(cfg Config) *Metrics {
 		Namespace: Namespace, Name: "request_duration_seconds", Help: "How long each delete request took, retries counted separately.",
 		Buckets: []float64{.025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
-	m.runs = counterVec("runs_total", "Finished runs, by status: succeeded, partial, failed or interrupted.", "status")
+	m.runs = counterVec("runs_total", "Finished runs, by status: succeeded, partial, failed, interrupted or aborted (stopped by the safety cap before sending anything).", "status")
 	m.ticksSkipped = counterVec("schedule_skipped_ticks_total",
 		"Scheduled ticks that started no run, by reason: overlap (the previous run was still running) or locked (another run held the lock).", "reason")
 	m.duration = newGauge("last_run_duration_seconds", "How long the last finished run took.")
@@ -89,6 +90,9 @@ func New(cfg Config) *Metrics {
 		"When the last run that succeeded (exit code 0) finished, in Unix seconds. Absent until one has.")
 	m.lastCompletion = newGauge("last_completion_timestamp_seconds",
 		"When the last run finished, whatever its status, in Unix seconds. Absent until one has.")
+	m.lastAborted = newGauge("last_aborted_timestamp_seconds",
+		"When the safety cap last aborted a run (it sent nothing: it would have sent more than --abort-above or "+
+			"--abort-above-percent allow), in Unix seconds. Absent until one was.")
 	m.backlog = newGauge("backlog_sessions",
 		"Expired sessions not yet deleted, measured at the end of the last run that got through its selection or reached its budget. Absent until measured.")
 
@@ -104,11 +108,11 @@ func New(cfg Config) *Metrics {
 		}
 		m.retries.WithLabelValues(class)
 	}
-	for _, s := range []job.Status{job.StatusSucceeded, job.StatusPartial, job.StatusFailed, job.StatusInterrupted} {
+	for _, s := range []job.Status{job.StatusSucceeded, job.StatusPartial, job.StatusFailed, job.StatusInterrupted, job.StatusAborted} {
 		m.runs.WithLabelValues(string(s))
 	}
 	m.reg.MustRegister(m.selected, m.deleted, m.failed, m.skipped, m.requests, m.retries, m.latency, m.runs,
-		m.ticksSkipped, m.duration, m.lastSuccess, m.lastCompletion, m.backlog)
+		m.ticksSkipped, m.duration, m.lastSuccess, m.lastCompletion, m.lastAborted, m.backlog)
 	return m
 }
 
@@ -154,14 +158,18 @@ func (m *Metrics) Recorded(deleted, failed int) {
 }
 
 // RunFinished implements job.Observer: it counts the run by status and sets the duration and
-// the timestamps, the last success only when the run succeeded.
+// the timestamps, the last success only when the run succeeded, the last abort only when the
+// safety cap aborted it.
 func (m *Metrics) RunFinished(s *job.Summary) {
 	now := unixSeconds(m.now())
 	m.runs.WithLabelValues(string(s.Status)).Inc()
 	m.duration.set(s.DurationSeconds)
 	m.lastCompletion.set(now)
-	if s.Status == job.StatusSucceeded {
+	switch s.Status {
+	case job.StatusSucceeded:
 		m.lastSuccess.set(now)
+	case job.StatusAborted:
+		m.lastAborted.set(now)
 	}
 }
 

@@ -83,8 +83,9 @@ convai_retention_request_retries_total{class="2xx"} 0
 convai_retention_request_retries_total{class="4xx"} 0
 convai_retention_request_retries_total{class="5xx"} 1
 convai_retention_request_retries_total{class="network"} 1
-# HELP convai_retention_runs_total Finished runs, by status: succeeded, partial, failed or interrupted.
+# HELP convai_retention_runs_total Finished runs, by status: succeeded, partial, failed, interrupted or aborted (stopped by the safety cap before sending anything).
 # TYPE convai_retention_runs_total counter
+convai_retention_runs_total{status="aborted"} 0
 convai_retention_runs_total{status="failed"} 0
 convai_retention_runs_total{status="interrupted"} 0
 convai_retention_runs_total{status="partial"} 1
@@ -135,6 +136,29 @@ convai_retention_last_success_timestamp_seconds `+seconds(first)+`
 # TYPE convai_retention_last_completion_timestamp_seconds gauge
 convai_retention_last_completion_timestamp_seconds `+seconds(b.now)+`
 `, "convai_retention_last_success_timestamp_seconds", "convai_retention_last_completion_timestamp_seconds")
+}
+
+func TestLastAbortedOnlyOnAbort(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.m.RunFinished(&job.Summary{Status: job.StatusSucceeded, DurationSeconds: 1})
+	b.m.RunFinished(&job.Summary{Status: job.StatusFailed, DurationSeconds: 1})
+	b.compare(t, "", "convai_retention_last_aborted_timestamp_seconds")
+
+	b.now = b.now.Add(time.Hour)
+	b.m.RunFinished(&job.Summary{Status: job.StatusAborted, DurationSeconds: 1})
+	b.compare(t, `
+# HELP convai_retention_last_aborted_timestamp_seconds When the safety cap last aborted a run (it sent nothing: it would have sent more than --abort-above or --abort-above-percent allow), in Unix seconds. Absent until one was.
+# TYPE convai_retention_last_aborted_timestamp_seconds gauge
+convai_retention_last_aborted_timestamp_seconds `+seconds(b.now)+`
+# HELP convai_retention_runs_total Finished runs, by status: succeeded, partial, failed, interrupted or aborted (stopped by the safety cap before sending anything).
+# TYPE convai_retention_runs_total counter
+convai_retention_runs_total{status="aborted"} 1
+convai_retention_runs_total{status="failed"} 1
+convai_retention_runs_total{status="interrupted"} 0
+convai_retention_runs_total{status="partial"} 0
+convai_retention_runs_total{status="succeeded"} 1
+`, "convai_retention_last_aborted_timestamp_seconds", "convai_retention_runs_total")
 }
 
 func TestBacklogAndSkippedTicks(t *testing.T) {

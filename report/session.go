@@ -62,24 +62,27 @@ type Finding struct {
 
 // Attempt is one row of retention.deletions, with its run and its seal.
 type Attempt struct {
-	DeletionID        int64      `json:"deletion_id"`
-	RunID             int64      `json:"run_id"`
-	RunStatus         string     `json:"run_status"`
-	RunStartedAt      time.Time  `json:"run_started_at"`
-	Status            string     `json:"status"`
-	Attempts          int32      `json:"attempts"`
-	HTTPStatus        *int32     `json:"http_status"`
-	Error             *string    `json:"error"`
-	LastActiveAt      time.Time  `json:"last_active_at"`
-	PolicyID          *int64     `json:"policy_id"`
-	PolicyCharacterID *string    `json:"policy_character_id"`
-	MaxAge            string     `json:"max_age"`
-	ExpiredAt         time.Time  `json:"expired_at"`
-	RequestedAt       time.Time  `json:"requested_at"`
-	CompletedAt       *time.Time `json:"completed_at"`
-	LagSeconds        *float64   `json:"lag_seconds"`
-	SealSeq           *int64     `json:"seal_seq"`
-	SealHash          *string    `json:"seal_hash"`
+	DeletionID        int64     `json:"deletion_id"`
+	RunID             int64     `json:"run_id"`
+	RunStatus         string    `json:"run_status"`
+	RunStartedAt      time.Time `json:"run_started_at"`
+	Status            string    `json:"status"`
+	Attempts          int32     `json:"attempts"`
+	HTTPStatus        *int32    `json:"http_status"`
+	Error             *string   `json:"error"`
+	LastActiveAt      time.Time `json:"last_active_at"`
+	PolicyID          *int64    `json:"policy_id"`
+	PolicyCharacterID *string   `json:"policy_character_id"`
+	// PolicyVersion is the version (a retention.policy_history id) of the policy when the
+	// session was claimed; nil before the history began (migration 006).
+	PolicyVersion *int64     `json:"policy_version"`
+	MaxAge        string     `json:"max_age"`
+	ExpiredAt     time.Time  `json:"expired_at"`
+	RequestedAt   time.Time  `json:"requested_at"`
+	CompletedAt   *time.Time `json:"completed_at"`
+	LagSeconds    *float64   `json:"lag_seconds"`
+	SealSeq       *int64     `json:"seal_seq"`
+	SealHash      *string    `json:"seal_hash"`
 }
 
 // Hold is an active row of retention.holds.
@@ -171,7 +174,9 @@ func Session(ctx context.Context, db Beginner, o SessionOptions) (*Evidence, err
 func sessionAttempts(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[string][]Attempt, error) {
 	rows, err := tx.Query(ctx, `
 		SELECT o.character_id, o.deletion_id, o.run_id, r.status, r.started_at, o.status, o.attempts,
-		       o.http_status, o.error, o.last_active_at, o.policy_id, o.policy_character_id, o.max_age::text,
+		       o.http_status, o.error, o.last_active_at, o.policy_id, o.policy_character_id,
+		       (SELECT max(h.id) FROM retention.policy_history h
+		        WHERE h.policy_id = o.policy_id AND h.changed_at <= o.requested_at), o.max_age::text,
 		       o.expired_at, o.requested_at, o.completed_at, o.lag_seconds, o.seal_seq, o.seal_hash
 		FROM retention.deletion_outcomes o
 		JOIN retention.run_history r ON r.run_id = o.run_id
@@ -184,7 +189,7 @@ func sessionAttempts(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[stri
 	var c string
 	var a Attempt
 	_, err = pgx.ForEachRow(rows, []any{&c, &a.DeletionID, &a.RunID, &a.RunStatus, &a.RunStartedAt, &a.Status, &a.Attempts,
-		&a.HTTPStatus, &a.Error, &a.LastActiveAt, &a.PolicyID, &a.PolicyCharacterID, &a.MaxAge,
+		&a.HTTPStatus, &a.Error, &a.LastActiveAt, &a.PolicyID, &a.PolicyCharacterID, &a.PolicyVersion, &a.MaxAge,
 		&a.ExpiredAt, &a.RequestedAt, &a.CompletedAt, &a.LagSeconds, &a.SealSeq, &a.SealHash,
 	}, func() error {
 		x := a
@@ -349,8 +354,12 @@ func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Findin
 	}
 	if d := f.Deletion; d != nil {
 		f.State, f.ReasonCode = StateDeleted, "deleted"
+		under := policyName(d.PolicyID, d.PolicyCharacterID)
+		if d.PolicyVersion != nil {
+			under += fmt.Sprintf(" version %d", *d.PolicyVersion)
+		}
 		f.Reason = fmt.Sprintf("deleted: confirmed at %s by run %d, under %s (max_age %s; expired at %s)",
-			stamp(*d.CompletedAt), d.RunID, policyName(d.PolicyID, d.PolicyCharacterID), d.MaxAge, stamp(d.ExpiredAt))
+			stamp(*d.CompletedAt), d.RunID, under, d.MaxAge, stamp(d.ExpiredAt))
 		return nil
 	}
 	if f.State == StatePending {

@@ -122,6 +122,18 @@ GROUP BY s.character_id, p.max_age, d.max_age, p.enabled
 ORDER BY s.character_id;
 EOF
 
+step "retention plan (what the next run would delete, per character)"
+bin/retention plan || die "the plan failed (exit status $?)"
+
+step "retention policy apply: a mistaken default ('1 day' for '30 days') stopped by the safety cap"
+mkdir -p .tmp
+bin/retention policy export --out .tmp/demo-policies.yaml || die "the export failed (exit status $?)"
+sed -i '0,/max_age: 30 days/s//max_age: 1 day/' .tmp/demo-policies.yaml
+pstatus=0
+bin/retention policy apply -f .tmp/demo-policies.yaml --abort-above-percent 10 --actor demo || pstatus=$?
+echo "(exit status $pstatus: 6 = refused by the safety cap; nothing changed)"
+[[ $pstatus == 6 ]] || die "policy apply should have been refused with exit 6"
+
 step "retention run --dry-run"
 bin/retention run --dry-run || die "the dry run failed (exit status $?)"
 

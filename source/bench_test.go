@@ -40,6 +40,12 @@ type benchStore struct {
 
 func seedBench(b *testing.B, conns int32) *benchStore {
 	b.Helper()
+	return seedBenchN(b, conns, benchSessions)
+}
+
+// seedBenchN is seedBench with n sessions.
+func seedBenchN(b *testing.B, conns int32, n int) *benchStore {
+	b.Helper()
 	ctx := context.Background()
 	db := pgtest.New(b)
 	cfg, err := pgxpool.ParseConfig(db.URL)
@@ -57,7 +63,7 @@ func seedBench(b *testing.B, conns int32) *benchStore {
 		fmt.Sprintf(`INSERT INTO retention.sessions (character_id, session_id, last_active_at)
 			SELECT md5('character-' || i %% %[2]d)::uuid::text, md5('session-' || i),
 			       now() - interval '31 days' - (%[1]d - i) * interval '1 minute'
-			FROM generate_series(1, %[1]d) AS i`, benchSessions, benchCharacters),
+			FROM generate_series(1, %[1]d) AS i`, n, benchCharacters),
 		`VACUUM (FREEZE, ANALYZE) retention.sessions`,
 	} {
 		if _, err := pool.Exec(ctx, sql); err != nil {

@@ -18,6 +18,7 @@ type Source struct {
 	strict bool
 
 	firstSQL, pageSQL, undatedSQL, unmatchedSQL string
+	sizeSQL, sizeByCharacterSQL                 string
 }
 
 // Relation returns the source's name.
@@ -173,4 +174,6 @@ func (s *Source) build() {
 		  AND NOT EXISTS (SELECT 1 FROM %s s WHERE s.character_id::text = h.character_id
 		                    AND (h.session_id IS NULL OR s.session_id::text = h.session_id))
 		ORDER BY h.id`, rel)
+	s.sizeSQL = fmt.Sprintf("SELECT count(*) FROM %s s", rel)
+	s.sizeByCharacterSQL = fmt.Sprintf("SELECT s.character_id::text, count(*) FROM %s s GROUP BY 1", rel)
 }

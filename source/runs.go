@@ -231,7 +231,8 @@ func (r *Run) Seal(ctx context.Context) error {
 }
 
 // Finish closes the run's claims without an outcome, seals the log, signs the checkpoint (with
-// the store's Signer, if any) and writes the run's final row with it, in three statements.
+// the store's Signer, if any) and writes the run's final row with it and the safety cap's
+// figures, in three statements.
 func (r *Run) Finish(ctx context.Context, end job.RunEnd) (job.Finished, error) {
 	var fin job.Finished
 	skipped, err := json.Marshal(end.SkippedByReason)
@@ -263,10 +264,14 @@ func (r *Run) Finish(ctx context.Context, end job.RunEnd) (job.Finished, error) 
 			fin.Checkpoint.Signed = true
 		}
 	}
+	var wouldSend, sourceSessions, limit *int64
+	if c := end.Cap; c != nil {
+		wouldSend, sourceSessions, limit = &c.WouldSend, c.SourceSessions, &c.Limit
+	}
 	err = r.s.retrying(ctx, func(ctx context.Context) error {
-		_, err := r.s.q.Exec(ctx, `SELECT retention.finish_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		_, err := r.s.q.Exec(ctx, `SELECT retention.finish_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			r.id, r.token, string(end.Status), end.Selected, end.Deleted, end.Failed, end.Skipped, skipped,
-			end.BudgetReached, errText, size, root, note)
+			end.BudgetReached, errText, size, root, note, wouldSend, sourceSessions, limit)
 		return err
 	})
 	if err != nil {

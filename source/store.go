@@ -180,6 +180,39 @@ func (s *Store) UnmatchedHolds(ctx context.Context) ([]policy.Hold, error) {
 	return holds, nil
 }
 
+// SourceSize counts the source's rows whose character belongs to shard (by policy.Shard, the
+// job's own rule), whatever their age or state. One shard counts the whole source; several
+// count per character and add up the shard's.
+func (s *Store) SourceSize(ctx context.Context, shard job.Shard) (int64, error) {
+	if shard.Count <= 1 {
+		var n int64
+		if err := s.q.QueryRow(ctx, s.src.sizeSQL).Scan(&n); err != nil {
+			return 0, fmt.Errorf("count the rows of %s: %w", s.src.rel, err)
+		}
+		return n, nil
+	}
+	rows, err := s.q.Query(ctx, s.src.sizeByCharacterSQL)
+	if err != nil {
+		return 0, fmt.Errorf("count the rows of %s: %w", s.src.rel, err)
+	}
+	var total, n int64
+	var char *string
+	_, err = pgx.ForEachRow(rows, []any{&char, &n}, func() error {
+		c := ""
+		if char != nil {
+			c = *char
+		}
+		if policy.Shard(c, shard.Count) == shard.Index {
+			total += n
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count the rows of %s: %w", s.src.rel, err)
+	}
+	return total, nil
+}
+
 // ReadOnly runs fn against a Store bound to one read-only, repeatable-read transaction, which
 // is rolled back: a dry-run cannot write.
 func (s *Store) ReadOnly(ctx context.Context, fn func(job.Reader) error) error {

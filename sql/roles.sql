@@ -22,6 +22,10 @@
 --   retention_auditor  the role of `retention report` and `retention audit verify`: reads the
 --                      results, the seals, the rules and the views; writes nothing.
 --
+-- The policies: written by the owner. A role of your own that edits them (e.g. for `retention
+-- policy apply`) needs SELECT, INSERT, UPDATE, DELETE on retention.policies and INSERT on
+-- retention.policy_history, which the policies' trigger writes as that role.
+--
 -- The session source: retention.sessions is granted here. A source of your own (`--source
 -- app.sessions_v`) needs its own grant to the job and, for the report's live counts, to the
 -- auditor:   GRANT USAGE ON SCHEMA app TO retention_job, retention_auditor;
@@ -88,7 +92,8 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --                                        deletions_v1 for sessions already deleted
 --   Lock                                 reads pg_locks and pg_database (granted to PUBLIC)
 --   StartRun, Claim, Record, Finish      retention.start_run, claim, record, close_run, seal,
---                                        finish_run
+--                                        finish_run (the 006 signature with the safety cap's
+--                                        figures, and 004's for binaries of before it)
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
                 retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes
     TO retention_job;
@@ -98,6 +103,8 @@ GRANT EXECUTE ON FUNCTION
     retention.record(bigint, text, bigint, text[], integer[], integer[], text[]),
     retention.close_run(bigint, text),
     retention.finish_run(bigint, text, text, bigint, bigint, bigint, bigint, jsonb, boolean, text, bigint, bytea, text),
+    retention.finish_run(bigint, text, text, bigint, bigint, bigint, bigint, jsonb, boolean, text, bigint, bytea, text,
+                         bigint, bigint, bigint),
     retention.seal()
     TO retention_job;
 
@@ -107,7 +114,7 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.runs, retention.deletions, retention.deletions_v1, retention.seals,
                 retention.seal_head, retention.claims, retention.outcomes, retention.unsealed,
                 retention.log_leaves, retention.log_hashes, retention.log_roots, retention.log_head,
-                retention.checkpoints, retention.expired_sessions, retention.deletion_outcomes,
+                retention.checkpoints, retention.policy_history, retention.expired_sessions, retention.deletion_outcomes,
                 retention.daily_deletions, retention.run_history
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
@@ -115,7 +122,8 @@ GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions
                           retention.expiry_threshold(interval, timestamptz),
                           retention.well_formed_id(text), retention.seal_field(text),
                           retention.seal_time(timestamptz), retention.seal_content(retention.deletions_v1),
-                          retention.claim_content(bigint)
+                          retention.claim_content(bigint),
+                          retention.policies_as_of(timestamptz)
     TO retention_auditor;
 
 COMMIT;

@@ -65,6 +65,8 @@ func (a *app) program() *cli.Program {
 			{Name: "schedule", Run: a.schedule, Help: scheduleHelp},
 			{Name: "migrate", Run: a.migrate, Help: migrateHelp},
 			{Name: "report", Run: a.report, Help: reportHelp},
+			{Name: "policy", Run: a.policy, Help: policyHelp},
+			{Name: "plan", Run: a.plan, Help: policyHelp},
 			{Name: "audit", Run: a.audit, Help: auditHelp},
 			{Name: "version", Aliases: []string{"--version"}, Run: a.version},
 		},

@@ -25,6 +25,7 @@ func codeOf(err error) int {
 		outdated *migrations.OutdatedError
 		format   *report.FormatError
 		cp       *audit.CheckpointError
+		aborted  *job.AbortError
 	)
 	switch {
 	case err == nil:
@@ -35,6 +36,8 @@ func codeOf(err error) int {
 		return exitcode.Usage
 	case errors.Is(err, audit.ErrChainBroken):
 		return exitcode.Partial // 1: audit verify found records edited, removed or inserted
+	case errors.As(err, &aborted):
+		return exitcode.Aborted
 	case errors.Is(err, job.ErrLocked):
 		return exitcode.Locked
 	case errors.Is(err, job.ErrKeyRejected):

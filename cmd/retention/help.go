@@ -18,6 +18,13 @@ usage:
   retention report [flags]     the compliance report of a period: deletions, lag, backlog, overdue,
                                runs (table, csv, json or html; see retention report --help); or
                                with --session ID, every attempt on one session, or why none
+                               or with --policies-as-of TIME, the policies in force then, with versions
+  retention policy export      print the policies as YAML (--out FILE)
+  retention policy apply -f F  make the policies equal to file F in one transaction, printing the plan:
+                               each change and the sessions it makes due now and within 7 days;
+                               --dry-run changes nothing; new deletions above --abort-above(-percent)
+                               are refused with exit 6 unless --confirm; --actor, --reason are recorded
+  retention plan               what the next run would delete per character, and whether it trips the cap
   retention audit verify       check the results trail: rebuild the Merkle log from the rows, check
                                its hashes, roots and checkpoints (and the v1 chain); exit 1 if anything
                                was edited, removed or inserted (see retention audit --help)
@@ -43,16 +50,20 @@ environment:
   CONVAI_API_URL       the API root (default https://api.convai.com)
   LOG_LEVEL            debug, info, warn or error; logs go to stderr, JSON unless a terminal
   RETENTION_CHECKPOINT_KEY_FILE  the note key that signs each run's checkpoint (tree size and root)
+  RETENTION_ACTOR      who runs retention policy apply, recorded in retention.policy_history
   RETENTION_CHECKPOINT_DIR       a directory outside the database for the signed checkpoints
                                  (run-ID.note, latest.note); needs the key
 
 exit codes:
   0    finished: everything selected is deleted, or nothing to do, or a dry-run, or the budget was reached
   1    finished with some sessions failed; or audit verify found the trail broken, or audit check refused a proof
-  2    usage or configuration error, or the schema is missing or old (run retention migrate); nothing done
+  2    usage or configuration error, or the schema is missing or old (run retention migrate), or an invalid
+       policy file (each mistake with its line); nothing done
   3    another run holds the lock
   4    the API rejected the key
   5    any other fatal error (database unreachable, ...)
+  6    the safety cap stopped the run before it sent anything (--abort-above, --abort-above-percent);
+       or policy apply refused changes whose new deletions exceed it (nothing changed; --confirm applies)
   130  interrupted by SIGINT
   143  terminated by SIGTERM
 `)

@@ -70,6 +70,15 @@ func writeText(w io.Writer, s *job.Summary) error {
 		}
 		fmt.Fprintf(&b, "results log: %d leaves, root %s (%s)\n", c.TreeSize, c.Root, signed)
 	}
+	if c := s.Cap; c != nil {
+		if c.Aborted {
+			b.WriteString("ABORTED by the safety cap: nothing was sent. Check the policies; if this many deletions are " +
+				"intended (a first run over a backlog), lift the cap for one run (--abort-above, --abort-above-percent; 0 is off) " +
+				"or work through it in bounded runs with --max-deletions\n")
+		} else {
+			fmt.Fprintf(&b, "safety cap: %d to send, limit %d (%s)\n", c.WouldSend, c.Limit, c.Reason())
+		}
+	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
 	}

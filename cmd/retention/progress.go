@@ -193,6 +193,16 @@ func (p *progress) estimate(ctx context.Context) {
 	p.log.Info("estimated the sessions this run will send", "total", total)
 }
 
+// CapChecked implements job.CapObserver: the safety cap's count is what the run will send, so
+// it is the estimate when no count runs beside the run.
+func (p *progress) CapChecked(c job.CapCheck) {
+	if p.count != nil || c.Aborted {
+		return
+	}
+	p.total.Store(c.WouldSend)
+	p.log.Info("estimated the sessions this run will send", "total", c.WouldSend, "from", "safety cap count")
+}
+
 // estimated is the job's EstimatedTotal: the estimate, never below what is already done.
 func (p *progress) estimated() (int64, bool) {
 	total := p.total.Load()
@@ -243,6 +253,15 @@ func (p *progress) close() {
 
 // observers passes each event to every one of them.
 type observers []job.Observer
+
+// CapChecked passes the safety cap's count to those that want it.
+func (obs observers) CapChecked(c job.CapCheck) {
+	for _, o := range obs {
+		if co, ok := o.(job.CapObserver); ok {
+			co.CapChecked(c)
+		}
+	}
+}
 
 func (obs observers) RunStarted(info job.RunInfo) {
 	for _, o := range obs {

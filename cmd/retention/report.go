@@ -30,6 +30,7 @@ type reportOptions struct {
 	out          string
 	source       string
 	sla          string
+	policiesAsOf string
 	set          map[string]bool // flags given on the command line
 }
 
@@ -47,6 +48,8 @@ func reportFlags(o *reportOptions) *flagSet {
 		{name: "table", env: noEnv, value: &o.table, def: string(report.CSVCharacters),
 			help: "the table of a CSV report: characters, runs or days"},
 		{name: "out", env: noEnv, value: &o.out, def: "", help: "write to FILE instead of stdout (replaced whole, or not at all)"},
+		{name: "policies-as-of", env: noEnv, value: &o.policiesAsOf, def: "",
+			help: "instead of the report, the policies in force at this instant, each with its version and who changed it, when and why: YYYY-MM-DD (midnight UTC) or RFC 3339 (table, csv or json)"},
 		{name: "source", value: &o.source, def: source.DefaultRelation,
 			help: "SCHEMA.RELATION with columns character_id, session_id, last_active_at, for the live counts"},
 		{name: "sla", value: &o.sla, def: "7d",
@@ -55,7 +58,8 @@ func reportFlags(o *reportOptions) *flagSet {
 }
 
 func reportHelp(w io.Writer) {
-	fmt.Fprint(w, "usage: retention report [flags]\n       retention report --session ID [--character C] [flags]\n\n")
+	fmt.Fprint(w, "usage: retention report [flags]\n       retention report --session ID [--character C] [flags]\n"+
+		"       retention report --policies-as-of TIME [--format F] [--out FILE]\n\n")
 	var o reportOptions
 	reportFlags(&o).usage(w)
 }
@@ -79,11 +83,25 @@ func (a *app) report(ctx context.Context, args []string) error {
 		return err
 	}
 	var opts report.Options
-	if o.session == "" {
+	var asOf time.Time
+	switch {
+	case o.policiesAsOf != "":
+		for _, name := range []string{"session", "since", "until", "sla", "table", "character"} {
+			if o.set[name] {
+				return usagef("--%s does not apply to --policies-as-of", name)
+			}
+		}
+		if asOf, err = parseInstant("policies-as-of", o.policiesAsOf, false); err != nil {
+			return err
+		}
+		if format == report.FormatHTML {
+			return usagef("--policies-as-of writes table, csv or json, not html")
+		}
+	case o.session == "":
 		if opts, err = o.period(time.Now()); err != nil {
 			return err
 		}
-	} else {
+	default:
 		for _, name := range []string{"since", "until", "sla", "table"} {
 			if o.set[name] {
 				return usagef("--%s does not apply to --session: the evidence covers every attempt", name)
@@ -106,6 +124,13 @@ func (a *app) report(ctx context.Context, args []string) error {
 	ident := pgx.Identifier{rel.Schema, rel.Name}
 
 	return a.writeOut(o.out, func(w io.Writer) error {
+		if o.policiesAsOf != "" {
+			p, err := report.PoliciesAsOf(ctx, pool, asOf)
+			if err != nil {
+				return err
+			}
+			return p.Write(w, format)
+		}
 		if o.session != "" {
 			ev, err := report.Session(ctx, pool, report.SessionOptions{SessionID: o.session, Character: o.character, Source: ident})
 			if err != nil {

@@ -134,7 +134,7 @@ func TestReportCommandSession(t *testing.T) {
 	r := b.run(t, "report", "--session", "c-own-old-0", "--format", "table")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
 	require.Contains(t, r.stdout, "character c-own: DELETED")
-	require.Regexp(t, `deleted: confirmed at \S+ \S+ by run \d+, under policy \d+ of "c-own" \(max_age 7 days; expired at`, r.stdout)
+	require.Regexp(t, `deleted: confirmed at \S+ \S+ by run \d+, under policy \d+ of "c-own" version \d+ \(max_age 7 days; expired at`, r.stdout)
 
 	r = b.run(t, "report", "--session", "c-def-old-1", "--character", "c-def", "--format", "json")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)

@@ -58,6 +58,11 @@ func (o *runOptions) table() options {
 			help: "time limit of each try"},
 		{name: "max-deletions", value: &c.MaxDeletions, def: int64(0), setting: "max_deletions",
 			help: "most sessions to send this run, oldest first; 0 for no limit"},
+		{name: "abort-above", value: &c.AbortAbove, def: int64(0), setting: "abort_above",
+			help: "safety cap: if the run would send more sessions than this, send nothing and exit 6; 0 for off"},
+		{name: "abort-above-percent", value: &c.AbortAbovePercent, def: 0.0, setting: "abort_above_percent",
+			help: "safety cap: if the run would send more than this percent of the source's sessions (in its shard), " +
+				"send nothing and exit 6; 0 for off"},
 		{name: "shutdown-grace", value: &o.grace, def: job.ShutdownGraceDefault, setting: "shutdown_grace",
 			record: func() any { return max(o.grace, 0) },
 			help:   "on SIGTERM/SIGINT, how long requests in flight may finish"},
@@ -121,6 +126,8 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return cli.Exit(a.signalCode(), nil)
 	case err != nil:
 		return err
+	case sum.Status == job.StatusAborted:
+		return cli.Exit(exitcode.Aborted, nil)
 	case sum.Status == job.StatusPartial:
 		return cli.Exit(exitcode.Partial, nil)
 	}

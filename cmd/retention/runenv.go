@@ -141,7 +141,10 @@ func (e *runEnv) dryRun(ctx context.Context) (*job.Summary, error) {
 func (e *runEnv) realRun(ctx context.Context) (*job.Summary, error) {
 	cfg := e.o.cfg
 	var count func(context.Context) (int64, error)
-	if e.o.estimate {
+	// A capped run counts what it will send before its first claim: that count is the
+	// estimate, and no second pass runs beside the run.
+	capped := cfg.AbortAbove > 0 || cfg.AbortAbovePercent > 0
+	if e.o.estimate && !capped {
 		count = e.counter(cfg.MaxDeletions)
 	}
 	p := newProgress(e.line, e.log, count, cfg.MaxDeletions)

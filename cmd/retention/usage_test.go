@@ -136,7 +136,7 @@ func TestHelp(t *testing.T) {
 	help := r.stdout
 
 	for _, code := range []int{exitcode.OK, exitcode.Partial, exitcode.Usage, exitcode.Locked,
-		exitcode.KeyRejected, exitcode.Fatal, exitcode.Interrupted, exitcode.Terminated} {
+		exitcode.KeyRejected, exitcode.Fatal, exitcode.Aborted, exitcode.Interrupted, exitcode.Terminated} {
 		require.Regexp(t, regexp.MustCompile(fmt.Sprintf(`(?m)^\s+%d\s+\S`, code)), help, "exit code %d", code)
 	}
 	for _, v := range []string{"DATABASE_URL", "CONVAI_API_KEY", "CONVAI_API_KEY_FILE", "CONVAI_API_URL", "LOG_LEVEL"} {
@@ -148,24 +148,26 @@ func TestHelp(t *testing.T) {
 
 	// Every run flag, with the variables that set it in its entry.
 	flags := map[string][]string{
-		"dry-run":         nil,
-		"log-level":       {"$LOG_LEVEL"},
-		"output":          {"$RETENTION_OUTPUT"},
-		"source":          {"$RETENTION_SOURCE"},
-		"chunk-size":      {"$RETENTION_CHUNK_SIZE"},
-		"concurrency":     {"$RETENTION_CONCURRENCY"},
-		"rate":            {"$RETENTION_RATE"},
-		"backoff-base":    {"$RETENTION_BACKOFF_BASE"},
-		"backoff-max":     {"$RETENTION_BACKOFF_MAX"},
-		"max-attempts":    {"$RETENTION_MAX_ATTEMPTS"},
-		"request-timeout": {"$RETENTION_REQUEST_TIMEOUT"},
-		"max-deletions":   {"$RETENTION_MAX_DELETIONS"},
-		"shutdown-grace":  {"$RETENTION_SHUTDOWN_GRACE"},
-		"page-size":       {"$RETENTION_PAGE_SIZE"},
-		"shard-index":     {"$RETENTION_SHARD_INDEX", "$JOB_COMPLETION_INDEX"},
-		"shard-count":     {"$RETENTION_SHARD_COUNT"},
-		"pushgateway-url": {"$RETENTION_PUSHGATEWAY_URL"},
-		"estimate":        {"$RETENTION_ESTIMATE"},
+		"dry-run":             nil,
+		"log-level":           {"$LOG_LEVEL"},
+		"output":              {"$RETENTION_OUTPUT"},
+		"source":              {"$RETENTION_SOURCE"},
+		"chunk-size":          {"$RETENTION_CHUNK_SIZE"},
+		"concurrency":         {"$RETENTION_CONCURRENCY"},
+		"rate":                {"$RETENTION_RATE"},
+		"backoff-base":        {"$RETENTION_BACKOFF_BASE"},
+		"backoff-max":         {"$RETENTION_BACKOFF_MAX"},
+		"max-attempts":        {"$RETENTION_MAX_ATTEMPTS"},
+		"request-timeout":     {"$RETENTION_REQUEST_TIMEOUT"},
+		"abort-above":         {"$RETENTION_ABORT_ABOVE"},
+		"abort-above-percent": {"$RETENTION_ABORT_ABOVE_PERCENT"},
+		"max-deletions":       {"$RETENTION_MAX_DELETIONS"},
+		"shutdown-grace":      {"$RETENTION_SHUTDOWN_GRACE"},
+		"page-size":           {"$RETENTION_PAGE_SIZE"},
+		"shard-index":         {"$RETENTION_SHARD_INDEX", "$JOB_COMPLETION_INDEX"},
+		"shard-count":         {"$RETENTION_SHARD_COUNT"},
+		"pushgateway-url":     {"$RETENTION_PUSHGATEWAY_URL"},
+		"estimate":            {"$RETENTION_ESTIMATE"},
 	}
 	listed := regexp.MustCompile(`(?m)^  --([a-z-]+)`).FindAllStringSubmatch(help, -1)
 	var names []string

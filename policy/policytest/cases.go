@@ -28,7 +28,7 @@ var (
 	Months4  = time.Date(2026, 2, 28, 12, 0, 0, 0, time.UTC)             // '4 mons': June 30 has no February twin
 	Hours36  = time.Date(2026, 6, 29, 0, 0, 0, 0, time.UTC)              // '36:00:00': hours, not days
 	Mixed    = time.Date(2026, 5, 27, 10, 29, 59, 500_000_000, time.UTC) // '1 mon 2 days 25:30:00.5'
-	Micro1   = Cutoff.Add(-time.Microsecond)                             // '00:00:00.000001'
+	Micro1   = Cutoff.Add(-time.Hour - time.Microsecond)                 // '01:00:00.000001'
 	Weeks2   = time.Date(2026, 6, 16, 12, 0, 0, 0, time.UTC)
 	Century2 = time.Date(1826, 6, 30, 12, 0, 0, 0, time.UTC) // '200 years', the longest allowed
 )
@@ -110,7 +110,7 @@ var judgeWorld = World{
 		policy.Policy{ID: 4, CharacterID: "months", MaxAge: "4 mons", Enabled: true, Threshold: Months4},
 		policy.Policy{ID: 5, CharacterID: "hours", MaxAge: "36:00:00", Enabled: true, Threshold: Hours36},
 		policy.Policy{ID: 6, CharacterID: "mixed", MaxAge: "1 mon 2 days 25:30:00.5", Enabled: true, Threshold: Mixed},
-		policy.Policy{ID: 7, CharacterID: "micro", MaxAge: "00:00:00.000001", Enabled: true, Threshold: Micro1},
+		policy.Policy{ID: 7, CharacterID: "micro", MaxAge: "01:00:00.000001", Enabled: true, Threshold: Micro1},
 		policy.Policy{ID: 8, CharacterID: "weeks", MaxAge: "2 weeks", Enabled: true, Threshold: Weeks2},
 		policy.Policy{ID: 9, CharacterID: "century", MaxAge: "200 years", Enabled: true, Threshold: Century2},
 	),
@@ -154,8 +154,8 @@ var JudgeCases = []JudgeCase{
 	{"36 hours: after", judgeWorld, rec("hours", "s", Hours36.Add(time.Microsecond)), false, policy.SkipNone},
 	{"mixed interval: at", judgeWorld, rec("mixed", "s", Mixed), true, policy.SkipNone},
 	{"mixed interval: after", judgeWorld, rec("mixed", "s", Mixed.Add(time.Microsecond)), false, policy.SkipNone},
-	{"one microsecond: at", judgeWorld, rec("micro", "s", Micro1), true, policy.SkipNone},
-	{"one microsecond: at the cut-off", judgeWorld, rec("micro", "s", Cutoff), false, policy.SkipNone},
+	{"an hour and a microsecond: at", judgeWorld, rec("micro", "s", Micro1), true, policy.SkipNone},
+	{"an hour and a microsecond: a microsecond after", judgeWorld, rec("micro", "s", Micro1.Add(time.Microsecond)), false, policy.SkipNone},
 	{"two weeks: at", judgeWorld, rec("weeks", "s", Weeks2), true, policy.SkipNone},
 	{"two weeks: after", judgeWorld, rec("weeks", "s", Weeks2.Add(time.Microsecond)), false, policy.SkipNone},
 	{"200 years: at", judgeWorld, rec("century", "s", Century2), true, policy.SkipNone},

@@ -17,6 +17,9 @@ const (
 	KeyRejected = 4
 	// Fatal: any other fatal error (database unreachable, ...).
 	Fatal = 5
+	// Aborted: the safety cap (--abort-above, --abort-above-percent) stopped the run before it
+	// sent anything; or policy apply refused a change whose new deletions exceed the caps.
+	Aborted = 6
 	// Interrupted by SIGINT.
 	Interrupted = 130
 	// Terminated by SIGTERM.

@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/internal/cli"
+	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/policy/policyfile"
+	"github.com/convai-retention/retention/source"
+)
+
+const policyUsage = `usage: retention policy export [--out FILE]
+       retention policy apply -f FILE [--dry-run] [--confirm] [--actor WHO] [--reason WHY] [--abort-above N] [--abort-above-percent P]
+       retention plan [--abort-above N] [--abort-above-percent P] [--max-deletions N]
+`
+
+// planOptions are the flags "policy apply" and "plan" share: the caps, the source, the output.
+type planOptions struct {
+	source       string
+	output       string
+	abortAbove   int64
+	abortPercent float64
+}
+
+func (o *planOptions) define(fs *flagSet) {
+	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION with columns character_id, session_id, last_active_at")
+	fs.StringVar(&o.output, "output", "text", "text or json")
+	fs.Int64Var(&o.abortAbove, "abort-above", 0, "the safety cap in sessions, as for retention run; 0 for off")
+	fs.Float64Var(&o.abortPercent, "abort-above-percent", 0, "the safety cap in percent of the source's sessions, as for retention run; 0 for off")
+	fs.envName("source")
+	fs.envName("abort-above")
+	fs.envName("abort-above-percent")
+}
+
+func (o *planOptions) check() error {
+	switch {
+	case o.output != "text" && o.output != "json":
+		return usagef("invalid --output %q: want text or json", o.output)
+	case o.abortAbove < 0:
+		return usagef("invalid --abort-above %d: want 0 (off) or more sessions", o.abortAbove)
+	case math.IsNaN(o.abortPercent) || o.abortPercent < 0 || o.abortPercent > 100:
+		return usagef("invalid --abort-above-percent %v: want 0 (off) to 100", o.abortPercent)
+	}
+	return nil
+}
+
+// limit is the lowest cap in sessions for a source of n sessions; ok false when no cap is set.
+func (o *planOptions) limit(n int64) (limit int64, ok bool) {
+	limit = math.MaxInt64
+	if o.abortAbove > 0 {
+		limit, ok = o.abortAbove, true
+	}
+	if o.abortPercent > 0 {
+		limit, ok = min(limit, int64(math.Floor(o.abortPercent/100*float64(n)))), true
+	}
+	return limit, ok
+}
+
+// policy runs "retention policy export" and "retention policy apply".
+func (a *app) policy(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usagef("policy: want a subcommand: export or apply (%s)", strings.TrimSuffix(policyUsage, "\n"))
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(a.stdout, policyUsage)
+		return nil
+	case "export":
+		return a.policyExport(ctx, args[1:])
+	case "apply":
+		return a.policyApply(ctx, args[1:])
+	}
+	return usagef("policy: unknown subcommand %q: want export or apply", args[0])
+}
+
+func policyHelp(w io.Writer) {
+	fmt.Fprint(w, policyUsage+"\nflags of policy apply and plan:\n")
+	var o planOptions
+	fs := newFlagSet("policy apply")
+	o.define(fs)
+	fs.usage(w)
+}
+
+// policyStore connects and inspects the source.
+func (a *app) policyStore(ctx context.Context, rel string) (*pgxpool.Pool, *source.Store, error) {
+	r, err := source.ParseRelation(rel)
+	if err != nil {
+		return nil, nil, err
+	}
+	dsn, err := a.databaseURL()
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := connectCurrent(ctx, dsn, 2)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := source.Inspect(ctx, pool, r)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return pool, source.New(pool, src, source.Config{}), nil
+}
+
+func (a *app) policyExport(ctx context.Context, args []string) error {
+	fs := newFlagSet("policy export")
+	out := fs.String("out", "", "write to FILE instead of stdout (replaced whole, or not at all)")
+	if err := fs.parse(args, a.getenv); err != nil {
+		return err
+	}
+	pool, store, err := a.policyStore(ctx, source.DefaultRelation)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	f, err := store.PolicyFile(ctx)
+	if err != nil {
+		return err
+	}
+	header := fmt.Sprintf("retention policies, exported %s\napply with: retention policy apply -f FILE (see retention policy --help)",
+		time.Now().UTC().Format(time.RFC3339))
+	return a.writeOut(*out, func(w io.Writer) error { return policyfile.Write(w, f, header) })
+}
+
+func (a *app) policyApply(ctx context.Context, args []string) error {
+	var o planOptions
+	fs := newFlagSet("policy apply")
+	file := fs.String("f", "", "the policy file to apply (as policy export writes it)")
+	dryRun := fs.Bool("dry-run", false, "print the plan and change nothing")
+	confirm := fs.Bool("confirm", false, "apply even when the new deletions exceed the safety cap")
+	actor := fs.String("actor", "", "who applies the file, recorded in retention.policy_history")
+	reason := fs.String("reason", "", "why, recorded in retention.policy_history (default: each policy's note)")
+	fs.envName("actor")
+	o.define(fs)
+	if err := fs.parse(args, a.getenv); err != nil {
+		return err
+	}
+	if err := o.check(); err != nil {
+		return err
+	}
+	if *file == "" {
+		return usagef("policy apply: -f FILE is required")
+	}
+	f, err := a.readPolicyFile(*file)
+	if err != nil {
+		return err
+	}
+	pool, store, err := a.policyStore(ctx, o.source)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	var refused bool
+	p, err := store.ApplyPolicies(ctx, f, source.ApplyOptions{Actor: *actor, Reason: *reason, Due: due,
+		Commit: func(p *source.Plan) (bool, error) {
+			if *dryRun {
+				return false, nil
+			}
+			if limit, ok := o.limit(p.SourceSessions); ok && p.NewDeletions() > limit && !*confirm {
+				refused = true
+				return false, nil
+			}
+			return true, nil
+		}})
+	if err != nil {
+		var list policyfile.ErrorList
+		if asErrorList(err, &list) {
+			return fileError(*file, list)
+		}
+		return err
+	}
+	applied := !*dryRun && !refused && len(p.Changes) > 0
+	if err := writePlan(a.stdout, o, p, true, applied); err != nil {
+		return err
+	}
+	if refused {
+		limit, _ := o.limit(p.SourceSessions)
+		return cli.Exit(exitcode.Aborted, fmt.Errorf("policy apply: the changes make %d more sessions due now, above the safety cap of %d; "+
+			"nothing changed (give --confirm to apply anyway)", p.NewDeletions(), limit))
+	}
+	return nil
+}
+
+// readPolicyFile reads and parses a policy file; its mistakes are usage errors naming the file.
+func (a *app) readPolicyFile(path string) (*policyfile.File, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, usagef("policy apply: %v", err)
+	}
+	defer fh.Close()
+	f, err := policyfile.Parse(fh)
+	if err != nil {
+		var list policyfile.ErrorList
+		if asErrorList(err, &list) {
+			return nil, fileError(path, list)
+		}
+		return nil, usagef("policy apply: read %s: %v", path, err)
+	}
+	return f, nil
+}
+
+func asErrorList(err error, list *policyfile.ErrorList) bool { return errors.As(err, list) }
+
+// fileError is a usage error listing every mistake of a file as FILE:LINE: reason.
+func fileError(path string, list policyfile.ErrorList) error {
+	msgs := make([]string, len(list))
+	for i, e := range list {
+		if e.Line > 0 {
+			msgs[i] = fmt.Sprintf("%s:%d: %s", path, e.Line, e.Reason)
+		} else {
+			msgs[i] = fmt.Sprintf("%s: %s", path, e.Reason)
+		}
+	}
+	return usagef("invalid policy file; nothing changed:\n  %s", strings.Join(msgs, "\n  "))
+}
+
+// due counts what a run would select, with the job's rules and selection, over every shard.
+func due(ctx context.Context, rd job.Reader, at time.Time) (map[string]int64, error) {
+	r, err := job.New(nil, nil, job.Config{})
+	if err != nil {
+		return nil, err
+	}
+	return r.Due(ctx, rd, at)
+}
+
+// plan runs "retention plan": the impact of the policies as they are.
+func (a *app) plan(ctx context.Context, args []string) error {
+	var o planOptions
+	fs := newFlagSet("plan")
+	o.define(fs)
+	budget := fs.Int64("max-deletions", 0, "the budget of the next run, as for retention run; 0 for no limit")
+	fs.envName("max-deletions")
+	if err := fs.parse(args, a.getenv); err != nil {
+		return err
+	}
+	if err := o.check(); err != nil {
+		return err
+	}
+	if *budget < 0 {
+		return usagef("invalid --max-deletions %d: want 0 (no limit) or more", *budget)
+	}
+	pool, store, err := a.policyStore(ctx, o.source)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	p, err := store.Plan(ctx, due)
+	if err != nil {
+		return err
+	}
+	if err := writePlan(a.stdout, o, p, false, false); err != nil {
+		return err
+	}
+	next := p.DueNow()
+	if *budget > 0 {
+		next = min(next, *budget)
+	}
+	if limit, ok := o.limit(p.SourceSessions); ok && next > limit {
+		fmt.Fprintf(a.stdout, "the next run would send %d sessions, above the safety cap of %d: it would abort (exit 6)\n", next, limit)
+	}
+	return nil
+}
+
+// writePlan prints a plan: the changes (withChanges) and the impact per character.
+func writePlan(w io.Writer, o planOptions, p *source.Plan, withChanges, applied bool) error {
+	limit, capped := o.limit(p.SourceSessions)
+	if o.output == "json" {
+		doc := struct {
+			*source.Plan
+			DueNow       int64  `json:"due_now"`
+			NewDeletions int64  `json:"new_deletions"`
+			Cap          *int64 `json:"safety_cap,omitempty"`
+			Applied      bool   `json:"applied"`
+		}{Plan: p, DueNow: p.DueNow(), NewDeletions: p.NewDeletions(), Applied: applied}
+		if capped {
+			doc.Cap = &limit
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(doc)
+	}
+	var b strings.Builder
+	if withChanges {
+		fmt.Fprintf(&b, "plan: %d change(s) to retention.policies\n", len(p.Changes))
+		for _, c := range p.Changes {
+			who := "default policy"
+			if c.CharacterID != "" {
+				who = fmt.Sprintf("character %q", c.CharacterID)
+			}
+			switch c.Op {
+			case "insert":
+				fmt.Fprintf(&b, "  + %s: %s\n", who, entryText(c.New))
+			case "update":
+				fmt.Fprintf(&b, "  ~ %s: %s -> %s\n", who, entryText(c.Old), entryText(c.New))
+			case "delete":
+				fmt.Fprintf(&b, "  - %s: %s\n", who, entryText(c.Old))
+			}
+		}
+	}
+	fmt.Fprintf(&b, "impact on %s (%d sessions; due = expired and not held; at %s):\n", p.Source, p.SourceSessions, p.At.UTC().Format(time.RFC3339))
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if withChanges {
+		fmt.Fprintln(tw, "CHARACTER\tDUE NOW\tDUE NOW (PLANNED)\tWITHIN 7D\tWITHIN 7D (PLANNED)")
+	} else {
+		fmt.Fprintln(tw, "CHARACTER\tDUE NOW\tWITHIN 7D")
+	}
+	var now, nowP, week, weekP int64
+	for _, i := range p.Impact {
+		if withChanges {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", printable(i.CharacterID), i.NowCurrent, i.NowPlanned, i.WeekCurrent, i.WeekPlanned)
+		} else {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", printable(i.CharacterID), i.NowCurrent, i.WeekCurrent)
+		}
+		now, nowP, week, weekP = now+i.NowCurrent, nowP+i.NowPlanned, week+i.WeekCurrent, weekP+i.WeekPlanned
+	}
+	if withChanges {
+		fmt.Fprintf(tw, "(total)\t%d\t%d\t%d\t%d\n", now, nowP, week, weekP)
+	} else {
+		fmt.Fprintf(tw, "(total)\t%d\t%d\n", now, week)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	b.Reset()
+	if withChanges {
+		fmt.Fprintf(&b, "new deletions due now: %d", p.NewDeletions())
+		if capped {
+			verdict := "within"
+			if p.NewDeletions() > limit {
+				verdict = "ABOVE"
+			}
+			fmt.Fprintf(&b, " (%s the safety cap of %d)", verdict, limit)
+		}
+		b.WriteString("\n")
+		switch {
+		case len(p.Changes) == 0:
+			b.WriteString("nothing to change\n")
+		case applied:
+			b.WriteString("applied\n")
+		default:
+			b.WriteString("not applied\n")
+		}
+	} else if capped {
+		fmt.Fprintf(&b, "safety cap: %d sessions\n", limit)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func entryText(e *policyfile.Entry) string {
+	s := "max_age " + e.MaxAge
+	if !e.Enabled {
+		s += ", disabled"
+	}
+	if e.Note != "" {
+		s += fmt.Sprintf(", note %q", e.Note)
+	}
+	return s
+}

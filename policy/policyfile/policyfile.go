@@ -1,0 +1,294 @@
+// Package policyfile reads and writes the retention policies as a YAML file, the form that
+// "retention policy export" prints and "retention policy apply" makes the table equal to:
+//
+//	default:
+//	  max_age: 30 days
+//	  note: privacy policy section 4
+//	characters:
+//	  char-kids:
+//	    max_age: 7 days
+//	    note: children's character
+//	  char-legal:
+//	    max_age: 1 day
+//	    enabled: false
+//
+// Each entry has max_age (a PostgreSQL interval, required), enabled (default true) and note
+// (default empty). It is pure: it checks the shape of the file, with the line of every
+// mistake; the database checks the intervals themselves.
+package policyfile
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Entry is one policy of the file.
+type Entry struct {
+	// CharacterID is the character, "" for the default policy.
+	CharacterID string
+	MaxAge      string
+	Enabled     bool
+	Note        string
+	// Line is where the entry starts in the file, MaxAgeLine where its max_age is (0 for
+	// entries not read from a file).
+	Line, MaxAgeLine int
+}
+
+// IsDefault reports whether e is the default policy.
+func (e Entry) IsDefault() bool { return e.CharacterID == "" }
+
+// File is the policies of a file: at most one default, at most one entry per character,
+// characters sorted.
+type File struct {
+	Default    *Entry
+	Characters []Entry
+}
+
+// Entries returns the default (if any), then the characters.
+func (f *File) Entries() []Entry {
+	var out []Entry
+	if f.Default != nil {
+		out = append(out, *f.Default)
+	}
+	return append(out, f.Characters...)
+}
+
+// Error is a mistake in a policy file: its line (0 when the file as a whole is wrong) and why.
+type Error struct {
+	Line   int
+	Reason string
+}
+
+func (e *Error) Error() string {
+	if e.Line == 0 {
+		return e.Reason
+	}
+	return fmt.Sprintf("line %d: %s", e.Line, e.Reason)
+}
+
+// ErrorList is every mistake found in a file, in line order. Parse returns one.
+type ErrorList []*Error
+
+func (l ErrorList) Error() string {
+	msgs := make([]string, len(l))
+	for i, e := range l {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Parse reads a policy file. Unknown keys, a missing or empty max_age, a value of the wrong type,
+// a blank or duplicate character and two defaults are errors, each with its line; Parse returns
+// them all as an ErrorList.
+func Parse(r io.Reader) (*File, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, ErrorList{yamlError(err)}
+	}
+	p := &parser{}
+	f := p.file(&doc)
+	if len(p.errs) > 0 {
+		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
+		return nil, p.errs
+	}
+	return f, nil
+}
+
+// yamlError turns the YAML decoder's message ("yaml: line 3: ...") into an Error.
+func yamlError(err error) *Error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var line int
+	if n, _ := fmt.Sscanf(msg, "line %d:", &line); n == 1 {
+		msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
+	}
+	return &Error{Line: line, Reason: "not valid YAML: " + msg}
+}
+
+type parser struct {
+	errs ErrorList
+}
+
+func (p *parser) fail(n *yaml.Node, format string, args ...any) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	p.errs = append(p.errs, &Error{Line: line, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) file(doc *yaml.Node) *File {
+	f := &File{}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return f // an empty file: no policies at all
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		p.fail(root, "want a mapping with the keys default and characters")
+		return f
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if prev, dup := seen[k.Value]; dup {
+			what := k.Value
+			if k.Value == "default" {
+				what = "default policy"
+			}
+			p.fail(k, "a second %s (the first is on line %d); there can be one", what, prev)
+			continue
+		}
+		seen[k.Value] = k.Line
+		switch k.Value {
+		case "default":
+			e := p.entry(v, "")
+			if e != nil {
+				e.Line = k.Line
+				f.Default = e
+			}
+		case "characters":
+			f.Characters = p.characters(v)
+		default:
+			p.fail(k, "unknown key %q: want default or characters", k.Value)
+		}
+	}
+	return f
+}
+
+func (p *parser) characters(n *yaml.Node) []Entry {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.fail(n, "characters: want a mapping from character ID to its policy")
+		return nil
+	}
+	var out []Entry
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			p.fail(k, "a character ID must be a string")
+			continue
+		}
+		id := k.Value
+		if strings.TrimSpace(id) == "" {
+			p.fail(k, "a character ID must not be blank")
+			continue
+		}
+		if prev, dup := seen[id]; dup {
+			p.fail(k, "character %q appears twice (first on line %d)", id, prev)
+			continue
+		}
+		seen[id] = k.Line
+		if e := p.entry(v, id); e != nil {
+			e.Line = k.Line
+			out = append(out, *e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CharacterID < out[j].CharacterID })
+	return out
+}
+
+func (p *parser) entry(n *yaml.Node, character string) *Entry {
+	who := "the default policy"
+	if character != "" {
+		who = fmt.Sprintf("character %q", character)
+	}
+	if n.Kind != yaml.MappingNode {
+		p.fail(n, "%s: want a mapping with max_age, enabled and note", who)
+		return nil
+	}
+	e := &Entry{CharacterID: character, Enabled: true}
+	before := len(p.errs)
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if seen[k.Value] {
+			p.fail(k, "%s: %s appears twice", who, k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		switch k.Value {
+		case "max_age":
+			if v.Kind != yaml.ScalarNode || v.Tag == "!!null" || strings.TrimSpace(v.Value) == "" {
+				p.fail(v, "%s: max_age must be an interval such as '30 days'", who)
+				continue
+			}
+			if v.Tag == "!!int" || v.Tag == "!!float" {
+				p.fail(v, "%s: max_age %s has no unit: PostgreSQL would read it as seconds; write e.g. '%s days'", who, v.Value, v.Value)
+				continue
+			}
+			e.MaxAge, e.MaxAgeLine = v.Value, v.Line
+		case "enabled":
+			var b bool
+			if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" || v.Decode(&b) != nil {
+				p.fail(v, "%s: enabled must be true or false, not %q", who, v.Value)
+				continue
+			}
+			e.Enabled = b
+		case "note":
+			if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+				p.fail(v, "%s: note must be text", who)
+				continue
+			}
+			e.Note = v.Value
+		default:
+			p.fail(k, "%s: unknown key %q: want max_age, enabled or note", who, k.Value)
+		}
+	}
+	if !seen["max_age"] {
+		p.fail(n, "%s: max_age is missing", who)
+	}
+	if len(p.errs) > before {
+		return nil
+	}
+	return e
+}
+
+// Write writes f as a policy file that Parse reads back to the same policies.
+func Write(w io.Writer, f *File, header string) error {
+	var b bytes.Buffer
+	for _, l := range strings.Split(strings.TrimRight(header, "\n"), "\n") {
+		if l != "" {
+			fmt.Fprintf(&b, "# %s\n", l)
+		}
+	}
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	if f.Default != nil {
+		root.Content = append(root.Content, str("default"), entryNode(*f.Default))
+	}
+	chars := &yaml.Node{Kind: yaml.MappingNode}
+	for _, e := range f.Characters {
+		chars.Content = append(chars.Content, str(e.CharacterID), entryNode(e))
+	}
+	root.Content = append(root.Content, str("characters"), chars)
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(root); err != nil {
+		return err
+	}
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+func str(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }
+
+func entryNode(e Entry) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.MappingNode}
+	n.Content = append(n.Content, str("max_age"), str(e.MaxAge))
+	n.Content = append(n.Content, str("enabled"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: fmt.Sprint(e.Enabled)})
+	n.Content = append(n.Content, str("note"), str(e.Note))
+	return n
+}

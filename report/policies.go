@@ -1,0 +1,110 @@
+package report
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Policies is the set of retention policies in force at one instant, rebuilt from
+// retention.policy_history, each with its version.
+type Policies struct {
+	AsOf     time.Time       `json:"as_of"`
+	Policies []PolicyVersion `json:"policies"`
+}
+
+// PolicyVersion is one policy as it was at an instant: its values and the change that made them.
+type PolicyVersion struct {
+	PolicyID int64 `json:"policy_id"`
+	// Version is the policy_history row of the change that gave these values.
+	Version     int64     `json:"version"`
+	CharacterID *string   `json:"character_id"` // nil: the default policy
+	MaxAge      string    `json:"max_age"`
+	Enabled     bool      `json:"enabled"`
+	Note        string    `json:"note"`
+	ChangedAt   time.Time `json:"changed_at"`
+	ChangedBy   string    `json:"changed_by"`
+	Actor       *string   `json:"actor"`
+	Reason      *string   `json:"reason"`
+}
+
+// PoliciesAsOf returns the policies in force at t (retention.policies_as_of), read in one
+// read-only transaction. Changes before the history began (migration 006) are not known: the
+// earliest instant it can answer for is that migration's.
+func PoliciesAsOf(ctx context.Context, db Beginner, t time.Time) (*Policies, error) {
+	p := &Policies{AsOf: t.UTC(), Policies: []PolicyVersion{}}
+	err := readOnly(ctx, db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT policy_id, version, character_id, max_age::text, enabled, note, changed_at, changed_by, actor, reason
+			FROM retention.policies_as_of($1)`, t)
+		if err != nil {
+			return fmt.Errorf("read policy history: %w", err)
+		}
+		var v PolicyVersion
+		_, err = pgx.ForEachRow(rows, []any{&v.PolicyID, &v.Version, &v.CharacterID, &v.MaxAge, &v.Enabled, &v.Note,
+			&v.ChangedAt, &v.ChangedBy, &v.Actor, &v.Reason}, func() error {
+			x := v
+			x.ChangedAt = x.ChangedAt.UTC()
+			p.Policies = append(p.Policies, x)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read policy history: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Write writes the policies as a table, CSV or JSON; HTML is not offered.
+func (p *Policies) Write(w io.Writer, f Format) error {
+	switch f {
+	case FormatJSON:
+		return writeJSON(w, p)
+	case FormatCSV:
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"policy_id", "version", "character_id", "max_age", "enabled", "note", "changed_at", "changed_by", "actor", "reason"})
+		for _, v := range p.Policies {
+			_ = cw.Write([]string{strconv.FormatInt(v.PolicyID, 10), strconv.FormatInt(v.Version, 10), orStr(v.CharacterID, ""),
+				v.MaxAge, strconv.FormatBool(v.Enabled), v.Note, v.ChangedAt.Format(time.RFC3339Nano), v.ChangedBy,
+				orStr(v.Actor, ""), orStr(v.Reason, "")})
+		}
+		cw.Flush()
+		return cw.Error()
+	case FormatHTML:
+		return &FormatError{Field: "format", Value: string(f), Want: "table, csv or json for --policies-as-of"}
+	}
+	fmt.Fprintf(w, "Policies in force at %s (UTC)\n", p.AsOf.Format(time.RFC3339))
+	if len(p.Policies) == 0 {
+		_, err := fmt.Fprintln(w, "none: no policy was in force, so nothing was deleted")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POLICY\tVERSION\tCHARACTER\tMAX AGE\tENABLED\tCHANGED AT\tBY\tWHY")
+	for _, v := range p.Policies {
+		by := v.ChangedBy
+		if v.Actor != nil {
+			by += " (" + *v.Actor + ")"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%t\t%s\t%s\t%s\n", v.PolicyID, v.Version, orStr(v.CharacterID, "(default)"),
+			v.MaxAge, v.Enabled, stamp(v.ChangedAt), by, orStr(v.Reason, "-"))
+	}
+	return tw.Flush()
+}
+
+// orStr is *p, or def when p is nil.
+func orStr(p *string, def string) string {
+	if p == nil {
+		return def
+	}
+	return *p
+}
