@@ -24,7 +24,8 @@ type Objects struct {
 }
 
 // Render builds the kustomization in dir from the real filesystem, as `kubectl apply -k dir`
-// would, and decodes every object with DecodeStrict. A kind that Objects has no field for is an
+// would, runs every object through the API server's create path (ValidateCreate) and decodes it
+// with DecodeStrict. A kind that Objects has no field for is an
 // error, so that a new kind cannot slip past the tests unchecked.
 func Render(dir string) (Objects, error) {
 	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
@@ -44,8 +45,8 @@ func Render(dir string) (Objects, error) {
 	return objs, nil
 }
 
-// ReadFile decodes the YAML documents of a plain manifest file (one meant for `kubectl create -f`)
-// with DecodeStrict.
+// ReadFile validates (ValidateCreate) and decodes (DecodeStrict) the YAML documents of a plain
+// manifest file, one meant for `kubectl create -f`.
 func ReadFile(path string) (Objects, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -73,18 +74,23 @@ func (o *Objects) add(doc []byte) error {
 	if err := yaml.Unmarshal(doc, &tm); err != nil {
 		return err
 	}
+	var decode func([]byte) error
 	switch tm.APIVersion + " " + tm.Kind {
 	case "batch/v1 CronJob":
-		return decodeInto(doc, &o.CronJobs)
+		decode = func(doc []byte) error { return decodeInto(doc, &o.CronJobs) }
 	case "batch/v1 Job":
-		return decodeInto(doc, &o.Jobs)
+		decode = func(doc []byte) error { return decodeInto(doc, &o.Jobs) }
 	case "v1 ConfigMap":
-		return decodeInto(doc, &o.ConfigMaps)
+		decode = func(doc []byte) error { return decodeInto(doc, &o.ConfigMaps) }
 	case "v1 Secret":
-		return decodeInto(doc, &o.Secrets)
+		decode = func(doc []byte) error { return decodeInto(doc, &o.Secrets) }
 	default:
 		return fmt.Errorf("unexpected object %s %s", tm.APIVersion, tm.Kind)
 	}
+	if err := ValidateCreate(doc); err != nil {
+		return err
+	}
+	return decode(doc)
 }
 
 func decodeInto[T any](doc []byte, list *[]T) error {
