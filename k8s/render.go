@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -21,6 +22,11 @@ type Objects struct {
 	Jobs       []batchv1.Job
 	ConfigMaps []corev1.ConfigMap
 	Secrets    []corev1.Secret
+	// PrometheusRules and PodMonitors are custom resources of the Prometheus Operator: the API
+	// server checks them against their CRD's schema, which these tests do not have, so they are
+	// only decoded strictly into the operator's own types.
+	PrometheusRules []monitoringv1.PrometheusRule
+	PodMonitors     []monitoringv1.PodMonitor
 }
 
 // Render builds the kustomization in dir from the real filesystem, as `kubectl apply -k dir`
@@ -84,6 +90,10 @@ func (o *Objects) add(doc []byte) error {
 		decode = func(doc []byte) error { return decodeInto(doc, &o.ConfigMaps) }
 	case "v1 Secret":
 		decode = func(doc []byte) error { return decodeInto(doc, &o.Secrets) }
+	case "monitoring.coreos.com/v1 PrometheusRule":
+		return decodeInto(doc, &o.PrometheusRules)
+	case "monitoring.coreos.com/v1 PodMonitor":
+		return decodeInto(doc, &o.PodMonitors)
 	default:
 		return fmt.Errorf("unexpected object %s %s", tm.APIVersion, tm.Kind)
 	}
