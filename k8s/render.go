@@ -10,6 +10,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/kustomize/kyaml/kio"
@@ -22,6 +23,8 @@ type Objects struct {
 	Jobs       []batchv1.Job
 	ConfigMaps []corev1.ConfigMap
 	Secrets    []corev1.Secret
+	// NetworkPolicies limit what the pods may reach.
+	NetworkPolicies []networkingv1.NetworkPolicy
 	// PrometheusRules and PodMonitors are custom resources of the Prometheus Operator: the API
 	// server checks them against their CRD's schema, which these tests do not have, so they are
 	// only decoded strictly into the operator's own types.
@@ -90,6 +93,8 @@ func (o *Objects) add(doc []byte) error {
 		decode = func(doc []byte) error { return decodeInto(doc, &o.ConfigMaps) }
 	case "v1 Secret":
 		decode = func(doc []byte) error { return decodeInto(doc, &o.Secrets) }
+	case "networking.k8s.io/v1 NetworkPolicy":
+		decode = func(doc []byte) error { return decodeInto(doc, &o.NetworkPolicies) }
 	case "monitoring.coreos.com/v1 PrometheusRule":
 		return decodeInto(doc, &o.PrometheusRules)
 	case "monitoring.coreos.com/v1 PodMonitor":
