@@ -60,7 +60,21 @@ func newPodman(t *testing.T) podman {
 	if err != nil {
 		t.Fatalf("runc not found on PATH: %s", installHint)
 	}
-	store := t.TempDir()
+	// Not t.TempDir(): podman refuses a runroot longer than 50 characters, and a test's temporary
+	// directory is named after the test.
+	parent := os.TempDir()
+	if len(parent) > 20 {
+		parent = "/tmp"
+	}
+	store, err := os.MkdirTemp(parent, "podman-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(store); err != nil {
+			t.Errorf("remove the podman store: %v", err)
+		}
+	})
 	p := podman{path: path, global: []string{
 		"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "run"),
 		"--storage-driver", "vfs", "--runtime", runc, "--events-backend", "file",
