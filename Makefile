@@ -5,7 +5,7 @@ GO ?= go
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help test lint demo build bench clean
+.PHONY: help test lint demo build image bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,6 +21,9 @@ demo: ## run the retention job end to end against a throwaway PostgreSQL and a f
 
 build: ## build bin/retention and bin/convai-fake
 	$(GO) build -o bin/ ./cmd/...
+
+image: ## build the release image FROM scratch with podman, docker or buildah (TAG=NAME:TAG, default convai-retention:VERSION); see k8s/README.md
+	bash scripts/image.sh $(if $(TAG),-t $(TAG))
 
 bench: ## measure real runs over 1M expired sessions on a throwaway PostgreSQL (ARGS='--sessions 10000000', ARGS='--help'; ARGS='go ...' runs the go test benchmarks); see docs/BENCHMARKS.md
 	bash scripts/bench.sh $(ARGS)

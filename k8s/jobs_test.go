@@ -53,7 +53,7 @@ func TestShardedJob_HasOneShardPerIndex(t *testing.T) {
 		require.False(t, ok, name)
 	}
 	require.NotNil(t, job.BackoffLimitPerIndex)
-	require.LessOrEqual(t, *job.BackoffLimitPerIndex, int32(3))
+	require.LessOrEqual(t, *job.BackoffLimitPerIndex, int32(8))
 	require.NotNil(t, job.ActiveDeadlineSeconds)
 }
 

@@ -67,10 +67,10 @@ func TestPodTemplates_RunOnceAndShutDownInTime(t *testing.T) {
 			d, err := time.ParseDuration(grace)
 			require.NoError(t, err, "RETENTION_SHUTDOWN_GRACE")
 			require.NotNil(t, spec.TerminationGracePeriodSeconds)
-			require.Greater(t, *spec.TerminationGracePeriodSeconds, int64(d.Seconds())+graceHeadroomS,
-				"after SIGTERM the pod needs the shutdown grace (%s) and then time to record the run", d)
+			require.Greater(t, *spec.TerminationGracePeriodSeconds, int64(d.Seconds())+writeRetryS+graceHeadroomS,
+				"after SIGTERM the pod needs the shutdown grace (%s), the record writes' retries (%ds) and time to exit", d, writeRetryS)
 
-			for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage} {
 				req, ok := c.Resources.Requests[name]
 				require.True(t, ok, "%s request", name)
 				limit, ok := c.Resources.Limits[name]
@@ -142,7 +142,9 @@ func TestJobs_FailFastOnExitCodesThatRetriesCannotFix(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	// The API server wants the codes sorted.
-	failJobCodes := []int32{exitcode.Usage, exitcode.Locked, exitcode.KeyRejected, exitcode.Aborted}
+	// Partial: the failures are recorded and the next scheduled run sends them again; a retry now
+	// would repeat the same refusals. Locked is not here: it is retried (TestJobs_RetryALockedRun).
+	failJobCodes := []int32{exitcode.Partial, exitcode.Usage, exitcode.KeyRejected, exitcode.Aborted}
 	slices.Sort(failJobCodes)
 	want := &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
 		{
@@ -162,8 +164,46 @@ func TestJobs_FailFastOnExitCodesThatRetriesCannotFix(t *testing.T) {
 	}}
 	for _, tmpl := range f.templates(t) {
 		t.Run(tmpl.name, func(t *testing.T) {
-			// Any other exit code (Partial, Fatal, Terminated, ...) counts against the backoff limit.
+			// Any other exit code (Locked, Fatal, Terminated, ...) counts against the backoff limit.
 			require.Equal(t, want, tmpl.job.PodFailurePolicy)
+		})
+	}
+}
+
+// jobBackoff is the Job controller's delay before the n-th retry of a failed pod: 10s, doubling,
+// at most 6 minutes.
+func jobBackoff(n int) time.Duration {
+	return min(10*time.Second<<(n-1), 6*time.Minute)
+}
+
+// TestJobs_RetryALockedRun checks that exit 3 (another run, e.g. a manual one, holds the lock) is
+// retried for several minutes, within the deadline, instead of failing the Job at once.
+func TestJobs_RetryALockedRun(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for _, tc := range []struct {
+		name    string
+		job     batchv1.JobSpec
+		retries *int32
+	}{
+		{"base CronJob", f.base.CronJobs[0].Spec.JobTemplate.Spec, f.base.CronJobs[0].Spec.JobTemplate.Spec.BackoffLimit},
+		{"sharded Job", f.sharded.Jobs[0].Spec, f.sharded.Jobs[0].Spec.BackoffLimitPerIndex},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, r := range tc.job.PodFailurePolicy.Rules {
+				if r.OnExitCodes != nil {
+					require.NotContains(t, r.OnExitCodes.Values, int32(exitcode.Locked))
+				}
+			}
+			require.NotNil(t, tc.retries)
+			var span time.Duration
+			for n := 1; n <= int(*tc.retries); n++ {
+				span += jobBackoff(n)
+			}
+			require.GreaterOrEqual(t, span, 5*time.Minute, "a lock held for a few minutes must not fail the Job")
+			require.NotNil(t, tc.job.ActiveDeadlineSeconds)
+			require.Less(t, span, time.Duration(*tc.job.ActiveDeadlineSeconds)*time.Second/4,
+				"the retries leave most of the deadline to the run")
 		})
 	}
 }

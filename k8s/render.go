@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/kustomize/kyaml/kio"
@@ -21,10 +23,18 @@ type Objects struct {
 	Jobs       []batchv1.Job
 	ConfigMaps []corev1.ConfigMap
 	Secrets    []corev1.Secret
+	// NetworkPolicies limit what the pods may reach.
+	NetworkPolicies []networkingv1.NetworkPolicy
+	// PrometheusRules and PodMonitors are custom resources of the Prometheus Operator: the API
+	// server checks them against their CRD's schema, which these tests do not have, so they are
+	// only decoded strictly into the operator's own types.
+	PrometheusRules []monitoringv1.PrometheusRule
+	PodMonitors     []monitoringv1.PodMonitor
 }
 
 // Render builds the kustomization in dir from the real filesystem, as `kubectl apply -k dir`
-// would, and decodes every object with DecodeStrict. A kind that Objects has no field for is an
+// would, runs every object through the API server's create path (ValidateCreate) and decodes it
+// with DecodeStrict. A kind that Objects has no field for is an
 // error, so that a new kind cannot slip past the tests unchecked.
 func Render(dir string) (Objects, error) {
 	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
@@ -44,8 +54,8 @@ func Render(dir string) (Objects, error) {
 	return objs, nil
 }
 
-// ReadFile decodes the YAML documents of a plain manifest file (one meant for `kubectl create -f`)
-// with DecodeStrict.
+// ReadFile validates (ValidateCreate) and decodes (DecodeStrict) the YAML documents of a plain
+// manifest file, one meant for `kubectl create -f`.
 func ReadFile(path string) (Objects, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -73,18 +83,29 @@ func (o *Objects) add(doc []byte) error {
 	if err := yaml.Unmarshal(doc, &tm); err != nil {
 		return err
 	}
+	var decode func([]byte) error
 	switch tm.APIVersion + " " + tm.Kind {
 	case "batch/v1 CronJob":
-		return decodeInto(doc, &o.CronJobs)
+		decode = func(doc []byte) error { return decodeInto(doc, &o.CronJobs) }
 	case "batch/v1 Job":
-		return decodeInto(doc, &o.Jobs)
+		decode = func(doc []byte) error { return decodeInto(doc, &o.Jobs) }
 	case "v1 ConfigMap":
-		return decodeInto(doc, &o.ConfigMaps)
+		decode = func(doc []byte) error { return decodeInto(doc, &o.ConfigMaps) }
 	case "v1 Secret":
-		return decodeInto(doc, &o.Secrets)
+		decode = func(doc []byte) error { return decodeInto(doc, &o.Secrets) }
+	case "networking.k8s.io/v1 NetworkPolicy":
+		decode = func(doc []byte) error { return decodeInto(doc, &o.NetworkPolicies) }
+	case "monitoring.coreos.com/v1 PrometheusRule":
+		return decodeInto(doc, &o.PrometheusRules)
+	case "monitoring.coreos.com/v1 PodMonitor":
+		return decodeInto(doc, &o.PodMonitors)
 	default:
 		return fmt.Errorf("unexpected object %s %s", tm.APIVersion, tm.Kind)
 	}
+	if err := ValidateCreate(doc); err != nil {
+		return err
+	}
+	return decode(doc)
 }
 
 func decodeInto[T any](doc []byte, list *[]T) error {

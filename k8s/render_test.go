@@ -55,9 +55,9 @@ func TestRender_RejectsMisspeltFields(t *testing.T) {
 	for _, tc := range []struct {
 		name, old, new, wantErr string
 	}{
-		{"unknown field", "restartPolicy:", "restartPolicyy:", `unknown field "restartPolicyy"`},
-		{"field name in the wrong case", "restartPolicy:", "RestartPolicy:", "RestartPolicy is not a field"},
-		{"nested unknown field", "image:", "imagen:", `unknown field "imagen"`},
+		{"unknown field", "restartPolicy:", "restartPolicyy:", `unknown field "spec.template.spec.restartPolicyy"`},
+		{"field name in the wrong case", "restartPolicy:", "RestartPolicy:", `unknown field "spec.template.spec.RestartPolicy"`},
+		{"nested unknown field", "image:", "imagen:", `unknown field "spec.template.spec.containers[0].imagen"`},
 		{"duplicate field", "      restartPolicy: Never\n", "      restartPolicy: Never\n      restartPolicy: Always\n", "restartPolicy"},
 		{"wrong type", "restartPolicy: Never", "restartPolicy: [Never]", "restartPolicy of type"},
 	} {
@@ -88,5 +88,5 @@ func TestReadFile_DecodesEveryDocument(t *testing.T) {
 
 	require.NoError(t, os.WriteFile(path, []byte(doc+"---\n"+strings.Replace(tinyJob, "spec:\n  template", "spec:\n  templat", 1)), 0o600))
 	_, err = ReadFile(path)
-	require.ErrorContains(t, err, `unknown field "templat"`)
+	require.ErrorContains(t, err, `unknown field "spec.templat"`)
 }

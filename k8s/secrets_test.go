@@ -40,7 +40,7 @@ func TestSecretExample_IsInNoKustomization(t *testing.T) {
 	}
 	kustomizations, err := filepath.Glob("*/kustomization.yaml")
 	require.NoError(t, err)
-	require.Len(t, kustomizations, 3)
+	require.Len(t, kustomizations, 4)
 	for _, path := range kustomizations {
 		b, err := os.ReadFile(path)
 		require.NoError(t, err)

@@ -20,6 +20,9 @@ const (
 	nonRootID      = 65532
 	defaultGrace   = "20s" // the binary's default --shutdown-grace
 	graceHeadroomS = 10    // seconds a pod needs after the grace to record the run and exit
+	// writeRetryS is how long a record write that failed for a transient reason is retried after
+	// the grace (source.Config.WriteRetry, default 1m): the run records what it sent before exiting.
+	writeRetryS = 60
 )
 
 // fixture holds every manifest set, rendered and strictly decoded.

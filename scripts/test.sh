@@ -100,6 +100,12 @@ case ${1:-} in
 	else
 		status=1
 	fi
+	# The release image is built and run with podman in k8s/image.
+	if PODMAN=$(bash "$root/scripts/ensure-podman.sh"); then
+		export PODMAN
+	else
+		status=1
+	fi
 	with_db go_tests "$@" || status=1
 	if ((status != 0)); then
 		echo "test.sh: FAILED" >&2
