@@ -89,10 +89,20 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --   Lock                                 reads pg_locks and pg_database (granted to PUBLIC)
 --   StartRun, Claim, Record, Finish      retention.start_run, claim, record, close_run, seal,
 --                                        finish_run
+--   Page (since 006)                     retention.is_deleted, which reads outcomes, deletions_v1
+--                                        and verifications
+--   Verify                               reads deletions and verifications; writes through
+--                                        retention.start_verify, record_verifications,
+--                                        finish_verify
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
-                retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes
+                retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes,
+                retention.verifications
     TO retention_job;
 GRANT EXECUTE ON FUNCTION
+    retention.is_deleted(text, text),
+    retention.start_verify(jsonb, text, text),
+    retention.record_verifications(bigint, text, text, timestamptz, bigint[], boolean[]),
+    retention.finish_verify(bigint, text, text, bigint, text),
     retention.start_run(integer, integer, text, jsonb, text, integer, text),
     retention.claim(bigint, text, text, bigint, text, interval, text[], timestamptz[]),
     retention.record(bigint, text, bigint, text[], integer[], integer[], text[]),
@@ -108,12 +118,14 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.seal_head, retention.claims, retention.outcomes, retention.unsealed,
                 retention.log_leaves, retention.log_hashes, retention.log_roots, retention.log_head,
                 retention.checkpoints, retention.expired_sessions, retention.deletion_outcomes,
-                retention.daily_deletions, retention.run_history
+                retention.daily_deletions, retention.run_history, retention.verify_runs,
+                retention.verifications, retention.verification_batches, retention.verification_head
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
                           retention.well_formed_id(text), retention.seal_field(text),
                           retention.seal_time(timestamptz), retention.seal_content(retention.deletions_v1),
-                          retention.claim_content(bigint),
+                          retention.claim_content(bigint), retention.is_deleted(text, text),
+                          retention.verification_content(bigint),
                           retention.expiry_threshold(interval, timestamptz),
                           retention.expired_sessions_in(regclass, timestamptz)
     TO retention_auditor;
