@@ -44,7 +44,7 @@ func (s *Store) StartVerify(ctx context.Context, start job.VerifyStart) (job.Ver
 	return v, info, nil
 }
 
-// scopeArgs are the parameters $1 character ('' for all), $2 since (NULL for all).
+// scopeArgs are the parameters $1 character (” for all), $2 since (NULL for all).
 func scopeArgs(scope job.VerifyScope) (string, *time.Time) {
 	if scope.Since.IsZero() {
 		return scope.CharacterID, nil
