@@ -64,7 +64,10 @@ func (r *Report) writeText(w io.Writer) error {
 	for _, d := range r.Days {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", d.Day, d.Deleted, d.Failed, d.Backlog, d.Overdue)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return r.writeVerificationText(w)
 }
 
 func (e *Evidence) writeText(w io.Writer) error {

@@ -64,6 +64,7 @@ func (a *app) program() *cli.Program {
 			{Name: "migrate", Run: a.migrate, Help: migrateHelp},
 			{Name: "report", Run: a.report, Help: reportHelp},
 			{Name: "audit", Run: a.audit, Help: auditHelp},
+			{Name: "verify", Run: a.verify, Help: verifyHelp},
 			{Name: "version", Aliases: []string{"--version"}, Run: a.version},
 		},
 		Help:      func(w io.Writer) { fmt.Fprint(w, helpText()) },
