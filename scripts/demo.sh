@@ -147,4 +147,7 @@ bin/retention report --format table || die "the report failed (exit status $?)"
 step "retention audit verify (the sealed results trail)"
 bin/retention audit verify || die "the results trail does not verify (exit status $?)"
 
+step "retention verify (Convai's list: are the deleted sessions gone?)"
+bin/retention verify || die "verify found deleted sessions still at Convai, or could not list (exit status $?)"
+
 exit "$status"
