@@ -60,6 +60,26 @@ func TestVerifyCommand(t *testing.T) {
 	r = b.run(t, "report", "--format", "table")
 	require.Regexp(t, `Verified against Convai's list \(all time\): \d+ of `+itoa(len(eligible)+1)+` deleted sessions, 1 found present`, r.stdout)
 
+	// The session's evidence shows the refuted deletion and the new one.
+	r = b.run(t, "report", "--session", "c-two-old-1", "--format", "json")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	var ev struct {
+		Findings []struct {
+			State    string
+			Attempts []struct {
+				Status         string
+				FoundPresentAt *string `json:"found_present_at"`
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &ev), "%s", r)
+	require.Equal(t, "deleted", ev.Findings[0].State)
+	require.Len(t, ev.Findings[0].Attempts, 2)
+	require.NotNil(t, ev.Findings[0].Attempts[0].FoundPresentAt, "the first deletion was refuted")
+	require.Nil(t, ev.Findings[0].Attempts[1].FoundPresentAt)
+	r = b.run(t, "report", "--session", "c-two-old-1", "--format", "table")
+	require.Contains(t, r.stdout, "PRESENT at Convai")
+
 	// A rejected key is exit 4, and nothing is recorded as verified.
 	before := b.count(t, `SELECT count(*) FROM retention.verifications`)
 	b.fake.SetAPIKey("rotated")
