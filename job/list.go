@@ -12,20 +12,41 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Lister lists a character's sessions at the API, handing each session ID to fn as it is read.
-// It sends one request and does not retry. Its Answer is Confirmed only when the whole list was
-// read; after any other answer fn may have seen part of it.
-type Lister interface {
-	List(ctx context.Context, characterID string, fn func(sessionID string) error) Answer
+// ListedSession is one session of a character's list at the API.
+type ListedSession struct {
+	SessionID string
+	// Start is the list's date and time of the session (when it started, not when it was last
+	// active); zero when the list gave none.
+	Start time.Time
 }
 
-// listAll lists characterID through l with the job's retry rules: a rate token before each try,
-// each try bounded by RequestTimeout, retryable answers retried with the same backoff and
-// budget as a delete. begin is called before each try, so the caller can forget what a failed
-// try showed. It returns the last answer, and nil, ErrKeyRejected, errPermanent or the last
-// retryable error.
+// Lister lists a character's sessions at the API, handing each to fn as it is read. It sends
+// one request and does not retry. Its Answer is Confirmed only when the whole list was read;
+// after any other answer fn may have seen part of it.
+type Lister interface {
+	List(ctx context.Context, characterID string, fn func(ListedSession) error) Answer
+}
+
+// listAll lists characterID through l with the job's retry rules (see try). begin is called
+// before each try, so the caller can forget what a failed try showed. It returns the last
+// answer, and nil, ErrKeyRejected, errPermanent or why no try gave a whole list.
 func listAll(ctx context.Context, l Lister, cfg Config, limiter *rate.Limiter, characterID string,
-	begin func(), fn func(string) error) (Answer, error) {
+	begin func(), fn func(ListedSession) error) (Answer, error) {
+	last, attempts, err := try(ctx, cfg, limiter, func(ctx context.Context) Answer {
+		begin()
+		return l.List(ctx, characterID, fn)
+	})
+	if err != nil && !errors.Is(err, ErrKeyRejected) && !errors.Is(err, errPermanent) && ctx.Err() == nil {
+		err = fmt.Errorf("no complete list after %d attempts: %s", attempts, answerText(last))
+	}
+	return last, err
+}
+
+// try sends one request through call until it is Confirmed, with the rules of a delete: a rate
+// token before each try, each try bounded by RequestTimeout, retryable answers retried with the
+// same backoff, Retry-After and attempt budget. It returns the last answer, the number of tries,
+// and nil, ErrKeyRejected, errPermanent or the last retryable error.
+func try(ctx context.Context, cfg Config, limiter *rate.Limiter, call func(ctx context.Context) Answer) (Answer, int, error) {
 	var last Answer
 	var retryAfter time.Duration
 	attempts := 0
@@ -34,10 +55,9 @@ func listAll(ctx context.Context, l Lister, cfg Config, limiter *rate.Limiter, c
 			return err
 		}
 		attempts++
-		begin()
 		tctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
 		start := time.Now()
-		last = l.List(tctx, characterID, fn)
+		last = call(tctx)
 		cancel()
 		cfg.Observer.Requested(last, time.Since(start))
 		switch last.Class {
@@ -54,10 +74,7 @@ func listAll(ctx context.Context, l Lister, cfg Config, limiter *rate.Limiter, c
 		}
 		return retry.RetryableError(answerError(last))
 	})
-	if err != nil && !errors.Is(err, ErrKeyRejected) && !errors.Is(err, errPermanent) && ctx.Err() == nil {
-		err = fmt.Errorf("no complete list after %d attempts: %s", attempts, answerText(last))
-	}
-	return last, err
+	return last, attempts, err
 }
 
 // newBackoff returns a fresh backoff for one request: exponential from BackoffBase with ±20%
@@ -136,8 +153,8 @@ func (s *settler) fetch(ctx context.Context, characterID string, l *listing) {
 	var ids map[uint64]struct{}
 	l.ans, l.err = listAll(ctx, s.lister, s.cfg, s.limiter, characterID,
 		func() { ids = make(map[uint64]struct{}) },
-		func(id string) error {
-			ids[idHash(id)] = struct{}{}
+		func(s ListedSession) error {
+			ids[idHash(s.SessionID)] = struct{}{}
 			return nil
 		})
 	if l.err == nil {

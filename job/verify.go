@@ -197,9 +197,9 @@ func (v *verifier) character(ctx context.Context, characterID string) error {
 	var present map[string]bool
 	_, err = listAll(ctx, v.lister, v.cfg, v.limiter, characterID,
 		func() { present = make(map[string]bool) },
-		func(id string) error {
-			if _, ok := want[id]; ok {
-				present[id] = true
+		func(s ListedSession) error {
+			if _, ok := want[s.SessionID]; ok {
+				present[s.SessionID] = true
 			}
 			return nil
 		})

@@ -393,3 +393,52 @@ COMMENT ON TABLE retention.verifications IS 'One row per deleted row checked aga
 COMMENT ON TABLE retention.verification_batches IS 'Batches of verifications, chained: hash = SHA-256(prev_hash || retention.verification_content(seq)).';
 
 REVOKE EXECUTE ON FUNCTION retention.authorize_verify(bigint, text) FROM PUBLIC;
+
+-- Discoveries: sessions found in Convai's list that the app had never stored, added to
+-- retention.sessions by `retention discover` with their latest interaction from the details
+-- endpoint as last_active_at.
+CREATE TABLE retention.discoveries (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    character_id   text NOT NULL,
+    session_id     text NOT NULL,
+    last_active_at timestamptz NOT NULL,
+    discovered_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX discoveries_by_character ON retention.discoveries (character_id);
+CREATE TRIGGER discoveries_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON retention.discoveries
+    FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
+
+-- add_discovered adds sessions of one character to retention.sessions, unless the source has
+-- them already or they have a deleted row, and records each one added in retention.discoveries.
+-- Every time must lie in the past. It returns how many it added.
+CREATE FUNCTION retention.add_discovered(p_character text, p_ids text[], p_last_active timestamptz[])
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF cardinality(p_ids) IS DISTINCT FROM cardinality(p_last_active) OR cardinality(p_ids) > 10000 THEN
+        RAISE EXCEPTION 'add_discovered: want at most 10000 session IDs and as many times'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(p_last_active) t WHERE t IS NULL OR t > now()) THEN
+        RAISE EXCEPTION 'add_discovered: a last activity is missing or in the future'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WITH added AS (
+        INSERT INTO retention.sessions (character_id, session_id, last_active_at)
+        SELECT p_character, u.id, u.at
+          FROM unnest(p_ids, p_last_active) AS u(id, at)
+         WHERE retention.well_formed_id(u.id) AND NOT retention.is_deleted(p_character, u.id)
+        ON CONFLICT (character_id, session_id) DO NOTHING
+        RETURNING session_id, last_active_at
+    ), logged AS (
+        INSERT INTO retention.discoveries (character_id, session_id, last_active_at)
+        SELECT p_character, session_id, last_active_at FROM added
+        RETURNING 1
+    )
+    SELECT count(*) INTO n FROM logged;
+    RETURN n;
+END
+$$;
+COMMENT ON TABLE retention.discoveries IS 'Sessions found at Convai that the app had not stored, added to retention.sessions by retention discover.';

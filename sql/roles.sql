@@ -94,6 +94,7 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --   Verify                               reads deletions and verifications; writes through
 --                                        retention.start_verify, record_verifications,
 --                                        finish_verify
+--   Discover                             reads the source; adds through retention.add_discovered
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
                 retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes,
                 retention.verifications
@@ -103,6 +104,7 @@ GRANT EXECUTE ON FUNCTION
     retention.start_verify(jsonb, text, text),
     retention.record_verifications(bigint, text, text, timestamptz, bigint[], boolean[]),
     retention.finish_verify(bigint, text, text, bigint, text),
+    retention.add_discovered(text, text[], timestamptz[]),
     retention.start_run(integer, integer, text, jsonb, text, integer, text),
     retention.claim(bigint, text, text, bigint, text, interval, text[], timestamptz[]),
     retention.record(bigint, text, bigint, text[], integer[], integer[], text[]),
@@ -119,7 +121,8 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.log_leaves, retention.log_hashes, retention.log_roots, retention.log_head,
                 retention.checkpoints, retention.expired_sessions, retention.deletion_outcomes,
                 retention.daily_deletions, retention.run_history, retention.verify_runs,
-                retention.verifications, retention.verification_batches, retention.verification_head
+                retention.verifications, retention.verification_batches, retention.verification_head,
+                retention.discoveries
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
                           retention.well_formed_id(text), retention.seal_field(text),

@@ -5,6 +5,7 @@ package sender
 
 import (
 	"context"
+	"time"
 
 	"github.com/convai-retention/retention/convai"
 	"github.com/convai-retention/retention/job"
@@ -14,8 +15,9 @@ import (
 type Convai struct{ Client *convai.Client }
 
 var (
-	_ job.Sender = Convai{}
-	_ job.Lister = Convai{}
+	_ job.Sender   = Convai{}
+	_ job.Lister   = Convai{}
+	_ job.Detailer = Convai{}
 )
 
 // Delete sends one request and classifies its answer for the job.
@@ -39,7 +41,19 @@ func classOf(c convai.Class) job.Class {
 }
 
 // List lists a character's sessions, one request, and classifies the answer for the job.
-func (s Convai) List(ctx context.Context, characterID string, fn func(sessionID string) error) job.Answer {
-	r := s.Client.List(ctx, characterID, func(l convai.ListedSession) error { return fn(l.SessionID) })
+func (s Convai) List(ctx context.Context, characterID string, fn func(job.ListedSession) error) job.Answer {
+	r := s.Client.List(ctx, characterID, func(l convai.ListedSession) error {
+		return fn(job.ListedSession{SessionID: l.SessionID, Start: l.Start})
+	})
+	return answer(r)
+}
+
+// Details reads one session's latest interaction, one request, and classifies the answer.
+func (s Convai) Details(ctx context.Context, characterID, sessionID string) (time.Time, job.Answer) {
+	d, r := s.Client.Details(ctx, characterID, sessionID)
+	return d.Latest, answer(r)
+}
+
+func answer(r convai.Result) job.Answer {
 	return job.Answer{Class: classOf(r.Class), StatusCode: r.StatusCode, RetryAfter: r.RetryAfter, Detail: r.Detail, Err: r.Err}
 }
