@@ -65,6 +65,7 @@ func (a *app) program() *cli.Program {
 			{Name: "report", Run: a.report, Help: reportHelp},
 			{Name: "audit", Run: a.audit, Help: auditHelp},
 			{Name: "verify", Run: a.verify, Help: verifyHelp},
+			{Name: "discover", Run: a.discover, Help: discoverHelp},
 			{Name: "version", Aliases: []string{"--version"}, Run: a.version},
 		},
 		Help:      func(w io.Writer) { fmt.Fprint(w, helpText()) },

@@ -27,6 +27,8 @@ usage:
   retention verify [flags]     list each character's sessions at Convai and check that the recorded
                                deletions are gone (--character, --since, --sample N); a session
                                found present is sent again by the next run (see retention verify --help)
+  retention discover [flags]   add to retention.sessions the sessions Convai has that the app never
+                               stored (last activity from their details); --dry-run only counts them
   retention version            print the version
   retention help               print this help
 

@@ -58,7 +58,7 @@ func TestVerifyCommand(t *testing.T) {
 	require.LessOrEqual(t, rep.Total.Verified, int64(len(eligible)))
 	require.NotNil(t, rep.Total.LastVerified)
 	r = b.run(t, "report", "--format", "table")
-	require.Regexp(t, `Verified against Convai's list \(all time\): \d+ of `+itoa(len(eligible)+1)+` deleted sessions, 1 found present`, r.stdout)
+	require.Regexp(t, `Verified against Convai's list \(all time\): \d+ of `+itoa(len(eligible)+1)+` deleted sessions, 1 found present; 0 sessions found`, r.stdout)
 
 	// The session's evidence shows the refuted deletion and the new one.
 	r = b.run(t, "report", "--session", "c-two-old-1", "--format", "json")
