@@ -268,6 +268,19 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 		_, err := auditorPool.Exec(ctx, sql)
 		denied(t, err, "auditor: "+sql)
 	}
+
+	// Discover, as the job: it adds a session the app never stored, only through its function,
+	// and the auditor sees the discovery.
+	var added int64
+	require.NoError(t, jobPool.QueryRow(ctx, `SELECT retention.add_discovered('c9', ARRAY['lost'], ARRAY[now() - interval '40 days'])`).Scan(&added))
+	require.EqualValues(t, 1, added)
+	_, err = jobPool.Exec(ctx, `SELECT retention.add_discovered('c9', ARRAY['later'], ARRAY[now() + interval '1 day'])`)
+	require.ErrorContains(t, err, "in the future")
+	_, err = jobPool.Exec(ctx, `INSERT INTO retention.discoveries (character_id, session_id, last_active_at) VALUES ('c9', 'x', now())`)
+	denied(t, err, "job: insert a discovery")
+	var found int64
+	require.NoError(t, auditorPool.QueryRow(ctx, `SELECT count(*) FROM retention.discoveries WHERE character_id = 'c9'`).Scan(&found))
+	require.EqualValues(t, 1, found)
 }
 
 // urlAs returns the test database's URL logged in as role.
