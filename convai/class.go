@@ -1,9 +1,7 @@
 package convai
 
 import (
-	"encoding/json"
 	"strconv"
-	"strings"
 )
 
 // Class says what the caller should do with a Result.
@@ -47,7 +45,7 @@ const confirmation = "successfully deleted"
 func Classify(statusCode int, body []byte) Class {
 	switch {
 	case statusCode >= 200 && statusCode <= 299:
-		if isConfirmation(body) {
+		if ok, _ := confirms(body); ok {
 			return Confirmed
 		}
 		return Retryable
@@ -60,25 +58,6 @@ func Classify(statusCode int, body []byte) Class {
 	default:
 		return Retryable
 	}
-}
-
-// isConfirmation reports whether body is a JSON object whose "status" member is a string equal to
-// "SUCCESSFULLY DELETED", ignoring ASCII case and surrounding spaces. The member name is matched
-// exactly; with duplicate members the last one counts.
-func isConfirmation(body []byte) bool {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
-		return false
-	}
-	raw, ok := obj["status"]
-	if !ok {
-		return false
-	}
-	var status string
-	if err := json.Unmarshal(raw, &status); err != nil {
-		return false
-	}
-	return asciiEqualFold(strings.Trim(status, " \t\r\n"), confirmation)
 }
 
 // asciiEqualFold is strings.EqualFold restricted to ASCII, so look-alike letters such as U+017F

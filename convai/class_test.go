@@ -40,7 +40,22 @@ func TestClassify(t *testing.T) {
 		{"bare string", 200, `"SUCCESSFULLY DELETED"`, convai.Retryable},
 		{"null", 200, `null`, convai.Retryable},
 		{"member name is exact", 200, `{"Status":"SUCCESSFULLY DELETED"}`, convai.Retryable},
-		{"last duplicate wins", 200, `{"status":"SUCCESSFULLY DELETED","status":"QUEUED"}`, convai.Retryable},
+		{"duplicate status, success first", 200, `{"status":"SUCCESSFULLY DELETED","status":"QUEUED"}`, convai.Retryable},
+		{"duplicate status, success last", 200, `{"status":"QUEUED","status":"SUCCESSFULLY DELETED"}`, convai.Retryable},
+		{"duplicate status, both success", 200, `{"status":"SUCCESSFULLY DELETED","status":"SUCCESSFULLY DELETED"}`, convai.Retryable},
+		{"status and Status", 200, `{"status":"SUCCESSFULLY DELETED","Status":"FAILED"}`, convai.Retryable},
+		{"failed_ids", 200, `{"status":"SUCCESSFULLY DELETED","failed_ids":["s1"]}`, convai.Retryable},
+		{"errors", 200, `{"status":"SUCCESSFULLY DELETED","errors":[{"id":"s1"}]}`, convai.Retryable},
+		{"failed count", 200, `{"status":"SUCCESSFULLY DELETED","failed":3}`, convai.Retryable},
+		{"failed true", 200, `{"status":"SUCCESSFULLY DELETED","failed":true}`, convai.Retryable},
+		{"error string", 200, `{"error":"partial","status":"SUCCESSFULLY DELETED"}`, convai.Retryable},
+		{"FailedSessionIDs", 200, `{"status":"SUCCESSFULLY DELETED","FailedSessionIDs":"s1"}`, convai.Retryable},
+		{"rejected", 200, `{"status":"SUCCESSFULLY DELETED","rejected_ids":["s1"]}`, convai.Retryable},
+		{"not_deleted", 200, `{"status":"SUCCESSFULLY DELETED","not_deleted":["s1"]}`, convai.Retryable},
+		{"nested failure", 200, `{"status":"SUCCESSFULLY DELETED","result":{"details":[{"failed_ids":["s1"]}]}}`, convai.Retryable},
+		{"empty failure fields", 200, `{"status":"SUCCESSFULLY DELETED","failed_ids":[],"errors":null,"failed":0,"error":"","failures":{},"err":false}`, convai.Confirmed},
+		{"nested empty failure", 200, `{"status":"SUCCESSFULLY DELETED","result":{"failed_ids":[]}}`, convai.Confirmed},
+		{"a failure word in a value only", 200, `{"status":"SUCCESSFULLY DELETED","note":"nothing failed"}`, convai.Confirmed},
 		{"extra words", 200, `{"status":"SUCCESSFULLY DELETED 0 SESSIONS"}`, convai.Retryable},
 		{"inner space differs", 200, `{"status":"SUCCESSFULLY  DELETED"}`, convai.Retryable},
 		{"unicode look-alike (long s)", 200, `{"status":"ſuccessfully deleted"}`, convai.Retryable},
@@ -101,11 +116,79 @@ func wantConfirmed(code int, body []byte) bool {
 		return false
 	}
 	m, ok := v.(map[string]any)
-	if !ok {
+	if !ok || hasFailure(m) || countStatus(body) != 1 {
 		return false
 	}
 	s, ok := m["status"].(string)
 	return ok && strings.ToLower(strings.Trim(s, " \t\r\n")) == "successfully deleted"
+}
+
+// hasFailure reports whether v has, at any depth, a member whose name mentions a failure and
+// whose value is not empty.
+func hasFailure(v any) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			n := strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(k))
+			named := n == "err" || n == "errs"
+			for _, w := range []string{"fail", "error", "reject", "undeleted", "notdeleted"} {
+				named = named || strings.Contains(n, w)
+			}
+			if named && !empty(x) || hasFailure(x) {
+				return true
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if hasFailure(x) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func empty(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !v
+	case json.Number:
+		f, err := v.Float64()
+		return err == nil && f == 0
+	case string:
+		return strings.TrimSpace(v) == ""
+	case []any:
+		return len(v) == 0
+	case map[string]any:
+		return len(v) == 0
+	}
+	return false
+}
+
+// countStatus counts the top-level members of the object body whose name folds to "status",
+// duplicates included.
+func countStatus(body []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil {
+		return 0
+	}
+	n := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return 0
+		}
+		if name, _ := tok.(string); strings.EqualFold(name, "status") {
+			n++
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return 0
+		}
+	}
+	return n
 }
 
 func FuzzClassify(f *testing.F) {
@@ -114,6 +197,8 @@ func FuzzClassify(f *testing.F) {
 	f.Add(200, []byte(`{"status":"QUEUED"}`))
 	f.Add(200, []byte(`{"status":1}`))
 	f.Add(200, []byte(`[]`))
+	f.Add(200, []byte(`{"status":"SUCCESSFULLY DELETED","failed_ids":["a"]}`))
+	f.Add(200, []byte(`{"status":"SUCCESSFULLY DELETED","status":"SUCCESSFULLY DELETED"}`))
 	f.Add(200, []byte(``))
 	f.Add(204, []byte(`{"status":"SUCCESSFULLY DELETED"}`))
 	f.Add(401, []byte(`{"ERROR": "Invalid API key provided."}`))

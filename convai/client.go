@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/convai-retention/retention/internal/secret"
 )
 
 // MaxBody is how much of a response body Delete reads; a 2xx with a longer body is not a
@@ -29,6 +31,7 @@ type Client struct {
 	// key returns the API key. A func, because fmt prints a func as an address under every
 	// verb, even through reflection on an unexported field.
 	key       func() string
+	secrets   *secret.Redactor // the key and Config.Secrets
 	http      *http.Client
 	userAgent string
 	now       func() time.Time
@@ -44,6 +47,7 @@ func New(cfg Config) (*Client, error) {
 	return &Client{
 		endpoint:  ep,
 		key:       func() string { return apiKey },
+		secrets:   secret.New([]string{apiKey}, cfg.Secrets),
 		http:      cfg.HTTPClient,
 		userAgent: cfg.UserAgent,
 		now:       cfg.Now,
@@ -125,7 +129,7 @@ func (c *Client) post(ctx context.Context, url, what string, body []byte) (*http
 
 // answer classifies a response whose body (at most MaxBody+1 bytes) is raw.
 func (c *Client) answer(ctx context.Context, resp *http.Response, raw []byte, readErr error) Result {
-	key := c.key()
+	key := c.secrets
 	code := resp.StatusCode
 	res := Result{StatusCode: code}
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
@@ -149,7 +153,11 @@ func (c *Client) answer(ctx context.Context, resp *http.Response, raw []byte, re
 		res.Detail = sanitize(fmt.Sprintf("status %d: %s", code, bodyMessage(raw, key)), key)
 		return res
 	case is2xx:
-		text = fmt.Sprintf("status %d is not a deletion confirmation: %s", code, orEmpty(excerpt(raw, key)))
+		if _, why := confirms(raw); why != "" {
+			text = fmt.Sprintf("status %d is not a deletion confirmation: %s: %s", code, why, excerpt(raw, key))
+		} else {
+			text = fmt.Sprintf("status %d is not a deletion confirmation: %s", code, orEmpty(excerpt(raw, key)))
+		}
 	case isDocumented(code):
 		text = fmt.Sprintf("status %d: %s", code, bodyMessage(raw, key))
 	default:
@@ -167,13 +175,13 @@ func (c *Client) answer(ctx context.Context, resp *http.Response, raw []byte, re
 // failure is a Result for a call that got no response, or sent nothing.
 func (c *Client) failure(class Class, err error) Result {
 	err = c.redact(err)
-	return Result{Class: class, Detail: sanitize(err.Error(), c.key()), Err: err}
+	return Result{Class: class, Detail: sanitize(err.Error(), c.secrets), Err: err}
 }
 
-// redact returns err with a message free of the API key.
+// redact returns err with a message free of the API key and the other secrets.
 func (c *Client) redact(err error) error {
 	msg := err.Error()
-	if clean := scrub(msg, c.key()); clean != msg {
+	if clean := scrub(msg, c.secrets); clean != msg {
 		return &redactedError{msg: cmp.Or(clean, "error message withheld: it contained the API key"), err: err}
 	}
 	return err

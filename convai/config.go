@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/convai-retention/retention/internal/secret"
 )
 
 // Defaults for the Config fields.
@@ -40,6 +42,10 @@ type Config struct {
 	UserAgent string
 	// Now is the clock used to turn a Retry-After date into a duration, default time.Now.
 	Now func() time.Time
+	// Secrets are further values (such as the database password) kept out of every Result:
+	// found whole, in every form secret.Redactor finds (the API key also by any 8 bytes of it).
+	// Default none. Never printed.
+	Secrets []string
 }
 
 // String returns the fields of c with the API key redacted.
@@ -179,7 +185,8 @@ func fill(cfg Config) (Config, endpoints, error) {
 	}
 	ep, err := endpoint(cfg.BaseURL)
 	if ce, ok := err.(*ConfigError); ok {
-		ce.Value = scrub(ce.Value, cfg.APIKey) // the key pasted into the URL by mistake
+		// The key pasted into the URL by mistake, in any form.
+		ce.Value = scrub(ce.Value, secret.New([]string{cfg.APIKey}, cfg.Secrets))
 		return cfg, endpoints{}, ce
 	}
 	switch {

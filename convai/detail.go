@@ -5,27 +5,20 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/convai-retention/retention/internal/secret"
 )
 
 // MaxDetail is the longest Result.Detail, in bytes.
 const MaxDetail = 200
 
-// scrub removes key from s. If the key still shows after replacement (a key overlapping the
-// mark), it gives up on s entirely.
-func scrub(s, key string) string {
-	if key == "" || !strings.Contains(s, key) {
-		return s
-	}
-	s = strings.ReplaceAll(s, key, redactedMark)
-	if strings.Contains(s, key) {
-		return ""
-	}
-	return s
-}
+// scrub removes every secret r knows from s, in every form r finds.
+func scrub(s string, r *secret.Redactor) string { return r.Redact(s) }
 
-// sanitize makes s fit for a Detail: key removed, invalid UTF-8 dropped, control and format
+// sanitize makes s fit for a Detail: secrets removed (before and after the clean-up, so white
+// space or control characters inside an echoed key do not hide it), invalid UTF-8 dropped, control and format
 // characters and runs of white space turned into one space, trimmed and cut to MaxDetail bytes.
-func sanitize(s, key string) string {
+func sanitize(s string, key *secret.Redactor) string {
 	s = scrub(s, key)
 	var b strings.Builder
 	pendingSpace := false
@@ -63,7 +56,7 @@ func truncate(s string, n int) string {
 
 // bodyMessage returns the most useful text of an error body, key removed: the ERROR (or error,
 // message, status) string of a JSON object, else the start of the body itself.
-func bodyMessage(body []byte, key string) string {
+func bodyMessage(body []byte, key *secret.Redactor) string {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(body, &obj) == nil {
 		for _, k := range []string{"ERROR", "error", "message", "status"} {
@@ -78,7 +71,7 @@ func bodyMessage(body []byte, key string) string {
 
 // excerpt returns the start of body, key removed. Only the start is ever shown, so the work is
 // bounded; the key is removed before cutting so that no part of an echoed key survives the cut.
-func excerpt(body []byte, key string) string {
+func excerpt(body []byte, key *secret.Redactor) string {
 	s := scrub(string(body), key)
 	if len(s) > 4*MaxDetail {
 		s = s[:4*MaxDetail]

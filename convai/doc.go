@@ -6,7 +6,10 @@
 // # Classification
 //
 // Only a 2xx whose body is a JSON object with a string "status" equal to "SUCCESSFULLY DELETED"
-// (ASCII case and surrounding spaces ignored) is Confirmed. Every other answer is one of:
+// (ASCII case and surrounding spaces ignored) is Confirmed, and only when it is unambiguous: the
+// object has exactly one member whose name folds to "status", and no member at any depth whose
+// name says something failed (failed_ids, errors, failed, rejected, not_deleted, ...) carries a
+// value other than null, false, 0, "", [] or {}. Every other answer is one of:
 //
 //   - Retryable: network errors, timeouts, a cancelled context, 408, 429, 5xx, and a 2xx that is
 //     not a confirmation (the deletion may or may not have happened; deleting again is harmless).

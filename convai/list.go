@@ -72,14 +72,14 @@ func (c *Client) List(ctx context.Context, characterID string, fn func(ListedSes
 	case err == nil:
 		return Result{Class: Confirmed, StatusCode: resp.StatusCode, Detail: fmt.Sprintf("status %d: %d sessions", resp.StatusCode, n)}
 	case errors.Is(err, ErrStopped):
-		return Result{Class: Permanent, StatusCode: resp.StatusCode, Detail: sanitize(err.Error(), c.key()), Err: c.redact(err)}
+		return Result{Class: Permanent, StatusCode: resp.StatusCode, Detail: sanitize(err.Error(), c.secrets), Err: c.redact(err)}
 	}
 	return c.malformed(ctx, resp.StatusCode, fmt.Sprintf("status %d is not a session list (after %d sessions)", resp.StatusCode, n), err)
 }
 
 // malformed is the Result of a 2xx whose body could not be read as the documented shape.
 func (c *Client) malformed(ctx context.Context, code int, text string, cause error) Result {
-	detail := sanitize(text+": "+cause.Error(), c.key())
+	detail := sanitize(text+": "+cause.Error(), c.secrets)
 	err := fmt.Errorf("%w: %s: %w", ErrMalformedAnswer, text, withCtxErr(ctx, cause))
 	return Result{Class: Retryable, StatusCode: code, Detail: detail, Err: c.redact(err)}
 }

@@ -42,7 +42,8 @@ type Config struct {
 	ChunkSize int
 	// Concurrency is the most requests in flight. Default ConcurrencyDefault.
 	Concurrency int
-	// Rate is the most requests per second across the run. Unlike the other fields, 0 means
+	// Rate is the most requests per second across the deployment: a run that is one of
+	// Shard.Count shards takes Rate/Shard.Count, so the shards together send at Rate. Unlike the other fields, 0 means
 	// unlimited, not the default: a caller of the package is never throttled unasked. The
 	// command line runs at RateDefault unless told otherwise. A negative value is an error.
 	Rate float64

@@ -17,10 +17,13 @@ func (r *Runner) DryRun(ctx context.Context, source string, withIDs bool) (*Summ
 	sum := &Summary{Status: StatusSucceeded, DryRun: true, Source: source, Shard: r.cfg.Shard}
 	err := r.store.ReadOnly(ctx, func(rd Reader) error {
 		var err error
-		sum.Cutoff, sum.BudgetReached, err = r.selectAll(ctx, rd, t)
-		return err
+		if sum.Cutoff, sum.BudgetReached, err = r.selectAll(ctx, rd, t); err != nil {
+			return err
+		}
+		return warnUnmatchedHolds(ctx, rd, sum, r.cfg.Logger)
 	})
 	t.fill(sum)
+	sum.NotSent = 0 // a dry-run sends nothing by design: nothing was kept from being sent
 	sum.Duration = time.Since(began)
 	sum.DurationSeconds = sum.Duration.Seconds()
 	if err != nil {

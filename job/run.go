@@ -84,13 +84,16 @@ type run struct {
 	fatal     error
 	// unrecorded counts claimed sessions whose outcomes could not be written.
 	unrecorded atomic.Int64
+	// refusals stops the run when the API refuses whole chunks RefusalLimit times in a row.
+	refusals *refusalGuard
 }
 
 func newRun(r *Runner, rs RunStore, info RunInfo, source string) *run {
 	cfg := r.cfg
 	limit := rate.Inf
 	if cfg.Rate > 0 {
-		limit = rate.Limit(cfg.Rate)
+		// The rate is the deployment's: each of the shards takes its share.
+		limit = rate.Limit(cfg.Rate / float64(max(cfg.Shard.Count, 1)))
 	}
 	ru := &run{
 		cfg: cfg, log: cfg.Logger, sender: r.sender, rd: r.store, rs: rs, info: info, began: time.Now(),
@@ -120,9 +123,13 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 		return ru.finish(StatusFailed, err)
 	}
 	ru.rules = rules
+	if err := warnUnmatchedHolds(ctx, ru.rd, ru.sum, ru.log); err != nil {
+		return ru.finish(StatusFailed, err)
+	}
 
 	ru.stopSelecting, ru.cancelSelect = context.WithCancel(ctx)
 	defer ru.cancelSelect()
+	ru.refusals = newRefusalGuard(RefusalLimit, ru.stop)
 	ru.sendCtx, ru.cancelSend = context.WithCancel(context.WithoutCancel(ctx))
 	defer ru.cancelSend()
 
@@ -167,6 +174,26 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 		return ru.finish(StatusFailed, selectErr)
 	}
 	return ru.finish(StatusSucceeded, nil)
+}
+
+// warnUnmatchedHolds notes, once per run, the active holds that match no session of the source.
+func warnUnmatchedHolds(ctx context.Context, rd Reader, sum *Summary, log *slog.Logger) error {
+	holds, err := rd.UnmatchedHolds(ctx)
+	if err != nil {
+		return err
+	}
+	for _, h := range holds {
+		name := h.CharacterID
+		if h.SessionID != "" {
+			name += "/" + h.SessionID
+		}
+		sum.UnmatchedHolds = append(sum.UnmatchedHolds, name)
+	}
+	if len(holds) > 0 && log != nil {
+		log.Warn("holds match no session of the source and protect nothing now; check them for typos (spaces, case)",
+			"holds", sum.UnmatchedHolds)
+	}
+	return nil
 }
 
 // loadRules reads the policies and holds as of cutoff, checks them and counts the source rows
@@ -332,6 +359,8 @@ func (ru *run) process(ctx context.Context, c Chunk) {
 		keyRejected: func(a Answer) { ru.stop(fmt.Errorf("%w (HTTP %d)", ErrKeyRejected, a.StatusCode)) },
 		dbCtx:       ru.dbCtx,
 		settle:      ru.settle,
+		refusals:    ru.refusals,
+		interrupted: ctx.Done(),
 	}
 	outcomes := inClaimOrder(claim, d.deliver(ru.sendCtx, c.CharacterID, claim.SessionIDs, 0, true))
 	rctx, cancel := ru.dbCtx()
@@ -387,24 +416,26 @@ func (ru *run) finish(status Status, runErr error) (*Summary, error) {
 
 	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	closed, err := ru.rs.Finish(fctx, RunEnd{
+	fin, err := ru.rs.Finish(fctx, RunEnd{
 		Status: sum.Status, Selected: sum.Selected, Deleted: sum.Deleted, Failed: sum.Failed,
 		Skipped: sum.Skipped, SkippedByReason: sum.SkippedByReason, BudgetReached: sum.BudgetReached, Error: sum.Error,
 	})
 	if err != nil {
 		return sum, errors.Join(runErr, fmt.Errorf("finish run %d: %w", ru.info.ID, err))
 	}
-	if closed != unrecorded {
+	if fin.Closed != unrecorded {
 		ru.log.Warn("the store closed a different number of unanswered claims than the run counted",
-			"closed", closed, "counted", unrecorded)
+			"closed", fin.Closed, "counted", unrecorded)
 	}
+	sum.Checkpoint = &fin.Checkpoint
 	ru.cfg.Observer.RunFinished(sum)
 	if sum.NotSent > 0 {
 		ru.log.Warn("selected sessions were not sent: the run stopped first; they wait for the next run", "not_sent", sum.NotSent)
 	}
 	ru.log.Info("run finished", "run_id", ru.info.ID, "status", sum.Status, "selected", sum.Selected,
 		"deleted", sum.Deleted, "failed", sum.Failed, "skipped", sum.Skipped,
-		"budget_reached", sum.BudgetReached, "duration", sum.Duration.Round(time.Millisecond).String())
+		"budget_reached", sum.BudgetReached, "duration", sum.Duration.Round(time.Millisecond).String(),
+		"log_size", fin.Checkpoint.TreeSize, "log_root", fin.Checkpoint.Root, "checkpoint_signed", fin.Checkpoint.Signed)
 	return sum, runErr
 }
 

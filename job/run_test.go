@@ -303,6 +303,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, sum.DryRun)
 	require.EqualValues(t, 5, sum.Selected, "plain-s0005..9; the held plain-s0003 is not yet expired")
+	require.Zero(t, sum.NotSent, "a dry-run sends nothing by design; nothing was kept from being sent")
 	require.Equal(t, before, snapshot())
 	require.Empty(t, b.fake.Requests())
 

@@ -51,11 +51,16 @@ var (
 // maxErrorText is the longest error text recorded on a deletion row.
 const maxErrorText = 300
 
+// holdChecker is the part of the run's store a delivery needs.
+type holdChecker interface {
+	Held(ctx context.Context, characterID string, ids []string) ([]string, error)
+}
+
 // deliverer sends one chunk's claimed IDs until each is confirmed or has failed.
 type deliverer struct {
 	cfg     Config
 	sender  Sender
-	store   RunStore
+	store   holdChecker
 	limiter *rate.Limiter
 	log     *slog.Logger
 	// stopped reports whether the run stopped sending (key rejected, fatal error).
@@ -66,6 +71,13 @@ type deliverer struct {
 	dbCtx func() (context.Context, context.CancelFunc)
 	// settle, if set, looks a refused single session up in its character's list.
 	settle *settler
+	// refusals counts chunks the API refused whole and stops the run at RefusalLimit in a row
+	// (refusals.go). Nil: nothing is counted.
+	refusals *refusalGuard
+	// interrupted is closed when the run is told to stop (a signal). A delivery that is only
+	// waiting (for a retry, a Retry-After or a rate token) has nothing in flight: it ends at
+	// once, sending nothing more. A request in flight is not cancelled by it. Nil: never.
+	interrupted <-chan struct{}
 }
 
 // settleRefused is the outcome of a single session the API refused (a 4xx other than 401, 403
@@ -95,10 +107,43 @@ func (d *deliverer) settleRefused(ctx context.Context, characterID, id string, a
 	return o
 }
 
+// errInterrupted ends a wait for a retry when the run is told to stop.
+var errInterrupted = errors.New("the run was told to stop while waiting to retry")
+
 // deliver sends ids of one character and returns exactly one outcome per ID. prior is the
 // number of requests that already carried these IDs (when bisecting); fresh says the IDs were
-// claimed just now, after taking a rate token.
+// claimed just now, after taking a rate token. A fresh call is a whole chunk: its refusals are
+// counted by d.refusals.
 func (d *deliverer) deliver(ctx context.Context, characterID string, ids []string, prior int, fresh bool) []Outcome {
+	if !fresh || prior != 0 {
+		return d.deliverPart(ctx, characterID, ids, prior, fresh, &chunkRefusals{})
+	}
+	chunk := &chunkRefusals{ids: len(ids)}
+	out := d.deliverPart(ctx, characterID, ids, prior, fresh, chunk)
+	for _, o := range out {
+		if o.Deleted {
+			chunk.confirmed++
+		}
+	}
+	d.refusals.chunkDone(chunk)
+	return out
+}
+
+// deliverPart is deliver for a chunk or a part of it, noting single IDs refused in chunk.
+func (d *deliverer) deliverPart(ctx context.Context, characterID string, ids []string, prior int, fresh bool, chunk *chunkRefusals) []Outcome {
+	// wait bounds the waits between requests: they end when the run is told to stop, as
+	// nothing is in flight then. Requests themselves run on ctx.
+	wait, stopWaiting := context.WithCancelCause(ctx)
+	defer stopWaiting(nil)
+	if d.interrupted != nil {
+		go func() {
+			select {
+			case <-d.interrupted:
+				stopWaiting(errInterrupted)
+			case <-wait.Done():
+			}
+		}()
+	}
 	out := make([]Outcome, 0, len(ids))
 	fail := func(ids []string, attempts, status int, text string) {
 		for _, id := range ids {
@@ -127,16 +172,16 @@ func (d *deliverer) deliver(ctx context.Context, characterID string, ids []strin
 		return nil
 	}
 
-	err := retry.Do(ctx, d.backoff(&retryAfter), func(ctx context.Context) error {
-		if d.stopped() {
+	err := retry.Do(wait, d.backoff(&retryAfter), func(wait context.Context) error {
+		if d.stopped() || d.refusals.stopped() {
 			return errAborted
 		}
 		// A fresh chunk's first request goes out right after its claim, which took a rate
 		// token and checked the holds. Every other request waits for a token first, then checks
 		// the holds again, so a hold committed before the request is honoured.
 		if !(fresh && attempts == 0) {
-			if err := d.limiter.Wait(ctx); err != nil {
-				return err
+			if err := d.limiter.Wait(wait); err != nil {
+				return waitCause(wait, err)
 			}
 			if err := checkHolds(); err != nil {
 				return err
@@ -144,7 +189,7 @@ func (d *deliverer) deliver(ctx context.Context, characterID string, ids []strin
 			if len(ids) == 0 {
 				return nil
 			}
-			if d.stopped() {
+			if d.stopped() || d.refusals.stopped() {
 				return errAborted
 			}
 		}
@@ -185,22 +230,40 @@ func (d *deliverer) deliver(ctx context.Context, characterID string, ids []strin
 		// One bad ID must not fail the others: split and send each half on its own.
 		half := len(ids) / 2
 		left, right := ids[:half], ids[half:]
-		out = append(out, d.deliver(ctx, characterID, left, total, false)...)
-		out = append(out, d.deliver(ctx, characterID, right, total, false)...)
+		out = append(out, d.deliverPart(ctx, characterID, left, total, false, chunk)...)
+		out = append(out, d.deliverPart(ctx, characterID, right, total, false, chunk)...)
 	case errors.Is(err, errPermanent):
-		out = append(out, d.settleRefused(ctx, characterID, ids[0], total, last))
+		o := d.settleRefused(ctx, characterID, ids[0], total, last)
+		if !o.Settled { // a settled session is gone, not refused: it does not count
+			chunk.refusedSingle(last.StatusCode, last.Detail)
+		}
+		out = append(out, o)
 	case errors.Is(err, ErrKeyRejected):
 		fail(ids, total, last.StatusCode, fmt.Sprintf("the API rejected the key (HTTP %d)", last.StatusCode))
 	case errors.Is(err, errAborted):
 		fail(ids, total, last.StatusCode, "not sent: the run stopped sending")
+	case errors.Is(err, errInterrupted) && total == 0:
+		fail(ids, total, 0, "not sent: the run was told to stop")
 	case ctx.Err() != nil:
+		// The request in flight was cancelled (the shutdown grace ran out): that is what
+		// happened to these sessions, whatever the retry wait saw after it.
 		fail(ids, total, last.StatusCode, "no confirmation before the run was cancelled")
+	case errors.Is(err, errInterrupted):
+		fail(ids, total, last.StatusCode, "not sent again: the run was told to stop while waiting to retry")
 	case attempts == 0:
 		fail(ids, total, 0, "not sent: "+err.Error())
 	default:
 		fail(ids, total, last.StatusCode, fmt.Sprintf("no confirmation after %d attempts: %s", attempts, answerText(last)))
 	}
 	return out
+}
+
+// waitCause returns the cause of ctx's end if err came from it, else err.
+func waitCause(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil {
+		return cause
+	}
+	return err
 }
 
 // backoff returns a fresh backoff for one request (see newBackoff).

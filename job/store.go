@@ -19,6 +19,9 @@ type Reader interface {
 	Page(ctx context.Context, after Cursor, horizon time.Time, limit int) ([]policy.Record, error)
 	// Undated counts source rows without a last activity.
 	Undated(ctx context.Context) (int64, error)
+	// UnmatchedHolds returns the active holds that match no row of the source (a character,
+	// or a character's session, the source does not have): they protect nothing now.
+	UnmatchedHolds(ctx context.Context) ([]policy.Hold, error)
 }
 
 // Store is everything a real run reads and writes.
@@ -48,10 +51,10 @@ type RunStore interface {
 	CheckLock(ctx context.Context) error
 	// Seal appends the outcomes recorded so far to the tamper-evident log.
 	Seal(ctx context.Context) error
-	// Finish seals what is left, closes the claims that have no outcome (they count as failed
-	// and are sent again by a later run) and writes the run's final row as given. It returns how
-	// many claimed sessions it closed.
-	Finish(ctx context.Context, end RunEnd) (closed int64, err error)
+	// Finish closes the claims that have no outcome (they count as failed and are sent again by
+	// a later run), seals what is left, writes the run's checkpoint and the run's final row as
+	// given.
+	Finish(ctx context.Context, end RunEnd) (Finished, error)
 	// Close releases the run lock. It is safe to call after Finish, and more than once.
 	Close(ctx context.Context) error
 }
@@ -89,6 +92,22 @@ type RunEnd struct {
 	SkippedByReason map[string]int64
 	BudgetReached   bool
 	Error           string
+}
+
+// Finished is what RunStore.Finish did.
+type Finished struct {
+	// Closed is how many claimed sessions had no outcome and were closed as failed.
+	Closed int64
+	// Checkpoint is the log as the run left it.
+	Checkpoint Checkpoint
+}
+
+// Checkpoint is the tamper-evident log's size and root when a run finished.
+type Checkpoint struct {
+	TreeSize int64  `json:"tree_size"`
+	Root     string `json:"root"`
+	// Signed says a signed note of it was stored (and written outside the database).
+	Signed bool `json:"signed"`
 }
 
 // Claim is a chunk's sessions written as claimed by Claim: only these may be sent.

@@ -36,8 +36,14 @@ type Summary struct {
 	BudgetReached   bool             `json:"budget_reached"`
 	// NotSent counts sessions selected but never sent because the run stopped first (a
 	// signal, a rejected key, a fatal error); they wait for the next run.
-	NotSent         int64              `json:"not_sent"`
-	Recovered       []int64            `json:"recovered_runs,omitempty"`
+	NotSent   int64   `json:"not_sent"`
+	Recovered []int64 `json:"recovered_runs,omitempty"`
+	// UnmatchedHolds names the active holds that match no session of the source: they protect
+	// nothing now, and a typo ("char-0 ", "CHAR-1") is the likely cause. As CHARACTER or
+	// CHARACTER/SESSION.
+	UnmatchedHolds []string `json:"unmatched_holds,omitempty"`
+	// Checkpoint is the results log's size and root when the run finished (real runs).
+	Checkpoint      *Checkpoint        `json:"checkpoint,omitempty"`
 	Error           string             `json:"error,omitempty"`
 	Duration        time.Duration      `json:"-"`
 	DurationSeconds float64            `json:"duration_seconds"`

@@ -104,9 +104,11 @@ CREATE TABLE retention.outcomes (
 CREATE UNIQUE INDEX outcomes_one_deleted ON retention.outcomes (character_id, session_id) WHERE status = 'deleted';
 CREATE INDEX outcomes_by_session ON retention.outcomes (character_id, session_id);
 
--- Claims recorded and not yet in the log. seal() empties it.
+-- Claims recorded and not yet in the log, with their leaf's record hash, computed from the rows
+-- when they were written (by record or close_claims, outside the log's lock). seal() empties it.
 CREATE TABLE retention.unsealed (
-    claim_id bigint PRIMARY KEY REFERENCES retention.claims (id)
+    claim_id bigint PRIMARY KEY REFERENCES retention.claims (id),
+    leaf     bytea NOT NULL CHECK (octet_length(leaf) = 32)
 );
 
 -- The log. log_leaves gives each recorded claim its leaf index (in the order seal() met them)
@@ -256,9 +258,10 @@ BEGIN
 END
 $$;
 
--- seal appends up to 64 recorded, unsealed claims to the log, one leaf each, and returns the
--- tree size and root; callers repeat it until the size stops growing, so no one transaction
--- holds the log head for long. Anyone may call it: it only does what the rows already say. It locks the log
+-- seal appends recorded, unsealed claims to the log, one leaf each (at most 256, for at most
+-- about 200 ms), and returns the tree size and root; callers repeat it until the size stops
+-- growing, so no one transaction holds the log head for long. The leaf hashes were computed
+-- when the claims were recorded; seal only builds the tree. Anyone may call it: it only does what the rows already say. It locks the log
 -- head, so seals run one at a time; records never wait for it.
 CREATE FUNCTION retention.seal(OUT size bigint, OUT root bytea)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -272,8 +275,8 @@ DECLARE
     added boolean := false;
 BEGIN
     SELECT l.size INTO n FROM retention.log_head l WHERE one FOR UPDATE;
-    FOR q IN SELECT u.claim_id FROM retention.unsealed u ORDER BY u.claim_id LIMIT 64 LOOP
-        leaf := sha256('\x00'::bytea || retention.claim_content(q.claim_id));
+    FOR q IN SELECT u.claim_id, u.leaf FROM retention.unsealed u ORDER BY u.claim_id LIMIT 256 LOOP
+        leaf := q.leaf;
         base := retention.tlog_index(0, n);
         INSERT INTO retention.log_hashes (id, hash) VALUES (base, leaf);
         h := leaf;
@@ -289,6 +292,8 @@ BEGIN
         DELETE FROM retention.unsealed WHERE claim_id = q.claim_id;
         n := n + 1;
         added := true;
+        -- A bounded transaction whatever the load: what is left waits for the next call.
+        EXIT WHEN clock_timestamp() - statement_timestamp() > interval '200 milliseconds';
     END LOOP;
     IF added THEN
         root := retention.tlog_root(n);
@@ -337,23 +342,25 @@ $$;
 CREATE FUNCTION retention.close_claims(runs bigint[], reason text) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    open   bigint[];
     closed bigint;
 BEGIN
-    WITH open AS (
-        SELECT c.id FROM retention.claims c
-        WHERE c.run_id = ANY (runs)
-          AND NOT EXISTS (SELECT 1 FROM retention.outcomes o WHERE o.claim_id = c.id AND o.ord = 1)
-    ), queued AS (
-        INSERT INTO retention.unsealed (claim_id) SELECT id FROM open RETURNING claim_id
-    ), ins AS (
-        INSERT INTO retention.outcomes (claim_id, ord, character_id, session_id, status, attempts, error)
-        SELECT c.id, e.ord, c.character_id, e.session_id, 'failed', 0, reason
-        FROM retention.claims c
-        JOIN queued q ON q.claim_id = c.id
-        CROSS JOIN LATERAL unnest(c.session_ids) WITH ORDINALITY AS e(session_id, ord)
-        RETURNING 1
-    )
-    SELECT count(*) INTO closed FROM ins;
+    SELECT coalesce(array_agg(c.id ORDER BY c.id), '{}') INTO open
+    FROM retention.claims c
+    WHERE c.run_id = ANY (runs)
+      AND NOT EXISTS (SELECT 1 FROM retention.outcomes o WHERE o.claim_id = c.id AND o.ord = 1);
+    INSERT INTO retention.outcomes (claim_id, ord, character_id, session_id, status, attempts, error)
+    SELECT c.id, e.ord, c.character_id, e.session_id, 'failed', 0, reason
+    FROM retention.claims c
+    CROSS JOIN LATERAL unnest(c.session_ids) WITH ORDINALITY AS e(session_id, ord)
+    WHERE c.id = ANY (open)
+    -- The dead run may not be quite dead: a run that lost its lock can still be recording an
+    -- answer. Whichever commits first stands; the other writes nothing.
+    ON CONFLICT (claim_id, ord) DO NOTHING;
+    GET DIAGNOSTICS closed = ROW_COUNT;
+    INSERT INTO retention.unsealed (claim_id, leaf)
+    SELECT id, sha256('\x00'::bytea || retention.claim_content(id)) FROM unnest(open) AS id
+    ON CONFLICT (claim_id) DO NOTHING;
     RETURN closed;
 END
 $$;
@@ -473,9 +480,10 @@ CREATE FUNCTION retention.record(p_run bigint, p_token text, p_claim bigint, p_s
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    c   retention.claims;
-    n   integer;
-    src text;
+    c        retention.claims;
+    n        integer;
+    inserted integer;
+    src      text;
 BEGIN
     PERFORM retention.authorize(p_run, p_token, false);
     SELECT * INTO c FROM retention.claims WHERE id = p_claim AND run_id = p_run;
@@ -494,8 +502,16 @@ BEGIN
     INSERT INTO retention.outcomes (claim_id, ord, character_id, session_id, status, attempts, http_status, error)
     SELECT p_claim, u.ord, c.character_id, c.session_ids[u.ord], u.status, u.attempts,
            nullif(u.http_status, 0), nullif(u.error, '')
-    FROM unnest(p_status, p_attempts, p_http_status, p_error) WITH ORDINALITY AS u(status, attempts, http_status, error, ord);
-    INSERT INTO retention.unsealed (claim_id) VALUES (p_claim);
+    FROM unnest(p_status, p_attempts, p_http_status, p_error) WITH ORDINALITY AS u(status, attempts, http_status, error, ord)
+    -- A run that found this one dead may have closed the claim a moment ago: its failed
+    -- outcomes stand (the sessions are sent again), and this answer is not recorded.
+    ON CONFLICT (claim_id, ord) DO NOTHING;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    IF inserted = 0 THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO retention.unsealed (claim_id, leaf) VALUES (p_claim, sha256('\x00'::bytea || retention.claim_content(p_claim)))
+    ON CONFLICT (claim_id) DO NOTHING;
     SELECT r.source INTO src FROM retention.runs r WHERE r.id = p_run;
     IF src = 'retention.sessions' THEN
         DELETE FROM retention.sessions s

@@ -9,7 +9,8 @@
 #                                              packages named) on the same kind of server
 #
 # The server is BENCH_DATABASE_URL, else TEST_DATABASE_URL, else a throwaway PostgreSQL started
-# with scripts/pg.sh and the settings below, removed when the bench ends. docs/BENCHMARKS.md
+# with scripts/pg.sh and the settings below, removed when the bench ends; with BENCH_DURABLE=1
+# that server runs with fsync and synchronous_commit on, as in production. docs/BENCHMARKS.md
 # explains the figures and the settings.
 set -euo pipefail
 
@@ -48,7 +49,13 @@ server() {
 		return
 	fi
 	pgdir=$(mktemp -d "${TMPDIR:-/tmp}/retention-bench-pg.XXXXXX")
-	if ! url=$(PG_CONF=$BENCH_PG_CONF "$root/scripts/pg.sh" start "$pgdir"); then
+	local conf=$BENCH_PG_CONF
+	if [[ -n ${BENCH_DURABLE:-} ]]; then
+		# Production settings: every commit waits for its WAL flush, and the flush is real.
+		conf+=$'\nfsync = on\nsynchronous_commit = on\nfull_page_writes = on'
+		echo "bench.sh: BENCH_DURABLE is set: fsync and synchronous_commit on" >&2
+	fi
+	if ! url=$(PG_CONF=$conf "$root/scripts/pg.sh" start "$pgdir"); then
 		rmdir "$pgdir" 2>/dev/null || true
 		pgdir=''
 		echo "bench.sh: could not start a throwaway PostgreSQL" >&2

@@ -125,6 +125,12 @@ EOF
 step "retention run --dry-run"
 bin/retention run --dry-run || die "the dry run failed (exit status $?)"
 
+step "retention audit keygen (the key that signs each run's checkpoint)"
+bin/retention audit keygen --out "$work/checkpoint.key" >"$work/checkpoint.vkey" || die "keygen failed"
+echo "verifier key: $(cat "$work/checkpoint.vkey")"
+mkdir -p "$work/checkpoints"
+export RETENTION_CHECKPOINT_KEY_FILE="$work/checkpoint.key" RETENTION_CHECKPOINT_DIR="$work/checkpoints"
+
 step "retention run"
 status=0
 bin/retention run || status=$?
@@ -144,8 +150,14 @@ EOF
 step "retention report (what compliance reads)"
 bin/retention report --format table || die "the report failed (exit status $?)"
 
-step "retention audit verify (the sealed results trail)"
-bin/retention audit verify || die "the results trail does not verify (exit status $?)"
+step "retention audit verify (the log, against the signed checkpoint kept outside the database)"
+bin/retention audit verify --checkpoint-file "$work/checkpoints/latest.note" --key "$work/checkpoint.vkey" ||
+	die "the results trail does not verify (exit status $?)"
+
+step "retention audit prove / check (one session's deletion, checked with no database)"
+read -r char sess < <(psql "$DATABASE_URL" -XAt -F ' ' -c "SELECT character_id, session_id FROM retention.outcomes WHERE status = 'deleted' ORDER BY claim_id, ord LIMIT 1")
+bin/retention audit prove --character "$char" --session "$sess" --out "$work/proof.json" || die "prove failed (exit status $?)"
+DATABASE_URL='' bin/retention audit check --proof "$work/proof.json" --key "$work/checkpoint.vkey" || die "check failed (exit status $?)"
 
 step "retention verify (Convai's list: are the deleted sessions gone?)"
 bin/retention verify || die "verify found deleted sessions still at Convai, or could not list (exit status $?)"

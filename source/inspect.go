@@ -17,7 +17,7 @@ type Source struct {
 	// selection can walk an index on (last_active_at, character_id, session_id).
 	strict bool
 
-	firstSQL, pageSQL, undatedSQL string
+	firstSQL, pageSQL, undatedSQL, unmatchedSQL string
 }
 
 // Relation returns the source's name.
@@ -162,4 +162,10 @@ func (s *Source) build() {
 		s.pageSQL = fmt.Sprintf(outer, fmt.Sprintf(inner, "AND "+after, "$5"))
 	}
 	s.undatedSQL = fmt.Sprintf("SELECT count(*) FROM %s s WHERE s.last_active_at IS NULL", rel)
+	s.unmatchedSQL = fmt.Sprintf(`
+		SELECT h.character_id, coalesce(h.session_id, '') FROM retention.holds h
+		WHERE h.released_at IS NULL
+		  AND NOT EXISTS (SELECT 1 FROM %s s WHERE s.character_id::text = h.character_id
+		                    AND (h.session_id IS NULL OR s.session_id::text = h.session_id))
+		ORDER BY h.id`, rel)
 }

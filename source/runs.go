@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -189,7 +190,7 @@ func (r *Run) Claim(ctx context.Context, c job.Chunk) (job.Claim, error) {
 
 // Held returns those of ids that an active hold protects now.
 func (r *Run) Held(ctx context.Context, characterID string, ids []string) ([]string, error) {
-	return r.s.held(ctx, characterID, ids)
+	return r.s.Held(ctx, characterID, ids)
 }
 
 // Record writes the claim's outcomes, one per claimed session in the claim's order, in one call
@@ -231,33 +232,35 @@ func (r *Run) Seal(ctx context.Context) error {
 
 // Finish closes the run's claims without an outcome, seals the log, signs the checkpoint (with
 // the store's Signer, if any) and writes the run's final row with it, in three statements.
-func (r *Run) Finish(ctx context.Context, end job.RunEnd) (int64, error) {
+func (r *Run) Finish(ctx context.Context, end job.RunEnd) (job.Finished, error) {
+	var fin job.Finished
 	skipped, err := json.Marshal(end.SkippedByReason)
 	if err != nil {
-		return 0, fmt.Errorf("encode skip reasons: %w", err)
+		return fin, fmt.Errorf("encode skip reasons: %w", err)
 	}
 	var errText *string
 	if end.Error != "" {
 		errText = &end.Error
 	}
-	var closed int64
 	if err := r.s.retrying(ctx, func(ctx context.Context) error {
-		return r.s.q.QueryRow(ctx, `SELECT retention.close_run($1, $2)`, r.id, r.token).Scan(&closed)
+		return r.s.q.QueryRow(ctx, `SELECT retention.close_run($1, $2)`, r.id, r.token).Scan(&fin.Closed)
 	}); err != nil {
-		return 0, fmt.Errorf("close unanswered claims of run %d: %w", r.id, err)
+		return fin, fmt.Errorf("close unanswered claims of run %d: %w", r.id, err)
 	}
 	size, root, err := r.s.Seal(ctx)
 	if err != nil {
-		return closed, err
+		return fin, err
 	}
+	fin.Checkpoint = job.Checkpoint{TreeSize: size, Root: hex.EncodeToString(root)}
 	var note *string
 	if r.s.cfg.Sign != nil {
 		n, err := r.s.cfg.Sign(ctx, r.id, size, root)
 		if err != nil {
-			return closed, fmt.Errorf("sign checkpoint of run %d: %w", r.id, err)
+			return fin, fmt.Errorf("sign checkpoint of run %d: %w", r.id, err)
 		}
 		if n != "" {
 			note = &n
+			fin.Checkpoint.Signed = true
 		}
 	}
 	err = r.s.retrying(ctx, func(ctx context.Context) error {
@@ -267,9 +270,9 @@ func (r *Run) Finish(ctx context.Context, end job.RunEnd) (int64, error) {
 		return err
 	})
 	if err != nil {
-		return closed, fmt.Errorf("finish run %d: %w", r.id, err)
+		return fin, fmt.Errorf("finish run %d: %w", r.id, err)
 	}
-	return closed, nil
+	return fin, nil
 }
 
 // Seal appends every recorded, unsealed claim to the log and returns the tree's size and root.

@@ -163,6 +163,23 @@ func (s *Store) Undated(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// UnmatchedHolds returns the active holds that match no row of the source.
+func (s *Store) UnmatchedHolds(ctx context.Context) ([]policy.Hold, error) {
+	rows, err := s.q.Query(ctx, s.src.unmatchedSQL)
+	if err != nil {
+		return nil, fmt.Errorf("check holds against %s: %w", s.src.rel, err)
+	}
+	holds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (policy.Hold, error) {
+		var h policy.Hold
+		err := r.Scan(&h.CharacterID, &h.SessionID)
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("check holds against %s: %w", s.src.rel, err)
+	}
+	return holds, nil
+}
+
 // ReadOnly runs fn against a Store bound to one read-only, repeatable-read transaction, which
 // is rolled back: a dry-run cannot write.
 func (s *Store) ReadOnly(ctx context.Context, fn func(job.Reader) error) error {
@@ -174,8 +191,8 @@ func (s *Store) ReadOnly(ctx context.Context, fn func(job.Reader) error) error {
 	return fn(&Store{pool: s.pool, q: tx, src: s.src, cfg: s.cfg})
 }
 
-// held returns those of ids that an active hold protects now.
-func (s *Store) held(ctx context.Context, characterID string, ids []string) ([]string, error) {
+// Held returns those of ids that an active hold protects now.
+func (s *Store) Held(ctx context.Context, characterID string, ids []string) ([]string, error) {
 	rows, err := s.q.Query(ctx, `
 		SELECT u.session_id FROM unnest($2::text[]) AS u(session_id)
 		WHERE EXISTS (

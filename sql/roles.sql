@@ -125,12 +125,12 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.discoveries
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
+                          retention.expired_sessions_in(regclass, timestamptz),
+                          retention.expiry_threshold(interval, timestamptz),
                           retention.well_formed_id(text), retention.seal_field(text),
                           retention.seal_time(timestamptz), retention.seal_content(retention.deletions_v1),
                           retention.claim_content(bigint), retention.is_deleted(text, text),
-                          retention.verification_content(bigint),
-                          retention.expiry_threshold(interval, timestamptz),
-                          retention.expired_sessions_in(regclass, timestamptz)
+                          retention.verification_content(bigint)
     TO retention_auditor;
 
 COMMIT;

@@ -140,6 +140,30 @@ func (b *bench) run(ctx context.Context) error {
 	return nil
 }
 
+// newSessions is how many newly expired sessions scenario c adds after the history is deleted.
+const newSessions = 10_000
+
+// prime runs one unmeasured run that deletes the whole seed, then for scenario c inserts
+// newSessions newly expired sessions. It returns how many sessions the measured run will find.
+func (b *bench) prime(ctx context.Context, sc scenario, dbURL, apiURL string) (int, error) {
+	b.logf("scenario %s: deleting the whole seed first (not measured)", sc.Name)
+	cmd := exec.CommandContext(ctx, filepath.Join(b.o.binDir, "retention"), "run", "--rate", "0",
+		"--concurrency", strconv.Itoa(sc.Concurrency), "--chunk-size", strconv.Itoa(sc.ChunkSize), "--output", "json")
+	cmd.Env = childEnv("DATABASE_URL="+dbURL, "CONVAI_API_URL="+apiURL, "CONVAI_API_KEY="+benchKey, "LOG_LEVEL=warn")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("priming run: %w: %s", err, truncate(string(out), 400))
+	}
+	if sc.Name == "d" {
+		return 0, nil
+	}
+	err := execOn(ctx, dbURL, fmt.Sprintf(`
+		INSERT INTO retention.sessions (character_id, session_id, last_active_at)
+		SELECT 'new-' || (i %% 100), 'new-session-' || i, now() - interval '3650 days' + i * interval '1 millisecond'
+		FROM generate_series(1, %d) AS i;
+		ANALYZE retention.sessions`, newSessions))
+	return newSessions, err
+}
+
 // plans explains the hot statements on a fresh clone of the seed.
 func (b *bench) plans(ctx context.Context, seed string) ([]plan, error) {
 	name := "retention_bench_plans"
@@ -241,12 +265,20 @@ func (b *bench) runScenario(ctx context.Context, sc scenario, seed string) (*res
 			f.stop()
 		}
 	}()
+	sessions := o.sessions
+	if sc.Name == "c" || sc.Name == "d" {
+		// A later run: the whole seed is deleted first (not measured), then scenario c adds
+		// newSessions newly expired ones and d nothing.
+		if sessions, err = b.prime(ctx, sc, dbURL, f.url); err != nil {
+			return nil, fmt.Errorf("prime: %w", err)
+		}
+	}
 	cnt, err := b.counter.reset(ctx, oid)
 	if err != nil {
 		return nil, err
 	}
 
-	r := &result{Scenario: sc, Sessions: o.sessions, Limit: sc.limit(), Log: filepath.Join(o.outDir, "retention-"+sc.Name+".log")}
+	r := &result{Scenario: sc, Sessions: sessions, Limit: sc.limit(), Log: filepath.Join(o.outDir, "retention-"+sc.Name+".log")}
 	args := []string{"run", "--rate", "0", "--concurrency", strconv.Itoa(sc.Concurrency),
 		"--chunk-size", strconv.Itoa(sc.ChunkSize), "--output", "json"}
 	args = append(args, o.extra...)

@@ -41,10 +41,13 @@ func usagef(format string, args ...any) error { return cli.Usagef(format, args..
 const usageHead = `usage: retention-bench [flags]
 
 Seeds PostgreSQL with an expired backlog and measures real runs of the retention binary against
-convai-fake. Scenarios (--scenarios, default a,b):
+convai-fake. Scenarios (--scenarios, default a,b,c,d):
   a  the endpoint answers after --latency (default 20ms): throughput against the limit
      concurrency x chunk-size / latency
   b  the endpoint answers at once: what the job and the database can do by themselves
+  c  a later run: the whole seed deleted first (not measured), then 10,000 newly expired
+     sessions: what a run costs over a long history
+  d  a later run with nothing to do over the deleted seed
 Every run reports throughput, peak RSS, time to the first request, the longest transaction and
 statements per chunk. The server comes from --database-url, else BENCH_DATABASE_URL, else
 TEST_DATABASE_URL; scripts/bench.sh starts one.
@@ -68,7 +71,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.outDir, "out", ".tmp/bench", "`directory` for logs, profiles, plans and results")
 	fs.IntVar(&o.sessions, "sessions", 1_000_000, "expired sessions to seed")
 	fs.IntVar(&o.characters, "characters", 1000, "characters the sessions are spread over, interleaved in time")
-	fs.StringVar(&scenarios, "scenarios", "a,b", "comma-separated scenarios to run: a, b")
+	fs.StringVar(&scenarios, "scenarios", "a,b,c,d", "comma-separated scenarios to run: a, b, c, d")
 	fs.DurationVar(&o.latency, "latency", 20*time.Millisecond, "latency of the endpoint in scenario a")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "retention --concurrency")
 	fs.IntVar(&o.chunkSize, "chunk-size", job.ChunkSizeDefault, "retention --chunk-size")
@@ -93,8 +96,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		s = strings.ToLower(strings.TrimSpace(s))
 		switch {
 		case s == "":
-		case s != "a" && s != "b":
-			return o, usagef("--scenarios: unknown scenario %q: want a, b or a,b", s)
+		case s != "a" && s != "b" && s != "c" && s != "d":
+			return o, usagef("--scenarios: unknown scenario %q: want a, b, c or d", s)
 		case !slices.Contains(o.scenarios, s):
 			o.scenarios = append(o.scenarios, s)
 		}

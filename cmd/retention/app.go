@@ -23,6 +23,8 @@ type app struct {
 	// signal holds the os.Signal that stopped the process, if any: it picks exit code 130 or
 	// 143. It is written by the signal goroutine and read when the command ends.
 	signal atomic.Value
+	// vault holds the secrets read so far, for redaction (secrets.go).
+	vault vault
 }
 
 // usageError is a bad command line: exit 2.
@@ -70,7 +72,7 @@ func (a *app) program() *cli.Program {
 		},
 		Help:      func(w io.Writer) { fmt.Fprint(w, helpText()) },
 		Code:      a.code,
-		Redact:    func(msg string) string { return redact(msg, a.secrets()...) },
+		Redact:    func(msg string) string { return a.redactor().Redact(msg) },
 		UsageHint: "run 'retention help' for usage",
 	}
 }

@@ -40,6 +40,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 	env := with(with(b.env, "RETENTION_CHECKPOINT_KEY_FILE", skey), "RETENTION_CHECKPOINT_DIR", cps)
 	r = run(t, env, "run")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Regexp(t, `(?m)^results log: \d+ leaves, root [0-9a-f]{64} \(signed\)$`, r.stdout)
 	latest := filepath.Join(cps, "latest.note")
 	note, err := os.ReadFile(latest)
 	require.NoError(t, err)

@@ -73,7 +73,7 @@ func (a *app) discover(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.secrets())
+	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.redactor)
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func (a *app) discover(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	client, err := convai.New(convai.Config{BaseURL: a.getenv("CONVAI_API_URL"), APIKey: key, UserAgent: "convai-retention/" + buildVersion()})
+	client, err := convai.New(convai.Config{BaseURL: a.getenv("CONVAI_API_URL"), APIKey: key, Secrets: a.secretValues(), UserAgent: "convai-retention/" + buildVersion()})
 	if err != nil {
 		return err
 	}

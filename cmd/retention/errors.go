@@ -3,11 +3,11 @@ package main
 import (
 	"errors"
 	"flag"
-	"strings"
 
 	"github.com/convai-retention/retention/audit"
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
 	"github.com/convai-retention/retention/convai"
+	"github.com/convai-retention/retention/internal/secret"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/migrations"
 	"github.com/convai-retention/retention/report"
@@ -43,13 +43,9 @@ func codeOf(err error) int {
 	return exitcode.Fatal
 }
 
-// redact replaces every secret in s. Secrets shorter than 4 bytes are ignored: replacing them
-// would garble the message without hiding anything worth hiding.
+// redact replaces every secret in s, whole, in every form secret.Redactor finds. Secrets
+// shorter than secret.MinLen are ignored: replacing them would garble the message without
+// hiding anything.
 func redact(s string, secrets ...string) string {
-	for _, sec := range secrets {
-		if len(sec) >= 4 {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
-	}
-	return s
+	return secret.New(nil, secrets).Redact(s)
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // flagSet is a flag.FlagSet whose flags can also be set from the environment: each flag named
-// with envName reads that variable when the flag is not on the command line. A flag wins over
+// with envName (every option of a table, unless its env is noEnv) reads that variable when the
+// flag is not on the command line. A flag wins over
 // the environment, the environment over the default.
 type flagSet struct {
 	*flag.FlagSet
@@ -34,6 +35,7 @@ func (f *flagSet) envName(name string, vars ...string) {
 // parse parses args, then fills unset flags from the environment. Errors are usage errors
 // naming the flag or variable and the value.
 func (f *flagSet) parse(args []string, getenv env) error {
+	strictNumbers(f.FlagSet)
 	if err := f.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

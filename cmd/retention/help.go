@@ -38,9 +38,13 @@ run flags (a flag wins over its environment variable, which wins over the defaul
 	runFlags(&o).usage(&b)
 	b.WriteString(`
 environment:
-  DATABASE_URL         PostgreSQL connection string (required)
+  DATABASE_URL         PostgreSQL connection string (required), or
+  DATABASE_URL_FILE    a file holding it, e.g. a mounted Kubernetes secret; set one of the two.
+                       Use sslmode=verify-full for a database on another machine: with disable,
+                       allow or prefer (the default) the job warns loudly at start
   CONVAI_API_KEY       the API key (required for a real run; never a flag), or
-  CONVAI_API_KEY_FILE  a file holding it, e.g. a mounted Kubernetes secret
+  CONVAI_API_KEY_FILE  a file holding it, e.g. a mounted Kubernetes secret (a regular file of
+                       at most 4 KiB; a dry-run never reads it)
   CONVAI_API_URL       the API root (default https://api.convai.com)
   LOG_LEVEL            debug, info, warn or error; logs go to stderr, JSON unless a terminal
   RETENTION_CHECKPOINT_KEY_FILE  the note key that signs each run's checkpoint (tree size and root)

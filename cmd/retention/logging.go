@@ -9,12 +9,14 @@ import (
 	"strings"
 
 	"golang.org/x/term"
+
+	"github.com/convai-retention/retention/internal/secret"
 )
 
 // newLogger returns a logger writing to w: text on a terminal, JSON otherwise, at level
-// ("debug", "info", "warn" or "error"). Every message and string attribute passes through
-// redact with secrets.
-func newLogger(w io.Writer, level string, secrets []string) (*slog.Logger, error) {
+// ("debug", "info", "warn" or "error"). Every message and string attribute passes through the
+// redactor that secrets returns at the time (it learns secrets as they are read).
+func newLogger(w io.Writer, level string, secrets func() *secret.Redactor) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, usagef("invalid log level %q: want debug, info, warn or error", level)
@@ -30,11 +32,11 @@ func newLogger(w io.Writer, level string, secrets []string) (*slog.Logger, error
 // redactHandler keeps secrets out of the logs, whatever a message or an error carries.
 type redactHandler struct {
 	slog.Handler
-	secrets []string
+	secrets func() *secret.Redactor
 }
 
 func (h *redactHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, redact(r.Message, h.secrets...), r.PC)
+	out := slog.NewRecord(r.Time, r.Level, h.secrets().Redact(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(h.attr(a))
 		return true
@@ -46,7 +48,7 @@ func (h *redactHandler) attr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return slog.String(a.Key, redact(v.String(), h.secrets...))
+		return slog.String(a.Key, h.secrets().Redact(v.String()))
 	case slog.KindGroup:
 		attrs := v.Group()
 		out := make([]any, len(attrs))
@@ -56,10 +58,10 @@ func (h *redactHandler) attr(a slog.Attr) slog.Attr {
 		return slog.Group(a.Key, out...)
 	case slog.KindAny:
 		if err, ok := v.Any().(error); ok {
-			return slog.String(a.Key, redact(err.Error(), h.secrets...))
+			return slog.String(a.Key, h.secrets().Redact(err.Error()))
 		}
 		s := fmt.Sprint(v.Any())
-		if redacted := redact(s, h.secrets...); redacted != s {
+		if redacted := h.secrets().Redact(s); redacted != s {
 			return slog.String(a.Key, redacted)
 		}
 	}

@@ -19,7 +19,7 @@ func (a *app) migrate(ctx context.Context, args []string) error {
 	if err := fs.parse(args, a.getenv); err != nil {
 		return err
 	}
-	log, err := newLogger(a.stderr, logLevel(level, a.getenv), a.secrets())
+	log, err := newLogger(a.stderr, logLevel(level, a.getenv), a.redactor)
 	if err != nil {
 		return err
 	}
@@ -27,6 +27,7 @@ func (a *app) migrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	warnInsecureDatabase(log, dsn)
 	pool, err := connect(ctx, dsn, 2)
 	if err != nil {
 		return err

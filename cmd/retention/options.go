@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -31,14 +30,6 @@ type option struct {
 // noEnv is the env of an option no variable sets.
 var noEnv = []string{}
 
-// envVars returns the variables that set o.
-func (o option) envVars() []string {
-	if o.env != nil {
-		return o.env
-	}
-	return []string{"RETENTION_" + strings.ToUpper(strings.ReplaceAll(o.name, "-", "_"))}
-}
-
 // define adds o to fs.
 func (o option) define(fs *flagSet) {
 	switch p := o.value.(type) {
@@ -57,8 +48,8 @@ func (o option) define(fs *flagSet) {
 	default:
 		panic(fmt.Sprintf("option --%s: unsupported type %T", o.name, o.value))
 	}
-	if vars := o.envVars(); len(vars) > 0 {
-		fs.env[o.name] = strings.Join(vars, ",")
+	if o.env == nil || len(o.env) > 0 {
+		fs.envName(o.name, o.env...)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -48,11 +49,26 @@ func writeText(w io.Writer, s *job.Summary) error {
 	if s.BudgetReached {
 		b.WriteString("the deletion budget (--max-deletions) was reached: the rest waits for the next run\n")
 	}
+	if len(s.UnmatchedHolds) > 0 {
+		names := make([]string, len(s.UnmatchedHolds))
+		for i, h := range s.UnmatchedHolds {
+			names[i] = strconv.Quote(h)
+		}
+		fmt.Fprintf(&b, "WARNING: %d hold(s) match no session of the source and protect nothing now (a typo? spaces and case count): %s\n",
+			len(names), strings.Join(names, ", "))
+	}
 	if len(s.Recovered) > 0 {
 		fmt.Fprintf(&b, "runs found unfinished and marked interrupted: %v\n", s.Recovered)
 	}
 	if s.Error != "" {
 		fmt.Fprintf(&b, "error: %s\n", s.Error)
+	}
+	if c := s.Checkpoint; c != nil {
+		signed := "unsigned: no RETENTION_CHECKPOINT_KEY_FILE"
+		if c.Signed {
+			signed = "signed"
+		}
+		fmt.Fprintf(&b, "results log: %d leaves, root %s (%s)\n", c.TreeSize, c.Root, signed)
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err

@@ -34,19 +34,24 @@ type reportOptions struct {
 }
 
 func reportFlags(o *reportOptions) *flagSet {
-	fs := newFlagSet("report")
-	fs.StringVar(&o.since, "since", "", "start of the period: YYYY-MM-DD (UTC) or RFC 3339 (default: 30 days before --until)")
-	fs.StringVar(&o.until, "until", "", "end of the period: YYYY-MM-DD includes that day, an RFC 3339 time is excluded (default: now)")
-	fs.StringVar(&o.character, "character", "", "report on this character only")
-	fs.StringVar(&o.session, "session", "", "instead of the report, the evidence for this session ID: every attempt, or why it was never selected")
-	fs.StringVar(&o.format, "format", "", "table, csv, json or html (default: table on a terminal, else from --out's extension, else csv)")
-	fs.StringVar(&o.table, "table", string(report.CSVCharacters), "the table of a CSV report: characters, runs or days")
-	fs.StringVar(&o.out, "out", "", "write to FILE instead of stdout (replaced whole, or not at all)")
-	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION with columns character_id, session_id, last_active_at, for the live counts")
-	fs.StringVar(&o.sla, "sla", "7d", "how long a session may stay expired before it is overdue: days (7d) or a Go duration (168h)")
-	fs.envName("source")
-	fs.envName("sla")
-	return fs
+	return options{
+		{name: "since", env: noEnv, value: &o.since, def: "",
+			help: "start of the period: YYYY-MM-DD (UTC) or RFC 3339 (default: 30 days before --until)"},
+		{name: "until", env: noEnv, value: &o.until, def: "",
+			help: "end of the period: YYYY-MM-DD includes that day, an RFC 3339 time is excluded (default: now)"},
+		{name: "character", env: noEnv, value: &o.character, def: "", help: "report on this character only"},
+		{name: "session", env: noEnv, value: &o.session, def: "",
+			help: "instead of the report, the evidence for this session ID: every attempt, or why it was never selected"},
+		{name: "format", env: noEnv, value: &o.format, def: "",
+			help: "table, csv, json or html (default: table on a terminal, else from --out's extension, else csv)"},
+		{name: "table", env: noEnv, value: &o.table, def: string(report.CSVCharacters),
+			help: "the table of a CSV report: characters, runs or days"},
+		{name: "out", env: noEnv, value: &o.out, def: "", help: "write to FILE instead of stdout (replaced whole, or not at all)"},
+		{name: "source", value: &o.source, def: source.DefaultRelation,
+			help: "SCHEMA.RELATION with columns character_id, session_id, last_active_at, for the live counts"},
+		{name: "sla", value: &o.sla, def: "7d",
+			help: "how long a session may stay expired before it is overdue: days (7d) or a Go duration (168h)"},
+	}.flagSet("report")
 }
 
 func reportHelp(w io.Writer) {

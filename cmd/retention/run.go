@@ -47,7 +47,7 @@ func (o *runOptions) table() options {
 		{name: "concurrency", value: &c.Concurrency, def: job.ConcurrencyDefault, nonZero: true, setting: "concurrency",
 			help: "most requests in flight"},
 		{name: "rate", value: &c.Rate, def: job.RateDefault, setting: "rate",
-			help: "most requests per second across the run; 0 for unlimited"},
+			help: "most requests per second across all shards (each of N shards sends at most rate/N); 0 for unlimited"},
 		{name: "backoff-base", value: &c.BackoffBase, def: job.BackoffBaseDefault, nonZero: true, setting: "backoff_base",
 			help: "first retry wait, doubled each try, with jitter"},
 		{name: "backoff-max", value: &c.BackoffMax, def: job.BackoffMaxDefault, nonZero: true, setting: "backoff_max",

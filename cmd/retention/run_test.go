@@ -44,9 +44,10 @@ func TestRunText(t *testing.T) {
 	cutoff, err := time.Parse(time.RFC3339, m[5])
 	require.NoError(t, err)
 	require.Equal(t, fmt.Sprintf("skipped %d: held %d", worldSkippedHeld, worldSkippedHeld), lines[1])
-	require.Regexp(t, `^CHARACTER\s+POLICY\s+MAX AGE\s+SELECTED\s+DELETED\s+FAILED\s+HELD\s+OLDEST ACTIVITY$`, lines[2])
+	require.Regexp(t, `^results log: \d+ leaves, root [0-9a-f]{64} \(unsigned: no RETENTION_CHECKPOINT_KEY_FILE\)$`, lines[2])
+	require.Regexp(t, `^CHARACTER\s+POLICY\s+MAX AGE\s+SELECTED\s+DELETED\s+FAILED\s+HELD\s+OLDEST ACTIVITY$`, lines[3])
 	rows := map[string][]string{}
-	for _, l := range lines[3:] {
+	for _, l := range lines[4:] {
 		f := strings.Fields(l)
 		rows[f[0]] = f[1:]
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/convai-retention/retention/convai"
+	"github.com/convai-retention/retention/internal/secret"
 	"github.com/convai-retention/retention/internal/sender"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/metrics"
@@ -35,6 +37,8 @@ type runEnv struct {
 	rel     source.Relation
 	client  *convai.Client   // nil for a dry-run
 	metrics *metrics.Metrics // nil for a dry-run
+	// secrets returns a redactor of every secret known: the last guard on what is recorded.
+	secrets func() *secret.Redactor
 }
 
 // newRunEnv checks o, reads the environment and connects. Setup is bounded: a database that
@@ -48,11 +52,11 @@ func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
 			return nil, usagef("invalid --pushgateway-url %q: want http(s)://host:port of a Pushgateway", safeURL(o.pushURL))
 		}
 	}
-	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.secrets())
+	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.redactor)
 	if err != nil {
 		return nil, err
 	}
-	e := &runEnv{o: o, stdout: a.stdout, line: newLiveLine(a.stderr)}
+	e := &runEnv{o: o, stdout: a.stdout, line: newLiveLine(a.stderr), secrets: a.redactor}
 	e.log = slog.New(e.line.handler(log.Handler()))
 	if err := o.table().check(); err != nil {
 		return nil, err
@@ -75,13 +79,15 @@ func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
 			return nil, err
 		}
 		e.o.apiURL = a.getenv("CONVAI_API_URL")
-		e.client, err = convai.New(convai.Config{BaseURL: e.o.apiURL, APIKey: key, UserAgent: "convai-retention/" + buildVersion()})
+		e.client, err = convai.New(convai.Config{BaseURL: e.o.apiURL, APIKey: key, Secrets: a.secretValues(),
+			UserAgent: "convai-retention/" + buildVersion()})
 		if err != nil {
 			return nil, err
 		}
 		e.metrics = metrics.New(metrics.Config{})
 	}
 
+	warnInsecureDatabase(e.log, dsn)
 	if e.pool, err = connectCurrent(ctx, dsn, int32(o.cfg.Concurrency)+4); err != nil {
 		e.close()
 		return nil, err
@@ -149,12 +155,15 @@ func (e *runEnv) realRun(ctx context.Context) (*job.Summary, error) {
 	host, _ := os.Hostname()
 	sum, err := runner.Run(ctx, job.RunStart{
 		Source:   e.rel.String(),
-		Settings: e.o.settings(),
+		Settings: redactSettings(e.o.settings(), e.secrets()),
 		Host:     host,
 		PID:      os.Getpid(),
 		Version:  buildVersion(),
 	})
 	p.close()
+	if errors.Is(err, job.ErrLocked) {
+		err = lockedBy(ctx, e.pool, err)
+	}
 	if sum != nil {
 		e.measureBacklog(ctx, sum)
 		e.push(ctx)
@@ -220,20 +229,8 @@ func (e *runEnv) writeSummary(sum *job.Summary) {
 	if sum == nil {
 		return
 	}
+	sum.Error = e.secrets().Redact(sum.Error)
 	if err := writeSummary(e.stdout, e.o.output, sum); err != nil {
 		e.log.Error("write summary", "err", err)
 	}
-}
-
-// urlSecrets returns the password of a URL, as given and escaped.
-func urlSecrets(raw string) []string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return nil
-	}
-	p, ok := u.User.Password()
-	if !ok {
-		return nil
-	}
-	return []string{p, url.QueryEscape(p), url.PathEscape(p)}
 }

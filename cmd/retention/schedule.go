@@ -60,6 +60,9 @@ func parseSchedule(spec, zone string) (cron.Schedule, *time.Location, error) {
 		return nil, nil, usagef("invalid --cron %q: %v; want 5 fields (minute hour day-of-month month day-of-week), "+
 			"6 with seconds first, or @daily, @hourly, @every 6h", spec, err)
 	}
+	if sched.Next(time.Now().In(loc)).IsZero() {
+		return nil, nil, usagef("invalid --cron %q: it never fires (no such date in the next five years, e.g. 31 February)", spec)
+	}
 	return sched, loc, nil
 }
 
@@ -105,7 +108,7 @@ func (a *app) schedule(ctx context.Context, args []string) error {
 		},
 		ready: func(ctx context.Context) error {
 			if err := e.ready(ctx); err != nil {
-				return errors.New(redact(err.Error(), a.secrets()...))
+				return errors.New(a.redactor().Redact(err.Error()))
 			}
 			return nil
 		},

@@ -322,6 +322,8 @@ func TestScheduleCommandLine(t *testing.T) {
 		{"bad time zone", []string{"--cron", "0 3 * * *", "--time-zone", "Mars/Olympus"}, `invalid --time-zone "Mars/Olympus"`},
 		{"dry-run", []string{"--cron", "0 3 * * *", "--dry-run"}, "--dry-run makes no sense on a schedule"},
 		{"run flags apply", []string{"--cron", "0 3 * * *", "--chunk-size", "-1"}, "invalid --chunk-size -1"},
+		{"never fires: 31 February", []string{"--cron", "0 0 31 2 *"}, `invalid --cron "0 0 31 2 *": it never fires`},
+		{"never fires: 30 February, seconds first", []string{"--cron", "0 0 0 30 2 *"}, "it never fires"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

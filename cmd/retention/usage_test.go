@@ -100,7 +100,7 @@ func TestEnvironmentErrors(t *testing.T) {
 		{"both key and key file", with(env, "CONVAI_API_KEY_FILE", "/nonexistent/key"), []string{"run"},
 			[]string{"both CONVAI_API_KEY and CONVAI_API_KEY_FILE"}},
 		{"unreadable key file", with(env, "CONVAI_API_KEY", "", "CONVAI_API_KEY_FILE", "/nonexistent/key"), []string{"run"},
-			[]string{"CONVAI_API_KEY_FILE: cannot read /nonexistent/key"}},
+			[]string{"CONVAI_API_KEY_FILE: /nonexistent/key: cannot open"}},
 		{"key with a space", with(env, "CONVAI_API_KEY", "two words"), []string{"run"},
 			[]string{"APIKey"}},
 		{"API URL not http", with(env, "CONVAI_API_URL", "ftp://api.example"), []string{"run"},

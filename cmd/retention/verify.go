@@ -82,7 +82,7 @@ func (a *app) verify(ctx context.Context, args []string) error {
 		}
 		scope.Since = t
 	}
-	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.secrets())
+	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.redactor)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func (a *app) verify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	client, err := convai.New(convai.Config{BaseURL: a.getenv("CONVAI_API_URL"), APIKey: key, UserAgent: "convai-retention/" + buildVersion()})
+	client, err := convai.New(convai.Config{BaseURL: a.getenv("CONVAI_API_URL"), APIKey: key, Secrets: a.secretValues(), UserAgent: "convai-retention/" + buildVersion()})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,72 @@
+package audit_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/tern/v2/migrate"
+	"github.com/stretchr/testify/require"
+
+	"github.com/convai-retention/retention/audit"
+	"github.com/convai-retention/retention/convai/convaitest"
+	"github.com/convai-retention/retention/internal/pgtest"
+	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/migrations"
+)
+
+// A database that recorded outcomes before recording v2 (schema version 3, the v1 protocol:
+// pending rows turned final, sealed by the v1 trigger) is migrated: its trail keeps verifying,
+// readers see the same rows, and a new run records through v2 beside them.
+func TestV1TrailSurvivesTheMigration(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewEmpty(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.URL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `CREATE SCHEMA retention`)
+	require.NoError(t, err)
+	m, err := migrate.NewMigrator(ctx, conn, migrations.VersionTable)
+	require.NoError(t, err)
+	require.NoError(t, m.LoadMigrations(migrations.FS()))
+	require.NoError(t, m.MigrateTo(ctx, 3))
+
+	b := &bundle{db: db, pool: db.Pool}
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '30 days')`)
+	b.exec(t, `INSERT INTO retention.runs (cutoff, source, status, finished_at) VALUES (now(), 'retention.sessions', 'running', NULL)`)
+	b.exec(t, `INSERT INTO retention.deletions (run_id, character_id, session_id, last_active_at, max_age)
+		SELECT 1, 'old', 'old-' || i, now() - interval '60 days', '30 days' FROM generate_series(1, 6) i`)
+	b.exec(t, `UPDATE retention.deletions SET status = 'deleted', attempts = 1, http_status = 200, completed_at = clock_timestamp() WHERE session_id <> 'old-6'`)
+	b.exec(t, `UPDATE retention.deletions SET status = 'failed', attempts = 5, error = 'HTTP 503', completed_at = clock_timestamp() WHERE session_id = 'old-6'`)
+	b.exec(t, `UPDATE retention.runs SET status = 'partial', finished_at = now(), deleted = 5, failed = 1`)
+	var v1Head []byte
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT hash FROM retention.seal_head`).Scan(&v1Head))
+	// The app still has the session that failed, and new ones.
+	b.exec(t, `INSERT INTO retention.sessions VALUES ('old', 'old-6', now() - interval '60 days'), ('old', 'old-1', now() - interval '60 days')`)
+	b.seedSessions(t, "new", 7, 31)
+
+	_, to, err := migrations.Migrate(ctx, conn)
+	require.NoError(t, err)
+	require.Equal(t, migrations.Latest(), to)
+
+	res := verify(t, b.pool, audit.Checkpoint{Seq: 6, Hash: v1Head})
+	require.True(t, res.Intact(), "%v", res.Problems)
+	require.EqualValues(t, 6, res.Sealed)
+	require.EqualValues(t, 6, b.count(t, `SELECT count(*) FROM retention.deletions WHERE run_id = 1`))
+	require.EqualValues(t, 6, b.count(t, `SELECT count(*) FROM retention.deletion_outcomes WHERE seal_seq IS NOT NULL`))
+
+	// A v2 run: old-1 is deleted already (v1) and is not sent again; old-6 failed and is.
+	a := newAPI(t, convaitest.Options{})
+	sum, err := a.run(t, b.pool, job.Shard{})
+	require.NoError(t, err)
+	require.EqualValues(t, 8, sum.Deleted, "old-6 and the 7 new")
+	require.EqualValues(t, 1, b.count(t, `SELECT count(*) FROM retention.deletions WHERE session_id = 'old-1' AND status = 'deleted'`))
+	require.EqualValues(t, 1, b.count(t, `SELECT count(*) FROM retention.deletions WHERE session_id = 'old-6' AND status = 'deleted'`))
+	require.Greater(t, b.count(t, `SELECT min(id) FROM retention.deletions WHERE run_id = 2`), int64(6), "v2 ids never meet v1 ids")
+
+	res = verify(t, b.pool, audit.Checkpoint{Seq: 6, Hash: v1Head})
+	require.True(t, res.Intact(), "%v", res.Problems)
+	require.EqualValues(t, 6, res.Sealed)
+	require.EqualValues(t, 3, res.Log.Leaves, "one chunk per character and at most 5: old-6; 5 new; 2 new")
+}
