@@ -65,7 +65,8 @@ type Options struct {
 	// request is only dropped.
 	LostAnswerRate float64
 	// RejectIDs are session IDs the API refuses: a request with any of them gets 400 and
-	// deletes nothing.
+	// deletes nothing. They show in every character's list: a session the API refuses to
+	// delete is one it has.
 	RejectIDs []string
 	// RefuseUnknown makes a delete naming a session the Fake does not hold (never added, or
 	// deleted already) answer 404 and delete nothing: what a repeated delete may look like.

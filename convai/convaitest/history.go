@@ -162,8 +162,9 @@ type listedSession struct {
 	start time.Time
 }
 
-// listed returns the sessions of charID, newest start first (then by ID). A session's start is
-// its first interaction, the zero time when it has none.
+// listed returns the sessions of charID, newest start first (then by ID), and the RejectIDs it
+// does not hold (a session the API refuses to delete is one it has, for any character). A
+// session's start is its first interaction, the zero time when it has none.
 func (f *Fake) listed(charID string) []listedSession {
 	f.mu.Lock()
 	out := make([]listedSession, 0, len(f.sessions[charID]))
@@ -173,6 +174,11 @@ func (f *Fake) listed(charID string) []listedSession {
 			s.start = slices.MinFunc(times, time.Time.Compare).UTC()
 		}
 		out = append(out, s)
+	}
+	for id := range f.reject {
+		if _, ok := f.sessions[charID][id]; !ok {
+			out = append(out, listedSession{id: id})
+		}
 	}
 	f.mu.Unlock()
 	slices.SortFunc(out, func(a, b listedSession) int {
