@@ -89,7 +89,7 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --   Lock                                 reads pg_locks and pg_database (granted to PUBLIC)
 --   StartRun, Claim, Record, Finish      retention.start_run, claim, record, close_run, seal,
 --                                        finish_run
---   Page (since 006)                     retention.is_deleted, which reads outcomes, deletions_v1
+--   Page (since 007)                     retention.is_deleted, which reads outcomes, deletions_v1
 --                                        and verifications
 --   Verify                               reads deletions and verifications; writes through
 --                                        retention.start_verify, record_verifications,
