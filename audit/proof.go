@@ -68,7 +68,8 @@ func Prove(ctx context.Context, db Beginner, characterID, sessionID string) (*Pr
 	err = tx.QueryRow(ctx, `
 		SELECT l.idx, l.claim_id FROM retention.outcomes o
 		JOIN retention.log_leaves l ON l.claim_id = o.claim_id
-		WHERE o.character_id = $1 AND o.session_id = $2 AND o.status = 'deleted'`, characterID, sessionID).Scan(&p.LeafIndex, &claimID)
+		WHERE o.character_id = $1 AND o.session_id = $2 AND o.status = 'deleted'
+		ORDER BY o.epoch DESC LIMIT 1`, characterID, sessionID).Scan(&p.LeafIndex, &claimID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w (character %q, session %q)", ErrNotInLog, characterID, sessionID)
 	}

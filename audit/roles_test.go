@@ -144,6 +144,16 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 	require.EqualValues(t, 37, b.count(t, `SELECT count(*) FROM retention.outcomes`), "35 deleted and 2 failed by the recovery")
 	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.unsealed`), "every recorded claim is in the log")
 
+	// A verify, logged in as the job: one deleted session is back at Convai. The job records it
+	// present and the session waits again in the source, which only the owner may write.
+	a.fake.AddSession("c3", "c3-5")
+	vsum, err := a.verify(t, jobPool)
+	require.NoError(t, err)
+	require.EqualValues(t, 35, vsum.Checked)
+	require.EqualValues(t, 1, vsum.Present)
+	require.EqualValues(t, 1, b.count(t, `SELECT count(*) FROM retention.sessions WHERE session_id = 'c3-5'`))
+	require.EqualValues(t, 0, b.count(t, `SELECT count(*) FROM retention.sessions s WHERE retention.is_deleted(s.character_id, s.session_id)`))
+
 	// What the job cannot do: forge, edit or back-date a record, or touch a finished run.
 	var claim int64
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT min(claim_id) FROM retention.outcomes WHERE status = 'deleted'`).Scan(&claim))
@@ -175,6 +185,13 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 		`ALTER TABLE retention.outcomes DISABLE TRIGGER USER`,
 		`CREATE TABLE retention.mine (x int)`,
 		`SELECT * FROM retention.deletion_outcomes`,
+		`UPDATE retention.verifications SET result = 'absent'`,
+		`INSERT INTO retention.verification_batches (seq, verify_id, character_id, listed_at, count, prev_hash, hash)
+			VALUES (99, 1, 'c9', now(), 1, sha256(''::bytea), sha256(''::bytea))`,
+		`UPDATE retention.verification_head SET seq = 0`,
+		`SELECT * FROM retention.verify_keys`,
+		`SELECT retention.authorize_verify(1, 'x')`,
+		`UPDATE retention.verify_runs SET present = 0`,
 	} {
 		_, err := jobPool.Exec(ctx, sql)
 		denied(t, err, "job: "+sql)
@@ -185,6 +202,8 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 		{`SELECT retention.record(` + fmt.Sprint(lastRun) + `, 'guess', ` + fmt.Sprint(claim) + `, '{deleted}', '{1}', '{200}', '{""}')`, "not the run's credentials"},
 		{`SELECT retention.finish_run(900, 'guess', 'succeeded', 0, 0, 0, 0, '{}', false, NULL, 0, sha256(''::bytea), NULL)`, "not the run's credentials"},
 		{`SELECT retention.close_run(900, '')`, "not the run's credentials"},
+		{`SELECT retention.record_verifications(1, 'guess', 'c3', now(), ARRAY[1::bigint], ARRAY[false])`, "not its credentials"},
+		{`SELECT retention.finish_verify(1, 'guess', 'finished', 0, NULL)`, "not its credentials"},
 		{`SELECT * FROM retention.start_run(0, 1, 'forged', '{}', '', 1, '')`, "does not hold the run lock"},
 	} {
 		_, err := jobPool.Exec(ctx, tc.sql)
@@ -225,7 +244,9 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 35, rep.Total.Deleted)
 	require.EqualValues(t, 1, rep.Total.Held)
-	require.Zero(t, rep.Total.Outstanding)
+	require.EqualValues(t, 1, rep.Total.Outstanding, "the session verify found present waits again")
+	require.EqualValues(t, 1, rep.VerificationTotal.Present)
+	require.EqualValues(t, 34, rep.VerificationTotal.Verified)
 	require.Len(t, rep.Runs, 3, "the dead run, this one and the thief's")
 	require.Equal(t, []string{"interrupted", "succeeded", "succeeded"}, []string{rep.Runs[0].Status, rep.Runs[1].Status, rep.Runs[2].Status})
 	ev, err := report.Session(ctx, auditorPool, report.SessionOptions{SessionID: "c2-1"})
@@ -247,6 +268,19 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 		_, err := auditorPool.Exec(ctx, sql)
 		denied(t, err, "auditor: "+sql)
 	}
+
+	// Discover, as the job: it adds a session the app never stored, only through its function,
+	// and the auditor sees the discovery.
+	var added int64
+	require.NoError(t, jobPool.QueryRow(ctx, `SELECT retention.add_discovered('c9', ARRAY['lost'], ARRAY[now() - interval '40 days'])`).Scan(&added))
+	require.EqualValues(t, 1, added)
+	_, err = jobPool.Exec(ctx, `SELECT retention.add_discovered('c9', ARRAY['later'], ARRAY[now() + interval '1 day'])`)
+	require.ErrorContains(t, err, "in the future")
+	_, err = jobPool.Exec(ctx, `INSERT INTO retention.discoveries (character_id, session_id, last_active_at) VALUES ('c9', 'x', now())`)
+	denied(t, err, "job: insert a discovery")
+	var found int64
+	require.NoError(t, auditorPool.QueryRow(ctx, `SELECT count(*) FROM retention.discoveries WHERE character_id = 'c9'`).Scan(&found))
+	require.EqualValues(t, 1, found)
 }
 
 // urlAs returns the test database's URL logged in as role.

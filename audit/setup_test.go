@@ -146,6 +146,19 @@ func (a *api) run(t testing.TB, pool *pgxpool.Pool, shard job.Shard) (*job.Summa
 	return r.Run(ctx, job.RunStart{Source: source.DefaultRelation, Host: "test"})
 }
 
+// verify checks the deletions recorded in pool against the fake's list.
+func (a *api) verify(t testing.TB, pool *pgxpool.Pool) (*job.VerifySummary, error) {
+	t.Helper()
+	ctx := context.Background()
+	rel, err := source.ParseRelation(source.DefaultRelation)
+	require.NoError(t, err)
+	src, err := source.Inspect(ctx, pool, rel)
+	require.NoError(t, err)
+	store := source.New(pool, src, source.Config{WriteRetry: 2 * time.Second})
+	cfg := job.Config{BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxAttempts: 2, RequestTimeout: 5 * time.Second}
+	return job.Verify(ctx, store, a.send.(job.Lister), cfg, nil, job.VerifyStart{Host: "test"})
+}
+
 // poolAs opens a pool on the test database logged in as role (the test server trusts local
 // connections), closed when the test ends.
 func (b *bundle) poolAs(t testing.TB, role string) *pgxpool.Pool {

@@ -24,10 +24,10 @@ const MaxBody = 64 << 10
 // past it, the connection is closed instead.
 const maxDrain = 64 << 10
 
-// Client sends delete requests to the Convai API. It is safe for concurrent use. Its fmt output
+// Client sends requests to the Convai API's chat-history endpoints. It is safe for concurrent use. Its fmt output
 // never includes the API key.
 type Client struct {
-	endpoint string
+	endpoint endpoints
 	// key returns the API key. A func, because fmt prints a func as an address under every
 	// verb, even through reflection on an unexported field.
 	key       func() string
@@ -56,7 +56,7 @@ func New(cfg Config) (*Client, error) {
 
 // String describes c without its API key.
 func (c *Client) String() string {
-	return fmt.Sprintf("convai.Client{endpoint: %s, user_agent: %s}", c.endpoint, c.userAgent)
+	return fmt.Sprintf("convai.Client{endpoint: %s, user_agent: %s}", c.endpoint.delete, c.userAgent)
 }
 
 // GoString is String: %#v of a Client never prints its API key.
@@ -98,9 +98,21 @@ func (c *Client) Delete(ctx context.Context, characterID string, sessionIDs []st
 	if err != nil {
 		return c.failure(Permanent, fmt.Errorf("encode delete request: %w", err))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	resp, res := c.post(ctx, c.endpoint.delete, "delete", body)
+	if resp == nil {
+		return res
+	}
+	defer drainClose(resp.Body)
+	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+	return c.answer(ctx, resp, raw, readErr)
+}
+
+// post sends one POST of a JSON body to url. It returns the response, or nil and the Result of
+// a request that got no response (what names the request in errors).
+func (c *Client) post(ctx context.Context, url, what string, body []byte) (*http.Response, Result) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return c.failure(Permanent, fmt.Errorf("%w: build delete request: %w", ErrInvalidInput, err))
+		return nil, c.failure(Permanent, fmt.Errorf("%w: build %s request: %w", ErrInvalidInput, what, err))
 	}
 	// The documented spelling, sent as is; header names are case-insensitive anyway.
 	req.Header["CONVAI-API-KEY"] = []string{c.key()}
@@ -110,11 +122,9 @@ func (c *Client) Delete(ctx context.Context, characterID string, sessionIDs []st
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return c.failure(Retryable, fmt.Errorf("send delete request: %w", withCtxErr(ctx, err)))
+		return nil, c.failure(Retryable, fmt.Errorf("send %s request: %w", what, withCtxErr(ctx, err)))
 	}
-	defer drainClose(resp.Body)
-	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
-	return c.answer(ctx, resp, raw, readErr)
+	return resp, Result{}
 }
 
 // answer classifies a response whose body (at most MaxBody+1 bytes) is raw.
@@ -195,6 +205,17 @@ func orEmpty(s string) string {
 		return "empty body"
 	}
 	return s
+}
+
+// checkID refuses an ID that must not be sent: empty, or not valid UTF-8.
+func checkID(what, id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty %s", ErrInvalidInput, what)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: %s %s is not valid UTF-8", ErrInvalidInput, what, strconv.QuoteToASCII(id))
+	}
+	return nil
 }
 
 // checkInput refuses what must not be sent.

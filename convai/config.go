@@ -107,18 +107,25 @@ func (c Config) httpClientName() string {
 	return "custom"
 }
 
-// endpointPath is appended to the BaseURL's path.
-const endpointPath = "/character/chatHistory/delete"
+// The paths of the endpoints, appended to the BaseURL's path.
+const (
+	deletePath  = "/character/chatHistory/delete"
+	listPath    = "/character/chatHistory/list"
+	detailsPath = "/character/chatHistory/details"
+)
 
-// endpoint validates base and returns the delete URL.
-func endpoint(base string) (string, error) {
+// endpoints are the URLs a Client sends to.
+type endpoints struct{ delete, list, details string }
+
+// endpoint validates base and returns the URLs of the endpoints under it.
+func endpoint(base string) (endpoints, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		shown := base
 		if strings.Contains(base, "@") { // may hold a password
 			shown = ""
 		}
-		return "", &ConfigError{Field: "BaseURL", Value: shown, Reason: "not a URL"}
+		return endpoints{}, &ConfigError{Field: "BaseURL", Value: shown, Reason: "not a URL"}
 	}
 	shown := u.String()
 	if u.User != nil { // a user name can be a secret too, not only a password
@@ -128,15 +135,19 @@ func endpoint(base string) (string, error) {
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return "", &ConfigError{Field: "BaseURL", Value: shown, Reason: "must start with http:// or https://"}
+		return endpoints{}, &ConfigError{Field: "BaseURL", Value: shown, Reason: "must start with http:// or https://"}
 	case u.Host == "" || u.Opaque != "":
-		return "", &ConfigError{Field: "BaseURL", Value: shown, Reason: "must have a host, e.g. https://api.convai.com"}
+		return endpoints{}, &ConfigError{Field: "BaseURL", Value: shown, Reason: "must have a host, e.g. https://api.convai.com"}
 	case u.User != nil:
-		return "", &ConfigError{Field: "BaseURL", Value: shown, Reason: "must not carry user info; the key goes in APIKey"}
+		return endpoints{}, &ConfigError{Field: "BaseURL", Value: shown, Reason: "must not carry user info; the key goes in APIKey"}
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return "", &ConfigError{Field: "BaseURL", Reason: "must not have a query or fragment"}
+		return endpoints{}, &ConfigError{Field: "BaseURL", Reason: "must not have a query or fragment"}
 	}
-	return u.JoinPath(endpointPath).String(), nil
+	return endpoints{
+		delete:  u.JoinPath(deletePath).String(),
+		list:    u.JoinPath(listPath).String(),
+		details: u.JoinPath(detailsPath).String(),
+	}, nil
 }
 
 // checkHeaderValue reports whether v is printable ASCII, spaces allowed only if spaces is set.
@@ -166,7 +177,7 @@ func defaultHTTPClient() *http.Client {
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // fill validates cfg and fills its defaults.
-func fill(cfg Config) (Config, string, error) {
+func fill(cfg Config) (Config, endpoints, error) {
 	cfg.BaseURL = cmp.Or(cfg.BaseURL, DefaultBaseURL)
 	cfg.UserAgent = cmp.Or(cfg.UserAgent, DefaultUserAgent)
 	if cfg.Now == nil {
@@ -176,15 +187,15 @@ func fill(cfg Config) (Config, string, error) {
 	if ce, ok := err.(*ConfigError); ok {
 		// The key pasted into the URL by mistake, in any form.
 		ce.Value = scrub(ce.Value, secret.New([]string{cfg.APIKey}, cfg.Secrets))
-		return cfg, "", ce
+		return cfg, endpoints{}, ce
 	}
 	switch {
 	case cfg.APIKey == "":
-		return cfg, "", &ConfigError{Field: "APIKey", Reason: "required; set the Convai API key"}
+		return cfg, endpoints{}, &ConfigError{Field: "APIKey", Reason: "required; set the Convai API key"}
 	case !checkHeaderValue(cfg.APIKey, false):
-		return cfg, "", &ConfigError{Field: "APIKey", Reason: "must be printable ASCII without spaces (check for a trailing newline)"}
+		return cfg, endpoints{}, &ConfigError{Field: "APIKey", Reason: "must be printable ASCII without spaces (check for a trailing newline)"}
 	case !checkHeaderValue(cfg.UserAgent, true):
-		return cfg, "", &ConfigError{Field: "UserAgent", Value: cfg.UserAgent, Reason: "must be printable ASCII"}
+		return cfg, endpoints{}, &ConfigError{Field: "UserAgent", Value: cfg.UserAgent, Reason: "must be printable ASCII"}
 	}
 	var hc http.Client
 	if cfg.HTTPClient != nil {

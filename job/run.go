@@ -22,6 +22,8 @@ type Runner struct {
 }
 
 // New checks cfg and returns a Runner. sender may be nil for a Runner used only for dry-runs.
+// A sender that is also a Lister settles the single sessions the API refuses: see
+// deliverer.settleRefused.
 func New(store Store, sender Sender, cfg Config) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -64,6 +66,9 @@ type run struct {
 
 	limiter *rate.Limiter
 	rules   *policy.Set
+	// settle looks refused single sessions up in their character's list, once per character;
+	// nil when the sender cannot list.
+	settle *settler
 
 	// done is closed when the workers have finished: the helpers (shutdown timer, lock watch,
 	// progress, sealer) end with it.
@@ -92,7 +97,7 @@ func newRun(r *Runner, rs RunStore, info RunInfo, source string) *run {
 		// The rate is the deployment's: each of the shards takes its share.
 		limit = rate.Limit(cfg.Rate / float64(max(cfg.Shard.Count, 1)))
 	}
-	return &run{
+	ru := &run{
 		cfg: cfg, log: cfg.Logger, sender: r.sender, rd: r.store, rs: rs, info: info, began: time.Now(),
 		sum: &Summary{RunID: info.ID, Status: StatusRunning, Cutoff: info.Cutoff, Source: source,
 			Shard: cfg.Shard, Recovered: info.Recovered},
@@ -100,6 +105,10 @@ func newRun(r *Runner, rs RunStore, info RunInfo, source string) *run {
 		limiter: rate.NewLimiter(limit, 1),
 		done:    make(chan struct{}),
 	}
+	if l, ok := r.sender.(Lister); ok {
+		ru.settle = newSettler(l, cfg, ru.limiter)
+	}
+	return ru
 }
 
 // execute runs the phases: rules, selection and sending, finish.
@@ -369,6 +378,7 @@ func (ru *run) process(ctx context.Context, c Chunk) {
 		stopped:     ru.stopped.Load,
 		keyRejected: func(a Answer) { ru.stop(fmt.Errorf("%w (HTTP %d)", ErrKeyRejected, a.StatusCode)) },
 		dbCtx:       ru.dbCtx,
+		settle:      ru.settle,
 		refusals:    ru.refusals,
 		interrupted: ctx.Done(),
 	}

@@ -204,9 +204,10 @@ func TestBisectIsolatesTheBadID(t *testing.T) {
 	require.EqualValues(t, 7, sum.Deleted)
 	require.EqualValues(t, 1, sum.Failed)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.deletions
-		WHERE session_id = 'c-s0005' AND status = 'failed' AND http_status = 400 AND attempts = 4 AND error LIKE 'rejected with HTTP 400%'`))
-	// 8 -> 4+4 -> (2+2) -> (1+1): 1 + 2 + 2 + 2 requests.
-	require.Len(t, b.fake.Requests(), 7)
+		WHERE session_id = 'c-s0005' AND status = 'failed' AND http_status = 400 AND attempts = 4
+		  AND error LIKE 'rejected with HTTP 400%; present in the list'`))
+	// 8 -> 4+4 -> (2+2) -> (1+1): 1 + 2 + 2 + 2 requests, and one list to settle the refused ID.
+	require.Len(t, b.fake.Requests(), 8)
 	require.NotContains(t, b.fakeDeleted(), "c/c-s0005")
 }
 

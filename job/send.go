@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 	"unicode/utf8"
 
@@ -68,6 +69,8 @@ type deliverer struct {
 	keyRejected func(Answer)
 	// dbCtx bounds the store calls a delivery makes.
 	dbCtx func() (context.Context, context.CancelFunc)
+	// settle, if set, looks a refused single session up in its character's list.
+	settle *settler
 	// refusals counts chunks the API refused whole and stops the run at RefusalLimit in a row
 	// (refusals.go). Nil: nothing is counted.
 	refusals *refusalGuard
@@ -75,6 +78,33 @@ type deliverer struct {
 	// waiting (for a retry, a Retry-After or a rate token) has nothing in flight: it ends at
 	// once, sending nothing more. A request in flight is not cancelled by it. Nil: never.
 	interrupted <-chan struct{}
+}
+
+// settleRefused is the outcome of a single session the API refused (a 4xx other than 401, 403
+// and 429): deleted, and said to be settled, when the character's list does not have it (a
+// repeated delete of a session already gone may be answered so); failed when the list has it,
+// cannot be read, or there is no list to ask.
+func (d *deliverer) settleRefused(ctx context.Context, characterID, id string, attempts int, last Answer) Outcome {
+	refused := fmt.Sprintf("rejected with HTTP %d: %s", last.StatusCode, last.Detail)
+	o := Outcome{SessionID: id, Attempts: attempts, HTTPStatus: last.StatusCode, Error: truncate(refused)}
+	if d.settle == nil {
+		return o
+	}
+	absent, err := d.settle.absent(ctx, characterID, id)
+	switch {
+	case errors.Is(err, ErrKeyRejected):
+		d.keyRejected(Answer{Class: AuthRejected, StatusCode: http.StatusUnauthorized})
+		o.Error = truncate(refused + "; not settled: the API rejected the key")
+	case err != nil:
+		o.Error = truncate(refused + "; not settled: " + err.Error())
+	case absent:
+		d.log.Info("refused session settled: absent from the list", "character_id", characterID, "status", last.StatusCode)
+		o.Deleted, o.Settled = true, true
+		o.Error = truncate(fmt.Sprintf("settled: absent from the list after HTTP %d: %s", last.StatusCode, last.Detail))
+	default:
+		o.Error = truncate(refused + "; present in the list")
+	}
+	return o
 }
 
 // errInterrupted ends a wait for a retry when the run is told to stop.
@@ -203,8 +233,11 @@ func (d *deliverer) deliverPart(ctx context.Context, characterID string, ids []s
 		out = append(out, d.deliverPart(ctx, characterID, left, total, false, chunk)...)
 		out = append(out, d.deliverPart(ctx, characterID, right, total, false, chunk)...)
 	case errors.Is(err, errPermanent):
-		chunk.refusedSingle(last.StatusCode, last.Detail)
-		fail(ids, total, last.StatusCode, fmt.Sprintf("rejected with HTTP %d: %s", last.StatusCode, last.Detail))
+		o := d.settleRefused(ctx, characterID, ids[0], total, last)
+		if !o.Settled { // a settled session is gone, not refused: it does not count
+			chunk.refusedSingle(last.StatusCode, last.Detail)
+		}
+		out = append(out, o)
 	case errors.Is(err, ErrKeyRejected):
 		fail(ids, total, last.StatusCode, fmt.Sprintf("the API rejected the key (HTTP %d)", last.StatusCode))
 	case errors.Is(err, errAborted):
@@ -233,23 +266,9 @@ func waitCause(ctx context.Context, err error) error {
 	return err
 }
 
-// backoff returns a fresh backoff for one request: exponential from BackoffBase with ±20%
-// jitter, capped at BackoffMax, at most MaxAttempts tries, and never shorter than a
-// Retry-After the last answer asked for.
+// backoff returns a fresh backoff for one request (see newBackoff).
 func (d *deliverer) backoff(retryAfter *time.Duration) retry.Backoff {
-	b := retry.NewExponential(d.cfg.BackoffBase)
-	b = retry.WithJitterPercent(20, b)
-	b = retry.WithCappedDuration(d.cfg.BackoffMax, b)
-	b = retry.WithMaxRetries(uint64(d.cfg.MaxAttempts-1), b)
-	return retry.BackoffFunc(func() (time.Duration, bool) {
-		next, stop := b.Next()
-		if stop {
-			return 0, true
-		}
-		next = max(next, *retryAfter)
-		*retryAfter = 0
-		return next, false
-	})
+	return newBackoff(d.cfg, retryAfter)
 }
 
 func answerError(a Answer) error {

@@ -106,7 +106,8 @@ func (b *bundle) strings(t *testing.T, sql string, args ...any) []string {
 	return out
 }
 
-// seed adds n sessions of a character, last active days ago each (1..n days for "spread").
+// seed adds n sessions of a character, last active days ago each (1..n days for "spread"), to the
+// source and to the fake's sessions.
 func (b *bundle) seed(t *testing.T, character string, n int, daysAgo func(i int) float64) {
 	t.Helper()
 	ids := make([]string, n)
@@ -119,6 +120,9 @@ func (b *bundle) seed(t *testing.T, character string, n int, daysAgo func(i int)
 		INSERT INTO retention.sessions (character_id, session_id, last_active_at)
 		SELECT $1, id, now() - age * interval '1 day' FROM unnest($2::text[], $3::float8[]) AS u(id, age)`,
 		character, ids, ages)
+	for _, id := range ids { // Convai holds them too
+		b.fake.AddSession(character, id, time.Now())
+	}
 }
 
 func days(d float64) func(int) float64 { return func(int) float64 { return d } }

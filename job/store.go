@@ -140,8 +140,11 @@ type Chunk struct {
 
 // Outcome is the result for one session of a chunk.
 type Outcome struct {
-	SessionID  string
-	Deleted    bool // only when the API confirmed
+	SessionID string
+	Deleted   bool // only when the API confirmed, or the session was settled
+	// Settled: the API refused this single session, and its character's list did not have it.
+	// Error says so; Deleted is set.
+	Settled    bool
 	Attempts   int
 	HTTPStatus int
 	Error      string

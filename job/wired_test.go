@@ -37,8 +37,9 @@ func TestRunStopsWhenEveryRequestIsRefused(t *testing.T) {
 	require.ErrorAs(t, err, &refused)
 	require.Equal(t, job.StatusFailed, sum.Status)
 	require.Equal(t, http.StatusBadRequest, refused.StatusCode)
-	// Three chunks of 8 split down to single IDs: 15 requests each; the other three never go out.
-	require.EqualValues(t, 3*15, requests.Load())
+	// Three chunks of 8 split down to single IDs: 15 requests each, and one list per character
+	// to settle its refused IDs (refused too); the other three never go out.
+	require.EqualValues(t, 3*15+3, requests.Load())
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.runs WHERE status = 'failed' AND error LIKE '%refuses the requests%HTTP 400%'`))
 	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.deletions WHERE status = 'deleted'`))
 }

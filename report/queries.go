@@ -22,9 +22,7 @@ const charactersSQL = `
 	    FROM retention.deletion_outcomes o
 	    WHERE o.status = 'failed' AND o.completed_at >= $1::timestamptz AND o.completed_at < $2::timestamptz
 	      AND ($3::text = '' OR o.character_id = $3::text)
-	      AND NOT EXISTS (
-	            SELECT 1 FROM retention.deletions d
-	            WHERE d.character_id = o.character_id AND d.session_id = o.session_id AND d.status = 'deleted')
+	      AND NOT retention.is_deleted(o.character_id, o.session_id)
 	    GROUP BY o.character_id
 	), backlog AS (
 	    SELECT e.character_id,

@@ -65,6 +65,9 @@ type Report struct {
 	// Days has one row per UTC day of the period.
 	Days  []DayRow  `json:"days"`
 	Chain ChainHead `json:"chain"`
+	// Verification has one row per character with a deletion or a verification, over all time.
+	Verification      []VerificationRow `json:"verification"`
+	VerificationTotal VerificationRow   `json:"verification_total"`
 }
 
 // SLA returns the service level the report was made with.
@@ -191,7 +194,7 @@ func Build(ctx context.Context, db Beginner, o Options) (*Report, error) {
 		}
 		r.GeneratedAt = r.GeneratedAt.UTC()
 		q := query{tx: tx, o: o}
-		for _, step := range []func(context.Context, *Report) error{q.characters, q.total, q.runs, q.days, q.chain} {
+		for _, step := range []func(context.Context, *Report) error{q.characters, q.total, q.runs, q.days, q.chain, q.verification} {
 			if err := step(ctx, r); err != nil {
 				return err
 			}

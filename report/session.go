@@ -83,6 +83,11 @@ type Attempt struct {
 	LagSeconds    *float64   `json:"lag_seconds"`
 	SealSeq       *int64     `json:"seal_seq"`
 	SealHash      *string    `json:"seal_hash"`
+	// VerifiedAbsentAt is when a verification last found a deleted row's session absent from
+	// Convai's list; FoundPresentAt when one first found it present: the deletion is refuted,
+	// and the session is sent again.
+	VerifiedAbsentAt *time.Time `json:"verified_absent_at,omitempty"`
+	FoundPresentAt   *time.Time `json:"found_present_at,omitempty"`
 }
 
 // Hold is an active row of retention.holds.
@@ -177,7 +182,13 @@ func sessionAttempts(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[stri
 		       o.http_status, o.error, o.last_active_at, o.policy_id, o.policy_character_id,
 		       (SELECT max(h.id) FROM retention.policy_history h
 		        WHERE h.policy_id = o.policy_id AND h.changed_at <= o.requested_at), o.max_age::text,
-		       o.expired_at, o.requested_at, o.completed_at, o.lag_seconds, o.seal_seq, o.seal_hash
+		       o.expired_at, o.requested_at, o.completed_at, o.lag_seconds, o.seal_seq, o.seal_hash,
+		       (SELECT max(b.recorded_at) FROM retention.verifications v
+		        JOIN retention.verification_batches b ON b.seq = v.batch_seq
+		        WHERE v.deletion_id = o.deletion_id AND v.result = 'absent'),
+		       (SELECT min(b.recorded_at) FROM retention.verifications v
+		        JOIN retention.verification_batches b ON b.seq = v.batch_seq
+		        WHERE v.deletion_id = o.deletion_id AND v.result = 'present')
 		FROM retention.deletion_outcomes o
 		JOIN retention.run_history r ON r.run_id = o.run_id
 		WHERE o.session_id = $1 AND ($2::text = '' OR o.character_id = $2::text)
@@ -191,6 +202,7 @@ func sessionAttempts(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[stri
 	_, err = pgx.ForEachRow(rows, []any{&c, &a.DeletionID, &a.RunID, &a.RunStatus, &a.RunStartedAt, &a.Status, &a.Attempts,
 		&a.HTTPStatus, &a.Error, &a.LastActiveAt, &a.PolicyID, &a.PolicyCharacterID, &a.PolicyVersion, &a.MaxAge,
 		&a.ExpiredAt, &a.RequestedAt, &a.CompletedAt, &a.LagSeconds, &a.SealSeq, &a.SealHash,
+		&a.VerifiedAbsentAt, &a.FoundPresentAt,
 	}, func() error {
 		x := a
 		x.RunStartedAt, x.LastActiveAt, x.ExpiredAt, x.RequestedAt = x.RunStartedAt.UTC(), x.LastActiveAt.UTC(), x.ExpiredAt.UTC(), x.RequestedAt.UTC()
@@ -343,6 +355,9 @@ func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Findin
 	for i := range f.Attempts {
 		switch f.Attempts[i].Status {
 		case "deleted":
+			if f.Attempts[i].FoundPresentAt != nil {
+				continue // refuted by a verification: history, not a deletion
+			}
 			a := f.Attempts[i]
 			f.Deletion = &a
 		case "pending":

@@ -64,7 +64,10 @@ func (r *Report) writeText(w io.Writer) error {
 	for _, d := range r.Days {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", d.Day, d.Deleted, d.Failed, d.Backlog, d.Overdue)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return r.writeVerificationText(w)
 }
 
 func (e *Evidence) writeText(w io.Writer) error {
@@ -110,15 +113,22 @@ func (e *Evidence) writeText(w io.Writer) error {
 			continue
 		}
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "    DELETION\tRUN\tRUN STATUS\tSTATUS\tTRIES\tHTTP\tPOLICY\tMAX AGE\tEXPIRED\tREQUESTED\tCOMPLETED\tSEAL\tERROR")
+		fmt.Fprintln(tw, "    DELETION\tRUN\tRUN STATUS\tSTATUS\tTRIES\tHTTP\tPOLICY\tMAX AGE\tEXPIRED\tREQUESTED\tCOMPLETED\tSEAL\tVERIFIED\tERROR")
 		for _, a := range f.Attempts {
 			seal := "-"
 			if a.SealSeq != nil {
 				seal = fmt.Sprintf("%d:%s", *a.SealSeq, optString(a.SealHash))
 			}
-			fmt.Fprintf(tw, "    %d\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.DeletionID, a.RunID, a.RunStatus, a.Status,
+			verified := "-"
+			switch {
+			case a.FoundPresentAt != nil:
+				verified = "PRESENT at Convai " + rfc3339(*a.FoundPresentAt)
+			case a.VerifiedAbsentAt != nil:
+				verified = "absent " + rfc3339(*a.VerifiedAbsentAt)
+			}
+			fmt.Fprintf(tw, "    %d\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.DeletionID, a.RunID, a.RunStatus, a.Status,
 				a.Attempts, dash(optInt(a.HTTPStatus)), dash(optInt(a.PolicyID)), a.MaxAge, rfc3339(a.ExpiredAt),
-				rfc3339(a.RequestedAt), dash(optTime(a.CompletedAt)), seal, dash(optString(a.Error)))
+				rfc3339(a.RequestedAt), dash(optTime(a.CompletedAt)), seal, verified, dash(optString(a.Error)))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -171,4 +171,7 @@ read -r char sess < <(psql "$DATABASE_URL" -XAt -F ' ' -c "SELECT character_id, 
 bin/retention audit prove --character "$char" --session "$sess" --out "$work/proof.json" || die "prove failed (exit status $?)"
 DATABASE_URL='' bin/retention audit check --proof "$work/proof.json" --key "$work/checkpoint.vkey" || die "check failed (exit status $?)"
 
+step "retention verify (Convai's list: are the deleted sessions gone?)"
+bin/retention verify || die "verify found deleted sessions still at Convai, or could not list (exit status $?)"
+
 exit "$status"

@@ -111,16 +111,11 @@ func Inspect(ctx context.Context, q interface {
 	return src, nil
 }
 
-// deletedProbe is true when the page row's session is recorded deleted: one probe of the
-// partial unique index of retention.outcomes, then of the v1 rows. Written as scalar LIMIT 1
-// subqueries, it is an index probe per row whatever the statistics say (an EXISTS may be
-// planned as a hashed subplan that reads every deleted row for every page).
-const deletedProbe = `(coalesce((SELECT true FROM retention.outcomes d
-		                 WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'
-		                 LIMIT 1), false)
-		        OR coalesce((SELECT true FROM retention.deletions_v1 d
-		                 WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'
-		                 LIMIT 1), false))`
+// deletedProbe is true when the page row's session is deleted: recorded deleted and not found
+// present by a verification since (retention.is_deleted, the one home of the rule; an inlined SQL
+// function made of scalar LIMIT 1 subqueries, so it stays an index probe per row whatever the
+// statistics say).
+const deletedProbe = `retention.is_deleted(p.character_id, p.session_id)`
 
 // build writes the selection SQL. A page is the next limit rows of the source in key order,
 // however many of them turn out to be done: the scan of one statement stays bounded even where

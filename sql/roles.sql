@@ -94,10 +94,22 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --   StartRun, Claim, Record, Finish      retention.start_run, claim, record, close_run, seal,
 --                                        finish_run (the 006 signature with the safety cap's
 --                                        figures, and 004's for binaries of before it)
+--   Page (since 007)                     retention.is_deleted, which reads outcomes, deletions_v1
+--                                        and verifications
+--   Verify                               reads deletions and verifications; writes through
+--                                        retention.start_verify, record_verifications,
+--                                        finish_verify
+--   Discover                             reads the source; adds through retention.add_discovered
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
-                retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes
+                retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes,
+                retention.verifications
     TO retention_job;
 GRANT EXECUTE ON FUNCTION
+    retention.is_deleted(text, text),
+    retention.start_verify(jsonb, text, text),
+    retention.record_verifications(bigint, text, text, timestamptz, bigint[], boolean[]),
+    retention.finish_verify(bigint, text, text, bigint, text),
+    retention.add_discovered(text, text[], timestamptz[]),
     retention.start_run(integer, integer, text, jsonb, text, integer, text),
     retention.claim(bigint, text, text, bigint, text, interval, text[], timestamptz[]),
     retention.record(bigint, text, bigint, text[], integer[], integer[], text[]),
@@ -115,7 +127,9 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.seal_head, retention.claims, retention.outcomes, retention.unsealed,
                 retention.log_leaves, retention.log_hashes, retention.log_roots, retention.log_head,
                 retention.checkpoints, retention.policy_history, retention.expired_sessions, retention.deletion_outcomes,
-                retention.daily_deletions, retention.run_history
+                retention.daily_deletions, retention.run_history, retention.verify_runs,
+                retention.verifications, retention.verification_batches, retention.verification_head,
+                retention.discoveries
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
                           retention.expired_sessions_in(regclass, timestamptz),
@@ -123,7 +137,8 @@ GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions
                           retention.well_formed_id(text), retention.seal_field(text),
                           retention.seal_time(timestamptz), retention.seal_content(retention.deletions_v1),
                           retention.claim_content(bigint),
-                          retention.policies_as_of(timestamptz)
+                          retention.policies_as_of(timestamptz), retention.is_deleted(text, text),
+                          retention.verification_content(bigint)
     TO retention_auditor;
 
 COMMIT;

@@ -24,6 +24,8 @@ type config struct {
 	listen   string
 	logLevel slog.Level
 	opts     convaitest.Options
+	// sessions is the file the sessions the fake starts with are read from; empty for none.
+	sessions string
 }
 
 func usagef(format string, args ...any) error { return cli.Usagef(format, args...) }
@@ -33,7 +35,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs := flag.NewFlagSet("convai-fake", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: %s=KEY convai-fake [flags]\n\nServes a fake Convai delete endpoint.\n\nFlags:\n", keyEnv)
+		fmt.Fprintf(fs.Output(), "Usage: %s=KEY convai-fake [flags]\n\nServes fake Convai chat-history endpoints: delete, list and details.\n\nFlags:\n", keyEnv)
 		fs.PrintDefaults()
 	}
 	var (
@@ -54,6 +56,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.Float64Var(&o.LostAnswerRate, "lost-answer-rate", 0, "fraction of requests deleted, then closed without an answer")
 	fs.StringVar(&rejectIDs, "reject-ids", "", "comma-separated session `IDs` answered 400")
 	fs.IntVar(&o.MaxIDs, "max-ids", 0, "most session IDs per request, 0 for no limit")
+	fs.BoolVar(&o.RefuseUnknown, "refuse-unknown", false, "answer 404 to a delete naming a session the fake does not hold (never seeded, or deleted already)")
+	fs.StringVar(&cfg.sessions, "sessions", "", "JSON `file` of the sessions the fake holds: {\"CHARACTER\": {\"SESSION\": [\"RFC 3339 interaction time\", ...]}}")
 	fs.Int64Var(&o.Seed, "seed", 0, "seed of the fault choice")
 	fs.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default $LOG_LEVEL, else info); requests log at debug")
 

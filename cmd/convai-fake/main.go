@@ -1,7 +1,8 @@
-// Command convai-fake serves a stand-in for Convai's chat-history delete endpoint, with seeded
-// faults, for demos and end-to-end checks of the retention job. It accepts the key in
-// CONVAI_API_KEY, prints "convai-fake listening on http://ADDR" once it listens, and also serves
-// GET /_fake/deleted and GET /_fake/stats so scripts can check what happened.
+// Command convai-fake serves a stand-in for Convai's chat-history endpoints (delete, list and
+// details), with seeded faults, for demos and end-to-end checks of the retention job. It holds
+// the sessions of --sessions, accepts the key in CONVAI_API_KEY, prints "convai-fake listening on
+// http://ADDR" once it listens, and also serves GET /_fake/deleted, GET /_fake/sessions?character=C
+// and GET /_fake/stats so scripts can check what happened.
 //
 // Exit codes: 0 after a clean shutdown on SIGINT or SIGTERM, 2 on bad flags or environment, 1
 // on any other error.

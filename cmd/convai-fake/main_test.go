@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -235,4 +236,46 @@ func TestExitCode(t *testing.T) {
 	require.Equal(t, 1, exitCode(errors.New("boom"), &stderr))
 	require.Equal(t, 2, exitCode(usagef("bad %s", "flag"), &stderr))
 	require.Equal(t, "convai-fake: boom\nconvai-fake: bad flag\n", stderr.String())
+}
+
+func TestRunServesSessionsFromFile(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/sessions.json"
+	require.NoError(t, os.WriteFile(path, []byte(`{"char-1": {"s1": ["2026-01-02T03:04:05Z", "2026-01-03T00:00:00Z"], "s2": []}}`), 0o600))
+	b := start(t, "--sessions", path, "--refuse-unknown")
+
+	c := newClient(t, b.baseURL, key)
+	var ids []string
+	res := c.List(context.Background(), "char-1", func(s convai.ListedSession) error {
+		ids = append(ids, s.SessionID)
+		return nil
+	})
+	require.Equal(t, convai.Confirmed, res.Class, res.Detail)
+	require.ElementsMatch(t, []string{"s1", "s2"}, ids)
+	d, res := c.Details(context.Background(), "char-1", "s1")
+	require.Equal(t, convai.Confirmed, res.Class, res.Detail)
+	require.Equal(t, time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC), d.Latest)
+
+	require.Equal(t, convai.Confirmed, c.Delete(context.Background(), "char-1", []string{"s1"}).Class)
+	again := c.Delete(context.Background(), "char-1", []string{"s1"})
+	require.Equal(t, convai.Permanent, again.Class)
+	require.Equal(t, http.StatusNotFound, again.StatusCode)
+
+	var sessions struct {
+		Sessions []string `json:"sessions"`
+	}
+	getJSON(t, b.baseURL+"/_fake/sessions?character=char-1", &sessions)
+	require.Equal(t, []string{"s2"}, sessions.Sessions)
+}
+
+func TestRunRefusesBadSessionsFile(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/sessions.json"
+	require.NoError(t, os.WriteFile(path, []byte(`{"char-1": ["s1"]}`), 0o600))
+	var stderr syncbuf.Buffer
+	err := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--sessions", path}, env(map[string]string{keyEnv: key}), io.Discard, &stderr)
+	require.Equal(t, 2, exitCode(err, &stderr))
+	require.Contains(t, stderr.String(), "--sessions")
+	err = run(context.Background(), []string{"--listen", "127.0.0.1:0", "--sessions", path + ".missing"}, env(map[string]string{keyEnv: key}), io.Discard, &stderr)
+	require.Equal(t, 2, exitCode(err, &stderr))
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/convai-retention/retention/convai/convaitest"
@@ -28,6 +29,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg.opts.Logger = logger
 	fake := convaitest.New(cfg.opts)
 	defer fake.Close()
+	if cfg.sessions != "" {
+		seed, err := readSeed(cfg.sessions)
+		if err != nil {
+			return err
+		}
+		fake.AddSessions(seed)
+	}
 
 	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.listen)
 	if err != nil {
@@ -92,11 +100,28 @@ func routes(fake *convaitest.Fake) http.Handler {
 		}
 		writeJSON(w, deletedReport{Deleted: d, Total: total})
 	})
+	mux.HandleFunc("GET /_fake/sessions", func(w http.ResponseWriter, r *http.Request) {
+		char := r.URL.Query().Get("character")
+		writeJSON(w, map[string]any{"character": char, "sessions": fake.Sessions(char)})
+	})
 	mux.HandleFunc("GET /_fake/stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, fake.Stats())
 	})
 	mux.Handle("/", fake)
 	return mux
+}
+
+// readSeed reads the sessions file of --sessions.
+func readSeed(path string) (convaitest.Seed, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("--sessions: %v", err)
+	}
+	var seed convaitest.Seed
+	if err := json.Unmarshal(data, &seed); err != nil {
+		return nil, usagef("--sessions %s: %v; want {\"CHARACTER\": {\"SESSION\": [\"2026-01-02T03:04:05Z\"]}}", path, err)
+	}
+	return seed, nil
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

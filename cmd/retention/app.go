@@ -68,6 +68,8 @@ func (a *app) program() *cli.Program {
 			{Name: "policy", Run: a.policy, Help: policyHelp},
 			{Name: "plan", Run: a.plan, Help: policyHelp},
 			{Name: "audit", Run: a.audit, Help: auditHelp},
+			{Name: "verify", Run: a.verify, Help: verifyHelp},
+			{Name: "discover", Run: a.discover, Help: discoverHelp},
 			{Name: "version", Aliases: []string{"--version"}, Run: a.version},
 		},
 		Help:      func(w io.Writer) { fmt.Fprint(w, helpText()) },

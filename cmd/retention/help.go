@@ -31,6 +31,11 @@ usage:
   retention audit prove        the inclusion proof of one session's deletion (--character, --session)
   retention audit check        verify such a proof offline against a signed checkpoint (--proof, --key)
   retention audit keygen       make a checkpoint signing key (--out FILE; verifier key on stdout)
+  retention verify [flags]     list each character's sessions at Convai and check that the recorded
+                               deletions are gone (--character, --since, --sample N); a session
+                               found present is sent again by the next run (see retention verify --help)
+  retention discover [flags]   add to retention.sessions the sessions Convai has that the app never
+                               stored (last activity from their details); --dry-run only counts them
   retention version            print the version
   retention help               print this help
 
@@ -56,12 +61,13 @@ environment:
 
 exit codes:
   0    finished: everything selected is deleted, or nothing to do, or a dry-run, or the budget was reached
-  1    finished with some sessions failed; or audit verify found the trail broken, or audit check refused a proof
+  1    finished with some sessions failed; or audit verify found the trail broken, or audit check refused a proof;
+       or verify found a deleted session still present at Convai
   2    usage or configuration error, or the schema is missing or old (run retention migrate), or an invalid
        policy file (each mistake with its line); nothing done
   3    another run holds the lock
   4    the API rejected the key
-  5    any other fatal error (database unreachable, ...)
+  5    any other fatal error (database unreachable, a list verify could not read, ...)
   6    the safety cap stopped the run before it sent anything (--abort-above, --abort-above-percent);
        or policy apply refused changes whose new deletions exceed it (nothing changed; --confirm applies)
   130  interrupted by SIGINT

@@ -271,8 +271,9 @@ func TestBacklog(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		eligible := b.seedWorld(t)
-		id := strings.SplitN(eligible[0], "/", 2)[1]
+		char, id, _ := strings.Cut(eligible[0], "/")
 		b.fake.SetRejectIDs(id)
+		b.fake.AddSession(char, id) // Convai still has it: the refusal is not settled
 		g := newPushgateway(t, http.StatusOK)
 		r := b.run(t, "run", "--pushgateway-url", g.srv.URL)
 		require.Equal(t, exitcode.Partial, r.code, "%s", r)

@@ -173,6 +173,9 @@ func TestPartialRun(t *testing.T) {
 	eligible := b.seedWorld(t)
 	rejected := []string{"c-def-old-2", "c-two-old-0"}
 	b.fake.SetRejectIDs(rejected...)
+	for _, id := range rejected { // Convai still has them: the refusals are not settled
+		b.fake.AddSession(strings.Join(strings.Split(id, "-")[:2], "-"), id)
+	}
 
 	r := b.run(t, "run", "--output", "json")
 	require.Equal(t, exitcode.Partial, r.code, "%s", r)

@@ -1,6 +1,7 @@
 // Package convaitest provides Fake, an http.Handler that stands in for Convai's chat-history
-// delete endpoint in tests and demos. It checks the key and the body like the real API, remembers
-// what it deleted, injects faults (errors, rate limits, hangs, dropped connections, answers that
+// endpoints (delete, list and details) in tests and demos. It holds sessions per character with
+// their interaction times (AddSession), checks the key and the body like the real API, removes
+// the sessions it is asked to delete and remembers what it deleted, injects faults (errors, rate limits, hangs, dropped connections, answers that
 // are not confirmations, deletions whose answer is lost) at seeded random rates, and records
 // every request it answered and the most requests it ever had in flight.
 //
@@ -18,7 +19,7 @@ import (
 	"time"
 )
 
-// Path is the only path the Fake serves.
+// Path is the path of the delete endpoint; ListPath and DetailsPath are the others.
 const Path = "/character/chatHistory/delete"
 
 // The answers the Fake gives.
@@ -32,14 +33,15 @@ const (
 // maxBody is the largest request body the Fake reads.
 const maxBody = 1 << 20
 
-// Options configures a Fake. Rates are fractions of the requests that would otherwise succeed;
+// Options configures a Fake. Rates are fractions of the requests that would otherwise succeed,
+// drawn alike for the three endpoints;
 // each is clamped to [0, 1] and they are drawn in the order of the fields, so when they add up to
 // more than 1 the later ones get what is left.
 type Options struct {
 	// APIKey is the key the Fake accepts in CONVAI-API-KEY. Required: with an empty key every
 	// request is refused with 401.
 	APIKey string
-	// Latency is added to every request to the delete path, before anything else is decided.
+	// Latency is added to every request to an endpoint, before anything else is decided.
 	Latency time.Duration
 	// FailRate is the fraction answered 500, 502 or 503 (in turn).
 	FailRate float64
@@ -55,14 +57,21 @@ type Options struct {
 	// DropRate is the fraction whose connection is closed without an answer.
 	DropRate float64
 	// UnconfirmedRate is the fraction answered 200 with a body that is not a confirmation (in
-	// turn: {"status":"QUEUED"}, an empty body, HTML, {"status":1}, truncated JSON, an array).
+	// turn: {"status":"QUEUED"}, an empty body, HTML, {"status":1}, truncated JSON, an array);
+	// for the list and details endpoints, a body that is not a list or not JSON.
 	UnconfirmedRate float64
 	// LostAnswerRate is the fraction that are deleted and then have their connection closed
-	// without an answer: the deletion happened but the client cannot know.
+	// without an answer: the deletion happened but the client cannot know. A list or details
+	// request is only dropped.
 	LostAnswerRate float64
 	// RejectIDs are session IDs the API refuses: a request with any of them gets 400 and
-	// deletes nothing.
+	// deletes nothing. They show in every character's list: a session the API refuses to
+	// delete is one it has.
 	RejectIDs []string
+	// RefuseUnknown makes a delete naming a session the Fake does not hold (never added, or
+	// deleted already) answer 404 and delete nothing: what a repeated delete may look like.
+	// Without it every delete of a well-formed request is confirmed.
+	RefuseUnknown bool
 	// MaxIDs, if positive, is the most session IDs a request may carry; more gets 400.
 	MaxIDs int
 	// Seed seeds the fault choice: the same seed gives the same sequence of faults over the
@@ -86,6 +95,7 @@ type Fake struct {
 	failTurn    int
 	unconfTurn  int
 	deleted     map[string]map[string]bool
+	sessions    map[string]map[string][]time.Time
 	log         []Request
 	outcomes    map[Outcome]int
 	received    int
@@ -99,6 +109,7 @@ func New(opts Options) *Fake {
 		closed:   make(chan struct{}),
 		rng:      rand.New(rand.NewPCG(uint64(opts.Seed), 0x636f6e766169)), //nolint:gosec // test faults, not security
 		deleted:  make(map[string]map[string]bool),
+		sessions: make(map[string]map[string][]time.Time),
 		outcomes: make(map[Outcome]int),
 	}
 	f.setOptions(opts)

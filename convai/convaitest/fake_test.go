@@ -310,7 +310,7 @@ func TestDrop(t *testing.T) {
 	require.ErrorIs(t, err, io.EOF)
 	require.Zero(t, b.fake.DeletedCount())
 	require.Equal(t, []convaitest.Request{{
-		Time: b.fake.Requests()[0].Time, CharID: "c", SessionIDs: []string{"s"}, Outcome: convaitest.OutcomeDropped,
+		Time: b.fake.Requests()[0].Time, Endpoint: convaitest.EndpointDelete, CharID: "c", SessionIDs: []string{"s"}, Outcome: convaitest.OutcomeDropped,
 	}}, b.fake.Requests())
 }
 
@@ -414,9 +414,9 @@ func TestRequestLog(t *testing.T) {
 
 	reqs := b.fake.Requests()
 	require.Len(t, reqs, 3)
-	require.Equal(t, convaitest.Request{Time: reqs[0].Time, CharID: "c1", SessionIDs: []string{"a", "b"}, Status: 200, Outcome: convaitest.OutcomeDeleted}, reqs[0])
-	require.Equal(t, convaitest.Request{Time: reqs[1].Time, CharID: "c2", SessionIDs: []string{"x"}, Status: 400, Outcome: convaitest.OutcomeRejected}, reqs[1])
-	require.Equal(t, convaitest.Request{Time: reqs[2].Time, Status: 401, Outcome: convaitest.OutcomeUnauthorized}, reqs[2], "the body is not read without the key")
+	require.Equal(t, convaitest.Request{Time: reqs[0].Time, Endpoint: convaitest.EndpointDelete, CharID: "c1", SessionIDs: []string{"a", "b"}, Status: 200, Outcome: convaitest.OutcomeDeleted}, reqs[0])
+	require.Equal(t, convaitest.Request{Time: reqs[1].Time, Endpoint: convaitest.EndpointDelete, CharID: "c2", SessionIDs: []string{"x"}, Status: 400, Outcome: convaitest.OutcomeRejected}, reqs[1])
+	require.Equal(t, convaitest.Request{Time: reqs[2].Time, Endpoint: convaitest.EndpointDelete, Status: 401, Outcome: convaitest.OutcomeUnauthorized}, reqs[2], "the body is not read without the key")
 	require.True(t, reqs[0].Time.After(base))
 	require.True(t, reqs[1].Time.After(reqs[0].Time))
 	require.True(t, reqs[2].Time.After(reqs[1].Time))

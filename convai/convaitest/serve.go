@@ -32,7 +32,14 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request, opts Options, reject map[string]bool, rec *Request) (int, Outcome) {
-	if r.URL.Path != Path {
+	switch r.URL.Path {
+	case Path:
+		rec.Endpoint = EndpointDelete
+	case ListPath:
+		rec.Endpoint = EndpointList
+	case DetailsPath:
+		rec.Endpoint = EndpointDetails
+	default:
 		return writeError(w, http.StatusNotFound, "Not found."), OutcomeNotFound
 	}
 	if r.Method != http.MethodPost {
@@ -54,12 +61,37 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request, opts Options, rejec
 	var req struct {
 		CharID     *string  `json:"charID"`
 		SessionIDs []string `json:"sessionIDs"`
+		SessionID  *string  `json:"sessionID"`
+		Limit      *string  `json:"limit"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
 		return writeError(w, http.StatusBadRequest, "Malformed JSON body."), OutcomeBadRequest
 	}
 	if req.CharID != nil {
 		rec.CharID = *req.CharID
+	}
+	switch rec.Endpoint {
+	case EndpointList:
+		limit := -1
+		if req.Limit != nil {
+			n, err := strconv.Atoi(*req.Limit)
+			if err != nil || n == 0 || n < -1 {
+				return writeError(w, http.StatusBadRequest, `limit must be "-1" or a positive number, as a string.`), OutcomeBadRequest
+			}
+			limit = n
+		}
+		if rec.CharID == "" {
+			return writeError(w, http.StatusBadRequest, "charID is required."), OutcomeBadRequest
+		}
+		return f.answerList(w, r, opts, rec.CharID, limit)
+	case EndpointDetails:
+		if req.SessionID != nil {
+			rec.SessionIDs = []string{*req.SessionID}
+		}
+		if rec.CharID == "" || req.SessionID == nil || *req.SessionID == "" {
+			return writeError(w, http.StatusBadRequest, "charID and sessionID are required."), OutcomeBadRequest
+		}
+		return f.answerDetails(w, r, opts, rec.CharID, *req.SessionID)
 	}
 	rec.SessionIDs = req.SessionIDs
 	if msg := checkRequest(rec.CharID, req.SessionIDs, opts.MaxIDs); msg != "" {
@@ -68,6 +100,11 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request, opts Options, rejec
 	for _, id := range req.SessionIDs {
 		if reject[id] {
 			return writeError(w, http.StatusBadRequest, fmt.Sprintf("Session %q cannot be deleted.", id)), OutcomeRejected
+		}
+	}
+	if opts.RefuseUnknown {
+		if id, ok := f.firstUnknown(rec.CharID, req.SessionIDs); ok {
+			return writeError(w, http.StatusNotFound, fmt.Sprintf("Session %q not found.", id)), OutcomeUnknown
 		}
 	}
 	return f.answer(w, r, opts, rec.CharID, req.SessionIDs)
@@ -93,6 +130,20 @@ func checkRequest(charID string, ids []string, maxIDs int) string {
 
 // answer applies the drawn fault, or deletes.
 func (f *Fake) answer(w http.ResponseWriter, r *http.Request, opts Options, charID string, ids []string) (int, Outcome) {
+	if code, out, faulted := f.fault(w, r, opts, unconfirmedBodies); faulted {
+		if out == OutcomeLostAnswer {
+			f.remember(charID, ids)
+		}
+		return code, out
+	}
+	f.remember(charID, ids)
+	return writeBody(w, http.StatusOK, "application/json", Confirmation), OutcomeDeleted
+}
+
+// fault draws the fault of a request and, if there is one, answers it (bad answers come from
+// bad, in turn). A lost answer is left to the caller: it returns OutcomeLostAnswer and
+// ServeHTTP closes the connection.
+func (f *Fake) fault(w http.ResponseWriter, r *http.Request, opts Options, bad []badBody) (int, Outcome, bool) {
 	fault, turn := f.draw(opts)
 	switch fault {
 	case faultFail:
@@ -100,28 +151,28 @@ func (f *Fake) answer(w http.ResponseWriter, r *http.Request, opts Options, char
 		if code == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", retryAfter(opts.RetryAfter))
 		}
-		return writeError(w, code, "Internal server error."), OutcomeFailed
+		return writeError(w, code, "Internal server error."), OutcomeFailed, true
 	case faultRateLimit:
 		w.Header().Set("Retry-After", retryAfter(opts.RetryAfter))
-		return writeError(w, http.StatusTooManyRequests, "Too many requests."), OutcomeRateLimited
+		return writeError(w, http.StatusTooManyRequests, "Too many requests."), OutcomeRateLimited, true
 	case faultHang:
-		return f.hang(r.Context(), w, opts.HangFor), OutcomeHung
+		return f.hang(r.Context(), w, opts.HangFor), OutcomeHung, true
 	case faultDrop:
-		return 0, OutcomeDropped // ServeHTTP closes the connection
+		return 0, OutcomeDropped, true // ServeHTTP closes the connection
 	case faultUnconfirmed:
-		u := unconfirmedBodies[turn%len(unconfirmedBodies)]
-		return writeBody(w, http.StatusOK, u.contentType, u.body), OutcomeUnconfirmed
+		u := bad[turn%len(bad)]
+		return writeBody(w, http.StatusOK, u.contentType, u.body), OutcomeUnconfirmed, true
 	case faultLostAnswer:
-		f.remember(charID, ids)
-		return 0, OutcomeLostAnswer // ServeHTTP closes the connection
-	default:
-		f.remember(charID, ids)
-		return writeBody(w, http.StatusOK, "application/json", Confirmation), OutcomeDeleted
+		return 0, OutcomeLostAnswer, true // ServeHTTP closes the connection
 	}
+	return 0, "", false
 }
 
+// badBody is a 200 answer that is not the documented one.
+type badBody struct{ contentType, body string }
+
 // unconfirmedBodies are the 200 answers that are not confirmations, used in turn.
-var unconfirmedBodies = []struct{ contentType, body string }{
+var unconfirmedBodies = []badBody{
 	{"application/json", `{"status":"QUEUED"}`},
 	{"application/json", ``},
 	{"text/html", `<html><body>OK</body></html>`},

@@ -21,16 +21,22 @@ const (
 	OutcomeRateLimited      Outcome = "rate_limited"       // 429 from RateLimitRate
 	OutcomeHung             Outcome = "hung"               // HangRate: the client went away, or 503/504
 	OutcomeDropped          Outcome = "dropped"            // DropRate: connection closed, nothing deleted
-	OutcomeUnconfirmed      Outcome = "unconfirmed"        // UnconfirmedRate: 200 that is not a confirmation
+	OutcomeUnconfirmed      Outcome = "unconfirmed"        // UnconfirmedRate: 200 that is not the documented answer
 	OutcomeLostAnswer       Outcome = "lost_answer"        // LostAnswerRate: deleted, then connection closed
 	OutcomeCanceled         Outcome = "canceled"           // the client went away during Latency
+	OutcomeUnknown          Outcome = "unknown"            // 404: RefuseUnknown and a session the Fake does not hold
+	OutcomeListed           Outcome = "listed"             // 200: the list of a character's sessions
+	OutcomeDetailed         Outcome = "detailed"           // 200: the interactions of a session
 )
 
 // Request is one request the Fake answered.
 type Request struct {
 	// Time is when the request arrived, before any Latency.
 	Time time.Time `json:"time"`
-	// CharID and SessionIDs are from the body, when it could be read.
+	// Endpoint is EndpointDelete, EndpointList or EndpointDetails; empty for another path.
+	Endpoint string `json:"endpoint,omitempty"`
+	// CharID and SessionIDs are from the body, when it could be read (for details, the one
+	// session asked about).
 	CharID     string   `json:"char_id,omitempty"`
 	SessionIDs []string `json:"session_ids,omitempty"`
 	// Status is the HTTP status answered, 0 when none was (dropped, lost, client gone).
@@ -129,10 +135,13 @@ func (f *Fake) finish(r Request) {
 	f.log = append(f.log, r)
 }
 
-// remember records ids of charID as deleted.
+// remember records ids of charID as deleted; the Fake no longer holds them.
 func (f *Fake) remember(charID string, ids []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, id := range ids {
+		delete(f.sessions[charID], id)
+	}
 	set := f.deleted[charID]
 	if set == nil {
 		set = make(map[string]bool, len(ids))

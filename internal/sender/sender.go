@@ -1,10 +1,11 @@
-// Package sender connects the Convai client to the job: it turns the client's Result into the
-// job's Answer. The binary and the tests that run real jobs share it, so they cannot classify
+// Package sender connects the Convai client to the job: it sends deletes and lists through the
+// client and turns the client's Result into the job's Answer. The binary and the tests that run real jobs share it, so they cannot classify
 // answers differently.
 package sender
 
 import (
 	"context"
+	"time"
 
 	"github.com/convai-retention/retention/convai"
 	"github.com/convai-retention/retention/job"
@@ -13,7 +14,11 @@ import (
 // Convai sends the job's requests through a Convai client.
 type Convai struct{ Client *convai.Client }
 
-var _ job.Sender = Convai{}
+var (
+	_ job.Sender   = Convai{}
+	_ job.Lister   = Convai{}
+	_ job.Detailer = Convai{}
+)
 
 // Delete sends one request and classifies its answer for the job.
 func (s Convai) Delete(ctx context.Context, characterID string, ids []string) job.Answer {
@@ -33,4 +38,22 @@ func classOf(c convai.Class) job.Class {
 		return job.Permanent
 	}
 	return job.Retryable
+}
+
+// List lists a character's sessions, one request, and classifies the answer for the job.
+func (s Convai) List(ctx context.Context, characterID string, fn func(job.ListedSession) error) job.Answer {
+	r := s.Client.List(ctx, characterID, func(l convai.ListedSession) error {
+		return fn(job.ListedSession{SessionID: l.SessionID, Start: l.Start})
+	})
+	return answer(r)
+}
+
+// Details reads one session's latest interaction, one request, and classifies the answer.
+func (s Convai) Details(ctx context.Context, characterID, sessionID string) (time.Time, job.Answer) {
+	d, r := s.Client.Details(ctx, characterID, sessionID)
+	return d.Latest, answer(r)
+}
+
+func answer(r convai.Result) job.Answer {
+	return job.Answer{Class: classOf(r.Class), StatusCode: r.StatusCode, RetryAfter: r.RetryAfter, Detail: r.Detail, Err: r.Err}
 }

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/convai"
+	"github.com/convai-retention/retention/internal/cli"
+	"github.com/convai-retention/retention/internal/sender"
+	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/source"
+)
+
+// discoverOptions is the parsed command line of "retention discover".
+type discoverOptions struct {
+	characters string
+	dryRun     bool
+	source     string
+	output     string
+	logLevel   string
+	cfg        job.Config
+}
+
+func discoverFlags(o *discoverOptions) *flagSet {
+	fs := newFlagSet("discover")
+	c := &o.cfg
+	fs.StringVar(&o.characters, "character", "", "comma-separated characters to discover (default: every character the database knows whose policy lets the job delete)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "count per character the sessions Convai has that the app does not, and how many are expired; add nothing")
+	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION the app's sessions are in; discover adds only to retention.sessions")
+	fs.StringVar(&o.output, "output", "text", "summary format on stdout: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error [$LOG_LEVEL] (default info)")
+	fs.Float64Var(&c.Rate, "rate", job.RateDefault, "most list and details requests per second; 0 for unlimited")
+	fs.DurationVar(&c.BackoffBase, "backoff-base", job.BackoffBaseDefault, "first retry wait, doubled each try, with jitter")
+	fs.DurationVar(&c.BackoffMax, "backoff-max", job.BackoffMaxDefault, "longest retry wait")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", job.MaxAttemptsDefault, "most tries of one request")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", job.RequestTimeoutDefault, "time limit of each try")
+	for _, name := range []string{"source", "rate", "backoff-base", "backoff-max", "max-attempts", "request-timeout"} {
+		fs.envName(name)
+	}
+	return fs
+}
+
+func discoverHelp(w io.Writer) {
+	fmt.Fprint(w, `usage: retention discover [--character C,...] [--dry-run] [flags]
+
+Lists each character's sessions at Convai and finds those the app never stored. For each one
+whose list date is past the character's threshold it reads the details: the latest interaction
+is its last activity. Those are added to retention.sessions (recorded in retention.discoveries),
+and the next run deletes the expired ones. With a view as --source nothing is added: the counts
+are printed and the view's owner must add the sessions. Exit 0, 4 when the API rejected the key,
+5 when a character's list could not be read.
+
+`)
+	var o discoverOptions
+	discoverFlags(&o).usage(w)
+}
+
+// discover is "retention discover".
+func (a *app) discover(ctx context.Context, args []string) error {
+	var o discoverOptions
+	if err := discoverFlags(&o).parse(args, a.getenv); err != nil {
+		return err
+	}
+	if o.output != "text" && o.output != "json" {
+		return usagef("invalid --output %q: want text or json", o.output)
+	}
+	rel, err := source.ParseRelation(o.source)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.redactor)
+	if err != nil {
+		return err
+	}
+	o.cfg.Logger = log
+	if err := o.cfg.Validate(); err != nil {
+		return err
+	}
+	dsn, err := a.databaseURL()
+	if err != nil {
+		return err
+	}
+	key, err := a.apiKey()
+	if err != nil {
+		return err
+	}
+	client, err := convai.New(convai.Config{BaseURL: a.getenv("CONVAI_API_URL"), APIKey: key, Secrets: a.secretValues(), UserAgent: "convai-retention/" + buildVersion()})
+	if err != nil {
+		return err
+	}
+	defer client.CloseIdleConnections()
+	pool, err := connectCurrent(ctx, dsn, 4)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	setup, cancel := context.WithTimeout(ctx, setupTimeout)
+	src, err := source.Inspect(setup, pool, rel)
+	cancel()
+	if err != nil {
+		return err
+	}
+	store := source.New(pool, src, source.Config{})
+	var chars []string
+	for c := range strings.SplitSeq(o.characters, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			chars = append(chars, c)
+		}
+	}
+	s := sender.Convai{Client: client}
+	sum, err := job.Discover(ctx, store, s, s, o.cfg, job.DiscoverOptions{Characters: chars, DryRun: o.dryRun, CanAdd: store.IsBuiltin()})
+	if sum != nil {
+		if werr := writeDiscoverSummary(a.stdout, o.output, rel.String(), store.IsBuiltin(), sum); werr != nil {
+			log.Error("write summary", "err", werr)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	unlisted := 0
+	for _, c := range sum.Characters {
+		if strings.HasPrefix(c.Error, "could not list") {
+			unlisted++
+		}
+	}
+	if unlisted > 0 {
+		return cli.Exit(exitcode.Fatal, fmt.Errorf("the lists of %d characters could not be read", unlisted))
+	}
+	return nil
+}
+
+// writeDiscoverSummary prints what discover found.
+func writeDiscoverSummary(w io.Writer, format, rel string, builtin bool, s *job.DiscoverSummary) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	var b strings.Builder
+	switch {
+	case s.DryRun:
+		b.WriteString("dry-run: nothing was added.\n")
+	case !builtin:
+		fmt.Fprintf(&b, "nothing was added: %s is a relation of the app's; its owner must add the sessions below (discover adds only to retention.sessions).\n", rel)
+	}
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHARACTER\tLISTED\tNOT STORED\tEXPIRED\tNOT YET EXPIRED (LIST DATE)\tNO TIMESTAMP\tADDED\tNOTE")
+	for _, c := range s.Characters {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", c.CharacterID, c.Listed, c.Missing, c.Expired, c.Recent, c.Undated, c.Added, c.Error)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convai-retention/retention/cmd/retention/exitcode"
+)
+
+func TestDiscoverCommand(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seedWorld(t)
+	b.fake.AddSession("c-two", "lost-old", time.Now().Add(-60*24*time.Hour))
+	b.fake.AddSession("c-two", "lost-new", time.Now().Add(-time.Hour))
+
+	r := b.run(t, "discover", "--dry-run", "--character", "c-two")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "dry-run: nothing was added.")
+	require.Regexp(t, `(?m)^c-two\s+2\s+2\s+1\s+1\s+0\s+0\s*$`, r.stdout)
+
+	r = b.run(t, "discover")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Regexp(t, `(?m)^c-two\s+2\s+2\s+1\s+1\s+0\s+1\s*$`, r.stdout)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.sessions WHERE session_id = 'lost-old'`))
+
+	r = b.run(t, "report", "--format", "table")
+	require.Regexp(t, `(?m)^c-two\s.*\s1\s*$`, r.stdout, "the report shows the discovered session")
+
+	b.fake.SetAPIKey("rotated")
+	r = b.run(t, "discover")
+	require.Equal(t, exitcode.KeyRejected, r.code, "%s", r)
+	require.NotContains(t, r.stdout+r.stderr, testKey)
+}

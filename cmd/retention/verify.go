@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/convai"
+	"github.com/convai-retention/retention/internal/cli"
+	"github.com/convai-retention/retention/internal/sender"
+	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/metrics"
+	"github.com/convai-retention/retention/source"
+)
+
+// verifyOptions is the parsed command line of "retention verify".
+type verifyOptions struct {
+	character string
+	since     string
+	sample    int
+	output    string
+	logLevel  string
+	pushURL   string
+	cfg       job.Config
+}
+
+func verifyFlags(o *verifyOptions) *flagSet {
+	fs := newFlagSet("verify")
+	c := &o.cfg
+	fs.StringVar(&o.character, "character", "", "verify this character only (default: every character with a recorded deletion)")
+	fs.StringVar(&o.since, "since", "", "only deletions completed at or after this: YYYY-MM-DD (UTC) or RFC 3339 (default: all)")
+	fs.IntVar(&o.sample, "sample", 0, "check at most N deletions per character, chosen at random; 0 checks all")
+	fs.StringVar(&o.output, "output", "text", "summary format on stdout: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error [$LOG_LEVEL] (default info)")
+	fs.StringVar(&o.pushURL, "pushgateway-url", "", "push the verification's metrics to this Prometheus Pushgateway when it ends")
+	fs.Float64Var(&c.Rate, "rate", job.RateDefault, "most list requests per second; 0 for unlimited")
+	fs.DurationVar(&c.BackoffBase, "backoff-base", job.BackoffBaseDefault, "first retry wait, doubled each try, with jitter")
+	fs.DurationVar(&c.BackoffMax, "backoff-max", job.BackoffMaxDefault, "longest retry wait")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", job.MaxAttemptsDefault, "most tries of one list request")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", job.RequestTimeoutDefault, "time limit of each try (a list is read whole within it)")
+	for _, name := range []string{"rate", "backoff-base", "backoff-max", "max-attempts", "request-timeout", "pushgateway-url"} {
+		fs.envName(name)
+	}
+	return fs
+}
+
+func verifyHelp(w io.Writer) {
+	fmt.Fprint(w, `usage: retention verify [--character C] [--since T] [--sample N] [flags]
+
+Lists each character's sessions at Convai and checks every recorded deletion in scope: absent
+is verified, present is a verification failure (the next run sends the session again). Every
+check is recorded, chained by SHA-256. Exit 0 when none was found present, 1 when some was, 4
+when the API rejected the key, 5 when a character's list could not be read.
+
+`)
+	var o verifyOptions
+	verifyFlags(&o).usage(w)
+}
+
+// verify is "retention verify".
+func (a *app) verify(ctx context.Context, args []string) error {
+	var o verifyOptions
+	if err := verifyFlags(&o).parse(args, a.getenv); err != nil {
+		return err
+	}
+	if o.output != "text" && o.output != "json" {
+		return usagef("invalid --output %q: want text or json", o.output)
+	}
+	if o.sample < 0 {
+		return usagef("invalid --sample %d: want 0 (all) or more", o.sample)
+	}
+	scope := job.VerifyScope{CharacterID: strings.TrimSpace(o.character), Sample: o.sample}
+	if o.since != "" {
+		t, err := parseInstant("since", o.since, false)
+		if err != nil {
+			return err
+		}
+		scope.Since = t
+	}
+	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.redactor)
+	if err != nil {
+		return err
+	}
+	o.cfg.Logger = log
+	if err := o.cfg.Validate(); err != nil {
+		return err
+	}
+	dsn, err := a.databaseURL()
+	if err != nil {
+		return err
+	}
+	key, err := a.apiKey()
+	if err != nil {
+		return err
+	}
+	client, err := convai.New(convai.Config{BaseURL: a.getenv("CONVAI_API_URL"), APIKey: key, Secrets: a.secretValues(), UserAgent: "convai-retention/" + buildVersion()})
+	if err != nil {
+		return err
+	}
+	defer client.CloseIdleConnections()
+	pool, err := connectCurrent(ctx, dsn, 4)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rel, _ := source.ParseRelation(source.DefaultRelation)
+	setup, cancel := context.WithTimeout(ctx, setupTimeout)
+	src, err := source.Inspect(setup, pool, rel)
+	cancel()
+	if err != nil {
+		return err
+	}
+	store := source.New(pool, src, source.Config{})
+	m := metrics.NewVerify(metrics.Config{})
+	host, _ := os.Hostname()
+	sum, err := job.Verify(ctx, store, sender.Convai{Client: client}, o.cfg, m,
+		job.VerifyStart{Scope: scope, Host: host, Version: buildVersion()})
+	if sum != nil {
+		m.Finished()
+		if o.pushURL != "" {
+			if perr := m.Push(context.WithoutCancel(ctx), o.pushURL); perr != nil {
+				log.Error("could not push the metrics; the exit code does not change", "pushgateway", safeURL(o.pushURL),
+					"err", redact(perr.Error(), urlSecrets(o.pushURL)...))
+			}
+		}
+		if werr := writeVerifySummary(a.stdout, o.output, sum); werr != nil {
+			log.Error("write summary", "err", werr)
+		}
+	}
+	switch {
+	case err != nil:
+		return err
+	case sum.Present > 0:
+		return cli.Exit(exitcode.Partial, nil)
+	case sum.Unlisted > 0:
+		return cli.Exit(exitcode.Fatal, fmt.Errorf("the lists of %d characters could not be read: their deletions are not verified", sum.Unlisted))
+	}
+	return nil
+}
+
+// writeVerifySummary prints what a verification did.
+func writeVerifySummary(w io.Writer, format string, s *job.VerifySummary) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "verify %d %s: checked %d deleted sessions, %d absent (verified), %d present (verification failures), %d characters not listed\n",
+		s.VerifyID, s.Status, s.Checked, s.Absent, s.Present, s.Unlisted)
+	if len(s.Characters) > 0 {
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "CHARACTER\tCHECKED\tABSENT\tPRESENT\tNOTE")
+		for _, c := range s.Characters {
+			note := c.Error
+			if len(c.PresentIDs) > 0 {
+				note = "present: " + strings.Join(c.PresentIDs, ", ")
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", c.CharacterID, c.Checked, c.Absent, c.Present, note)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

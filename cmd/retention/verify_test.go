@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/job"
+)
+
+func TestVerifyCommand(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	eligible := b.seedWorld(t)
+	require.Equal(t, exitcode.OK, b.run(t, "run").code)
+	require.Len(t, b.fake.Deleted()["c-two"], 3)
+
+	r := b.run(t, "verify")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "checked "+strconv.Itoa(len(eligible))+" deleted sessions")
+	require.Regexp(t, `(?m)^c-two\s+3\s+3\s+0\s*$`, r.stdout)
+
+	// A deleted session shows up at Convai again: verify fails, and the next run sends it.
+	b.fake.AddSession("c-two", "c-two-old-1")
+	r = b.run(t, "verify", "--character", "c-two", "--output", "json")
+	require.Equal(t, exitcode.Partial, r.code, "%s", r)
+	var s job.VerifySummary
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &s), "%s", r)
+	require.EqualValues(t, 1, s.Present)
+	require.Equal(t, []string{"c-two-old-1"}, s.Characters[0].PresentIDs)
+	require.NotContains(t, r.stdout+r.stderr, testKey)
+
+	r = b.run(t, "run", "--output", "json")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	var sum job.Summary
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &sum))
+	require.EqualValues(t, 1, sum.Deleted, "only the session found present is sent again")
+	require.Equal(t, exitcode.OK, b.run(t, "verify", "--sample", "1").code)
+
+	// The report shows the verification section.
+	r = b.run(t, "report", "--format", "json")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	var rep struct {
+		Total struct {
+			Deleted, Verified, Present int64
+			LastVerified               *string `json:"last_verified"`
+		} `json:"verification_total"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), "%s", r)
+	require.EqualValues(t, len(eligible)+1, rep.Total.Deleted, "the refuted deletion and the new one")
+	require.EqualValues(t, 1, rep.Total.Present)
+	// Every first deletion but the refuted one, and the new one if the sample of one picked it.
+	require.GreaterOrEqual(t, rep.Total.Verified, int64(len(eligible)-1))
+	require.LessOrEqual(t, rep.Total.Verified, int64(len(eligible)))
+	require.NotNil(t, rep.Total.LastVerified)
+	r = b.run(t, "report", "--format", "table")
+	require.Regexp(t, `Verified against Convai's list \(all time\): \d+ of `+strconv.Itoa(len(eligible)+1)+` deleted sessions, 1 found present; 0 sessions found`, r.stdout)
+
+	// The session's evidence shows the refuted deletion and the new one.
+	r = b.run(t, "report", "--session", "c-two-old-1", "--format", "json")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	var ev struct {
+		Findings []struct {
+			State    string
+			Attempts []struct {
+				Status         string
+				FoundPresentAt *string `json:"found_present_at"`
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &ev), "%s", r)
+	require.Equal(t, "deleted", ev.Findings[0].State)
+	require.Len(t, ev.Findings[0].Attempts, 2)
+	require.NotNil(t, ev.Findings[0].Attempts[0].FoundPresentAt, "the first deletion was refuted")
+	require.Nil(t, ev.Findings[0].Attempts[1].FoundPresentAt)
+	r = b.run(t, "report", "--session", "c-two-old-1", "--format", "table")
+	require.Contains(t, r.stdout, "PRESENT at Convai")
+
+	// A rejected key is exit 4, and nothing is recorded as verified.
+	before := b.count(t, `SELECT count(*) FROM retention.verifications`)
+	b.fake.SetAPIKey("rotated")
+	r = b.run(t, "verify")
+	require.Equal(t, exitcode.KeyRejected, r.code, "%s", r)
+	require.Equal(t, before, b.count(t, `SELECT count(*) FROM retention.verifications`))
+	require.NotContains(t, r.stdout+r.stderr, testKey)
+}
+
+func TestVerifyUsage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, args := range [][]string{
+		{"verify", "--sample", "-1"},
+		{"verify", "--since", "yesterday"},
+		{"verify", "--output", "xml"},
+		{"verify", "extra"},
+	} {
+		r := b.run(t, args...)
+		require.Equal(t, exitcode.Usage, r.code, "%v: %s", args, r)
+	}
+	r := b.run(t, "verify", "--help")
+	require.Equal(t, exitcode.OK, r.code)
+	require.True(t, strings.Contains(r.stdout+r.stderr, "--sample"), "%s", r)
+}
+

@@ -1,0 +1,124 @@
+package convai
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// ListedSession is one element of a character's session list.
+type ListedSession struct {
+	// SessionID is the session's ID, never empty.
+	SessionID string
+	// Start is the element's date and time ("DD-MM-YYYY" and "HH:MM:SS", read as UTC): when the
+	// session started, not when it was last active. Zero when either is missing or unreadable.
+	Start time.Time
+}
+
+// listDateLayout is the layout of an element's date and time, joined by a space.
+const listDateLayout = "02-01-2006 15:04:05"
+
+// ErrMalformedAnswer is wrapped by Result.Err, with Class Retryable, when List or Details got a
+// 2xx whose body is not the documented shape (or ended early); the caller may try again.
+var ErrMalformedAnswer = errors.New("malformed answer")
+
+// ErrStopped is wrapped by Result.Err, with Class Permanent, when the function given to List
+// returned an error; the error itself is wrapped too.
+var ErrStopped = errors.New("stopped by the caller")
+
+type listRequest struct {
+	CharID string `json:"charID"`
+	Limit  string `json:"limit"`
+}
+
+// listElement is one element as the API sends it; sessionID is kept raw to refuse a non-string.
+type listElement struct {
+	SessionID json.RawMessage `json:"sessionID"`
+	Date      string          `json:"date"`
+	Time      string          `json:"time"`
+}
+
+// List asks the API for every session of characterID (POST /character/chatHistory/list with
+// limit "-1") and hands each element to fn as it is decoded: the array is read as a stream, so
+// memory does not grow with the length of the list. It sends one request and does not retry.
+//
+// Class is Confirmed only when the whole array was read (Err is nil). An answer that is not a
+// JSON array of objects with a string sessionID, or that ends early, is Retryable with
+// ErrMalformedAnswer; fn may then already have seen part of the list, so a caller retrying
+// must not take what it saw as complete. Statuses are classified as for Delete. An error from fn
+// ends the call: Permanent, with Err wrapping ErrStopped and fn's error.
+func (c *Client) List(ctx context.Context, characterID string, fn func(ListedSession) error) Result {
+	if err := checkID("character ID", characterID); err != nil {
+		return c.failure(Permanent, err)
+	}
+	body, err := json.Marshal(listRequest{CharID: characterID, Limit: "-1"})
+	if err != nil {
+		return c.failure(Permanent, fmt.Errorf("encode list request: %w", err))
+	}
+	resp, res := c.post(ctx, c.endpoint.list, "list", body)
+	if resp == nil {
+		return res
+	}
+	defer drainClose(resp.Body)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		raw, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+		return c.answer(ctx, resp, raw, readErr)
+	}
+	n, err := decodeList(resp.Body, fn)
+	switch {
+	case err == nil:
+		return Result{Class: Confirmed, StatusCode: resp.StatusCode, Detail: fmt.Sprintf("status %d: %d sessions", resp.StatusCode, n)}
+	case errors.Is(err, ErrStopped):
+		return Result{Class: Permanent, StatusCode: resp.StatusCode, Detail: sanitize(err.Error(), c.secrets), Err: c.redact(err)}
+	}
+	return c.malformed(ctx, resp.StatusCode, fmt.Sprintf("status %d is not a session list (after %d sessions)", resp.StatusCode, n), err)
+}
+
+// malformed is the Result of a 2xx whose body could not be read as the documented shape.
+func (c *Client) malformed(ctx context.Context, code int, text string, cause error) Result {
+	detail := sanitize(text+": "+cause.Error(), c.secrets)
+	err := fmt.Errorf("%w: %s: %w", ErrMalformedAnswer, text, withCtxErr(ctx, cause))
+	return Result{Class: Retryable, StatusCode: code, Detail: detail, Err: c.redact(err)}
+}
+
+// decodeList reads a JSON array of list elements from r, one element at a time, and returns how
+// many it handed to fn.
+func decodeList(r io.Reader, fn func(ListedSession) error) (int, error) {
+	dec := json.NewDecoder(r)
+	tok, err := dec.Token()
+	if err != nil {
+		return 0, fmt.Errorf("read the start of the array: %w", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return 0, fmt.Errorf("want a JSON array, got %v", tok)
+	}
+	n := 0
+	for dec.More() {
+		var el listElement
+		if err := dec.Decode(&el); err != nil {
+			return n, fmt.Errorf("element %d: %w", n, err)
+		}
+		var id string
+		if err := json.Unmarshal(el.SessionID, &id); err != nil || id == "" {
+			return n, fmt.Errorf("element %d: sessionID is missing, empty or not a string", n)
+		}
+		s := ListedSession{SessionID: id}
+		if t, err := time.ParseInLocation(listDateLayout, el.Date+" "+el.Time, time.UTC); err == nil {
+			s.Start = t
+		}
+		if err := fn(s); err != nil {
+			return n, fmt.Errorf("%w: %w", ErrStopped, err)
+		}
+		n++
+	}
+	if _, err := dec.Token(); err != nil {
+		return n, fmt.Errorf("read the end of the array: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return n, errors.New("data after the array")
+	}
+	return n, nil
+}

@@ -1,0 +1,263 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/convai-retention/retention/policy"
+)
+
+// DiscoverBatch is how many listed sessions discover checks against the store at once.
+const DiscoverBatch = 5_000
+
+// Detailer reads one session's interactions at the API and returns the latest one's time (zero
+// when none carried a readable time). It sends one request and does not retry.
+type Detailer interface {
+	Details(ctx context.Context, characterID, sessionID string) (time.Time, Answer)
+}
+
+// DiscoverStore is what discover needs of the store.
+type DiscoverStore interface {
+	// Now returns the database's clock.
+	Now(ctx context.Context) (time.Time, error)
+	// Rules returns the policies with their thresholds for cutoff, and the active holds.
+	Rules(ctx context.Context, cutoff time.Time) ([]policy.Policy, []policy.Hold, error)
+	// KnownCharacters returns the characters the database knows: those with a policy of their
+	// own, a session in the source or a recorded deletion; sorted.
+	KnownCharacters(ctx context.Context) ([]string, error)
+	// Missing returns those of ids of characterID that the source does not have and that have
+	// no deleted row.
+	Missing(ctx context.Context, characterID string, ids []string) ([]string, error)
+	// AddDiscovered adds sessions found at the API to the built-in source and records that they
+	// were discovered; sessions the source has by then are left as they are. It returns how many
+	// it added.
+	AddDiscovered(ctx context.Context, characterID string, found []Discovered) (int64, error)
+}
+
+// Discovered is a session found at the API that the app had not stored.
+type Discovered struct {
+	SessionID string
+	// LastActive is its latest interaction, from the details endpoint.
+	LastActive time.Time
+}
+
+// DiscoverOptions says what discover does.
+type DiscoverOptions struct {
+	// Characters limits discover to these; empty for every character the database knows that a
+	// policy lets the job delete.
+	Characters []string
+	// DryRun counts and adds nothing.
+	DryRun bool
+	// CanAdd is false when the source is not the built-in one: discover then counts only.
+	CanAdd bool
+}
+
+// DiscoverSummary is what discover found.
+type DiscoverSummary struct {
+	DryRun     bool                  `json:"dry_run"`
+	Added      bool                  `json:"added"`
+	Characters []DiscoveredCharacter `json:"characters"`
+}
+
+// DiscoveredCharacter is one character's part of a DiscoverSummary.
+type DiscoveredCharacter struct {
+	CharacterID string `json:"character_id"`
+	// Listed counts the sessions in the character's list at the API.
+	Listed int64 `json:"listed"`
+	// Missing counts those the app had not stored (and never deleted).
+	Missing int64 `json:"missing"`
+	// Expired counts the missing sessions whose latest interaction is past the threshold.
+	Expired int64 `json:"expired"`
+	// Recent counts the missing sessions whose list date is after the threshold: not expired,
+	// so their details were not read and they are not added yet.
+	Recent int64 `json:"recent"`
+	// Undated counts the missing sessions whose details gave no interaction time: never added.
+	Undated int64 `json:"undated"`
+	// Added counts the sessions added to the source.
+	Added int64 `json:"added"`
+	// Error says why the character could not be discovered, or was skipped.
+	Error string `json:"error,omitempty"`
+}
+
+// Discover lists the sessions of each character (Options.Characters, or every character the
+// database knows whose policy lets the job delete) and finds those the app never stored. For a
+// missing session whose list date is already past the character's threshold it reads the
+// details: its latest interaction is its last activity (the list's date is when the session
+// started, and a session may have gone on since). Expired or not, every session whose details
+// were read is added to the built-in source with that time, unless DryRun or !CanAdd; a run
+// then deletes the expired ones under the usual rules and holds. Lists and details are retried
+// like deletes. Errors wrap ErrKeyRejected when the API refused the key.
+func Discover(ctx context.Context, store DiscoverStore, l Lister, det Detailer, cfg Config, o DiscoverOptions) (*DiscoverSummary, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	now, err := store.Now(ctx)
+	if err != nil {
+		return nil, err
+	}
+	policies, holds, err := store.Rules(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := policy.NewSet(policies, holds)
+	if err != nil {
+		return nil, err
+	}
+	chars := o.Characters
+	if len(chars) == 0 {
+		if chars, err = store.KnownCharacters(ctx); err != nil {
+			return nil, err
+		}
+	}
+	limit := rate.Inf
+	if cfg.Rate > 0 {
+		limit = rate.Limit(cfg.Rate)
+	}
+	d := &discoverer{cfg: cfg, log: cfg.Logger, store: store, lister: l, det: det, o: o, limiter: rate.NewLimiter(limit, 1)}
+	sum := &DiscoverSummary{DryRun: o.DryRun, Added: o.CanAdd && !o.DryRun, Characters: []DiscoveredCharacter{}}
+	for _, c := range chars {
+		dec := rules.InForce(c)
+		dc := DiscoveredCharacter{CharacterID: c}
+		if !dec.Delete {
+			if len(o.Characters) > 0 {
+				dc.Error = fmt.Sprintf("not discovered: no policy lets the job delete its sessions (%s)", dec.Reason)
+				sum.Characters = append(sum.Characters, dc)
+			}
+			continue
+		}
+		err := d.character(ctx, dec.Policy.Threshold, &dc)
+		sum.Characters = append(sum.Characters, dc)
+		if err != nil {
+			return sum, err
+		}
+	}
+	return sum, nil
+}
+
+type discoverer struct {
+	cfg     Config
+	log     *slog.Logger
+	store   DiscoverStore
+	lister  Lister
+	det     Detailer
+	o       DiscoverOptions
+	limiter *rate.Limiter
+}
+
+// character discovers one character's sessions into dc. It returns an error only for what
+// stops discover altogether: a rejected key, the database, a cancelled context.
+func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *DiscoveredCharacter) error {
+	var candidates []string // missing, and started at or before the threshold
+	var batch []ListedSession
+	var batchErr error
+	flush := func(ctx context.Context) error {
+		if len(batch) == 0 {
+			return nil
+		}
+		ids := make([]string, len(batch))
+		started := make(map[string]time.Time, len(batch))
+		for i, s := range batch {
+			ids[i] = s.SessionID
+			started[s.SessionID] = s.Start
+		}
+		batch = batch[:0]
+		missing, err := d.store.Missing(ctx, dc.CharacterID, ids)
+		if err != nil {
+			return err
+		}
+		for _, id := range missing {
+			dc.Missing++
+			// A session without a list date may be old: its details decide.
+			if st := started[id]; !st.IsZero() && st.After(threshold) {
+				dc.Recent++
+				continue
+			}
+			candidates = append(candidates, id)
+		}
+		return nil
+	}
+	_, err := listAll(ctx, d.lister, d.cfg, d.limiter, dc.CharacterID,
+		func() { candidates, batch, batchErr, dc.Listed, dc.Missing, dc.Recent = nil, nil, nil, 0, 0, 0 },
+		func(s ListedSession) error {
+			dc.Listed++
+			batch = append(batch, s)
+			if len(batch) == DiscoverBatch {
+				if err := flush(ctx); err != nil {
+					batchErr = err
+					return err
+				}
+			}
+			return nil
+		})
+	if err == nil {
+		err = flush(ctx)
+		batchErr = err
+	}
+	switch {
+	case batchErr != nil:
+		return batchErr
+	case errors.Is(err, ErrKeyRejected):
+		return fmt.Errorf("list the sessions of %s: %w", dc.CharacterID, err)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		dc.Error = "could not list: " + err.Error()
+		d.log.Warn("could not list a character's sessions", "character_id", dc.CharacterID, "err", err)
+		return nil
+	}
+
+	var found []Discovered
+	for _, id := range candidates {
+		latest, err := d.details(ctx, dc.CharacterID, id)
+		switch {
+		case errors.Is(err, ErrKeyRejected):
+			return fmt.Errorf("read the details of a session of %s: %w", dc.CharacterID, err)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			dc.Undated++
+			d.log.Warn("could not read a session's details: not added", "character_id", dc.CharacterID, "err", err)
+			continue
+		case latest.IsZero():
+			dc.Undated++
+			continue
+		}
+		if !latest.After(threshold) {
+			dc.Expired++
+		}
+		found = append(found, Discovered{SessionID: id, LastActive: latest})
+	}
+	if d.o.DryRun || !d.o.CanAdd {
+		return nil
+	}
+	for start := 0; start < len(found); start += DiscoverBatch {
+		n, err := d.store.AddDiscovered(ctx, dc.CharacterID, found[start:min(start+DiscoverBatch, len(found))])
+		if err != nil {
+			return err
+		}
+		dc.Added += n
+	}
+	d.log.Info("character discovered", "character_id", dc.CharacterID, "listed", dc.Listed, "missing", dc.Missing,
+		"expired", dc.Expired, "added", dc.Added)
+	return nil
+}
+
+// details reads one session's latest interaction with the job's retry rules.
+func (d *discoverer) details(ctx context.Context, characterID, sessionID string) (time.Time, error) {
+	var latest time.Time
+	last, attempts, err := try(ctx, d.cfg, d.limiter, func(ctx context.Context) Answer {
+		var a Answer
+		latest, a = d.det.Details(ctx, characterID, sessionID)
+		return a
+	})
+	if err != nil && !errors.Is(err, ErrKeyRejected) && ctx.Err() == nil {
+		return time.Time{}, fmt.Errorf("no details after %d attempts: %s", attempts, answerText(last))
+	}
+	return latest, err
+}

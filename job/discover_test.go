@@ -1,0 +1,92 @@
+package job_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convai-retention/retention/job"
+)
+
+func (b *bundle) discover(t *testing.T, o job.DiscoverOptions) (*job.DiscoverSummary, error) {
+	t.Helper()
+	return job.Discover(context.Background(), b.store, b.send.(job.Lister), b.send.(job.Detailer), fastConfig(), o)
+}
+
+func TestDiscoverAddsWhatTheAppNeverStored(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age, enabled) VALUES
+		(NULL, '1 day', true), ('d', '2 days', true), ('off', '1 day', false)`)
+	b.seed(t, "c", 1, days(3)) // c-s0000: stored, and at Convai
+	now := time.Now()
+	b.fake.AddSession("c", "lost-old", now.Add(-72*time.Hour), now.Add(-50*time.Hour))
+	b.fake.AddSession("c", "lost-continued", now.Add(-72*time.Hour), now.Add(-time.Hour)) // started long ago, went on
+	b.fake.AddSession("c", "lost-recent", now.Add(-time.Hour))
+	b.fake.AddSession("c", "lost-undated")
+	b.fake.AddSession("d", "d-lost", now.Add(-80*time.Hour))
+	b.fake.AddSession("off", "off-lost", now.Add(-80*time.Hour))
+
+	sum, err := b.discover(t, job.DiscoverOptions{DryRun: true, CanAdd: true})
+	require.NoError(t, err)
+	require.Equal(t, []job.DiscoveredCharacter{
+		{CharacterID: "c", Listed: 5, Missing: 4, Expired: 1, Recent: 1, Undated: 1},
+		{CharacterID: "d", Listed: 1, Missing: 1, Expired: 1},
+	}, sum.Characters, "off's policy is disabled; d is known by its own policy")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.sessions`), "a dry-run adds nothing")
+	details := 0
+	for _, r := range b.fake.Requests() {
+		if r.Endpoint == "details" {
+			details++
+		}
+	}
+	require.Equal(t, 4, details, "details only for sessions whose list date is past the threshold")
+
+	sum, err = b.discover(t, job.DiscoverOptions{CanAdd: true})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, sum.Characters[0].Added, "lost-old and lost-continued")
+	require.EqualValues(t, 1, sum.Characters[1].Added)
+	require.Equal(t, []string{"c/c-s0000", "c/lost-continued", "c/lost-old", "d/d-lost"},
+		b.strings(t, `SELECT character_id || '/' || session_id FROM retention.sessions`))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.sessions
+		WHERE session_id = 'lost-continued' AND last_active_at > now() - interval '2 hours'`), "last activity from the details")
+	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM retention.discoveries`))
+
+	// The next run deletes what expired, and discover finds nothing new afterwards.
+	run := b.realRun(t)
+	require.EqualValues(t, 3, run.Deleted, "c-s0000, lost-old, d-lost")
+	require.True(t, b.fake.HasSession("c", "lost-continued"))
+	sum, err = b.discover(t, job.DiscoverOptions{Characters: []string{"c", "off"}, CanAdd: true})
+	require.NoError(t, err)
+	require.Equal(t, []job.DiscoveredCharacter{
+		{CharacterID: "c", Listed: 3, Missing: 2, Recent: 1, Undated: 1},
+		{CharacterID: "off", Error: "not discovered: no policy lets the job delete its sessions (disabled)"},
+	}, sum.Characters)
+}
+
+func TestDiscoverWithAViewCountsOnly(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	b.seed(t, "c", 1, days(3))
+	b.fake.AddSession("c", "lost", time.Now().Add(-72*time.Hour))
+	sum, err := b.discover(t, job.DiscoverOptions{CanAdd: false})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, sum.Characters[0].Expired)
+	require.Zero(t, sum.Characters[0].Added)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.sessions`))
+}
+
+func TestDiscoverFaults(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	b.seed(t, "c", 1, days(3))
+	b.fake.AddSession("c", "lost", time.Now().Add(-72*time.Hour))
+	b.fake.SetAPIKey("rotated")
+	_, err := b.discover(t, job.DiscoverOptions{CanAdd: true})
+	require.ErrorIs(t, err, job.ErrKeyRejected)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.sessions`))
+}

@@ -1,0 +1,290 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// VerifyBatchSize is the most verifications recorded in one batch.
+const VerifyBatchSize = 10_000
+
+// VerifyScope says which recorded deletions a verification checks.
+type VerifyScope struct {
+	// CharacterID limits the check to one character; empty for every character with a deletion.
+	CharacterID string `json:"character_id,omitempty"`
+	// Since, if set, limits the check to deletions completed at or after it.
+	Since time.Time `json:"since,omitzero"`
+	// Sample, if positive, checks at most this many deletions per character, chosen at random.
+	Sample int `json:"sample,omitempty"`
+}
+
+// VerifyStore is what a verification needs of the store.
+type VerifyStore interface {
+	// StartVerify writes the verification's row and returns the handle that records it.
+	StartVerify(ctx context.Context, start VerifyStart) (VerifyRunStore, VerifyInfo, error)
+}
+
+// VerifyRunStore is one verification's handle on the store.
+type VerifyRunStore interface {
+	// Characters returns the characters with deletions in scope, sorted.
+	Characters(ctx context.Context, scope VerifyScope) ([]string, error)
+	// Deleted hands fn every deletion of characterID in scope that no verification has refuted:
+	// its id and session, recorded before the call.
+	Deleted(ctx context.Context, characterID string, scope VerifyScope, fn func(DeletedSession) error) error
+	// Now returns the database's clock.
+	Now(ctx context.Context) (time.Time, error)
+	// Record writes one batch of verifications of characterID, from a list read at listedAt
+	// (the database's clock, taken before the list was asked for).
+	Record(ctx context.Context, characterID string, listedAt time.Time, vs []Verification) error
+	// Finish writes the verification's final row.
+	Finish(ctx context.Context, end VerifyEnd) error
+}
+
+// VerifyStart describes a verification for its row.
+type VerifyStart struct {
+	Scope   VerifyScope
+	Host    string
+	Version string
+}
+
+// VerifyInfo is what StartVerify returns.
+type VerifyInfo struct {
+	ID      int64
+	Started time.Time
+}
+
+// DeletedSession is a recorded deletion to check.
+type DeletedSession struct {
+	DeletionID int64
+	SessionID  string
+}
+
+// Verification is the result of checking one deletion.
+type Verification struct {
+	DeletionID int64
+	Present    bool
+}
+
+// VerifyEnd is a verification's final row.
+type VerifyEnd struct {
+	Status   VerifyStatus
+	Unlisted int64
+	Error    string
+}
+
+// VerifyStatus is how a verification ended.
+type VerifyStatus string
+
+// The statuses of a verification.
+const (
+	// VerifyFinished: every character in scope was listed (sessions may have been found present).
+	VerifyFinished VerifyStatus = "finished"
+	// VerifyIncomplete: the list of some character could not be read.
+	VerifyIncomplete VerifyStatus = "incomplete"
+	// VerifyInterrupted: a signal stopped it.
+	VerifyInterrupted VerifyStatus = "interrupted"
+	// VerifyFailed: the key was rejected, or the database failed.
+	VerifyFailed VerifyStatus = "failed"
+)
+
+// VerifyObserver is told how many sessions a verification found present and absent.
+type VerifyObserver interface {
+	Verified(present, absent int)
+}
+
+// VerifySummary is what a verification did.
+type VerifySummary struct {
+	VerifyID   int64               `json:"verify_id"`
+	Status     VerifyStatus        `json:"status"`
+	Scope      VerifyScope         `json:"scope"`
+	Checked    int64               `json:"checked"`
+	Present    int64               `json:"present"`
+	Absent     int64               `json:"absent"`
+	Unlisted   int64               `json:"unlisted"`
+	Characters []VerifiedCharacter `json:"characters"`
+}
+
+// VerifiedCharacter is one character's part of a VerifySummary.
+type VerifiedCharacter struct {
+	CharacterID string `json:"character_id"`
+	Checked     int64  `json:"checked"`
+	Present     int64  `json:"present"`
+	Absent      int64  `json:"absent"`
+	// PresentIDs are the first MaxPresentShown sessions found present.
+	PresentIDs []string `json:"present_ids,omitempty"`
+	// Error says why the character's list could not be read; empty when it was.
+	Error string `json:"error,omitempty"`
+}
+
+// MaxPresentShown is the most present session IDs a VerifiedCharacter lists.
+const MaxPresentShown = 100
+
+// Verify lists the sessions of every character in scope and checks each recorded deletion:
+// absent from the list, it is verified; present, the deletion is refuted, and the store makes the
+// session eligible again (the next run sends it). Lists are read as streams, retried with cfg's
+// backoff, attempts and rate, one character at a time. Memory follows the number of deletions
+// checked for one character, not the length of its list. The summary is returned whenever the
+// verification row was written. Errors wrap ErrKeyRejected when the API refused the key.
+func Verify(ctx context.Context, store VerifyStore, l Lister, cfg Config, obs VerifyObserver, start VerifyStart) (*VerifySummary, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	vs, info, err := store.StartVerify(ctx, start)
+	if err != nil {
+		return nil, err
+	}
+	limit := rate.Inf
+	if cfg.Rate > 0 {
+		limit = rate.Limit(cfg.Rate)
+	}
+	v := &verifier{cfg: cfg, log: cfg.Logger, store: vs, lister: l, obs: obs, scope: start.Scope,
+		limiter: rate.NewLimiter(limit, 1),
+		sum:     &VerifySummary{VerifyID: info.ID, Scope: start.Scope, Characters: []VerifiedCharacter{}}}
+	v.log.Info("verify started", "verify_id", info.ID, "character_id", start.Scope.CharacterID,
+		"since", start.Scope.Since, "sample", start.Scope.Sample)
+	err = v.all(ctx)
+	return v.finish(ctx, err)
+}
+
+type verifier struct {
+	cfg     Config
+	log     *slog.Logger
+	store   VerifyRunStore
+	lister  Lister
+	obs     VerifyObserver
+	scope   VerifyScope
+	limiter *rate.Limiter
+	sum     *VerifySummary
+}
+
+// all verifies every character in scope, in order. It returns the first error that stops the
+// verification: a rejected key, the database, a cancelled context.
+func (v *verifier) all(ctx context.Context) error {
+	chars, err := v.store.Characters(ctx, v.scope)
+	if err != nil {
+		return err
+	}
+	for _, c := range chars {
+		if err := v.character(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// character verifies the deletions of one character.
+func (v *verifier) character(ctx context.Context, characterID string) error {
+	want := make(map[string][]int64)
+	if err := v.store.Deleted(ctx, characterID, v.scope, func(d DeletedSession) error {
+		want[d.SessionID] = append(want[d.SessionID], d.DeletionID)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	listedAt, err := v.store.Now(ctx)
+	if err != nil {
+		return err
+	}
+	var present map[string]bool
+	_, err = listAll(ctx, v.lister, v.cfg, v.limiter, characterID,
+		func() { present = make(map[string]bool) },
+		func(s ListedSession) error {
+			if _, ok := want[s.SessionID]; ok {
+				present[s.SessionID] = true
+			}
+			return nil
+		})
+	vc := VerifiedCharacter{CharacterID: characterID}
+	switch {
+	case errors.Is(err, ErrKeyRejected):
+		return fmt.Errorf("list the sessions of %s: %w", characterID, err)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		vc.Error = err.Error()
+		v.sum.Unlisted++
+		v.sum.Characters = append(v.sum.Characters, vc)
+		v.log.Warn("could not list a character's sessions: its deletions stay unverified", "character_id", characterID, "err", err)
+		return nil
+	}
+	batch := make([]Verification, 0, min(len(want), VerifyBatchSize))
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := v.store.Record(ctx, characterID, listedAt, batch); err != nil {
+			return err
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for id, deletions := range want {
+		for _, d := range deletions {
+			batch = append(batch, Verification{DeletionID: d, Present: present[id]})
+			vc.Checked++
+			if present[id] {
+				vc.Present++
+			} else {
+				vc.Absent++
+			}
+			if len(batch) == VerifyBatchSize {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if present[id] && len(vc.PresentIDs) < MaxPresentShown {
+			vc.PresentIDs = append(vc.PresentIDs, id)
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	v.sum.Checked += vc.Checked
+	v.sum.Present += vc.Present
+	v.sum.Absent += vc.Absent
+	v.sum.Characters = append(v.sum.Characters, vc)
+	if v.obs != nil {
+		v.obs.Verified(int(vc.Present), int(vc.Absent))
+	}
+	if vc.Present > 0 {
+		v.log.Warn("deleted sessions found present at Convai: the next run sends them again",
+			"character_id", characterID, "present", vc.Present, "checked", vc.Checked)
+	} else {
+		v.log.Info("character verified", "character_id", characterID, "checked", vc.Checked)
+	}
+	return nil
+}
+
+// finish writes the final row and returns the summary and the error that ended the
+// verification, if any.
+func (v *verifier) finish(ctx context.Context, err error) (*VerifySummary, error) {
+	end := VerifyEnd{Status: VerifyFinished, Unlisted: v.sum.Unlisted}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		end.Status, end.Error = VerifyInterrupted, err.Error()
+	case err != nil:
+		end.Status, end.Error = VerifyFailed, err.Error()
+	case v.sum.Unlisted > 0:
+		end.Status = VerifyIncomplete
+		end.Error = fmt.Sprintf("the lists of %d characters could not be read", v.sum.Unlisted)
+	}
+	v.sum.Status = end.Status
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if ferr := v.store.Finish(fctx, end); ferr != nil {
+		return v.sum, errors.Join(err, fmt.Errorf("finish verify: %w", ferr))
+	}
+	v.log.Info("verify finished", "verify_id", v.sum.VerifyID, "status", end.Status, "checked", v.sum.Checked,
+		"present", v.sum.Present, "absent", v.sum.Absent, "unlisted", v.sum.Unlisted)
+	return v.sum, err
+}

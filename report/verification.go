@@ -1,0 +1,116 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// VerificationRow is one character's checks with Convai, over all time (not the report's
+// period): its verifications (a deletion counts once, however often it was checked) and the
+// sessions discover found.
+type VerificationRow struct {
+	CharacterID string `json:"character_id,omitempty"`
+	// Deleted counts the character's deleted rows, refuted ones included.
+	Deleted int64 `json:"deleted"`
+	// Verified counts the deleted rows a verification found absent and none found present.
+	Verified int64 `json:"verified"`
+	// Present counts the deleted rows a verification found present: verification failures.
+	// Their sessions are sent again by the next run.
+	Present int64 `json:"present"`
+	// LastVerified is when the last verification of the character was recorded; nil if never.
+	LastVerified *time.Time `json:"last_verified,omitempty"`
+	// Discovered counts the sessions found at Convai that the app had not stored, added by
+	// retention discover.
+	Discovered int64 `json:"discovered"`
+}
+
+// Coverage is Verified / Deleted, 0 without deletions.
+func (v VerificationRow) Coverage() float64 {
+	if v.Deleted == 0 {
+		return 0
+	}
+	return float64(v.Verified) / float64(v.Deleted)
+}
+
+const verificationSQL = `
+	WITH d AS (
+	    SELECT character_id, count(*) AS deleted FROM retention.deletions
+	    WHERE status = 'deleted' AND ($1::text = '' OR character_id = $1::text)
+	    GROUP BY 1
+	), per_deletion AS (
+	    SELECT x.character_id, x.deletion_id,
+	           bool_or(x.result = 'present') AS present, bool_or(x.result = 'absent') AS absent,
+	           max(b.recorded_at) AS last
+	    FROM retention.verifications x
+	    JOIN retention.verification_batches b ON b.seq = x.batch_seq
+	    WHERE $1::text = '' OR x.character_id = $1::text
+	    GROUP BY 1, 2
+	), v AS (
+	    SELECT character_id, count(*) FILTER (WHERE absent AND NOT present) AS verified,
+	           count(*) FILTER (WHERE present) AS present, max(last) AS last
+	    FROM per_deletion GROUP BY 1
+	), f AS (
+	    SELECT character_id, count(*) AS discovered FROM retention.discoveries
+	    WHERE $1::text = '' OR character_id = $1::text
+	    GROUP BY 1
+	)
+	SELECT character_id, coalesce(d.deleted, 0), coalesce(v.verified, 0), coalesce(v.present, 0), v.last,
+	       coalesce(f.discovered, 0)
+	FROM d FULL JOIN v USING (character_id) FULL JOIN f USING (character_id)
+	ORDER BY 1`
+
+func (q query) verification(ctx context.Context, r *Report) error {
+	rows, err := q.tx.Query(ctx, verificationSQL, q.o.Character)
+	if err != nil {
+		return fmt.Errorf("read verifications: %w", err)
+	}
+	r.Verification = []VerificationRow{}
+	var v VerificationRow
+	_, err = pgx.ForEachRow(rows, []any{&v.CharacterID, &v.Deleted, &v.Verified, &v.Present, &v.LastVerified, &v.Discovered}, func() error {
+		row := v
+		if row.LastVerified != nil {
+			t := row.LastVerified.UTC()
+			row.LastVerified = &t
+		}
+		r.Verification = append(r.Verification, row)
+		r.VerificationTotal.Deleted += row.Deleted
+		r.VerificationTotal.Verified += row.Verified
+		r.VerificationTotal.Present += row.Present
+		r.VerificationTotal.Discovered += row.Discovered
+		if row.LastVerified != nil && (r.VerificationTotal.LastVerified == nil || row.LastVerified.After(*r.VerificationTotal.LastVerified)) {
+			r.VerificationTotal.LastVerified = row.LastVerified
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read verifications: %w", err)
+	}
+	return nil
+}
+
+// writeVerificationText writes the verification section of the table format.
+func (r *Report) writeVerificationText(w io.Writer) error {
+	t := r.VerificationTotal
+	if _, err := fmt.Fprintf(w, "\nVerified against Convai's list (all time): %d of %d deleted sessions, %d found present; %d sessions found at Convai that the app had not stored\n",
+		t.Verified, t.Deleted, t.Present, t.Discovered); err != nil {
+		return err
+	}
+	if len(r.Verification) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHARACTER\tDELETED\tVERIFIED\tCOVERAGE\tFOUND PRESENT\tLAST VERIFIED\tDISCOVERED")
+	for _, v := range r.Verification {
+		last := "never"
+		if v.LastVerified != nil {
+			last = v.LastVerified.Format(time.DateTime)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f%%\t%d\t%s\t%d\n", printable(v.CharacterID), v.Deleted, v.Verified, 100*v.Coverage(), v.Present, last, v.Discovered)
+	}
+	return tw.Flush()
+}

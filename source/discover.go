@@ -1,0 +1,71 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/convai-retention/retention/job"
+)
+
+var _ job.DiscoverStore = (*Store)(nil)
+
+// IsBuiltin reports whether the store reads the built-in source, retention.sessions, the only
+// one discover may add to.
+func (s *Store) IsBuiltin() bool { return s.src.rel.String() == DefaultRelation }
+
+// KnownCharacters returns the characters with a policy of their own, a session in the source or
+// a recorded deletion.
+func (s *Store) KnownCharacters(ctx context.Context) ([]string, error) {
+	rows, err := s.q.Query(ctx, fmt.Sprintf(`
+		SELECT character_id FROM retention.policies WHERE character_id IS NOT NULL
+		UNION SELECT character_id::text FROM %s WHERE character_id IS NOT NULL
+		UNION SELECT character_id FROM retention.outcomes WHERE status = 'deleted'
+		UNION SELECT character_id FROM retention.deletions_v1 WHERE status = 'deleted'
+		ORDER BY 1`, s.src.rel.quoted()))
+	if err != nil {
+		return nil, fmt.Errorf("read characters: %w", err)
+	}
+	chars, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read characters: %w", err)
+	}
+	return chars, nil
+}
+
+// Missing returns those of ids that the source has no row of, for characterID, and that have
+// no deleted row.
+func (s *Store) Missing(ctx context.Context, characterID string, ids []string) ([]string, error) {
+	rows, err := s.q.Query(ctx, fmt.Sprintf(`
+		SELECT u.id FROM unnest($2::text[]) WITH ORDINALITY AS u(id, ord)
+		WHERE NOT EXISTS (SELECT 1 FROM %s s WHERE s.character_id::text = $1 AND s.session_id::text = u.id)
+		  AND NOT retention.is_deleted($1, u.id)
+		ORDER BY u.ord`, s.src.rel.quoted()), characterID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("find sessions of %s missing from %s: %w", characterID, s.src.rel, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("find sessions of %s missing from %s: %w", characterID, s.src.rel, err)
+	}
+	return out, nil
+}
+
+// AddDiscovered adds sessions to retention.sessions through retention.add_discovered.
+func (s *Store) AddDiscovered(ctx context.Context, characterID string, found []job.Discovered) (int64, error) {
+	ids := make([]string, len(found))
+	ats := make([]time.Time, len(found))
+	for i, f := range found {
+		ids[i], ats[i] = f.SessionID, f.LastActive
+	}
+	var n int64
+	err := s.retrying(ctx, func(ctx context.Context) error {
+		return s.q.QueryRow(ctx, `SELECT retention.add_discovered($1, $2, $3)`, characterID, ids, ats).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("add discovered sessions of %s: %w", characterID, err)
+	}
+	return n, nil
+}
