@@ -105,4 +105,3 @@ func TestVerifyUsage(t *testing.T) {
 	require.Equal(t, exitcode.OK, r.code)
 	require.True(t, strings.Contains(r.stdout+r.stderr, "--sample"), "%s", r)
 }
-
