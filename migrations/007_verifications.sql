@@ -291,7 +291,18 @@ BEGIN
                SELECT 1 FROM retention.holds h
                WHERE h.released_at IS NULL AND h.character_id = p_character
                  AND (h.session_id IS NULL OR h.session_id = u.session_id))
-       AND NOT retention.is_deleted(p_character, u.session_id);
+       -- retention.is_deleted, written out: a SQL function with sub-selects is not inlined, and
+       -- a call per session costs more than the probes themselves.
+       AND NOT (coalesce((SELECT true FROM retention.outcomes d
+                     WHERE d.character_id = p_character AND d.session_id = u.session_id AND d.status = 'deleted'
+                       AND NOT EXISTS (SELECT 1 FROM retention.verifications v
+                                       WHERE v.deletion_id = d.claim_id * 16384 + d.ord AND v.result = 'present')
+                     LIMIT 1), false)
+              OR coalesce((SELECT true FROM retention.deletions_v1 d
+                     WHERE d.character_id = p_character AND d.session_id = u.session_id AND d.status = 'deleted'
+                       AND NOT EXISTS (SELECT 1 FROM retention.verifications v
+                                       WHERE v.deletion_id = d.id AND v.result = 'present')
+                     LIMIT 1), false));
     IF session_ids IS NULL THEN
         claim_id := 0;
         session_ids := '{}';
@@ -334,7 +345,11 @@ BEGIN
     INSERT INTO retention.outcomes (claim_id, ord, character_id, session_id, status, attempts, http_status, error, epoch)
     SELECT p_claim, u.ord, c.character_id, c.session_ids[u.ord], u.status, u.attempts,
            nullif(u.http_status, 0), nullif(u.error, ''),
-           CASE WHEN u.status = 'deleted' THEN retention.deletion_epoch(c.character_id, c.session_ids[u.ord]) ELSE 0 END
+           CASE WHEN u.status = 'deleted' THEN
+               -- retention.deletion_epoch, written out (a function call per session is not inlined)
+               (SELECT count(DISTINCT v.deletion_id)::integer FROM retention.verifications v
+                WHERE v.character_id = c.character_id AND v.session_id = c.session_ids[u.ord] AND v.result = 'present')
+           ELSE 0 END
     FROM unnest(p_status, p_attempts, p_http_status, p_error) WITH ORDINALITY AS u(status, attempts, http_status, error, ord)
     -- A run that found this one dead may have closed the claim a moment ago: its failed
     -- outcomes stand (the sessions are sent again), and this answer is not recorded.

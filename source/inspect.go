@@ -112,10 +112,20 @@ func Inspect(ctx context.Context, q interface {
 }
 
 // deletedProbe is true when the page row's session is deleted: recorded deleted and not found
-// present by a verification since (retention.is_deleted, the one home of the rule; an inlined SQL
-// function made of scalar LIMIT 1 subqueries, so it stays an index probe per row whatever the
-// statistics say).
-const deletedProbe = `retention.is_deleted(p.character_id, p.session_id)`
+// present by a verification since. It is retention.is_deleted written out: PostgreSQL does not
+// inline a SQL function with sub-selects, and a function call per page row tripled the page's
+// cost (make bench). TestDeletedRuleIsOne holds this copy, the claim's and is_deleted together.
+// Scalar LIMIT 1 subqueries stay an index probe per row whatever the statistics say.
+const deletedProbe = `(coalesce((SELECT true FROM retention.outcomes d
+		         WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'
+		           AND NOT EXISTS (SELECT 1 FROM retention.verifications v
+		                           WHERE v.deletion_id = d.claim_id * 16384 + d.ord AND v.result = 'present')
+		         LIMIT 1), false)
+		  OR coalesce((SELECT true FROM retention.deletions_v1 d
+		         WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'
+		           AND NOT EXISTS (SELECT 1 FROM retention.verifications v
+		                           WHERE v.deletion_id = d.id AND v.result = 'present')
+		         LIMIT 1), false))`
 
 // build writes the selection SQL. A page is the next limit rows of the source in key order,
 // however many of them turn out to be done: the scan of one statement stays bounded even where

@@ -1,0 +1,80 @@
+package source_test
+
+import (
+	"context"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convai-retention/retention/job"
+)
+
+// TestDeletedRuleIsOne: "this session is deleted" is written three times for speed (the page's
+// probe, the claim's filter, and retention.is_deleted, which the views and the report use). They
+// agree on every state a session can be in: never tried, failed, deleted (v2 and v1), and
+// deleted then found present at Convai by a verification (v2 and v1).
+func TestDeletedRuleIsOne(t *testing.T) {
+	t.Parallel()
+	s, pool := store(t, 0)
+	ctx := context.Background()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		_, err := pool.Exec(ctx, sql, args...)
+		require.NoError(t, err)
+	}
+	exec(`INSERT INTO retention.sessions
+		SELECT 'c', id, now() - interval '2 days' FROM unnest(ARRAY['new', 'failed', 'v2', 'v2-refuted', 'v1', 'v1-refuted']) AS id`)
+	exec(`INSERT INTO retention.runs (id, cutoff, source, status, finished_at) OVERRIDING SYSTEM VALUE
+		VALUES (50, now(), 'x', 'running', NULL)`)
+	exec(`INSERT INTO retention.claims (run_id, character_id, max_age, session_ids, last_active_at)
+		VALUES (50, 'c', '1 day', ARRAY['failed', 'v2', 'v2-refuted'], ARRAY[now(), now(), now()])`)
+	exec(`INSERT INTO retention.outcomes (claim_id, ord, character_id, session_id, status, attempts)
+		SELECT max(id), o, 'c', (ARRAY['failed', 'v2', 'v2-refuted'])[o], (ARRAY['failed', 'deleted', 'deleted'])[o], 1
+		FROM retention.claims, generate_series(1, 3) o GROUP BY o`)
+	exec(`INSERT INTO retention.deletions_v1 (run_id, character_id, session_id, last_active_at, max_age)
+		VALUES (50, 'c', 'v1', now(), '1 day'), (50, 'c', 'v1-refuted', now(), '1 day')`)
+	exec(`UPDATE retention.deletions_v1 SET status = 'deleted', attempts = 1, completed_at = now()`)
+	exec(`UPDATE retention.runs SET status = 'succeeded', finished_at = now() WHERE id = 50`)
+	exec(`INSERT INTO retention.verify_runs (id, status, finished_at) OVERRIDING SYSTEM VALUE VALUES (1, 'finished', now())`)
+	exec(`INSERT INTO retention.verification_batches (seq, verify_id, character_id, listed_at, count, prev_hash, hash)
+		VALUES (1, 1, 'c', now(), 2, sha256(''::bytea), sha256(''::bytea))`)
+	exec(`INSERT INTO retention.verifications (batch_seq, pos, deletion_id, character_id, session_id, result)
+		SELECT 1, 1, d.id, 'c', 'v2-refuted', 'present' FROM retention.deletions d WHERE d.session_id = 'v2-refuted' AND d.status = 'deleted'
+		UNION ALL
+		SELECT 1, 2, d.id, 'c', 'v1-refuted', 'present' FROM retention.deletions_v1 d WHERE d.session_id = 'v1-refuted'`)
+	want := []string{"v1", "v2"}
+
+	// is_deleted, as the views and the report see it.
+	rows, err := pool.Query(ctx, `SELECT session_id FROM retention.sessions WHERE retention.is_deleted(character_id, session_id) ORDER BY 1`)
+	require.NoError(t, err)
+	var byFunction []string
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		byFunction = append(byFunction, id)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, want, byFunction)
+
+	// The page's probe.
+	recs, err := s.Page(ctx, job.Cursor{}, time.Now(), 100)
+	require.NoError(t, err)
+	var byPage []string
+	for _, r := range recs {
+		if r.Deleted {
+			byPage = append(byPage, r.SessionID)
+		}
+	}
+	sort.Strings(byPage)
+	require.Equal(t, want, byPage)
+
+	// The claim's filter: it claims everything else.
+	rs, _, err := s.StartRun(ctx, job.RunStart{Shard: job.Shard{Count: 1}, Source: "x"})
+	require.NoError(t, err)
+	defer rs.Close(ctx) //nolint:errcheck // test cleanup
+	claim, err := rs.Claim(ctx, chunk(t, pool, "new", "failed", "v2", "v2-refuted", "v1", "v1-refuted"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"new", "failed", "v2-refuted", "v1-refuted"}, claim.SessionIDs)
+}
