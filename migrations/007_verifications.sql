@@ -80,7 +80,8 @@ ALTER TABLE retention.outcomes ADD COLUMN epoch integer NOT NULL DEFAULT 0 CHECK
 DROP INDEX retention.outcomes_one_deleted;
 CREATE UNIQUE INDEX outcomes_one_deleted_per_epoch ON retention.outcomes (character_id, session_id, epoch)
     WHERE status = 'deleted';
-CREATE INDEX outcomes_deleted ON retention.outcomes (character_id, session_id) WHERE status = 'deleted';
+-- Its (character_id, session_id) prefix serves the "deleted?" probes: no second index on them,
+-- which every recorded session would pay for.
 
 -- is_deleted is the one rule "this session is deleted": it has a deleted row (v2 outcome or v1)
 -- that no verification found present. The job's selection, claim, the backlog views and the
@@ -345,8 +346,11 @@ BEGIN
     INSERT INTO retention.outcomes (claim_id, ord, character_id, session_id, status, attempts, http_status, error, epoch)
     SELECT p_claim, u.ord, c.character_id, c.session_ids[u.ord], u.status, u.attempts,
            nullif(u.http_status, 0), nullif(u.error, ''),
-           CASE WHEN u.status = 'deleted' THEN
-               -- retention.deletion_epoch, written out (a function call per session is not inlined)
+           CASE WHEN u.status = 'deleted' AND EXISTS (
+                    SELECT 1 FROM retention.verifications v
+                    WHERE v.character_id = c.character_id AND v.session_id = c.session_ids[u.ord] AND v.result = 'present') THEN
+               -- retention.deletion_epoch, written out (a function call per session is not
+               -- inlined); counted only for the rare session a verification found present.
                (SELECT count(DISTINCT v.deletion_id)::integer FROM retention.verifications v
                 WHERE v.character_id = c.character_id AND v.session_id = c.session_ids[u.ord] AND v.result = 'present')
            ELSE 0 END
