@@ -34,3 +34,6 @@ func NewTestDeliverer(store holdChecker, sender Sender, cfg Config, interrupted 
 		return d.deliver(ctx, characterID, ids, 0, true)
 	}
 }
+
+// RateLimit is the requests per second a run with cfg may start (rateLimit).
+func RateLimit(cfg Config) float64 { return float64(rateLimit(cfg.withDefaults())) }

@@ -92,23 +92,27 @@ type run struct {
 
 func newRun(r *Runner, rs RunStore, info RunInfo, source string) *run {
 	cfg := r.cfg
-	limit := rate.Inf
-	if cfg.Rate > 0 {
-		// The rate is the deployment's: each of the shards takes its share.
-		limit = rate.Limit(cfg.Rate / float64(max(cfg.Shard.Count, 1)))
-	}
 	ru := &run{
 		cfg: cfg, log: cfg.Logger, sender: r.sender, rd: r.store, rs: rs, info: info, began: time.Now(),
 		sum: &Summary{RunID: info.ID, Status: StatusRunning, Cutoff: info.Cutoff, Source: source,
 			Shard: cfg.Shard, Recovered: info.Recovered},
 		tally:   newTally(false, cfg.Observer),
-		limiter: rate.NewLimiter(limit, 1),
+		limiter: rate.NewLimiter(rateLimit(cfg), 1),
 		done:    make(chan struct{}),
 	}
 	if l, ok := r.sender.(Lister); ok {
 		ru.settle = newSettler(l, cfg, ru.limiter)
 	}
 	return ru
+}
+
+// rateLimit is the run's share of the rate: the rate is the deployment's, so each of
+// Shard.Count shards takes Rate/Shard.Count. No rate is no limit.
+func rateLimit(cfg Config) rate.Limit {
+	if cfg.Rate <= 0 {
+		return rate.Inf
+	}
+	return rate.Limit(cfg.Rate / float64(max(cfg.Shard.Count, 1)))
 }
 
 // execute runs the phases: rules, selection and sending, finish.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/time/rate"
 
 	"github.com/convai-retention/retention/job"
 )
@@ -76,42 +77,23 @@ func TestSignalEndsARetryAfterWait(t *testing.T) {
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.deletions WHERE status = 'failed' AND http_status = 429`))
 }
 
-// The rate is the deployment's: one of two shards sends at half of it.
+// The rate is the deployment's: each of N shards takes 1/N of it. (That the limiter spaces the
+// requests is TestRateLimitSpacesRequests'.)
 func TestShardTakesItsShareOfTheRate(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{})
-	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
-	for _, c := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
-		b.seed(t, c, 2, days(2))
+	for _, tt := range []struct {
+		rate   float64
+		shards int
+		want   float64
+	}{
+		{10, 1, 10},
+		{10, 4, 2.5},
+		{50, 2, 25},
+		{0, 4, float64(rate.Inf)}, // no limit
+	} {
+		cfg := job.Config{Rate: tt.rate, Shard: job.Shard{Index: 0, Count: tt.shards}}
+		require.Equal(t, tt.want, job.RateLimit(cfg), "rate %v over %d shards", tt.rate, tt.shards)
 	}
-	cfg := fastConfig()
-	cfg.ChunkSize, cfg.Concurrency, cfg.Rate = 1, 4, 50
-	cfg.Shard = job.Shard{Index: 0, Count: 2}
-	_, err := b.run(t, cfg)
-	require.NoError(t, err)
-	reqs := b.fake.Requests()
-	require.GreaterOrEqual(t, len(reqs), 4, "shard 0 of 2 has some of the 8 characters")
-	first, last := reqs[0].Time, reqs[0].Time
-	for _, r := range reqs {
-		first, last = minTime(first, r.Time), maxTime(last, r.Time)
-	}
-	// At 25 requests per second the tokens are 40 ms apart; at the full 50/s they would be 20 ms
-	// apart. The bound leaves room for the first claim, as TestRateLimitSpacesRequests does.
-	require.GreaterOrEqual(t, last.Sub(first), time.Duration(len(reqs)-1)*30*time.Millisecond)
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 // Holds whose character or session matches nothing in the source protect nothing: the run and

@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
-	"github.com/convai-retention/retention/convai"
 	"github.com/convai-retention/retention/internal/cli"
 	"github.com/convai-retention/retention/internal/sender"
 	"github.com/convai-retention/retention/job"
@@ -81,31 +80,12 @@ func (a *app) discover(ctx context.Context, args []string) error {
 	if err := o.cfg.Validate(); err != nil {
 		return err
 	}
-	dsn, err := a.databaseURL()
+	env, err := a.openAPIStore(ctx, rel)
 	if err != nil {
 		return err
 	}
-	key, err := a.apiKey()
-	if err != nil {
-		return err
-	}
-	client, err := convai.New(convai.Config{BaseURL: a.getenv("CONVAI_API_URL"), APIKey: key, Secrets: a.secretValues(), UserAgent: "convai-retention/" + buildVersion()})
-	if err != nil {
-		return err
-	}
-	defer client.CloseIdleConnections()
-	pool, err := connectCurrent(ctx, dsn, 4)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	setup, cancel := context.WithTimeout(ctx, setupTimeout)
-	src, err := source.Inspect(setup, pool, rel)
-	cancel()
-	if err != nil {
-		return err
-	}
-	store := source.New(pool, src, source.Config{})
+	defer env.close()
+	client, store := env.client, env.store
 	var chars []string
 	for c := range strings.SplitSeq(o.characters, ",") {
 		if c = strings.TrimSpace(c); c != "" {

@@ -79,8 +79,7 @@ func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
 			return nil, err
 		}
 		e.o.apiURL = a.getenv("CONVAI_API_URL")
-		e.client, err = convai.New(convai.Config{BaseURL: e.o.apiURL, APIKey: key, Secrets: a.secretValues(),
-			UserAgent: "convai-retention/" + buildVersion()})
+		e.client, err = a.newClient(e.o.apiURL, key)
 		if err != nil {
 			return nil, err
 		}
