@@ -200,7 +200,7 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 	for _, tc := range []struct{ sql, want string }{
 		{`SELECT * FROM retention.claim(` + fmt.Sprint(lastRun) + `, 'guess', 'c9', NULL, NULL, '1 day', '{forged}', ARRAY[now()])`, "not the run's credentials"},
 		{`SELECT retention.record(` + fmt.Sprint(lastRun) + `, 'guess', ` + fmt.Sprint(claim) + `, '{deleted}', '{1}', '{200}', '{""}')`, "not the run's credentials"},
-		{`SELECT retention.finish_run(900, 'guess', 'succeeded', 0, 0, 0, 0, '{}', false, NULL, 0, sha256(''::bytea), NULL)`, "not the run's credentials"},
+		{`SELECT retention.finish_run(900, 'guess', 'succeeded', 0, 0, 0, 0, '{}', false, NULL, 0, sha256(''::bytea), NULL, NULL, NULL, NULL)`, "not the run's credentials"},
 		{`SELECT retention.close_run(900, '')`, "not the run's credentials"},
 		{`SELECT retention.record_verifications(1, 'guess', 'c3', now(), ARRAY[1::bigint], ARRAY[false])`, "not its credentials"},
 		{`SELECT retention.finish_verify(1, 'guess', 'finished', 0, NULL)`, "not its credentials"},
@@ -223,7 +223,7 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 	require.ErrorContains(t, err, "is not a claim of run", "a claim of a finished run")
 	_, err = conn.Exec(ctx, `SELECT retention.record($1, $2, $3, '{deleted}', '{1}', '{200}', '{""}')`, lastRun, token, claim)
 	require.ErrorContains(t, err, "not the run's credentials", "its token opens its own run only")
-	_, err = conn.Exec(ctx, `SELECT retention.finish_run($1, $2, 'succeeded', 0, 0, 0, 0, '{}', false, NULL, 0, sha256(''::bytea), NULL)`, thief, token)
+	_, err = conn.Exec(ctx, `SELECT retention.finish_run($1, $2, 'succeeded', 0, 0, 0, 0, '{}', false, NULL, 0, sha256(''::bytea), NULL, NULL, NULL, NULL)`, thief, token)
 	require.NoError(t, err)
 	_, err = conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
 	require.NoError(t, err)

@@ -90,17 +90,8 @@ BEGIN
 END
 $$;
 
--- The 004 signature stays for binaries of before this migration; it records no figures.
-CREATE OR REPLACE FUNCTION retention.finish_run(p_run bigint, p_token text, p_status text, p_selected bigint,
-                                                p_deleted bigint, p_failed bigint, p_skipped bigint,
-                                                p_skipped_by_reason jsonb, p_budget_reached boolean, p_error text,
-                                                p_size bigint, p_root bytea, p_note text)
-RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT retention.finish_run(p_run, p_token, p_status, p_selected, p_deleted, p_failed, p_skipped,
-                                p_skipped_by_reason, p_budget_reached, p_error, p_size, p_root, p_note,
-                                NULL, NULL, NULL)
-$$;
+-- 004's signature goes: it shipped with this migration, so no binary calls it.
+DROP FUNCTION retention.finish_run(bigint, text, text, bigint, bigint, bigint, bigint, jsonb, boolean, text, bigint, bytea, text);
 
 -- Policy history: every insert, update and delete of a policy, whoever makes it (retention policy
 -- apply, or plain SQL), written by a trigger with the old and the new values, who, when and why.

@@ -130,7 +130,7 @@ const deletedProbe = `(coalesce((SELECT true FROM retention.outcomes d
 // build writes the selection SQL. A page is the next limit rows of the source in key order,
 // however many of them turn out to be done: the scan of one statement stays bounded even where
 // the source holds long stretches of sessions already deleted. Each row says whether its session
-// is already recorded deleted (a probe of the partial unique index of retention.deletions) and,
+// is already deleted (deletedProbe: index probes of the deleted outcomes and v1 rows) and,
 // for a non-strict source, whether a later row of the same session (or one without a date)
 // supersedes it: the job never sends either. A non-strict source also gets its IDs cast to text
 // and NULLs ordered as empty strings (the job skips them as malformed).

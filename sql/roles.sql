@@ -88,18 +88,17 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 -- claim, its lock), at the server's clock.
 --   migrations.Check                     reads schema_version
 --   Rules, Held                          read policies and holds
---   Page, Undated                        read the session source, and probe outcomes and
---                                        deletions_v1 for sessions already deleted
+--   Page, Undated                        read the session source, and probe outcomes,
+--                                        deletions_v1 and verifications for sessions already
+--                                        deleted (the rule written out; see source/inspect.go)
 --   Lock                                 reads pg_locks and pg_database (granted to PUBLIC)
 --   StartRun, Claim, Record, Finish      retention.start_run, claim, record, close_run, seal,
---                                        finish_run (the 006 signature with the safety cap's
---                                        figures, and 004's for binaries of before it)
---   Page (since 007)                     retention.is_deleted, which reads outcomes, deletions_v1
---                                        and verifications
+--                                        finish_run
 --   Verify                               reads deletions and verifications; writes through
 --                                        retention.start_verify, record_verifications,
 --                                        finish_verify
---   Discover                             reads the source; adds through retention.add_discovered
+--   Discover                             reads the source and retention.is_deleted; adds through
+--                                        retention.add_discovered
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
                 retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes,
                 retention.verifications
@@ -114,7 +113,6 @@ GRANT EXECUTE ON FUNCTION
     retention.claim(bigint, text, text, bigint, text, interval, text[], timestamptz[]),
     retention.record(bigint, text, bigint, text[], integer[], integer[], text[]),
     retention.close_run(bigint, text),
-    retention.finish_run(bigint, text, text, bigint, bigint, bigint, bigint, jsonb, boolean, text, bigint, bytea, text),
     retention.finish_run(bigint, text, text, bigint, bigint, bigint, bigint, jsonb, boolean, text, bigint, bytea, text,
                          bigint, bigint, bigint),
     retention.seal()
