@@ -8,8 +8,12 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// ClaimTag is the first field of every v2 leaf: it names the encoding.
+// ClaimTag is the first field of a policy claim's leaf: it names the encoding.
 const ClaimTag = "retention.claim/v2"
+
+// ErasureClaimTag is the first field of an erasure claim's leaf: the v2 fields, then the
+// request's terms.
+const ErasureClaimTag = "retention.claim/v3"
 
 // Claim is one recorded claim of retention.claims with its outcomes: one leaf of the log.
 type Claim struct {
@@ -23,6 +27,18 @@ type Claim struct {
 	SessionIDs        []string
 	LastActiveAt      []pgtype.Timestamptz
 	Outcomes          []Outcome
+	// Erasure is the request an erasure claim was sent under; nil for a policy's claim.
+	Erasure *ErasureTerms
+}
+
+// ErasureTerms are the terms of an erasure request a leaf seals (its reason is left out: it
+// may name a person, and must stay redactable).
+type ErasureTerms struct {
+	ID          int64
+	SessionID   *string
+	RequestedBy string
+	RequestedAt pgtype.Timestamptz
+	DueAt       pgtype.Timestamptz
 }
 
 // Outcome is one row of retention.outcomes.
@@ -92,6 +108,9 @@ func (e *encoder) interval(v pgtype.Interval) {
 //	ClaimTag, id, run_id, character_id, policy_id, policy_character_id, max_age months,
 //	max_age days, max_age microseconds, requested_at, number of sessions,
 //
+// An erasure claim's starts with ErasureClaimTag and has, before the number of sessions, the
+// request's id, session_id, requested_by, requested_at and due_at (policy and max_age NULL),
+//
 // then for each outcome in ord order:
 //
 //	ord, session_id, last_active_at (the claim's, at ord), status, attempts, http_status,
@@ -100,7 +119,11 @@ func (e *encoder) interval(v pgtype.Interval) {
 // retention.claim_content computes the same bytes in the database.
 func ClaimContent(c Claim) []byte {
 	e := &encoder{b: make([]byte, 0, 128+len(c.Outcomes)*96)}
-	e.field(ClaimTag)
+	if c.Erasure != nil {
+		e.field(ErasureClaimTag)
+	} else {
+		e.field(ClaimTag)
+	}
 	e.integer(c.ID)
 	e.integer(c.RunID)
 	e.field(c.CharacterID)
@@ -108,6 +131,13 @@ func ClaimContent(c Claim) []byte {
 	e.optText(c.PolicyCharacterID)
 	e.interval(c.MaxAge)
 	e.instant(c.RequestedAt)
+	if r := c.Erasure; r != nil {
+		e.integer(r.ID)
+		e.optText(r.SessionID)
+		e.field(r.RequestedBy)
+		e.instant(r.RequestedAt)
+		e.instant(r.DueAt)
+	}
 	e.integer(int64(len(c.SessionIDs)))
 	for _, o := range c.Outcomes {
 		e.integer(int64(o.Ord))
@@ -139,9 +169,12 @@ type LeafSession struct {
 	CompletedAtMicros string `json:"completed_at_unix_micros"`
 	RunID             string `json:"run_id"`
 	ClaimID           string `json:"claim_id"`
+	// ErasureRequestID names the erasure request the session was sent under ("" for a
+	// policy's deletion).
+	ErasureRequestID string `json:"erasure_request_id,omitempty"`
 }
 
-// ParseClaimContent reads the sessions out of a v2 leaf's content, checking that it is well
+// ParseClaimContent reads the sessions out of a v2 or v3 leaf's content, checking that it is well
 // formed. It is what an offline check uses to see what a proven leaf says.
 func ParseClaimContent(b []byte) ([]LeafSession, error) {
 	var fields []*string
@@ -166,9 +199,15 @@ func ParseClaimContent(b []byte) ([]LeafSession, error) {
 		fields = append(fields, &v)
 		b = b[i+2+n:]
 	}
-	const head, per = 11, 8
-	if len(fields) < head || fields[0] == nil || *fields[0] != ClaimTag || fields[10] == nil {
-		return nil, fmt.Errorf("not a %s leaf", ClaimTag)
+	const per = 8
+	head := 11
+	if len(fields) > 0 && fields[0] != nil && *fields[0] == ErasureClaimTag {
+		head = 16
+	} else if len(fields) == 0 || fields[0] == nil || *fields[0] != ClaimTag {
+		return nil, fmt.Errorf("not a %s or %s leaf", ClaimTag, ErasureClaimTag)
+	}
+	if len(fields) < head || fields[head-1] == nil || (head == 16 && fields[10] == nil) {
+		return nil, errors.New("malformed leaf: its head is incomplete")
 	}
 	if (len(fields)-head)%per != 0 {
 		return nil, errors.New("malformed leaf: the outcomes do not have 8 fields each")
@@ -183,6 +222,9 @@ func ParseClaimContent(b []byte) ([]LeafSession, error) {
 	for i := head; i < len(fields); i += per {
 		out = append(out, LeafSession{CharacterID: str(fields[3]), SessionID: str(fields[i+1]), Status: str(fields[i+3]),
 			CompletedAtMicros: str(fields[i+7]), RunID: str(fields[2]), ClaimID: str(fields[1])})
+		if head == 16 {
+			out[len(out)-1].ErasureRequestID = str(fields[10])
+		}
 	}
 	return out, nil
 }

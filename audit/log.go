@@ -118,9 +118,11 @@ func (m memHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 const leavesSQL = `
 	SELECT l.idx, l.claim_id, l.hash, c.id IS NOT NULL, coalesce(c.run_id, 0), coalesce(c.character_id, ''),
 	       c.policy_id, c.policy_character_id, c.max_age, c.requested_at,
-	       coalesce(c.session_ids, '{}'), coalesce(c.last_active_at, '{}')
+	       coalesce(c.session_ids, '{}'), coalesce(c.last_active_at, '{}'),
+	       e.id, e.session_id, e.requested_by, e.requested_at, e.due_at
 	FROM retention.log_leaves l
 	LEFT JOIN retention.claims c ON c.id = l.claim_id
+	LEFT JOIN retention.erasure_requests e ON e.id = c.erasure_request_id
 	WHERE l.idx > $1
 	ORDER BY l.idx
 	LIMIT $2`
@@ -144,11 +146,24 @@ func (v *verifier) verifyLog(ctx context.Context, tx pgx.Tx, opts Options) error
 		}
 		var batch []leaf
 		var l leaf
+		var er ErasureTerms
+		var erID *int64
+		var erBy *string
 		_, err = pgx.ForEachRow(rows, []any{&l.idx, &l.claimID, &l.hash, &l.found, &l.c.RunID, &l.c.CharacterID,
-			&l.c.PolicyID, &l.c.PolicyCharacterID, &l.c.MaxAge, &l.c.RequestedAt, &l.c.SessionIDs, &l.c.LastActiveAt}, func() error {
+			&l.c.PolicyID, &l.c.PolicyCharacterID, &l.c.MaxAge, &l.c.RequestedAt, &l.c.SessionIDs, &l.c.LastActiveAt,
+			&erID, &er.SessionID, &erBy, &er.RequestedAt, &er.DueAt}, func() error {
 			c := l
 			c.hash = bytes.Clone(l.hash)
 			c.c.ID = l.claimID
+			c.c.Erasure = nil
+			if erID != nil {
+				t := er
+				t.ID = *erID
+				if erBy != nil {
+					t.RequestedBy = *erBy
+				}
+				c.c.Erasure = &t
+			}
 			batch = append(batch, c)
 			return nil
 		})

@@ -17,8 +17,12 @@ func (r *Runner) DryRun(ctx context.Context, source string, withIDs bool) (*Summ
 	sum := &Summary{Status: StatusSucceeded, DryRun: true, Source: source, Shard: r.cfg.Shard}
 	err := r.store.ReadOnly(ctx, func(rd Reader) error {
 		var err error
-		if sum.Cutoff, sum.BudgetReached, err = r.selectAll(ctx, rd, t); err != nil {
+		var er *erasures
+		if sum.Cutoff, sum.BudgetReached, er, err = r.selectAll(ctx, rd, t); err != nil {
 			return err
+		}
+		if er.sum.Open > 0 {
+			sum.Erasure = er.summary()
 		}
 		return warnUnmatchedHolds(ctx, rd, sum, r.cfg.Logger)
 	})
@@ -39,26 +43,32 @@ func (r *Runner) DryRun(ctx context.Context, source string, withIDs bool) (*Summ
 // holding a snapshot open; it writes nothing either.
 func (r *Runner) Count(ctx context.Context) (int64, error) {
 	t := newTally(false, NopObserver{})
-	if _, _, err := r.selectAll(ctx, r.store, t); err != nil {
+	if _, _, _, err := r.selectAll(ctx, r.store, t); err != nil {
 		return 0, err
 	}
 	selected, _, _ := t.progress()
 	return selected, nil
 }
 
-// selectAll walks the whole selection as of the reader's clock, counting into t.
-func (r *Runner) selectAll(ctx context.Context, rd Reader, t *tally) (cutoff time.Time, budgetReached bool, err error) {
+// selectAll counts into t what a run as of the reader's clock would send: the erasure
+// requests' sessions, then the whole selection.
+func (r *Runner) selectAll(ctx context.Context, rd Reader, t *tally) (cutoff time.Time, budgetReached bool, er *erasures, err error) {
 	cutoff, err = rd.Now(ctx)
 	if err != nil {
-		return cutoff, false, err
+		return cutoff, false, nil, err
 	}
 	rules, err := loadRules(ctx, rd, cutoff, t, nil)
 	if err != nil {
-		return cutoff, false, err
+		return cutoff, false, nil, err
 	}
-	sel := &selection{r: rd, rules: rules, shard: r.cfg.Shard, page: r.cfg.PageSize, budget: r.cfg.MaxDeletions, tally: t}
+	if er, err = planErasures(ctx, rd, rules, r.cfg.Shard, r.cfg.ChunkSize); err != nil {
+		return cutoff, false, nil, err
+	}
+	er.count(t)
+	sel := &selection{r: rd, rules: rules, shard: r.cfg.Shard, page: r.cfg.PageSize, budget: r.cfg.MaxDeletions,
+		tally: t, exclude: er.covers}
 	budgetReached, err = sel.walk(ctx, func(policy.Record, policy.Decision) bool { return true })
-	return cutoff, budgetReached, err
+	return cutoff, budgetReached, er, err
 }
 
 // Due counts, per character, the sessions a run with cut-off at would select from rd: the same

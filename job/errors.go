@@ -23,13 +23,18 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("invalid --%s %s: want %s", e.Field, e.Value, e.Want)
 }
 
-// AbortError is returned by Run when the safety cap stopped the run before its first claim: it
-// would have sent more sessions than allowed, and sent none.
+// AbortError is returned by Run when the safety cap stopped the run before its first claim: its
+// policies would have sent more sessions than allowed, and it sent none of them (only the
+// sessions erasure requests ask for, which are never capped).
 type AbortError struct {
 	Cap CapCheck
 }
 
 func (e *AbortError) Error() string {
-	return fmt.Sprintf("safety cap: the run would send %d sessions, above the limit of %d (%s); it sent nothing",
-		e.Cap.WouldSend, e.Cap.Limit, e.Cap.Reason())
+	sent := "it sent nothing"
+	if e.Cap.ErasureSessions > 0 {
+		sent = fmt.Sprintf("it sent only the %d sessions erasure requests ask for", e.Cap.ErasureSessions)
+	}
+	return fmt.Sprintf("safety cap: the run would send %d sessions, above the limit of %d (%s); %s",
+		e.Cap.WouldSend, e.Cap.Limit, e.Cap.Reason(), sent)
 }

@@ -49,6 +49,12 @@ func (m *memStore) Rules(context.Context, time.Time) ([]policy.Policy, []policy.
 }
 func (m *memStore) Undated(context.Context) (int64, error)                { return 0, nil }
 func (m *memStore) UnmatchedHolds(context.Context) ([]policy.Hold, error) { return nil, nil }
+
+// The in-memory store has no erasure requests: those are tested on PostgreSQL (erasure_test.go).
+func (m *memStore) OpenErasures(context.Context, job.Shard) ([]job.ErasureWork, error) {
+	return nil, nil
+}
+func (m *memStore) CompleteErasure(context.Context, int64) (bool, error) { return false, nil }
 func (m *memStore) SourceSize(context.Context, job.Shard) (int64, error) {
 	return int64(len(m.records)), nil
 }

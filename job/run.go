@@ -88,6 +88,11 @@ type run struct {
 	unrecorded atomic.Int64
 	// refusals stops the run when the API refuses whole chunks RefusalLimit times in a row.
 	refusals *refusalGuard
+	// erasures is the shard's erasure work, sent before the policies' selection.
+	erasures *erasures
+	// capped is set when the safety cap stopped the policies' selection: the run sends the
+	// erasure requests only, and ends aborted.
+	capped *AbortError
 }
 
 func newRun(r *Runner, rs RunStore, info RunInfo, source string) *run {
@@ -132,6 +137,17 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 	if err := warnUnmatchedHolds(ctx, ru.rd, ru.sum, ru.log); err != nil {
 		return ru.finish(StatusFailed, err)
 	}
+	if ru.erasures, err = planErasures(ctx, ru.rd, ru.rules, ru.cfg.Shard, ru.cfg.ChunkSize); err != nil {
+		return ru.finish(StatusFailed, err)
+	}
+	ru.erasures.count(ru.tally)
+	if s := ru.erasures.sum; s.Open > 0 {
+		ru.log.Info("erasure requests: their sessions are sent first", "open", s.Open, "sessions", s.Sessions,
+			"held", s.Held, "blocked", s.Blocked)
+	}
+	if len(ru.erasures.sum.Blocked) > 0 {
+		ru.log.Warn("erasure requests stay open: an active hold protects their sessions", "requests", ru.erasures.sum.Blocked)
+	}
 	if ru.cfg.capSet() {
 		c, err := ru.checkCap(ctx)
 		switch {
@@ -145,10 +161,17 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 			o.CapChecked(*c)
 		}
 		if c.Aborted {
-			ru.log.Error("safety cap: sending nothing", "would_send", c.WouldSend, "limit", c.Limit, "caps", c.Reason())
-			return ru.finish(StatusAborted, &AbortError{Cap: *c})
+			ru.capped = &AbortError{Cap: *c}
+			if c.ErasureSessions == 0 {
+				ru.log.Error("safety cap: sending nothing", "would_send", c.WouldSend, "limit", c.Limit, "caps", c.Reason())
+				return ru.finish(StatusAborted, ru.capped)
+			}
+			ru.log.Error("safety cap: sending only the erasure requests' sessions", "would_send", c.WouldSend,
+				"limit", c.Limit, "caps", c.Reason(), "erasure_sessions", c.ErasureSessions)
+		} else {
+			ru.log.Info("safety cap checked", "would_send", c.WouldSend, "limit", c.Limit, "caps", c.Reason(),
+				"erasure_sessions", c.ErasureSessions)
 		}
-		ru.log.Info("safety cap checked", "would_send", c.WouldSend, "limit", c.Limit, "caps", c.Reason())
 	}
 
 	ru.stopSelecting, ru.cancelSelect = context.WithCancel(ctx)
@@ -184,6 +207,14 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 	workers.Wait()
 	close(ru.done)
 	helpers.Wait()
+	if ru.fatal == nil {
+		cctx, cancel := ru.dbCtx()
+		err := ru.erasures.complete(cctx, ru.rs)
+		cancel()
+		if err != nil {
+			ru.stop(err)
+		}
+	}
 
 	ru.sum.BudgetReached = budgetReached
 	if budgetReached {
@@ -196,6 +227,8 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 		return ru.finish(StatusInterrupted, context.Cause(ctx))
 	case selectErr != nil && !errors.Is(selectErr, context.Canceled):
 		return ru.finish(StatusFailed, selectErr)
+	case ru.capped != nil:
+		return ru.finish(StatusAborted, ru.capped)
 	}
 	return ru.finish(StatusSucceeded, nil)
 }
@@ -321,8 +354,9 @@ func (ru *run) sealEvery() {
 	}
 }
 
-// selectChunks walks the selection, groups the eligible sessions into chunks and hands them to
-// out, until the selection ends or the run stops selecting.
+// selectChunks hands out the erasure requests' chunks, then walks the selection, groups the
+// eligible sessions into chunks and hands them to out, until the selection ends or the run stops
+// selecting. A run the safety cap stopped hands out the erasure requests' chunks only.
 func (ru *run) selectChunks(out chan<- Chunk) (budgetReached bool, err error) {
 	ck := newChunker(ru.cfg.ChunkSize, ru.cfg.MaxBuffered)
 	send := func(c Chunk) bool {
@@ -333,8 +367,16 @@ func (ru *run) selectChunks(out chan<- Chunk) (budgetReached bool, err error) {
 			return false
 		}
 	}
+	for _, c := range ru.erasures.chunks {
+		if !send(c) {
+			return false, nil
+		}
+	}
+	if ru.capped != nil {
+		return false, nil
+	}
 	sel := &selection{r: ru.rd, rules: ru.rules, shard: ru.cfg.Shard, page: ru.cfg.PageSize,
-		budget: ru.cfg.MaxDeletions, tally: ru.tally}
+		budget: ru.cfg.MaxDeletions, tally: ru.tally, exclude: ru.erasures.covers}
 	budgetReached, err = sel.walk(ru.stopSelecting, func(rec policy.Record, dec policy.Decision) bool {
 		for _, c := range ck.add(rec, dec) {
 			if !send(c) {
@@ -372,9 +414,12 @@ func (ru *run) process(ctx context.Context, c Chunk) {
 		return
 	}
 	if n := len(c.Sessions) - len(claim.SessionIDs); n > 0 {
-		ru.tally.heldAtClaim(c.Sessions[0], policy.Decision{Policy: c.Policy}, int64(n))
+		ru.tally.heldAtClaim(c.Sessions[0], c.decision(), int64(n))
 	}
 	if len(claim.SessionIDs) == 0 {
+		if c.Erasure != 0 {
+			ru.erasures.done(c.Erasure, nil)
+		}
 		return
 	}
 	d := &deliverer{
@@ -403,6 +448,9 @@ func (ru *run) process(ctx context.Context, c Chunk) {
 		return
 	}
 	ru.tally.outcomes(c.CharacterID, outcomes)
+	if c.Erasure != 0 {
+		ru.erasures.done(c.Erasure, outcomes)
+	}
 }
 
 // inClaimOrder returns outcomes ordered as the claim's sessions (bisection changes the order).
@@ -428,6 +476,9 @@ func (ru *run) finish(status Status, runErr error) (*Summary, error) {
 		sum.Error = truncate(runErr.Error())
 	}
 	ru.tally.fill(sum)
+	if ru.erasures != nil && ru.erasures.sum.Open > 0 {
+		sum.Erasure = ru.erasures.summary()
+	}
 	unrecorded := ru.unrecorded.Load()
 	sum.Failed += unrecorded
 	sum.NotSent = max(sum.NotSent-unrecorded, 0)

@@ -20,8 +20,12 @@ type CapCheck struct {
 	// AbortAbove and AbortAbovePercent are the caps as set (0: off).
 	AbortAbove        int64   `json:"abort_above"`
 	AbortAbovePercent float64 `json:"abort_above_percent"`
-	// Aborted is true when WouldSend is above Limit: the run sent nothing.
+	// Aborted is true when WouldSend is above Limit: the run sent nothing its policies
+	// selected.
 	Aborted bool `json:"aborted"`
+	// ErasureSessions counts the sessions erasure requests ask for: never capped (a person
+	// asked), and sent even by an aborted run. WouldSend leaves them out.
+	ErasureSessions int64 `json:"erasure_sessions"`
 }
 
 // Reason says which limit WouldSend was measured against, for logs and errors.
@@ -49,7 +53,8 @@ func (c Config) capSet() bool { return c.AbortAbove > 0 || c.AbortAbovePercent >
 func (ru *run) checkCap(ctx context.Context) (*CapCheck, error) {
 	c := &CapCheck{AbortAbove: ru.cfg.AbortAbove, AbortAbovePercent: ru.cfg.AbortAbovePercent, Limit: math.MaxInt64}
 	sel := &selection{r: ru.rd, rules: ru.rules, shard: ru.cfg.Shard, page: ru.cfg.PageSize,
-		budget: ru.cfg.MaxDeletions, tally: newTally(false, NopObserver{})}
+		budget: ru.cfg.MaxDeletions, tally: newTally(false, NopObserver{}), exclude: ru.erasures.covers}
+	c.ErasureSessions = ru.erasures.sum.Sessions - ru.erasures.sum.Held
 	if _, err := sel.walk(ctx, func(policy.Record, policy.Decision) bool { c.WouldSend++; return true }); err != nil {
 		return nil, fmt.Errorf("count for the safety cap: %w", err)
 	}

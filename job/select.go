@@ -16,6 +16,9 @@ type selection struct {
 	page   int
 	budget int64
 	tally  *tally
+	// exclude, if set, names sessions the walk leaves alone and does not count: a run's
+	// erasure requests send them.
+	exclude func(characterID, sessionID string) bool
 }
 
 // walk calls emit for each eligible record, oldest first, until the source is exhausted, the
@@ -42,6 +45,9 @@ func (s *selection) walk(ctx context.Context, emit func(policy.Record, policy.De
 			cur = Cursor{Started: true, LastActive: r.LastActive, CharacterID: r.CharacterID, SessionID: r.SessionID}
 			if policy.Check(r) == policy.SkipNone && policy.Shard(r.CharacterID, s.shard.Count) != s.shard.Index {
 				continue // another shard's
+			}
+			if s.exclude != nil && s.exclude(r.CharacterID, r.SessionID) {
+				continue // an erasure request's
 			}
 			v := s.rules.Judge(r)
 			switch {

@@ -25,6 +25,9 @@ type Reader interface {
 	// SourceSize counts the source's rows whose character belongs to shard, whatever their
 	// age or state.
 	SourceSize(ctx context.Context, shard Shard) (int64, error)
+	// OpenErasures returns the open erasure requests whose character belongs to shard, oldest
+	// first, each with the sessions still to delete for it.
+	OpenErasures(ctx context.Context, shard Shard) ([]ErasureWork, error)
 }
 
 // Store is everything a real run reads and writes.
@@ -46,6 +49,9 @@ type RunStore interface {
 	// written, in order. Sessions a hold now protects, or already deleted, are left out. If the
 	// run's lock is no longer held it writes nothing and returns an error wrapping ErrLockLost.
 	Claim(ctx context.Context, c Chunk) (Claim, error)
+	// CompleteErasure marks an erasure request complete if the store finds every one of its
+	// sessions deleted and no active hold on it; it reports whether the request is complete.
+	CompleteErasure(ctx context.Context, requestID int64) (bool, error)
 	// Held returns those of ids an active hold protects now.
 	Held(ctx context.Context, characterID string, ids []string) ([]string, error)
 	// Record writes the outcomes of one claim, one per claimed session, in the claim's order.
@@ -131,10 +137,12 @@ type RunInfo struct {
 	Recovered []int64
 }
 
-// Chunk is one character's sessions bound for one request.
+// Chunk is one character's sessions bound for one request: selected by Policy, or asked for
+// by the erasure request Erasure (then Policy is zero).
 type Chunk struct {
 	CharacterID string
 	Policy      policy.Policy
+	Erasure     int64
 	Sessions    []policy.Record
 }
 

@@ -47,7 +47,10 @@ type Summary struct {
 	// Checkpoint is the results log's size and root when the run finished (real runs).
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 	// Cap is what the safety cap measured, when one was set (a real run only).
-	Cap             *CapCheck          `json:"safety_cap,omitempty"`
+	Cap *CapCheck `json:"safety_cap,omitempty"`
+	// Erasure is what the run did (a dry-run: would do) about erasure requests, when its shard
+	// had open ones.
+	Erasure         *ErasureSummary    `json:"erasure_requests,omitempty"`
 	Error           string             `json:"error,omitempty"`
 	Duration        time.Duration      `json:"-"`
 	DurationSeconds float64            `json:"duration_seconds"`

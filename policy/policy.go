@@ -46,6 +46,9 @@ const (
 	ReasonDisabled      Reason = "disabled"       // the character's own policy is disabled: never delete
 	ReasonNoPolicy      Reason = "no_policy"      // no own policy and no enabled default: never touched
 	ReasonHeld          Reason = "held"           // an active hold protects the whole character
+	// ReasonErasureRequest: a person asked for the session's deletion (a run's erasure
+	// requests, not a Decision of the policies).
+	ReasonErasureRequest Reason = "erasure_request"
 )
 
 // Decision is what the rules say about one character.
@@ -186,6 +189,12 @@ func (s *Set) Judge(r Record) Verdict {
 	return Verdict{Eligible: true, Decision: d}
 }
 
+// Held reports whether an active hold protects the session: one on its character or one naming
+// it. An erasure request yields to it.
+func (s *Set) Held(characterID, sessionID string) bool {
+	return s.heldChars[characterID] || s.SessionHeld(characterID, sessionID)
+}
+
 // SessionHeld reports whether an active hold names this session (a hold on the whole character
 // is reported by Decide).
 func (s *Set) SessionHeld(characterID, sessionID string) bool {
@@ -237,10 +246,16 @@ type Record struct {
 // UTF-8 (the JSON encoder would otherwise replace bytes and send a different ID), without NUL or
 // other control characters, at most MaxIDLength bytes; and a last activity.
 func Check(r Record) Skip {
-	if !validID(r.CharacterID) || !validID(r.SessionID) || r.LastActive.IsZero() {
+	if !ValidIDs(r.CharacterID, r.SessionID) || r.LastActive.IsZero() {
 		return SkipMalformed
 	}
 	return SkipNone
+}
+
+// ValidIDs reports whether both IDs are well-formed enough to be sent, as Check requires of a
+// record. An erasure request's session needs no last activity: it is sent all the same.
+func ValidIDs(characterID, sessionID string) bool {
+	return validID(characterID) && validID(sessionID)
 }
 
 func validID(id string) bool {

@@ -19,6 +19,7 @@ type Source struct {
 
 	firstSQL, pageSQL, undatedSQL, unmatchedSQL string
 	sizeSQL, sizeByCharacterSQL                 string
+	erasureAllSQL, erasureOneSQL                string
 }
 
 // Relation returns the source's name.
@@ -179,6 +180,17 @@ func (s *Source) build() {
 		  AND NOT EXISTS (SELECT 1 FROM %s s WHERE s.character_id::text = h.character_id
 		                    AND (h.session_id IS NULL OR s.session_id::text = h.session_id))
 		ORDER BY h.id`, rel)
+	// An erasure request's sessions: every session of the character not yet deleted, with its
+	// latest activity (NULL when no row has one), or one session's latest activity.
+	s.erasureAllSQL = fmt.Sprintf(`
+		SELECT g.session_id, g.last_active_at FROM (
+			SELECT s.session_id::text AS session_id, max(s.last_active_at) AS last_active_at
+			FROM %s s WHERE s.character_id::text = $1 AND s.session_id IS NOT NULL
+			GROUP BY 1) g
+		WHERE NOT retention.is_deleted($1, g.session_id)
+		ORDER BY g.session_id`, rel)
+	s.erasureOneSQL = fmt.Sprintf(`
+		SELECT max(s.last_active_at) FROM %s s WHERE s.character_id::text = $1 AND s.session_id::text = $2`, rel)
 	s.sizeSQL = fmt.Sprintf("SELECT count(*) FROM %s s", rel)
 	s.sizeByCharacterSQL = fmt.Sprintf("SELECT s.character_id::text, count(*) FROM %s s GROUP BY 1", rel)
 }

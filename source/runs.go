@@ -167,6 +167,9 @@ func lockLost(err error) error {
 // checks the run's credentials and lock, and leaves out any session an active hold now protects
 // or that is already recorded deleted. Only the IDs it returns may be sent.
 func (r *Run) Claim(ctx context.Context, c job.Chunk) (job.Claim, error) {
+	if c.Erasure != 0 {
+		return r.claimErasure(ctx, c)
+	}
 	ids := make([]string, len(c.Sessions))
 	at := make([]time.Time, len(c.Sessions))
 	for i, rec := range c.Sessions {

@@ -26,6 +26,11 @@
 -- policy apply`) needs SELECT, INSERT, UPDATE, DELETE on retention.policies and INSERT on
 -- retention.policy_history, which the policies' trigger writes as that role.
 --
+-- Erasure requests: a role of your own that files them (e.g. for `retention erase`, or plain
+-- SQL) needs INSERT on retention.erasure_requests and SELECT on it and retention.erasure_status;
+-- the database stamps each row with that role (filed_by) and the time. Nobody edits or removes
+-- a request: an active hold is how to keep a request's sessions, and it blocks the request.
+--
 -- The session source: retention.sessions is granted here. A source of your own (`--source
 -- app.sessions_v`) needs its own grant to the job and, for the report's live counts, to the
 -- auditor:   GRANT USAGE ON SCHEMA app TO retention_job, retention_auditor;
@@ -99,9 +104,12 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --                                        finish_verify
 --   Discover                             reads the source and retention.is_deleted; adds through
 --                                        retention.add_discovered
+--   OpenErasures, CompleteErasure        read erasure_requests and erasure_completions; claim
+--                                        through retention.claim_erasure, complete through
+--                                        retention.complete_erasure
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
                 retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes,
-                retention.verifications
+                retention.verifications, retention.erasure_requests, retention.erasure_completions
     TO retention_job;
 GRANT EXECUTE ON FUNCTION
     retention.is_deleted(text, text),
@@ -111,6 +119,8 @@ GRANT EXECUTE ON FUNCTION
     retention.add_discovered(text, text[], timestamptz[]),
     retention.start_run(integer, integer, text, jsonb, text, integer, text),
     retention.claim(bigint, text, text, bigint, text, interval, text[], timestamptz[]),
+    retention.claim_erasure(bigint, text, bigint, text[], timestamptz[]),
+    retention.complete_erasure(bigint, text, bigint),
     retention.record(bigint, text, bigint, text[], integer[], integer[], text[]),
     retention.close_run(bigint, text),
     retention.finish_run(bigint, text, text, bigint, bigint, bigint, bigint, jsonb, boolean, text, bigint, bytea, text,
@@ -127,7 +137,8 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.checkpoints, retention.policy_history, retention.expired_sessions, retention.deletion_outcomes,
                 retention.daily_deletions, retention.run_history, retention.verify_runs,
                 retention.verifications, retention.verification_batches, retention.verification_head,
-                retention.discoveries
+                retention.discoveries, retention.erasure_requests, retention.erasure_completions,
+                retention.erasure_status
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
                           retention.expired_sessions_in(regclass, timestamptz),

@@ -1,0 +1,192 @@
+package job
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/convai-retention/retention/policy"
+)
+
+// ErasureRequest is a request that sessions be deleted whatever their age and whatever the
+// policies say: a person asked. A run sends the sessions of every open request of its shard
+// before anything the policies select; an active hold still wins.
+type ErasureRequest struct {
+	ID          int64
+	CharacterID string
+	// SessionID is the one session asked for; "" asks for every session of the character in
+	// the source.
+	SessionID   string
+	RequestedAt time.Time
+	DueAt       time.Time
+}
+
+// ErasureWork is an open erasure request and the sessions a run still has to delete for it.
+type ErasureWork struct {
+	Request ErasureRequest
+	// Sessions are the request's sessions not yet deleted: for a one-session request that
+	// session (LastActive zero when the source does not know it: it is sent all the same), for
+	// a character's every session of the character in the source.
+	Sessions []policy.Record
+}
+
+// ErasureSummary is what a run did about erasure requests.
+type ErasureSummary struct {
+	// Open counts the shard's open requests when the run started.
+	Open int `json:"open"`
+	// Sessions counts the sessions those requests still asked for: sent (or, for a dry-run,
+	// to be sent) unless held.
+	Sessions int64 `json:"sessions"`
+	// Held counts those an active hold protects: they are not sent.
+	Held    int64 `json:"held"`
+	Deleted int64 `json:"deleted"`
+	Failed  int64 `json:"failed"`
+	// Completed lists the requests this run found complete: every session confirmed deleted.
+	Completed []int64 `json:"completed,omitempty"`
+	// Blocked lists the requests an active hold keeps open.
+	Blocked []int64 `json:"blocked,omitempty"`
+}
+
+// erasures is a run's erasure work for its shard: the requests, their chunks, and the sessions
+// they cover, which the policies' selection then leaves alone.
+type erasures struct {
+	work    []ErasureWork
+	blocked map[int64]bool
+	chunks  []Chunk
+	held    []policy.Record
+	covered map[[2]string]bool
+
+	mu sync.Mutex
+	// pending counts, per request, its chunks not yet claimed and recorded; unconfirmed its
+	// claimed sessions without a confirmed deletion.
+	pending     map[int64]int
+	unconfirmed map[int64]int
+	sum         ErasureSummary
+}
+
+// planErasures reads the open requests of the shard and splits their sessions into chunks of
+// at most size, leaving out the held ones (the request is then blocked) and malformed IDs.
+func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard, size int) (*erasures, error) {
+	work, err := rd.OpenErasures(ctx, shard)
+	if err != nil {
+		return nil, fmt.Errorf("read erasure requests: %w", err)
+	}
+	e := &erasures{work: work, blocked: map[int64]bool{}, covered: map[[2]string]bool{},
+		pending: map[int64]int{}, unconfirmed: map[int64]int{}}
+	e.sum.Open = len(work)
+	for _, w := range work {
+		r := w.Request
+		if rules.Held(r.CharacterID, r.SessionID) {
+			e.blocked[r.ID] = true
+		}
+		var c *Chunk
+		for _, s := range w.Sessions {
+			key := [2]string{s.CharacterID, s.SessionID}
+			if s.CharacterID != r.CharacterID || !policy.ValidIDs(s.CharacterID, s.SessionID) {
+				continue // not the request's, or never sendable
+			}
+			held := rules.Held(s.CharacterID, s.SessionID)
+			if held {
+				e.blocked[r.ID] = true
+			}
+			if e.covered[key] {
+				continue // asked for twice: sent (or held) once, under the first request
+			}
+			e.covered[key] = true
+			e.sum.Sessions++
+			if held {
+				e.sum.Held++
+				e.held = append(e.held, s)
+				continue
+			}
+			if c == nil || len(c.Sessions) >= size {
+				e.chunks = append(e.chunks, Chunk{CharacterID: r.CharacterID, Erasure: r.ID})
+				c = &e.chunks[len(e.chunks)-1]
+				e.pending[r.ID]++
+			}
+			c.Sessions = append(c.Sessions, s)
+		}
+	}
+	for id := range e.blocked {
+		e.sum.Blocked = append(e.sum.Blocked, id)
+	}
+	slices.Sort(e.sum.Blocked)
+	return e, nil
+}
+
+// count counts the requests' sessions into t as selected (or, held, skipped): they are the
+// run's as much as the policies' selection is.
+func (e *erasures) count(t *tally) {
+	d := policy.Decision{Reason: policy.ReasonErasureRequest}
+	for _, c := range e.chunks {
+		for _, s := range c.Sessions {
+			t.select_(s, d)
+		}
+	}
+	for _, s := range e.held {
+		t.skip(policy.SkipHeld, s, d, 1)
+	}
+}
+
+// covers reports whether an erasure request of this run asks for the session.
+func (e *erasures) covers(characterID, sessionID string) bool {
+	return e != nil && e.covered[[2]string{characterID, sessionID}]
+}
+
+// done notes one chunk of request id claimed and its outcomes recorded (none when the claim
+// left every session out).
+func (e *erasures) done(id int64, os []Outcome) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pending[id]--
+	for _, o := range os {
+		if o.Deleted {
+			e.sum.Deleted++
+		} else {
+			e.unconfirmed[id]++
+			e.sum.Failed++
+		}
+	}
+}
+
+// complete asks the store to mark complete every request of the run that is not blocked, whose
+// chunks were all claimed and recorded and whose sessions were all confirmed deleted (a request
+// with nothing left to send included); the store checks it again against the recorded outcomes
+// and the holds. The others stay open for the next run.
+func (e *erasures) complete(ctx context.Context, rs RunStore) error {
+	for _, w := range e.work {
+		id := w.Request.ID
+		e.mu.Lock()
+		ready := !e.blocked[id] && e.pending[id] == 0 && e.unconfirmed[id] == 0
+		e.mu.Unlock()
+		if !ready {
+			continue
+		}
+		ok, err := rs.CompleteErasure(ctx, id)
+		if err != nil {
+			return fmt.Errorf("complete erasure request %d: %w", id, err)
+		}
+		if ok {
+			e.sum.Completed = append(e.sum.Completed, id)
+		}
+	}
+	return nil
+}
+
+// summary returns the counts so far.
+func (e *erasures) summary() *ErasureSummary {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.sum
+	return &s
+}
+
+// decision is what a chunk was selected under, for the counts.
+func (c Chunk) decision() policy.Decision {
+	if c.Erasure != 0 {
+		return policy.Decision{Reason: policy.ReasonErasureRequest}
+	}
+	return policy.Decision{Policy: c.Policy}
+}
