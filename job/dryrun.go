@@ -21,9 +21,7 @@ func (r *Runner) DryRun(ctx context.Context, source string, withIDs bool) (*Summ
 		if sum.Cutoff, sum.BudgetReached, er, err = r.selectAll(ctx, rd, t); err != nil {
 			return err
 		}
-		if er.sum.Open > 0 {
-			sum.Erasure = er.summary()
-		}
+		sum.Erasure = er.summary(sum.Cutoff)
 		return warnUnmatchedHolds(ctx, rd, sum, r.cfg.Logger)
 	})
 	t.fill(sum)

@@ -47,6 +47,10 @@ type ErasureSummary struct {
 	Completed []int64 `json:"completed,omitempty"`
 	// Blocked lists the requests an active hold keeps open.
 	Blocked []int64 `json:"blocked,omitempty"`
+	// Left counts the requests still open when the run ended (blocked ones included), and
+	// Overdue those of them past their due time.
+	Left    int `json:"left_open"`
+	Overdue int `json:"overdue"`
 }
 
 // erasures is a run's erasure work for its shard: the requests, their chunks, and the sessions
@@ -175,11 +179,21 @@ func (e *erasures) complete(ctx context.Context, rs RunStore) error {
 	return nil
 }
 
-// summary returns the counts so far.
-func (e *erasures) summary() *ErasureSummary {
+// summary returns the counts so far, with the requests left open and overdue as of now.
+func (e *erasures) summary(now time.Time) *ErasureSummary {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.sum
+	s.Left, s.Overdue = 0, 0
+	for _, w := range e.work {
+		if slices.Contains(s.Completed, w.Request.ID) {
+			continue
+		}
+		s.Left++
+		if now.After(w.Request.DueAt) {
+			s.Overdue++
+		}
+	}
 	return &s
 }
 

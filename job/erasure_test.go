@@ -67,6 +67,7 @@ func TestErasureRequests(t *testing.T) {
 
 		require.NotNil(t, sum.Erasure)
 		require.Equal(t, job.ErasureSummary{Open: 2, Sessions: 3, Deleted: 3, Completed: []int64{one, all}}, *sum.Erasure)
+		require.Zero(t, sum.Erasure.Left)
 		require.EqualValues(t, 7, sum.Selected)
 		require.EqualValues(t, 7, sum.Deleted)
 		for _, id := range []int64{one, all} {
@@ -78,7 +79,7 @@ func TestErasureRequests(t *testing.T) {
 		// A later run has nothing left to do for them.
 		sum, err = b.run(t, cfg)
 		require.NoError(t, err)
-		require.Nil(t, sum.Erasure)
+		require.Equal(t, job.ErasureSummary{}, *sum.Erasure)
 		require.Len(t, b.fake.Requests(), 3)
 	})
 
@@ -110,6 +111,8 @@ func TestErasureRequests(t *testing.T) {
 		require.Equal(t, []string{"c/c-s0000", "c/c-s0001"}, b.requested(), "the held session is never sent")
 		require.Equal(t, []int64{one, all}, sum.Erasure.Blocked)
 		require.Empty(t, sum.Erasure.Completed)
+		require.Equal(t, 2, sum.Erasure.Left)
+		require.Zero(t, sum.Erasure.Overdue)
 		require.EqualValues(t, 1, sum.Erasure.Held)
 		for _, id := range []int64{one, all} {
 			state, by := b.erasureState(t, id)
@@ -127,6 +130,22 @@ func TestErasureRequests(t *testing.T) {
 			require.Equal(t, "completed", state)
 			require.Empty(t, by)
 		}
+	})
+
+	t.Run("a blocked request past its due time is overdue", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		b.seed(t, "c", 1, days(1))
+		b.exec(t, `INSERT INTO retention.holds (character_id, reason) VALUES ('c', 'litigation')`)
+		var id int64
+		require.NoError(t, b.pool.QueryRow(context.Background(), `INSERT INTO retention.erasure_requests
+			(character_id, reason, requested_at) VALUES ('c', 'asked by letter', now() - interval '40 days') RETURNING id`).Scan(&id))
+		sum, err := b.run(t, fastConfig())
+		require.NoError(t, err)
+		require.Empty(t, b.fake.Requests())
+		require.Equal(t, 1, sum.Erasure.Overdue)
+		require.Equal(t, []int64{id}, sum.Erasure.Blocked)
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.erasure_status WHERE id = $1 AND overdue AND state = 'blocked'`, id))
 	})
 
 	t.Run("a failed deletion leaves the request open for the next run", func(t *testing.T) {
@@ -212,7 +231,7 @@ func TestErasureRequests(t *testing.T) {
 		require.NoError(t, err)
 		sum, err := r.DryRun(context.Background(), "retention.sessions", true)
 		require.NoError(t, err)
-		require.Equal(t, &job.ErasureSummary{Open: 2, Sessions: 3}, sum.Erasure)
+		require.Equal(t, &job.ErasureSummary{Open: 2, Sessions: 3, Left: 2}, sum.Erasure)
 		require.EqualValues(t, 3, sum.Selected)
 		require.Empty(t, b.fake.Requests())
 		require.Zero(t, b.count(t, `SELECT count(*) FROM retention.claims`))

@@ -476,8 +476,8 @@ func (ru *run) finish(status Status, runErr error) (*Summary, error) {
 		sum.Error = truncate(runErr.Error())
 	}
 	ru.tally.fill(sum)
-	if ru.erasures != nil && ru.erasures.sum.Open > 0 {
-		sum.Erasure = ru.erasures.summary()
+	if ru.erasures != nil {
+		sum.Erasure = ru.erasures.summary(time.Now())
 	}
 	unrecorded := ru.unrecorded.Load()
 	sum.Failed += unrecorded

@@ -48,8 +48,8 @@ type Summary struct {
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 	// Cap is what the safety cap measured, when one was set (a real run only).
 	Cap *CapCheck `json:"safety_cap,omitempty"`
-	// Erasure is what the run did (a dry-run: would do) about erasure requests, when its shard
-	// had open ones.
+	// Erasure is what the run did (a dry-run: would do) about the erasure requests of its shard;
+	// nil when the run stopped before reading them.
 	Erasure         *ErasureSummary    `json:"erasure_requests,omitempty"`
 	Error           string             `json:"error,omitempty"`
 	Duration        time.Duration      `json:"-"`

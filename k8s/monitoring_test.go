@@ -29,7 +29,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m.Recorded(1, 1)
 	m.SetBacklog(1)
 	m.TickSkipped(metrics.SkipOverlap)
-	m.RunFinished(&job.Summary{Status: job.StatusSucceeded, DurationSeconds: 1})
+	m.RunFinished(&job.Summary{Status: job.StatusSucceeded, DurationSeconds: 1, Erasure: &job.ErasureSummary{}})
 	families, err := m.Gatherer().Gather()
 	require.NoError(t, err)
 	names := map[string]bool{}
@@ -117,6 +117,7 @@ func TestPrometheusRule_AlertsParseAndNameExportedMetrics(t *testing.T) {
 	for _, want := range []string{
 		"ConvaiRetentionNoRecentSuccess", "ConvaiRetentionBacklogGrowing",
 		"ConvaiRetentionSessionsFailing", "ConvaiRetentionRunAborted",
+		"ConvaiRetentionSafetyCapTripped", "ConvaiRetentionErasureOverdue",
 	} {
 		require.Contains(t, alerts, want)
 	}

@@ -56,6 +56,8 @@ type Metrics struct {
 	lastCompletion *gauge
 	lastAborted    *gauge
 	backlog        *gauge
+	erasureOpen    *gauge
+	erasureOverdue *gauge
 }
 
 // New returns Metrics on a registry of their own, with every label value known in advance
@@ -93,6 +95,10 @@ func New(cfg Config) *Metrics {
 	m.lastAborted = newGauge("last_aborted_timestamp_seconds",
 		"When the safety cap last aborted a run (it sent nothing: it would have sent more than --abort-above or "+
 			"--abort-above-percent allow), in Unix seconds. Absent until one was.")
+	m.erasureOpen = newGauge("erasure_requests_open",
+		"Erasure requests not completed (blocked by a hold included) in the run's shard, as the last run that read them left them. Absent until read.")
+	m.erasureOverdue = newGauge("erasure_requests_overdue",
+		"Of erasure_requests_open, those past their due time. Absent until read.")
 	m.backlog = newGauge("backlog_sessions",
 		"Expired sessions not yet deleted, measured at the end of the last run that got through its selection or reached its budget. Absent until measured.")
 
@@ -112,7 +118,7 @@ func New(cfg Config) *Metrics {
 		m.runs.WithLabelValues(string(s))
 	}
 	m.reg.MustRegister(m.selected, m.deleted, m.failed, m.skipped, m.requests, m.retries, m.latency, m.runs,
-		m.ticksSkipped, m.duration, m.lastSuccess, m.lastCompletion, m.lastAborted, m.backlog)
+		m.ticksSkipped, m.duration, m.lastSuccess, m.lastCompletion, m.lastAborted, m.backlog, m.erasureOpen, m.erasureOverdue)
 	return m
 }
 
@@ -165,6 +171,10 @@ func (m *Metrics) RunFinished(s *job.Summary) {
 	m.runs.WithLabelValues(string(s.Status)).Inc()
 	m.duration.set(s.DurationSeconds)
 	m.lastCompletion.set(now)
+	if e := s.Erasure; e != nil {
+		m.erasureOpen.set(float64(e.Left))
+		m.erasureOverdue.set(float64(e.Overdue))
+	}
 	switch s.Status {
 	case job.StatusSucceeded:
 		m.lastSuccess.set(now)

@@ -273,3 +273,29 @@ func TestPushFailureIsAnError(t *testing.T) {
 func seconds(t time.Time) string {
 	return strconv.FormatInt(t.Unix(), 10)
 }
+
+func TestErasureRequestGauges(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.m.RunFinished(&job.Summary{Status: job.StatusFailed, DurationSeconds: 1})
+	b.compare(t, "", "convai_retention_erasure_requests_open", "convai_retention_erasure_requests_overdue")
+
+	b.m.RunFinished(&job.Summary{Status: job.StatusSucceeded, DurationSeconds: 1,
+		Erasure: &job.ErasureSummary{Open: 4, Completed: []int64{1}, Left: 3, Overdue: 2}})
+	b.compare(t, `
+# HELP convai_retention_erasure_requests_open Erasure requests not completed (blocked by a hold included) in the run's shard, as the last run that read them left them. Absent until read.
+# TYPE convai_retention_erasure_requests_open gauge
+convai_retention_erasure_requests_open 3
+# HELP convai_retention_erasure_requests_overdue Of erasure_requests_open, those past their due time. Absent until read.
+# TYPE convai_retention_erasure_requests_overdue gauge
+convai_retention_erasure_requests_overdue 2
+`, "convai_retention_erasure_requests_open", "convai_retention_erasure_requests_overdue")
+
+	// A run that stopped before reading the requests leaves the gauges as they were.
+	b.m.RunFinished(&job.Summary{Status: job.StatusFailed, DurationSeconds: 1})
+	b.compare(t, `
+# HELP convai_retention_erasure_requests_open Erasure requests not completed (blocked by a hold included) in the run's shard, as the last run that read them left them. Absent until read.
+# TYPE convai_retention_erasure_requests_open gauge
+convai_retention_erasure_requests_open 3
+`, "convai_retention_erasure_requests_open")
+}

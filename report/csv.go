@@ -45,6 +45,18 @@ func (r *Report) writeCSV(w io.Writer, table CSVTable) error {
 				strconv.Itoa(x.ShardIndex), strconv.Itoa(x.ShardCount), itoa(x.Selected), itoa(x.Deleted), itoa(x.Failed),
 				itoa(x.Skipped), strconv.FormatBool(x.BudgetReached), x.Error})
 		}
+	case CSVErasures:
+		_ = cw.Write([]string{"request_id", "character_id", "session_id", "state", "overdue", "requested_by", "requested_at",
+			"due_at", "sessions_deleted", "completed_at", "completed_by_run", "lag_seconds", "blocked_by_holds", "reason"})
+		for _, e := range r.Erasures {
+			holds := make([]string, len(e.BlockedBy))
+			for i, h := range e.BlockedBy {
+				holds[i] = itoa(h)
+			}
+			_ = cw.Write([]string{itoa(e.ID), e.CharacterID, optString(e.SessionID), e.State, strconv.FormatBool(e.Overdue),
+				e.RequestedBy, rfc3339(e.RequestedAt), rfc3339(e.DueAt), itoa(e.SessionsDeleted), optTime(e.CompletedAt),
+				optInt(e.CompletedByRun), seconds(e.LagSeconds), strings.Join(holds, " "), e.Reason})
+		}
 	case CSVDays:
 		_ = cw.Write([]string{"day", "deleted", "failed", "backlog", "overdue"})
 		for _, d := range r.Days {
@@ -88,7 +100,7 @@ func (e *Evidence) writeCSV(w io.Writer) error {
 			_ = cw.Write([]string{e.SessionID, f.CharacterID, f.State, f.ReasonCode, strconv.FormatInt(a.DeletionID, 10),
 				strconv.FormatInt(a.RunID, 10), a.RunStatus, a.Status, strconv.FormatInt(int64(a.Attempts), 10),
 				optInt(a.HTTPStatus), optString(a.Error), optInt(a.PolicyID), optString(a.PolicyCharacterID), a.MaxAge,
-				rfc3339(a.LastActiveAt), rfc3339(a.ExpiredAt), rfc3339(a.RequestedAt), optTime(a.CompletedAt),
+				optZeroTime(a.LastActiveAt), optZeroTime(a.ExpiredAt), rfc3339(a.RequestedAt), optTime(a.CompletedAt),
 				seconds(a.LagSeconds), optInt(a.SealSeq), optString(a.SealHash), f.Reason})
 		}
 	}

@@ -18,6 +18,9 @@ var funcs = template.FuncMap{
 	"time": func(v any) string {
 		switch t := v.(type) {
 		case time.Time:
+			if t.IsZero() {
+				return "" // a time the row does not have
+			}
 			return t.UTC().Format("2006-01-02 15:04:05Z")
 		case *time.Time:
 			if t != nil {

@@ -37,15 +37,16 @@ const (
 	CSVCharacters CSVTable = "characters" // one row per character, then the total
 	CSVRuns       CSVTable = "runs"       // one row per run
 	CSVDays       CSVTable = "days"       // one row per day
+	CSVErasures   CSVTable = "erasures"   // one row per erasure request
 )
 
 // ParseCSVTable returns the CSVTable named s, or a *FormatError.
 func ParseCSVTable(s string) (CSVTable, error) {
 	switch t := CSVTable(s); t {
-	case CSVCharacters, CSVRuns, CSVDays:
+	case CSVCharacters, CSVRuns, CSVDays, CSVErasures:
 		return t, nil
 	}
-	return "", &FormatError{Field: "table", Value: s, Want: "characters, runs or days"}
+	return "", &FormatError{Field: "table", Value: s, Want: "characters, runs, days or erasures"}
 }
 
 // FormatError is returned by ParseFormat and ParseCSVTable for an unknown name.
@@ -131,6 +132,14 @@ func slaText(d time.Duration) string {
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// optZeroTime is rfc3339, or "" for the zero time (a value the row does not have).
+func optZeroTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return rfc3339(t)
+}
 
 func optTime(t *time.Time) string {
 	if t == nil {

@@ -68,6 +68,9 @@ type Report struct {
 	// Verification has one row per character with a deletion or a verification, over all time.
 	Verification      []VerificationRow `json:"verification"`
 	VerificationTotal VerificationRow   `json:"verification_total"`
+	// Erasures has every erasure request not completed, and those completed in the period.
+	Erasures      []ErasureRow  `json:"erasure_requests"`
+	ErasureTotals ErasureTotals `json:"erasure_totals"`
 }
 
 // SLA returns the service level the report was made with.
@@ -194,7 +197,7 @@ func Build(ctx context.Context, db Beginner, o Options) (*Report, error) {
 		}
 		r.GeneratedAt = r.GeneratedAt.UTC()
 		q := query{tx: tx, o: o}
-		for _, step := range []func(context.Context, *Report) error{q.characters, q.total, q.runs, q.days, q.chain, q.verification} {
+		for _, step := range []func(context.Context, *Report) error{q.characters, q.total, q.runs, q.days, q.chain, q.verification, q.erasures} {
 			if err := step(ctx, r); err != nil {
 				return err
 			}

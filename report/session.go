@@ -58,31 +58,38 @@ type Finding struct {
 	// ExpiresAt is when the session expires (or expired) under the policy in force:
 	// last_active_at + max_age.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Erasures are the erasure requests that ask for the session: for it alone, or for every
+	// session of its character.
+	Erasures []ErasureRow `json:"erasure_requests,omitempty"`
 }
 
 // Attempt is one row of retention.deletions, with its run and its seal.
 type Attempt struct {
-	DeletionID        int64     `json:"deletion_id"`
-	RunID             int64     `json:"run_id"`
-	RunStatus         string    `json:"run_status"`
-	RunStartedAt      time.Time `json:"run_started_at"`
-	Status            string    `json:"status"`
-	Attempts          int32     `json:"attempts"`
-	HTTPStatus        *int32    `json:"http_status"`
-	Error             *string   `json:"error"`
-	LastActiveAt      time.Time `json:"last_active_at"`
+	DeletionID   int64     `json:"deletion_id"`
+	RunID        int64     `json:"run_id"`
+	RunStatus    string    `json:"run_status"`
+	RunStartedAt time.Time `json:"run_started_at"`
+	Status       string    `json:"status"`
+	Attempts     int32     `json:"attempts"`
+	HTTPStatus   *int32    `json:"http_status"`
+	Error        *string   `json:"error"`
+	// LastActiveAt is zero for a session an erasure request named that the source did not know.
+	LastActiveAt      time.Time `json:"last_active_at,omitzero"`
 	PolicyID          *int64    `json:"policy_id"`
 	PolicyCharacterID *string   `json:"policy_character_id"`
 	// PolicyVersion is the version (a retention.policy_history id) of the policy when the
 	// session was claimed; nil before the history began (migration 006).
-	PolicyVersion *int64     `json:"policy_version"`
-	MaxAge        string     `json:"max_age"`
-	ExpiredAt     time.Time  `json:"expired_at"`
-	RequestedAt   time.Time  `json:"requested_at"`
-	CompletedAt   *time.Time `json:"completed_at"`
-	LagSeconds    *float64   `json:"lag_seconds"`
-	SealSeq       *int64     `json:"seal_seq"`
-	SealHash      *string    `json:"seal_hash"`
+	PolicyVersion *int64 `json:"policy_version"`
+	// MaxAge and ExpiredAt are empty for an erasure request's attempt: no policy applied.
+	MaxAge    string    `json:"max_age"`
+	ExpiredAt time.Time `json:"expired_at,omitzero"`
+	// ErasureRequestID names the erasure request the session was sent under.
+	ErasureRequestID *int64     `json:"erasure_request_id,omitempty"`
+	RequestedAt      time.Time  `json:"requested_at"`
+	CompletedAt      *time.Time `json:"completed_at"`
+	LagSeconds       *float64   `json:"lag_seconds"`
+	SealSeq          *int64     `json:"seal_seq"`
+	SealHash         *string    `json:"seal_hash"`
 	// VerifiedAbsentAt is when a verification last found a deleted row's session absent from
 	// Convai's list; FoundPresentAt when one first found it present: the deletion is refuted,
 	// and the session is sent again.
@@ -181,15 +188,17 @@ func sessionAttempts(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[stri
 		SELECT o.character_id, o.deletion_id, o.run_id, r.status, r.started_at, o.status, o.attempts,
 		       o.http_status, o.error, o.last_active_at, o.policy_id, o.policy_character_id,
 		       (SELECT max(h.id) FROM retention.policy_history h
-		        WHERE h.policy_id = o.policy_id AND h.changed_at <= o.requested_at), o.max_age::text,
+		        WHERE h.policy_id = o.policy_id AND h.changed_at <= o.requested_at), coalesce(o.max_age::text, ''),
 		       o.expired_at, o.requested_at, o.completed_at, o.lag_seconds, o.seal_seq, o.seal_hash,
 		       (SELECT max(b.recorded_at) FROM retention.verifications v
 		        JOIN retention.verification_batches b ON b.seq = v.batch_seq
 		        WHERE v.deletion_id = o.deletion_id AND v.result = 'absent'),
 		       (SELECT min(b.recorded_at) FROM retention.verifications v
 		        JOIN retention.verification_batches b ON b.seq = v.batch_seq
-		        WHERE v.deletion_id = o.deletion_id AND v.result = 'present')
+		        WHERE v.deletion_id = o.deletion_id AND v.result = 'present'),
+		       d.erasure_request_id
 		FROM retention.deletion_outcomes o
+		JOIN retention.deletions d ON d.id = o.deletion_id
 		JOIN retention.run_history r ON r.run_id = o.run_id
 		WHERE o.session_id = $1 AND ($2::text = '' OR o.character_id = $2::text)
 		ORDER BY o.character_id, o.requested_at, o.deletion_id`, o.SessionID, o.Character)
@@ -199,12 +208,20 @@ func sessionAttempts(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[stri
 	out := map[string][]Attempt{}
 	var c string
 	var a Attempt
+	var lastActive, expired *time.Time
 	_, err = pgx.ForEachRow(rows, []any{&c, &a.DeletionID, &a.RunID, &a.RunStatus, &a.RunStartedAt, &a.Status, &a.Attempts,
-		&a.HTTPStatus, &a.Error, &a.LastActiveAt, &a.PolicyID, &a.PolicyCharacterID, &a.PolicyVersion, &a.MaxAge,
-		&a.ExpiredAt, &a.RequestedAt, &a.CompletedAt, &a.LagSeconds, &a.SealSeq, &a.SealHash,
-		&a.VerifiedAbsentAt, &a.FoundPresentAt,
+		&a.HTTPStatus, &a.Error, &lastActive, &a.PolicyID, &a.PolicyCharacterID, &a.PolicyVersion, &a.MaxAge,
+		&expired, &a.RequestedAt, &a.CompletedAt, &a.LagSeconds, &a.SealSeq, &a.SealHash,
+		&a.VerifiedAbsentAt, &a.FoundPresentAt, &a.ErasureRequestID,
 	}, func() error {
 		x := a
+		x.LastActiveAt, x.ExpiredAt = time.Time{}, time.Time{}
+		if lastActive != nil {
+			x.LastActiveAt = *lastActive
+		}
+		if expired != nil {
+			x.ExpiredAt = *expired
+		}
 		x.RunStartedAt, x.LastActiveAt, x.ExpiredAt, x.RequestedAt = x.RunStartedAt.UTC(), x.LastActiveAt.UTC(), x.ExpiredAt.UTC(), x.RequestedAt.UTC()
 		if x.CompletedAt != nil {
 			t := x.CompletedAt.UTC()
@@ -352,6 +369,29 @@ func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Findin
 		return fmt.Errorf("read holds of character %q: %w", f.CharacterID, err)
 	}
 
+	erasures, err := tx.Query(ctx, `
+		SELECT id, character_id, session_id, reason, requested_by, requested_at, due_at, state, overdue,
+		       coalesce(blocked_by, '{}'), sessions_deleted, completed_at, completed_by_run, lag_seconds
+		FROM retention.erasure_status
+		WHERE character_id = $1 AND (session_id IS NULL OR session_id = $2)
+		ORDER BY id`, f.CharacterID, sessionID)
+	if err != nil {
+		return fmt.Errorf("read erasure requests of character %q: %w", f.CharacterID, err)
+	}
+	var e ErasureRow
+	if _, err := pgx.ForEachRow(erasures, []any{&e.ID, &e.CharacterID, &e.SessionID, &e.Reason, &e.RequestedBy, &e.RequestedAt,
+		&e.DueAt, &e.State, &e.Overdue, &e.BlockedBy, &e.SessionsDeleted, &e.CompletedAt, &e.CompletedByRun, &e.LagSeconds}, func() error {
+		row := e
+		row.RequestedAt, row.DueAt = row.RequestedAt.UTC(), row.DueAt.UTC()
+		if len(row.BlockedBy) == 0 {
+			row.BlockedBy = nil
+		}
+		f.Erasures = append(f.Erasures, row)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read erasure requests of character %q: %w", f.CharacterID, err)
+	}
+
 	for i := range f.Attempts {
 		switch f.Attempts[i].Status {
 		case "deleted":
@@ -366,6 +406,12 @@ func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Findin
 				f.Reason = fmt.Sprintf("sent by run %d, still in progress: no answer recorded yet", f.Attempts[i].RunID)
 			}
 		}
+	}
+	if d := f.Deletion; d != nil && d.ErasureRequestID != nil {
+		f.State, f.ReasonCode = StateDeleted, "deleted"
+		f.Reason = fmt.Sprintf("deleted: confirmed at %s by run %d, under erasure request %d (whatever its age or policy)",
+			stamp(*d.CompletedAt), d.RunID, *d.ErasureRequestID)
+		return nil
 	}
 	if d := f.Deletion; d != nil {
 		f.State, f.ReasonCode = StateDeleted, "deleted"

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 )
 
 func (r *Report) writeText(w io.Writer) error {
@@ -67,7 +68,10 @@ func (r *Report) writeText(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	return r.writeVerificationText(w)
+	if err := r.writeVerificationText(w); err != nil {
+		return err
+	}
+	return r.writeErasureText(w)
 }
 
 func (e *Evidence) writeText(w io.Writer) error {
@@ -104,6 +108,21 @@ func (e *Evidence) writeText(w io.Writer) error {
 		if f.Hold != nil {
 			fmt.Fprintf(&b, "  hold: %d, %s, by %s at %s\n", f.Hold.ID, f.Hold.Reason, f.Hold.CreatedBy, rfc3339(f.Hold.CreatedAt))
 		}
+		for _, e := range f.Erasures {
+			state := e.State
+			if e.Overdue && state != "overdue" {
+				state += ", overdue"
+			}
+			fmt.Fprintf(&b, "  erasure request %d (%s): %s, requested by %s at %s, due %s", e.ID, e.Scope(), state,
+				printableText(e.RequestedBy), rfc3339(e.RequestedAt), rfc3339(e.DueAt))
+			if e.CompletedAt != nil {
+				fmt.Fprintf(&b, ", completed %s", rfc3339(*e.CompletedAt))
+			}
+			if len(e.BlockedBy) > 0 {
+				fmt.Fprintf(&b, ", blocked by %s", e.BlockedByText())
+			}
+			fmt.Fprintf(&b, "; reason: %s\n", printableText(e.Reason))
+		}
 		fmt.Fprintf(&b, "  attempts: %d\n", len(f.Attempts))
 		if _, err := io.WriteString(w, b.String()); err != nil {
 			return err
@@ -126,8 +145,15 @@ func (e *Evidence) writeText(w io.Writer) error {
 			case a.VerifiedAbsentAt != nil:
 				verified = "absent " + rfc3339(*a.VerifiedAbsentAt)
 			}
+			under, expired := dash(optInt(a.PolicyID)), "-"
+			if a.ErasureRequestID != nil {
+				under = fmt.Sprintf("erasure %d", *a.ErasureRequestID)
+			}
+			if !a.ExpiredAt.IsZero() {
+				expired = rfc3339(a.ExpiredAt)
+			}
 			fmt.Fprintf(tw, "    %d\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.DeletionID, a.RunID, a.RunStatus, a.Status,
-				a.Attempts, dash(optInt(a.HTTPStatus)), dash(optInt(a.PolicyID)), a.MaxAge, rfc3339(a.ExpiredAt),
+				a.Attempts, dash(optInt(a.HTTPStatus)), under, dash(a.MaxAge), expired,
 				rfc3339(a.RequestedAt), dash(optTime(a.CompletedAt)), seal, verified, dash(optString(a.Error)))
 		}
 		if err := tw.Flush(); err != nil {
@@ -146,6 +172,16 @@ func dash(s string) string {
 }
 
 // printable quotes an ID that could garble a terminal table.
+// printableText is printable for free text in the last column: spaces are kept.
+func printableText(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) {
+			return fmt.Sprintf("%q", s)
+		}
+	}
+	return s
+}
+
 func printable(s string) string {
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f || r == '\t' || r == ' ' {

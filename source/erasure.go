@@ -139,6 +139,7 @@ type Filed struct {
 	ID          int64     `json:"id"`
 	RequestedAt time.Time `json:"requested_at"`
 	DueAt       time.Time `json:"due_at"`
+	RequestedBy string    `json:"requested_by"`
 	FiledBy     string    `json:"filed_by"`
 }
 
@@ -168,8 +169,8 @@ func (s *Store) FileErasure(ctx context.Context, req ErasureRequest) (Filed, err
 	err := s.q.QueryRow(ctx, `
 		INSERT INTO retention.erasure_requests (character_id, session_id, reason, requested_by, requested_at, due_at)
 		VALUES ($1, $2, $3, coalesce($4, current_user), coalesce($5, now()), coalesce($5, now()) + $6::interval)
-		RETURNING id, requested_at, due_at, filed_by::text`,
-		req.CharacterID, sess, req.Reason, by, at, due).Scan(&f.ID, &f.RequestedAt, &f.DueAt, &f.FiledBy)
+		RETURNING id, requested_at, due_at, requested_by, filed_by::text`,
+		req.CharacterID, sess, req.Reason, by, at, due).Scan(&f.ID, &f.RequestedAt, &f.DueAt, &f.RequestedBy, &f.FiledBy)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "23514" || pgErr.Code == "23502") {
 		return Filed{}, fmt.Errorf("%w: %s", ErrBadRequest, pgErr.Message)

@@ -70,6 +70,7 @@ func (a *app) program() *cli.Program {
 			{Name: "audit", Run: a.audit, Help: auditHelp},
 			{Name: "verify", Run: a.verify, Help: verifyHelp},
 			{Name: "discover", Run: a.discover, Help: discoverHelp},
+			{Name: "erase", Run: a.erase, Help: eraseHelp},
 			{Name: "version", Aliases: []string{"--version"}, Run: a.version},
 		},
 		Help:      func(w io.Writer) { fmt.Fprint(w, helpText()) },

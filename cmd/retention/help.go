@@ -36,6 +36,9 @@ usage:
                                found present is sent again by the next run (see retention verify --help)
   retention discover [flags]   add to retention.sessions the sessions Convai has that the app never
                                stored (last activity from their details); --dry-run only counts them
+  retention erase [flags]      file an erasure request: --character C [--session S] --reason R [--due 72h];
+                               every run sends requested sessions first, whatever their age or policy
+                               and never capped; an active hold wins (see retention erase --help)
   retention version            print the version
   retention help               print this help
 
@@ -55,7 +58,8 @@ environment:
   CONVAI_API_URL       the API root (default https://api.convai.com)
   LOG_LEVEL            debug, info, warn or error; logs go to stderr, JSON unless a terminal
   RETENTION_CHECKPOINT_KEY_FILE  the note key that signs each run's checkpoint (tree size and root)
-  RETENTION_ACTOR      who runs retention policy apply, recorded in retention.policy_history
+  RETENTION_ACTOR      who runs retention policy apply (recorded in retention.policy_history), or
+                       files an erasure request (its requested_by)
   RETENTION_CHECKPOINT_DIR       a directory outside the database for the signed checkpoints
                                  (run-ID.note, latest.note); needs the key
 

@@ -70,9 +70,29 @@ func writeText(w io.Writer, s *job.Summary) error {
 		}
 		fmt.Fprintf(&b, "results log: %d leaves, root %s (%s)\n", c.TreeSize, c.Root, signed)
 	}
+	if e := s.Erasure; e != nil && (e.Open > 0 || e.Left > 0) {
+		if s.DryRun {
+			fmt.Fprintf(&b, "erasure requests: %d open; would send %d of their sessions first (%d held)", e.Open, e.Sessions-e.Held, e.Held)
+		} else {
+			fmt.Fprintf(&b, "erasure requests: %d open, sent first: %d sessions deleted, %d failed, %d held; completed %v",
+				e.Open, e.Deleted, e.Failed, e.Held, e.Completed)
+		}
+		if len(e.Blocked) > 0 {
+			fmt.Fprintf(&b, "; blocked by a hold: %v", e.Blocked)
+		}
+		if e.Overdue > 0 {
+			fmt.Fprintf(&b, "; OVERDUE: %d", e.Overdue)
+		}
+		b.WriteString("\n")
+	}
 	if c := s.Cap; c != nil {
 		if c.Aborted {
-			b.WriteString("ABORTED by the safety cap: nothing was sent. Check the policies; if this many deletions are " +
+			if c.ErasureSessions > 0 {
+				fmt.Fprintf(&b, "ABORTED by the safety cap: only the %d sessions erasure requests ask for were sent (never capped). ", c.ErasureSessions)
+			} else {
+				b.WriteString("ABORTED by the safety cap: nothing was sent. ")
+			}
+			b.WriteString("Check the policies; if this many deletions are " +
 				"intended (a first run over a backlog), lift the cap for one run (--abort-above, --abort-above-percent; 0 is off) " +
 				"or work through it in bounded runs with --max-deletions\n")
 		} else {

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/convai-retention/retention/policy"
+	"github.com/convai-retention/retention/source"
+)
+
+const eraseUsage = `usage: retention erase --character C [--session S] --reason R [--due 72h] [flags]
+
+Files an erasure request: a person asked that a session (or, without --session, every session
+of the character in the source) be deleted, whatever its age and whatever the policies say.
+Every real run sends the sessions of open requests first, and never caps them (--abort-above);
+an active hold still wins, and the request then stays open, blocked by it. A session the source
+does not know is sent all the same. The request is complete when every one of its sessions is
+confirmed deleted; retention report shows it open, blocked, overdue or completed, with its lag.
+Requests are never edited or removed: to keep a requested session, place a hold.
+Exit 0 when filed, 2 for a bad flag or a request the schema refuses, 5 when the database fails.
+
+`
+
+func eraseHelp(w io.Writer) {
+	fmt.Fprint(w, eraseUsage)
+	var o eraseOptions
+	eraseFlags(&o).usage(w)
+}
+
+// eraseOptions is the parsed command line of "retention erase".
+type eraseOptions struct {
+	character, session, reason string
+	due                        string
+	requestedBy, requestedAt   string
+	output                     string
+}
+
+func eraseFlags(o *eraseOptions) *flagSet {
+	fs := newFlagSet("erase")
+	fs.StringVar(&o.character, "character", "", "the character whose session(s) to erase (required)")
+	fs.StringVar(&o.session, "session", "", "the one session to erase (default: every session of the character in the source)")
+	fs.StringVar(&o.reason, "reason", "", "why: the request's reference, e.g. a ticket (required; at most 1000 characters; do not put personal data here)")
+	fs.StringVar(&o.due, "due", "", "the deadline after the request, as 72h or 30d (default 30d)")
+	fs.StringVar(&o.requestedBy, "requested-by", "", "who asked or files for them [$RETENTION_ACTOR] (default: the database user)")
+	fs.StringVar(&o.requestedAt, "requested-at", "", "when the person asked, RFC 3339 (default now; never in the future)")
+	fs.StringVar(&o.output, "output", "text", "text or json")
+	fs.envName("requested-by", "RETENTION_ACTOR")
+	return fs
+}
+
+// parseDue reads a deadline: a Go duration (72h, 90m) or whole days (30d). It must be positive.
+func parseDue(s string) (time.Duration, error) {
+	var d time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.ParseUint(n, 10, 16)
+		if err != nil || days == 0 {
+			return 0, usagef("invalid --due %q: want a positive duration such as 72h or 30d", s)
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil || d <= 0 {
+			return 0, usagef("invalid --due %q: want a positive duration such as 72h or 30d", s)
+		}
+	}
+	if d < time.Minute {
+		return 0, usagef("invalid --due %q: a deadline under a minute cannot be met", s)
+	}
+	return d, nil
+}
+
+// check validates the options before connecting, and returns the request to file.
+func (o *eraseOptions) check(now time.Time) (source.ErasureRequest, error) {
+	req := source.ErasureRequest{CharacterID: o.character, SessionID: o.session, Reason: strings.TrimSpace(o.reason),
+		RequestedBy: strings.TrimSpace(o.requestedBy)}
+	switch {
+	case o.character == "":
+		return req, usagef("erase: --character is required")
+	case !policy.ValidIDs(o.character, "x"):
+		return req, usagef("erase: invalid --character %q: it must not be blank, hold control characters or exceed %d bytes", o.character, policy.MaxIDLength)
+	case o.session != "" && !policy.ValidIDs("x", o.session):
+		return req, usagef("erase: invalid --session %q: it must not be blank, hold control characters or exceed %d bytes", o.session, policy.MaxIDLength)
+	case req.Reason == "":
+		return req, usagef("erase: --reason is required: say why (e.g. the ticket), without personal data")
+	case len(req.Reason) > 1000:
+		return req, usagef("erase: --reason is longer than 1000 characters")
+	case o.output != "text" && o.output != "json":
+		return req, usagef("invalid --output %q: want text or json", o.output)
+	}
+	if o.due != "" {
+		d, err := parseDue(o.due)
+		if err != nil {
+			return req, err
+		}
+		req.Due = d
+	}
+	if o.requestedAt != "" {
+		t, err := time.Parse(time.RFC3339, o.requestedAt)
+		if err != nil {
+			return req, usagef("invalid --requested-at %q: want RFC 3339, e.g. 2026-11-30T09:00:00Z", o.requestedAt)
+		}
+		if t.After(now.Add(time.Minute)) {
+			return req, usagef("invalid --requested-at %q: it is in the future", o.requestedAt)
+		}
+		req.RequestedAt = t
+	}
+	return req, nil
+}
+
+// erase is "retention erase": it files one erasure request.
+func (a *app) erase(ctx context.Context, args []string) error {
+	var o eraseOptions
+	if err := eraseFlags(&o).parse(args, a.getenv); err != nil {
+		return err
+	}
+	req, err := o.check(time.Now())
+	if err != nil {
+		return err
+	}
+	pool, store, err := a.policyStore(ctx, source.DefaultRelation)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	f, err := store.FileErasure(ctx, req)
+	if errors.Is(err, source.ErrBadRequest) {
+		return usagef("erase: %v", err)
+	}
+	if err != nil {
+		return err
+	}
+	if o.output == "json" {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			source.Filed
+			CharacterID string `json:"character_id"`
+			SessionID   string `json:"session_id,omitempty"`
+		}{f, req.CharacterID, req.SessionID})
+	}
+	what := fmt.Sprintf("every session of character %q", req.CharacterID)
+	if req.SessionID != "" {
+		what = fmt.Sprintf("session %q of character %q", req.SessionID, req.CharacterID)
+	}
+	_, err = fmt.Fprintf(a.stdout, "filed erasure request %d: %s, requested %s by %s, due %s.\n"+
+		"The next run sends it first; retention report shows its state.\n",
+		f.ID, what, f.RequestedAt.UTC().Format(time.RFC3339), f.RequestedBy, f.DueAt.UTC().Format(time.RFC3339))
+	return err
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convai-retention/retention/cmd/retention/exitcode"
+)
+
+func TestEraseCommand(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seedWorld(t)
+
+	// Bad input: exit 2 with the reason, nothing filed.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"erase", "--reason", "r"}, "--character is required"},
+		{[]string{"erase", "--character", "c-off"}, "--reason is required"},
+		{[]string{"erase", "--character", "c-off", "--reason", "   "}, "--reason is required"},
+		{[]string{"erase", "--character", " ", "--reason", "r"}, "invalid --character"},
+		{[]string{"erase", "--character", "c-off", "--session", "a\x01b", "--reason", "r"}, "invalid --session"},
+		{[]string{"erase", "--character", "c-off", "--reason", "r", "--due", "0h"}, "invalid --due"},
+		{[]string{"erase", "--character", "c-off", "--reason", "r", "--due", "-3d"}, "invalid --due"},
+		{[]string{"erase", "--character", "c-off", "--reason", "r", "--due", "soon"}, "invalid --due"},
+		{[]string{"erase", "--character", "c-off", "--reason", "r", "--requested-at", "yesterday"}, "invalid --requested-at"},
+		{[]string{"erase", "--character", "c-off", "--reason", "r", "--requested-at", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, "in the future"},
+		{[]string{"erase", "--character", "c-off", "--reason", "r", "extra"}, "unexpected argument"},
+		{[]string{"erase", "--character", "c-off", "--reason", strings.Repeat("x", 1001)}, "longer than 1000"},
+	} {
+		r := b.run(t, tc.args...)
+		require.Equal(t, exitcode.Usage, r.code, "%v: %s", tc.args, r)
+		require.Contains(t, r.stderr, tc.want, "%v", tc.args)
+	}
+	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.erasure_requests`))
+
+	// c-off's policy is disabled and its sessions are 400 days old: only a request deletes them.
+	// c-own-new-0 is 3 days old, under c-own's 7 days. c-held is held as a whole.
+	r := b.run(t, "erase", "--character", "c-off", "--reason", "ticket 41", "--due", "72h")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Regexp(t, `filed erasure request 1: every session of character "c-off", requested \S+ by postgres, due \S+\.`, r.stdout)
+	require.Equal(t, "259200", b.strings(t, `SELECT extract(epoch FROM due_at - requested_at)::bigint::text FROM retention.erasure_requests WHERE id = 1`)[0])
+
+	r = run(t, with(b.env, "RETENTION_ACTOR", "dpo@example.com"), "erase", "--character", "c-own", "--session", "c-own-new-0",
+		"--reason", "ticket 42", "--requested-at", time.Now().Add(-48*time.Hour).UTC().Format(time.RFC3339), "--output", "json")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	var filed struct {
+		ID          int64     `json:"id"`
+		RequestedAt time.Time `json:"requested_at"`
+		DueAt       time.Time `json:"due_at"`
+		RequestedBy string    `json:"requested_by"`
+		SessionID   string    `json:"session_id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &filed))
+	require.EqualValues(t, 2, filed.ID)
+	require.Equal(t, "dpo@example.com", filed.RequestedBy)
+	require.Equal(t, "c-own-new-0", filed.SessionID)
+	require.Equal(t, 30*24*time.Hour, filed.DueAt.Sub(filed.RequestedAt))
+
+	r = b.run(t, "erase", "--character", "c-held", "--session", "c-held-old-0", "--reason", "ticket 43")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+
+	// The dry-run shows them; the run sends them.
+	r = b.run(t, "run", "--dry-run")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "erasure requests: 3 open; would send 3 of their sessions first (1 held); blocked by a hold: [3]")
+	r = b.run(t, "run")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "erasure requests: 3 open, sent first: 3 sessions deleted, 0 failed, 1 held; completed [1 2]; blocked by a hold: [3]")
+	deleted := b.recordedDeleted(t)
+	for _, want := range []string{"c-off/c-off-old-0", "c-off/c-off-old-1", "c-own/c-own-new-0"} {
+		require.Contains(t, deleted, want)
+	}
+	require.NotContains(t, deleted, "c-held/c-held-old-0")
+
+	// The report shows each request's state; the evidence names the request.
+	r = b.run(t, "report", "--format", "table")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "Erasure requests: 0 open (0 overdue), 1 blocked by a hold, 2 completed in the period")
+	require.Regexp(t, `(?m)^3\s+c-held\s+c-held-old-0\s+blocked\s.*hold 1\s+ticket 43$`, r.stdout)
+	r = b.run(t, "report", "--format", "csv", "--table", "erasures")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "request_id,character_id,session_id,state,overdue,")
+	require.Regexp(t, `(?m)^2,c-own,c-own-new-0,completed,false,dpo@example.com,`, r.stdout)
+	r = b.run(t, "report", "--format", "table", "--session", "c-own-new-0")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "under erasure request 2 (whatever its age or policy)")
+	require.Contains(t, r.stdout, "erasure request 2 (c-own-new-0): completed, requested by dpo@example.com")
+	r = b.run(t, "report", "--format", "table", "--session", "c-held-old-0")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "erasure request 3 (c-held-old-0): blocked")
+
+	// The trail still verifies: the erasure claims' leaves seal the requests' terms.
+	r = b.run(t, "audit", "verify")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+}
