@@ -291,3 +291,85 @@ func (b *bundle) urlAs(t *testing.T, role string) string {
 	u.User = url.User(role)
 	return u.String()
 }
+
+// Erasure requests under least privilege: the job sends and completes them only through the
+// schema's functions, cannot file, edit or complete one itself, and the auditor reads them.
+func TestRolesErasureRequests(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	r := applyRoles(t, b)
+	b.seedSessions(t, "c1", 3, 1)
+	b.seedSessions(t, "c2", 2, 1)
+	var asked, open int64
+	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO retention.erasure_requests (character_id, reason) VALUES ('c1', 'ticket 1') RETURNING id`).Scan(&asked))
+	b.exec(t, `INSERT INTO retention.holds (character_id, reason) VALUES ('c2', 'kept')`)
+	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO retention.erasure_requests (character_id, reason) VALUES ('c2', 'ticket 2') RETURNING id`).Scan(&open))
+
+	jobPool := b.poolAs(t, r.job)
+	a := newAPI(t, convaitest.Options{})
+	sum, err := a.run(t, jobPool, job.Shard{})
+	require.NoError(t, err)
+	require.Equal(t, []int64{asked}, sum.Erasure.Completed)
+	require.Equal(t, []int64{open}, sum.Erasure.Blocked)
+	require.EqualValues(t, 3, sum.Deleted)
+
+	for _, sql := range []string{
+		`INSERT INTO retention.erasure_requests (character_id, reason) VALUES ('c9', 'forged')`,
+		`UPDATE retention.erasure_requests SET due_at = due_at + interval '1 year'`,
+		`DELETE FROM retention.erasure_requests`,
+		fmt.Sprintf(`INSERT INTO retention.erasure_completions (request_id, run_id, sessions) VALUES (%d, %d, 0)`, open, sum.RunID),
+		`SELECT * FROM retention.erasure_status`,
+	} {
+		_, err := jobPool.Exec(ctx, sql)
+		denied(t, err, "job: "+sql)
+	}
+	for _, sql := range []string{
+		fmt.Sprintf(`SELECT * FROM retention.claim_erasure(%d, 'guess', %d, '{c2-1}', ARRAY[now()])`, sum.RunID, open),
+		fmt.Sprintf(`SELECT retention.complete_erasure(%d, 'guess', %d)`, sum.RunID, open),
+	} {
+		_, err := jobPool.Exec(ctx, sql)
+		require.ErrorContains(t, err, "not the run's credentials", sql)
+	}
+
+	// A stolen credential that starts a run of its own cannot complete a request whose
+	// sessions are not deleted, nor claim another character's sessions under it.
+	conn, err := jobPool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, `SELECT pg_advisory_lock(1380275269, 65536)`)
+	require.NoError(t, err)
+	var thief int64
+	var token string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT run_id, token FROM retention.start_run(0, 1, 'thief', '{}', '', 1, '')`).Scan(&thief, &token))
+	var done bool
+	require.NoError(t, conn.QueryRow(ctx, `SELECT retention.complete_erasure($1, $2, $3)`, thief, token, open).Scan(&done))
+	require.False(t, done, "held, and not deleted")
+	b.exec(t, `UPDATE retention.holds SET released_at = now()`)
+	require.NoError(t, conn.QueryRow(ctx, `SELECT retention.complete_erasure($1, $2, $3)`, thief, token, open).Scan(&done))
+	require.False(t, done, "retention.sessions still has its sessions, not deleted, whatever the thief names as its source")
+	_, err = conn.Exec(ctx, `SELECT retention.claim_erasure($1, $2, $3, '{c1-0}', ARRAY[NULL::timestamptz])`, thief, token, open)
+	require.NoError(t, err, "a thief may claim under an open request")
+	_, err = conn.Exec(ctx, `SELECT retention.claim_erasure($1, $2, $3, '{other}', ARRAY[NULL::timestamptz])`, thief, token, asked)
+	require.ErrorContains(t, err, "is complete")
+	_, err = conn.Exec(ctx, `SELECT retention.claim_erasure($1, $2, $3, '{x}', ARRAY[NULL::timestamptz])`, thief, token, asked)
+	require.ErrorContains(t, err, "is complete")
+	_, err = conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
+	require.NoError(t, err)
+	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.erasure_completions WHERE request_id = $1`, open))
+
+	// The auditor reads the requests, their state and the report.
+	auditorPool := b.poolAs(t, r.auditor)
+	var state string
+	require.NoError(t, auditorPool.QueryRow(ctx, `SELECT state FROM retention.erasure_status WHERE id = $1`, asked).Scan(&state))
+	require.Equal(t, "completed", state)
+	rep, err := report.Build(ctx, auditorPool, report.Options{Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.ErasureTotals.Completed)
+	require.Equal(t, 1, rep.ErasureTotals.Open)
+	_, err = auditorPool.Exec(ctx, `INSERT INTO retention.erasure_requests (character_id, reason) VALUES ('c9', 'x')`)
+	denied(t, err, "auditor: file a request")
+	res, err := audit.Verify(ctx, auditorPool, audit.Options{})
+	require.NoError(t, err)
+	require.True(t, res.Intact(), "%v", res.Problems)
+}

@@ -167,16 +167,19 @@ $$;
 
 -- complete_erasure marks an open request complete when the database can see that every one of
 -- its sessions is deleted: every session ever claimed for it, the requested session itself, and
--- (when the run reads the built-in source) every session of the character still in
--- retention.sessions. A run reading a source of its own vouches for that source's sessions: the
--- schema cannot read it. Nothing is written, and false returned, while a session is not deleted
--- or an active hold matches the request. It returns true when the request is complete.
+-- for a character's request every session of the character in retention.sessions and in the
+-- run's source, when the schema's owner can read that source (grant it SELECT to have it
+-- checked; otherwise the run vouches for its source). Nothing is written, and false returned,
+-- while a session is not deleted or an active hold matches the request. It returns true when the
+-- request is complete.
 CREATE FUNCTION retention.complete_erasure(p_run bigint, p_token text, p_request bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    req retention.erasure_requests;
-    src text;
-    n   bigint;
+    req       retention.erasure_requests;
+    src       text;
+    rel       regclass;
+    remaining boolean;
+    n         bigint;
 BEGIN
     PERFORM retention.authorize(p_run, p_token, false);
     SELECT * INTO req FROM retention.erasure_requests WHERE id = p_request;
@@ -199,11 +202,24 @@ BEGIN
                WHERE c.erasure_request_id = p_request AND NOT retention.is_deleted(c.character_id, s.session_id)) THEN
         RETURN false;
     END IF;
-    SELECT r.source INTO src FROM retention.runs r WHERE r.id = p_run;
-    IF req.session_id IS NULL AND src = 'retention.sessions' AND EXISTS (
+    IF req.session_id IS NULL AND EXISTS (
            SELECT 1 FROM retention.sessions s
            WHERE s.character_id = req.character_id AND NOT retention.is_deleted(s.character_id, s.session_id)) THEN
         RETURN false;
+    END IF;
+    SELECT r.source INTO src FROM retention.runs r WHERE r.id = p_run;
+    rel := to_regclass(src);
+    IF req.session_id IS NULL AND rel IS NOT NULL AND rel <> 'retention.sessions'::regclass THEN
+        BEGIN
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s s WHERE s.character_id::text = $1 AND s.session_id IS NOT NULL
+                                             AND NOT retention.is_deleted($1, s.session_id::text))', rel)
+               INTO remaining USING req.character_id;
+        EXCEPTION WHEN insufficient_privilege OR undefined_column OR undefined_function OR datatype_mismatch THEN
+            remaining := false; -- the owner cannot read the run's source: the run vouches for it
+        END;
+        IF remaining THEN
+            RETURN false;
+        END IF;
     END IF;
     SELECT count(DISTINCT s.session_id) INTO n
       FROM retention.claims c CROSS JOIN LATERAL unnest(c.session_ids) AS s(session_id)
