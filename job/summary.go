@@ -92,9 +92,13 @@ func newTally(withIDs bool, obs Observer) *tally {
 
 func (t *tally) char(id string, d policy.Decision) *CharacterSummary {
 	c, ok := t.chars[id]
-	if !ok {
+	switch {
+	case !ok:
 		c = &CharacterSummary{CharacterID: id, Policy: d.Reason, PolicyID: d.Policy.ID, MaxAge: d.Policy.MaxAge}
 		t.chars[id] = c
+	case c.Policy == policy.ReasonErasureRequest && d.Reason != "" && d.Reason != policy.ReasonErasureRequest:
+		// Met first through an erasure request: the policies' decision names the character.
+		c.Policy, c.PolicyID, c.MaxAge = d.Reason, d.Policy.ID, d.Policy.MaxAge
 	}
 	return c
 }

@@ -123,14 +123,18 @@ func (r *Report) writeErasureText(w io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCHARACTER\tSESSION\tSTATE\tREQUESTED\tDUE\tDELETED\tCOMPLETED\tLAG\tBLOCKED BY\tREASON")
+	fmt.Fprintln(tw, "ID\tCHARACTER\tSESSION\tSTATE\tREQUESTED (UTC)\tDUE\tDELETED\tCOMPLETED\tLAG\tBLOCKED BY\tREASON")
 	for _, e := range r.Erasures {
 		state := e.State
 		if e.Overdue && state != "overdue" {
 			state += ", overdue"
 		}
+		completed := ""
+		if e.CompletedAt != nil {
+			completed = e.CompletedAt.Format(time.DateTime)
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", e.ID, printable(e.CharacterID), e.Scope(), state,
-			e.RequestedAt.Format(time.DateTime), e.DueAt.Format(time.DateTime), e.SessionsDeleted, optTime(e.CompletedAt),
+			e.RequestedAt.Format(time.DateTime), e.DueAt.Format(time.DateTime), e.SessionsDeleted, completed,
 			human(e.LagSeconds), e.BlockedByText(), printableText(e.Reason))
 	}
 	return tw.Flush()

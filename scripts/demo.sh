@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The retention job end to end, on this machine alone: a throwaway PostgreSQL, the fake Convai
-# API, the demo data in scripts/demo-seed.sql, a dry run, a real run, and what each side saw.
+# API, the demo data in scripts/demo-seed.sql, a plan, erasure requests, a dry run, a real run,
+# and what each side saw.
 # Everything it starts is stopped and removed when it ends. It exits with the real run's status.
 set -euo pipefail
 
@@ -134,6 +135,18 @@ bin/retention policy apply -f .tmp/demo-policies.yaml --abort-above-percent 10 -
 echo "(exit status $pstatus: 6 = refused by the safety cap; nothing changed)"
 [[ $pstatus == 6 ]] || die "policy apply should have been refused with exit 6"
 
+step "retention erase (people ask to be forgotten: sent first, whatever their age or policy)"
+# A recent session of char-dune, whose policy is disabled; a session the app never stored; and a
+# session of char-ember, under a legal hold, which wins: that request stays open, blocked.
+dune=$(psql "$DATABASE_URL" -XAt -c "SELECT session_id FROM retention.sessions WHERE character_id = 'char-dune' ORDER BY last_active_at DESC LIMIT 1")
+ember=$(psql "$DATABASE_URL" -XAt -c "SELECT session_id FROM retention.sessions WHERE character_id = 'char-ember' ORDER BY last_active_at DESC LIMIT 1")
+bin/retention erase --character char-dune --session "$dune" --reason "ticket DSR-1001" --due 72h --requested-by privacy-desk ||
+	die "erase failed (exit status $?)"
+bin/retention erase --character char-atlas --session session-never-stored --reason "ticket DSR-1002" --requested-by privacy-desk ||
+	die "erase failed (exit status $?)"
+bin/retention erase --character char-ember --session "$ember" --reason "ticket DSR-1003" --requested-by privacy-desk ||
+	die "erase failed (exit status $?)"
+
 step "retention run --dry-run"
 bin/retention run --dry-run || die "the dry run failed (exit status $?)"
 
@@ -157,6 +170,12 @@ SELECT id, status, selected, deleted, failed, skipped, skipped_by_reason, finish
 FROM retention.runs ORDER BY id;
 SELECT status, count(*) AS sessions, count(DISTINCT character_id) AS characters
 FROM retention.deletions GROUP BY status ORDER BY status;
+EOF
+
+step "the erasure requests (retention.erasure_status)"
+psql "$DATABASE_URL" -X -v ON_ERROR_STOP=1 -P footer=off <<'EOF'
+SELECT id, character_id, session_id, state, blocked_by, sessions_deleted, due_at, completed_at
+FROM retention.erasure_status ORDER BY id;
 EOF
 
 step "retention report (what compliance reads)"
