@@ -61,10 +61,12 @@ type Config struct {
 	// MaxDeletions is the most sessions sent in this run, oldest first; 0 means no limit.
 	MaxDeletions int64
 	// AbortAbove is the safety cap in sessions: a run whose selection would send more (after
-	// MaxDeletions) sends nothing and ends aborted, with an *AbortError. 0 means off.
+	// MaxDeletions) sends none of it and ends aborted, with an *AbortError; erasure requests'
+	// sessions are never counted or capped. 0 means off.
 	AbortAbove int64
 	// AbortAbovePercent is the safety cap as a percent of the source's sessions within the run's
-	// shard, 0 to 100: a run that would send more sends nothing and ends aborted. 0 means off.
+	// shard, 0 to 100: a run whose selection would send more sends none of it and ends aborted.
+	// 0 means off.
 	AbortAbovePercent float64
 	// ShutdownGrace is how long in-flight requests may finish after the run is told to stop,
 	// before they are cancelled. Default ShutdownGraceDefault; NoShutdownGrace (or any negative

@@ -35,8 +35,8 @@ func New(store Store, sender Sender, cfg Config) (*Runner, error) {
 // in flight may finish for ShutdownGrace, every answer received is recorded, and the run is
 // marked interrupted. The Summary is returned whenever a run row was written, also with an error.
 // Errors wrap ErrLocked, ErrKeyRejected or ErrLockLost where those apply; a run the safety cap
-// stopped (Config.AbortAbove, AbortAbovePercent) sends nothing, ends StatusAborted and returns
-// an *AbortError.
+// stopped (Config.AbortAbove, AbortAbovePercent) sends nothing its policies selected (only the
+// erasure requests' sessions), ends StatusAborted and returns an *AbortError.
 func (r *Runner) Run(ctx context.Context, start RunStart) (*Summary, error) {
 	if r.sender == nil {
 		return nil, errors.New("a real run needs a sender")

@@ -18,7 +18,8 @@ const (
 	StatusPartial     Status = "partial"
 	StatusFailed      Status = "failed"
 	StatusInterrupted Status = "interrupted"
-	// StatusAborted: the safety cap found the run would send more than allowed; it sent nothing.
+	// StatusAborted: the safety cap found the run's policies would send more than allowed; it
+	// sent none of that (erasure requests' sessions are never capped).
 	StatusAborted Status = "aborted"
 )
 

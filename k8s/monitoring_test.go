@@ -28,6 +28,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m.Retrying(job.Answer{Class: job.Retryable, StatusCode: 503})
 	m.Recorded(1, 1)
 	m.SetBacklog(1)
+	m.RunFinished(&job.Summary{Status: job.StatusAborted, DurationSeconds: 1})
 	m.TickSkipped(metrics.SkipOverlap)
 	m.RunFinished(&job.Summary{Status: job.StatusSucceeded, DurationSeconds: 1, Erasure: &job.ErasureSummary{}})
 	families, err := m.Gatherer().Gather()
@@ -117,7 +118,7 @@ func TestPrometheusRule_AlertsParseAndNameExportedMetrics(t *testing.T) {
 	for _, want := range []string{
 		"ConvaiRetentionNoRecentSuccess", "ConvaiRetentionBacklogGrowing",
 		"ConvaiRetentionSessionsFailing", "ConvaiRetentionRunAborted",
-		"ConvaiRetentionSafetyCapTripped", "ConvaiRetentionErasureOverdue",
+		"ConvaiRetentionAborted", "ConvaiRetentionErasureOverdue",
 	} {
 		require.Contains(t, alerts, want)
 	}

@@ -72,7 +72,8 @@ exit codes:
   3    another run holds the lock
   4    the API rejected the key
   5    any other fatal error (database unreachable, a list verify could not read, ...)
-  6    the safety cap stopped the run before it sent anything (--abort-above, --abort-above-percent);
+  6    the safety cap stopped the run before it sent anything its policies selected (--abort-above,
+       --abort-above-percent; erasure requests are still sent);
        or policy apply refused changes whose new deletions exceed it (nothing changed; --confirm applies)
   130  interrupted by SIGINT
   143  terminated by SIGTERM

@@ -59,10 +59,10 @@ func (o *runOptions) table() options {
 		{name: "max-deletions", value: &c.MaxDeletions, def: int64(0), setting: "max_deletions",
 			help: "most sessions to send this run, oldest first; 0 for no limit"},
 		{name: "abort-above", value: &c.AbortAbove, def: int64(0), setting: "abort_above",
-			help: "safety cap: if the run would send more sessions than this, send nothing and exit 6; 0 for off"},
+			help: "safety cap: if the policies would send more sessions than this, send none of them and exit 6 (erasure requests still go); 0 for off"},
 		{name: "abort-above-percent", value: &c.AbortAbovePercent, def: 0.0, setting: "abort_above_percent",
 			help: "safety cap: if the run would send more than this percent of the source's sessions (in its shard), " +
-				"send nothing and exit 6; 0 for off"},
+				"send none of them and exit 6 (erasure requests still go); 0 for off"},
 		{name: "shutdown-grace", value: &o.grace, def: job.ShutdownGraceDefault, setting: "shutdown_grace",
 			record: func() any { return max(o.grace, 0) },
 			help:   "on SIGTERM/SIGINT, how long requests in flight may finish"},
