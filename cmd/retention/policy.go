@@ -271,6 +271,20 @@ func (a *app) plan(ctx context.Context, args []string) error {
 	if limit, ok := o.limit(p.SourceSessions); ok && next > limit {
 		fmt.Fprintf(a.stdout, "the next run would send %d sessions, above the safety cap of %d: it would abort (exit 6)\n", next, limit)
 	}
+	if o.output == "text" {
+		work, err := store.OpenErasures(ctx, job.Shard{Index: 0, Count: 1})
+		if err != nil {
+			return err
+		}
+		if len(work) > 0 {
+			var n int
+			for _, w := range work {
+				n += len(w.Sessions)
+			}
+			fmt.Fprintf(a.stdout, "erasure requests: %d open, asking for %d session(s) not yet deleted; the next run sends them "+
+				"first, held ones excepted, never capped and not counted above (see retention report)\n", len(work), n)
+		}
+	}
 	return nil
 }
 
