@@ -64,7 +64,7 @@ func (r *Runner) selectAll(ctx context.Context, rd Reader, t *tally) (cutoff tim
 	}
 	er.count(t)
 	sel := &selection{r: rd, rules: rules, shard: r.cfg.Shard, page: r.cfg.PageSize, budget: r.cfg.MaxDeletions,
-		tally: t, exclude: er.covers}
+		tally: t, exclude: er.exclude()}
 	budgetReached, err = sel.walk(ctx, func(policy.Record, policy.Decision) bool { return true })
 	return cutoff, budgetReached, er, err
 }

@@ -139,6 +139,15 @@ func (e *erasures) covers(characterID, sessionID string) bool {
 	return e != nil && e.covered[[2]string{characterID, sessionID}]
 }
 
+// exclude is covers for the selection, or nil when no request asks for anything: the
+// selection then pays nothing per record.
+func (e *erasures) exclude() func(characterID, sessionID string) bool {
+	if e == nil || len(e.covered) == 0 {
+		return nil
+	}
+	return e.covers
+}
+
 // done notes one chunk of request id claimed and its outcomes recorded (none when the claim
 // left every session out).
 func (e *erasures) done(id int64, os []Outcome) {

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/policy"
 )
 
 // fileErasure inserts an erasure request with plain SQL, as an operator would, and returns its id.
@@ -219,6 +220,29 @@ func TestErasureRequests(t *testing.T) {
 			"the aborted run sends the erasure requests' sessions and nothing the policies selected")
 		require.Contains(t, sum.Erasure.Completed, id)
 		require.Equal(t, "aborted", b.runRow(t, sum.RunID).status)
+	})
+
+	t.Run("each shard sends its own characters' requests", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		var chars [2]string
+		for i := 0; chars[0] == "" || chars[1] == ""; i++ {
+			c := "c" + strconv.Itoa(i)
+			if chars[policy.Shard(c, 2)] == "" {
+				chars[policy.Shard(c, 2)] = c
+			}
+		}
+		ids := [2]int64{b.fileErasure(t, chars[0], "s", "asked"), b.fileErasure(t, chars[1], "s", "asked")}
+		for shard := range 2 {
+			cfg := fastConfig()
+			cfg.Shard = job.Shard{Index: shard, Count: 2}
+			sum, err := b.run(t, cfg)
+			require.NoError(t, err)
+			require.Equal(t, 1, sum.Erasure.Open, "shard %d", shard)
+			require.Equal(t, []int64{ids[shard]}, sum.Erasure.Completed, "shard %d", shard)
+			require.Equal(t, chars[shard], b.fake.Requests()[shard].CharID)
+		}
+		require.Len(t, b.fake.Requests(), 2)
 	})
 
 	t.Run("a dry-run shows them and sends nothing", func(t *testing.T) {

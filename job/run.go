@@ -376,7 +376,7 @@ func (ru *run) selectChunks(out chan<- Chunk) (budgetReached bool, err error) {
 		return false, nil
 	}
 	sel := &selection{r: ru.rd, rules: ru.rules, shard: ru.cfg.Shard, page: ru.cfg.PageSize,
-		budget: ru.cfg.MaxDeletions, tally: ru.tally, exclude: ru.erasures.covers}
+		budget: ru.cfg.MaxDeletions, tally: ru.tally, exclude: ru.erasures.exclude()}
 	budgetReached, err = sel.walk(ru.stopSelecting, func(rec policy.Record, dec policy.Decision) bool {
 		for _, c := range ck.add(rec, dec) {
 			if !send(c) {

@@ -53,7 +53,7 @@ func (c Config) capSet() bool { return c.AbortAbove > 0 || c.AbortAbovePercent >
 func (ru *run) checkCap(ctx context.Context) (*CapCheck, error) {
 	c := &CapCheck{AbortAbove: ru.cfg.AbortAbove, AbortAbovePercent: ru.cfg.AbortAbovePercent, Limit: math.MaxInt64}
 	sel := &selection{r: ru.rd, rules: ru.rules, shard: ru.cfg.Shard, page: ru.cfg.PageSize,
-		budget: ru.cfg.MaxDeletions, tally: newTally(false, NopObserver{}), exclude: ru.erasures.covers}
+		budget: ru.cfg.MaxDeletions, tally: newTally(false, NopObserver{}), exclude: ru.erasures.exclude()}
 	c.ErasureSessions = ru.erasures.sum.Sessions - ru.erasures.sum.Held
 	if _, err := sel.walk(ctx, func(policy.Record, policy.Decision) bool { c.WouldSend++; return true }); err != nil {
 		return nil, fmt.Errorf("count for the safety cap: %w", err)
