@@ -245,6 +245,35 @@ func TestErasureRequests(t *testing.T) {
 		require.Len(t, b.fake.Requests(), 2)
 	})
 
+	t.Run("an aborted run still completes a request with nothing left to send", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '30 days')`)
+		b.seed(t, "old", 1, days(40))
+		_, err := b.run(t, fastConfig())
+		require.NoError(t, err)
+		id := b.fileErasure(t, "old", "old-s0000", "asked after the policy deleted it")
+		b.seed(t, "more", 5, days(40))
+		cfg := fastConfig()
+		cfg.AbortAbove = 1
+		sum, err := b.run(t, cfg)
+		var abort *job.AbortError
+		require.ErrorAs(t, err, &abort)
+		require.Equal(t, []int64{id}, sum.Erasure.Completed)
+		require.Len(t, b.fake.Requests(), 1, "only the first run's")
+	})
+
+	t.Run("a source row dated in the future does not stop the run", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		b.exec(t, `INSERT INTO retention.sessions VALUES ('c', 'clock-skew', now() + interval '1 day')`)
+		id := b.fileErasure(t, "c", nil, "asked")
+		sum, err := b.run(t, fastConfig())
+		require.NoError(t, err)
+		require.Equal(t, []int64{id}, sum.Erasure.Completed)
+		require.Equal(t, []string{"c/clock-skew"}, b.recordedDeleted(t))
+	})
+
 	t.Run("a dry-run shows them and sends nothing", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, setupOpts{})

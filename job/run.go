@@ -162,7 +162,7 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 		}
 		if c.Aborted {
 			ru.capped = &AbortError{Cap: *c}
-			if c.ErasureSessions == 0 {
+			if len(ru.erasures.work) == 0 {
 				ru.log.Error("safety cap: sending nothing", "would_send", c.WouldSend, "limit", c.Limit, "caps", c.Reason())
 				return ru.finish(StatusAborted, ru.capped)
 			}

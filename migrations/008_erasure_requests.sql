@@ -140,10 +140,8 @@ BEGIN
         RAISE EXCEPTION 'claim_erasure: erasure request % is for one session only', p_request
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF EXISTS (SELECT 1 FROM unnest(p_ids) x WHERE NOT retention.well_formed_id(x))
-       OR EXISTS (SELECT 1 FROM unnest(p_last_active) t WHERE t > now()) THEN
-        RAISE EXCEPTION 'claim_erasure: a session ID is malformed or a last activity lies in the future'
-            USING ERRCODE = 'invalid_parameter_value';
+    IF EXISTS (SELECT 1 FROM unnest(p_ids) x WHERE NOT retention.well_formed_id(x)) THEN
+        RAISE EXCEPTION 'claim_erasure: a session ID is malformed' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT array_agg(u.session_id ORDER BY u.ord), array_agg(u.last_active_at ORDER BY u.ord)
       INTO session_ids, ats
