@@ -70,3 +70,62 @@ func TestV1TrailSurvivesTheMigration(t *testing.T) {
 	require.EqualValues(t, 6, res.Sealed)
 	require.EqualValues(t, 3, res.Log.Leaves, "one chunk per character and at most 5: old-6; 5 new; 2 new")
 }
+
+// A database with v2 leaves sealed before migration 008 (erasure requests, v3 leaves) keeps
+// verifying after it: the v2 leaves' bytes did not change, and the log extends the checkpoint
+// taken before; an erasure run then appends v3 leaves beside them.
+func TestV2LogSurvivesTheErasureMigration(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewEmpty(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.URL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `CREATE SCHEMA retention`)
+	require.NoError(t, err)
+	m, err := migrate.NewMigrator(ctx, conn, migrations.VersionTable)
+	require.NoError(t, err)
+	require.NoError(t, m.LoadMigrations(migrations.FS()))
+	require.NoError(t, m.MigrateTo(ctx, 7))
+
+	// Claims and outcomes as schema 7 records them, sealed by its own functions (a binary of
+	// this version refuses to run on schema 7).
+	b := &bundle{db: db, pool: db.Pool}
+	b.exec(t, `INSERT INTO retention.runs (id, cutoff, source, status, finished_at) OVERRIDING SYSTEM VALUE
+		VALUES (1, now(), 'retention.sessions', 'succeeded', now())`)
+	b.exec(t, `SELECT setval(pg_get_serial_sequence('retention.runs', 'id'), 1)`)
+	b.exec(t, `INSERT INTO retention.claims (run_id, character_id, policy_id, max_age, session_ids, last_active_at)
+		SELECT 1, 'c' || c, NULL, '30 days', ARRAY['s1', 's2'], ARRAY[now() - interval '40 days', now() - interval '41 days']
+		FROM generate_series(1, 3) c`)
+	b.exec(t, `INSERT INTO retention.outcomes (claim_id, ord, character_id, session_id, status, attempts, http_status)
+		SELECT c.id, o, c.character_id, c.session_ids[o], 'deleted', 1, 200 FROM retention.claims c, generate_series(1, 2) o`)
+	b.exec(t, `INSERT INTO retention.unsealed (claim_id, leaf)
+		SELECT id, sha256('\x00'::bytea || retention.claim_content(id)) FROM retention.claims`)
+	b.exec(t, `SELECT retention.seal()`)
+	skey, vkey, err := audit.GenerateKey()
+	require.NoError(t, err)
+	signer, err := audit.NewSigner(skey)
+	require.NoError(t, err)
+	var size int64
+	var root []byte
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT size, root FROM retention.log_head`).Scan(&size, &root))
+	require.EqualValues(t, 3, size)
+	before, err := signer.Sign(size, root)
+	require.NoError(t, err)
+
+	_, to, err := migrations.Migrate(ctx, conn)
+	require.NoError(t, err)
+	require.Equal(t, migrations.Latest(), to)
+	res := verifyLog(t, b, vkey, []byte(before))
+	require.True(t, res.Intact(), "%v", res.Problems)
+
+	b.seedSessions(t, "asked", 2, 1)
+	b.exec(t, `INSERT INTO retention.erasure_requests (character_id, reason) VALUES ('asked', 'ticket 1')`)
+	a := newAPI(t, convaitest.Options{})
+	sum, err := a.run(t, b.pool, job.Shard{})
+	require.NoError(t, err)
+	require.Len(t, sum.Erasure.Completed, 1)
+	res = verifyLog(t, b, vkey, []byte(before))
+	require.True(t, res.Intact(), "%v", res.Problems)
+	require.EqualValues(t, size+1, res.Log.Leaves, "one v3 leaf appended")
+}
