@@ -33,17 +33,24 @@ type throwawayServer struct {
 // parents are closed to other users). It is stopped and removed when the test ends.
 func startServer(t *testing.T) *throwawayServer {
 	t.Helper()
+	return pgScript(t, "start")
+}
+
+// pgScript runs scripts/pg.sh cmd with args and a new directory, and returns the server it
+// started there; the server is stopped and its directory removed when the test ends.
+func pgScript(t *testing.T, cmd string, args ...string) *throwawayServer {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "retention-failover-")
 	require.NoError(t, err)
 	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "pg.sh"))
 	require.NoError(t, err)
-	cmd := exec.Command("bash", script, "start", dir)
+	c := exec.Command("bash", append(append([]string{script, cmd}, args...), dir)...)
 	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	c.Stderr = &stderr
+	out, err := c.Output()
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		t.Fatalf("scripts/pg.sh start: %v\n%s", err, stderr.String())
+		t.Fatalf("scripts/pg.sh %s: %v\n%s", cmd, err, stderr.String())
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("bash", script, "stop", dir).CombinedOutput(); err != nil {
