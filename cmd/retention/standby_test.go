@@ -47,7 +47,13 @@ func testStandbyPromotedMidRun(t *testing.T, sync string) {
 	b.exec(t, `ALTER SYSTEM SET synchronous_commit = `+sync)
 	b.exec(t, `SELECT pg_reload_conf()`)
 	standby := pgScript(t, "standby", primary.dir)
-	require.Equal(t, []string{"streaming"}, b.strings(t, `SELECT state FROM pg_stat_replication`), "the standby streams")
+	// The standby accepts connections before its WAL receiver has reached the primary.
+	deadline := time.Now().Add(30 * time.Second)
+	for b.countNow(`SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'`) != 1 {
+		require.True(t, time.Now().Before(deadline), "the standby does not stream: %v",
+			b.strings(t, `SELECT state FROM pg_stat_replication`))
+		time.Sleep(20 * time.Millisecond)
+	}
 	multi := fmt.Sprintf("postgres://postgres@127.0.0.1:%s,127.0.0.1:%s/postgres?sslmode=disable&target_session_attrs=read-write&connect_timeout=2",
 		port(t, primary.url), port(t, standby.url))
 	b.env["DATABASE_URL"], b.db.URL = multi, multi
