@@ -2,9 +2,12 @@
 # Start or stop a throwaway PostgreSQL server for tests and demos.
 #
 #   scripts/pg.sh start DIR   create a cluster in DIR, start it, print its URL on stdout
+#   scripts/pg.sh standby PRIMARY DIR
+#                             copy the server started in PRIMARY (pg_basebackup -R) into DIR,
+#                             start it as its streaming standby, print its URL on stdout
 #   scripts/pg.sh stop DIR    stop the server started in DIR and delete DIR
 #
-# DIR must be missing or empty for start. The server trusts every local connection (a unix
+# DIR must be missing or empty for start and standby. The server trusts every local connection (a unix
 # socket in DIR/sock and 127.0.0.1 on a free port) and trades durability for speed (fsync=off),
 # so it is only fit for data you can lose. As root, the cluster is run by the postgres user.
 #
@@ -24,7 +27,7 @@ die() {
 }
 
 usage() {
-	echo "usage: $0 start DIR | stop DIR" >&2
+	echo "usage: $0 start DIR | standby PRIMARY DIR | stop DIR" >&2
 	exit 2
 }
 
@@ -103,13 +106,15 @@ random_port() {
 	echo $((20000 + (RANDOM * 32768 + RANDOM) % 40000))
 }
 
-cmd_start() {
+# prepare_dir checks and makes DIR for a new cluster, and arms the trap that removes what was
+# made if the start fails. It sets start_dir and BIN.
+prepare_dir() {
 	local dir=$1
 	if [[ -e $dir && ! -d $dir ]]; then
 		die "$dir exists and is not a directory"
 	fi
 	if [[ -d $dir && -n $(ls -A "$dir") ]]; then
-		die "$dir is not empty; give start a new or empty directory"
+		die "$dir is not empty; give a new or empty directory"
 	fi
 	# Globals, not locals: the EXIT trap runs after the function has returned.
 	made_dir='' started='' ok=''
@@ -160,35 +165,12 @@ cmd_start() {
 	if ((${#dir} + 25 > 107)); then
 		die "$dir is too long for a unix socket path; use a shorter directory"
 	fi
+}
 
-	if ! as_owner "$BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C --no-sync \
-		>"$dir/initdb.log" 2>&1; then
-		cat "$dir/initdb.log" >&2
-		die "initdb failed"
-	fi
-
-	cat >"$dir/data/pg_hba.conf" <<-'EOF'
-		# Throwaway test server: trust local connections only.
-		local all all trust
-		host  all all 127.0.0.1/32 trust
-	EOF
-	cat >>"$dir/data/postgresql.conf" <<-EOF
-
-		# Added by scripts/pg.sh: a throwaway server for tests.
-		listen_addresses = '127.0.0.1'
-		unix_socket_directories = '$dir/sock'
-		fsync = off
-		synchronous_commit = off
-		full_page_writes = off
-		max_connections = 200
-		shared_buffers = 128MB
-		logging_collector = off
-	EOF
-	if [[ -n ${PG_CONF:-} ]]; then
-		printf '\n# From PG_CONF.\n%s\n' "$PG_CONF" >>"$dir/data/postgresql.conf"
-	fi
-
-	local port='' attempt
+# launch starts the cluster in $start_dir/data on a free port of 127.0.0.1, writes its URL to
+# $start_dir/url and prints it.
+launch() {
+	local dir=$start_dir port='' attempt
 	for attempt in 1 2 3 4 5 6 7 8 9 10; do
 		port=$(random_port)
 		if port_in_use "$port"; then
@@ -217,6 +199,72 @@ cmd_start() {
 	echo "$url"
 }
 
+cmd_start() {
+	prepare_dir "$1"
+	local dir=$start_dir
+	if ! as_owner "$BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C --no-sync \
+		>"$dir/initdb.log" 2>&1; then
+		cat "$dir/initdb.log" >&2
+		die "initdb failed"
+	fi
+
+	# Replication connections too, for a standby made with "standby".
+	cat >"$dir/data/pg_hba.conf" <<-'EOF'
+		# Throwaway test server: trust local connections only.
+		local all all trust
+		host  all all 127.0.0.1/32 trust
+		local replication all trust
+		host  replication all 127.0.0.1/32 trust
+	EOF
+	cat >>"$dir/data/postgresql.conf" <<-EOF
+
+		# Added by scripts/pg.sh: a throwaway server for tests.
+		listen_addresses = '127.0.0.1'
+		unix_socket_directories = '$dir/sock'
+		fsync = off
+		synchronous_commit = off
+		full_page_writes = off
+		max_connections = 200
+		shared_buffers = 128MB
+		logging_collector = off
+	EOF
+	if [[ -n ${PG_CONF:-} ]]; then
+		printf '\n# From PG_CONF.\n%s\n' "$PG_CONF" >>"$dir/data/postgresql.conf"
+	fi
+	launch
+}
+
+# cmd_standby copies the running server of PRIMARY with pg_basebackup and starts the copy as
+# its standby, streaming asynchronously (primary_conninfo and standby.signal from -R).
+cmd_standby() {
+	local primary=$1
+	[[ -e $primary/$MARKER && -f $primary/url ]] || die "$primary was not made by '$0 start'"
+	primary=$(cd "$primary" && pwd -P)
+	local pport
+	pport=$(sed -E 's|^.*@127\.0\.0\.1:([0-9]+)/.*$|\1|' "$primary/url")
+	[[ $pport =~ ^[0-9]+$ ]] || die "cannot read the port of $primary/url"
+	prepare_dir "$2"
+	local dir=$start_dir basebackup
+	# Beside the server binary (PATH may hold links to only some of them), else on PATH.
+	basebackup=$(dirname "$(readlink -f "$BIN/postgres")")/pg_basebackup
+	if [[ ! -x $basebackup ]]; then
+		basebackup=$(command -v pg_basebackup) ||
+			die "pg_basebackup not found beside $BIN/postgres or on PATH; install the '$PKG' package"
+	fi
+	if ! as_owner "$basebackup" -D "$dir/data" -h 127.0.0.1 -p "$pport" -U postgres -R -X stream \
+		-c fast --no-sync >"$dir/basebackup.log" 2>&1; then
+		cat "$dir/basebackup.log" >&2
+		die "pg_basebackup from $primary failed"
+	fi
+	# The copy has the primary's settings; its socket goes in its own directory.
+	cat >>"$dir/data/postgresql.conf" <<-EOF
+
+		# Added by scripts/pg.sh standby: a streaming standby of $primary.
+		unix_socket_directories = '$dir/sock'
+	EOF
+	launch
+}
+
 cmd_stop() {
 	local dir=$1
 	[[ -d $dir ]] || die "$dir does not exist"
@@ -234,9 +282,19 @@ cmd_stop() {
 	rm -rf "$dir"
 }
 
-[[ $# -eq 2 ]] || usage
+[[ $# -ge 1 ]] || usage
 case $1 in
-start) cmd_start "$2" ;;
-stop) cmd_stop "$2" ;;
+start)
+	[[ $# -eq 2 ]] || usage
+	cmd_start "$2"
+	;;
+standby)
+	[[ $# -eq 3 ]] || usage
+	cmd_standby "$2" "$3"
+	;;
+stop)
+	[[ $# -eq 2 ]] || usage
+	cmd_stop "$2"
+	;;
 *) usage ;;
 esac
