@@ -30,6 +30,12 @@ const (
 	// SealIntervalDefault is how often a run appends its recorded outcomes to the log.
 	SealIntervalDefault     = time.Second
 	ProgressIntervalDefault = 10 * time.Second
+	// WindDownReserve bounds a run that stopped for an error (a lost lock, a store that fails,
+	// a rejected key): its remaining store calls, the final row's included, end within
+	// ShutdownGrace + RequestTimeout + WindDownReserve of the stop. Often the error is a lost
+	// database; without a bound, a connection cut for good would keep the process alive for as
+	// long as each store call's own limit, one after another.
+	WindDownReserve = 15 * time.Second
 )
 
 // NoShutdownGrace is a ShutdownGrace that cancels requests in flight as soon as a run is told to

@@ -48,6 +48,7 @@ func (r *Runner) Run(ctx context.Context, start RunStart) (*Summary, error) {
 	}
 	defer rs.Close(context.WithoutCancel(ctx)) //nolint:errcheck // closing the connection releases the lock anyway
 	ru := newRun(r, rs, info, start.Source)
+	defer ru.endWindDown()
 	return ru.execute(ctx)
 }
 
@@ -88,6 +89,11 @@ type run struct {
 	unrecorded atomic.Int64
 	// refusals stops the run when the API refuses whole chunks RefusalLimit times in a row.
 	refusals *refusalGuard
+	// windDown is the parent of every store call, the final row's included: it ends
+	// ShutdownGrace + RequestTimeout + WindDownReserve after the run stops for an error, so a
+	// database gone for good cannot keep the process alive.
+	windDown    context.Context
+	endWindDown context.CancelFunc
 	// erasures is the shard's erasure work, sent before the policies' selection.
 	erasures *erasures
 	// capped is set when the safety cap stopped the policies' selection: the run sends the
@@ -105,6 +111,7 @@ func newRun(r *Runner, rs RunStore, info RunInfo, source string) *run {
 		limiter: rate.NewLimiter(rateLimit(cfg), 1),
 		done:    make(chan struct{}),
 	}
+	ru.windDown, ru.endWindDown = context.WithCancel(context.Background())
 	if l, ok := r.sender.(Lister); ok {
 		ru.settle = newSettler(l, cfg, ru.limiter)
 	}
@@ -287,13 +294,19 @@ func (ru *run) stop(err error) {
 		ru.stopped.Store(true)
 		ru.cancelSelect()
 		ru.log.Error("run stops sending", "err", err)
+		// Requests in flight may still finish, and their answers be recorded; past the bound
+		// every store call is cancelled and the run ends (a run left running is repaired by
+		// the next).
+		left := max(ru.cfg.ShutdownGrace, 0) + ru.cfg.RequestTimeout + WindDownReserve
+		ru.log.Warn("recording what the run can and finishing, within a bound", "within", left.String())
+		time.AfterFunc(left, ru.endWindDown)
 	})
 }
 
 // dbCtx bounds one store call; it is not cancelled by a signal, so answers received during the
-// shutdown grace are still recorded.
+// shutdown grace are still recorded, but it ends with the wind-down after a stop (see windDown).
 func (ru *run) dbCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ru.sendCtx), 2*time.Minute)
+	return context.WithTimeout(ru.windDown, 2*time.Minute)
 }
 
 // shutdownTimer cancels requests in flight ShutdownGrace after ctx is cancelled.
@@ -489,7 +502,7 @@ func (ru *run) finish(status Status, runErr error) (*Summary, error) {
 	sum.Duration = time.Since(ru.began)
 	sum.DurationSeconds = sum.Duration.Seconds()
 
-	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	fctx, cancel := context.WithTimeout(ru.windDown, 2*time.Minute)
 	defer cancel()
 	fin, err := ru.rs.Finish(fctx, RunEnd{
 		Status: sum.Status, Selected: sum.Selected, Deleted: sum.Deleted, Failed: sum.Failed,

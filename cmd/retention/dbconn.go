@@ -25,15 +25,31 @@ const (
 	keepaliveInterval = 10 * time.Second
 	keepaliveCount    = 6
 	tcpUserTimeout    = 90 * time.Second
+	// connectTimeout bounds one connection attempt (dial, TLS, authentication) when the
+	// connection string gives no connect_timeout: an unreachable server fails each attempt in
+	// bounded time rather than after the kernel's SYN retries (about two minutes).
+	connectTimeout = 10 * time.Second
+	// pingTimeout bounds the liveness ping the pool sends on a connection idle for a while
+	// before handing it out (pool_ping_timeout in the connection string wins). Without it, a
+	// ping on a connection whose server vanished waits for tcp_user_timeout, and closing the
+	// pool waits for the ping: the process outlived its run by a minute and a half.
+	pingTimeout = 5 * time.Second
 )
 
-// tuneConnections sets TCP keepalives and tcp_user_timeout on both ends of every connection of
+// tuneConnections bounds each connection attempt (connectTimeout) and each liveness ping
+// (pingTimeout), and sets TCP keepalives and tcp_user_timeout on both ends of every connection of
 // cfg: the server's with set_config right after connecting (any role may; on a Unix socket
 // they do nothing), the job's through its dialer. Settings the connection string gives itself
 // are kept. They are set after connecting rather than as startup parameters, because a pooler
 // such as PgBouncer refuses startup parameters it does not know; a server that refuses them
 // (older than PostgreSQL 12) keeps its defaults, and the connection is used all the same.
 func tuneConnections(cfg *pgxpool.Config) {
+	if cfg.ConnConfig.ConnectTimeout <= 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	if cfg.PingTimeout <= 0 {
+		cfg.PingTimeout = pingTimeout
+	}
 	var names, values []string
 	for _, kv := range [][2]string{
 		{"tcp_keepalives_idle", seconds(keepaliveIdle)},

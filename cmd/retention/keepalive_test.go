@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,4 +121,79 @@ func envList(env map[string]string) []string {
 		out = append(out, k+"="+v)
 	}
 	return out
+}
+
+// TestCutForGoodEndsTheRun cuts the cable between a running job and its database and never
+// restores it. The job notices (its lock watchdog), stops sending, and ends within its
+// wind-down bound (--shutdown-grace + --request-timeout + job.WindDownReserve after the stop,
+// then the lock's release and the pool's close) with exit 5, although none of its last writes
+// can reach the server. Before the bound (and the pool's ping and connect timeouts), a cut for
+// good kept the process alive for more than six minutes, each store call waiting out its own
+// limit, then closing the pool waiting on a ping. Once the cable is back, the next run repairs
+// the dead run and finishes the work.
+func TestCutForGoodEndsTheRun(t *testing.T) {
+	t.Parallel()
+	if !inNetns(t) {
+		return
+	}
+	srv := startServer(t)
+	port := srv.port(t)
+	b := setupOn(t, srv.socketURL(t))
+	dsn := srv.url + "&tcp_keepalives_idle=2&tcp_keepalives_interval=1&tcp_keepalives_count=3&tcp_user_timeout=5000"
+	env := with(b.env, "DATABASE_URL", dsn)
+	bin := netnsBinary(t)
+	r := startProcess(t, bin, envList(env), "migrate").wait(t)
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	eligible := b.seedBulk(t, 2, 10)
+
+	const grace, requestTimeout = time.Second, 3 * time.Second
+	b.gate.hangAfter(1)
+	p := startProcess(t, bin, envList(env), "run", "--concurrency", "1", "--chunk-size", "5",
+		"--shutdown-grace", grace.String(), "--request-timeout", requestTimeout.String())
+	p.waitUntil(t, "a deletion is recorded and a request hangs", func() bool {
+		return b.countNow(deletedSQL) > 0 && b.gate.holding.Load() > 0
+	})
+
+	nft(t, "add", "table", "inet", "cut")
+	nft(t, "add", "chain", "inet", "cut", "in", "{ type filter hook input priority 0 ; }")
+	nft(t, "add", "rule", "inet", "cut", "in", "tcp", "dport", port, "drop")
+	nft(t, "add", "rule", "inet", "cut", "in", "tcp", "sport", port, "drop")
+	cut := time.Now()
+
+	noticed := lockCheckInterval + 5*time.Second + 10*time.Second
+	for !strings.Contains(p.stderr.String(), `"run stops sending"`) {
+		require.Less(t, time.Since(cut), noticed, "the job did not notice the dead server\n%s", p.stderr.String())
+		p.sleepOrEnd(50 * time.Millisecond)
+	}
+	stopped := time.Since(cut)
+	// The wind-down, then releasing the lock (5 s at most) and closing the pool, whose broken
+	// connections pgx closes with a cancel request each (15 s at most, their dials 10 s).
+	bound := grace + requestTimeout + job.WindDownReserve + 5*time.Second + 15*time.Second
+	select {
+	case <-p.done:
+	case <-time.After(bound + 20*time.Second):
+		// A goroutine dump says where it waits.
+		_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+		p.sleepOrEnd(2 * time.Second)
+		t.Fatalf("the job had not ended %v after it stopped (bound %v), the cable still cut\n%s",
+			time.Since(cut)-stopped, bound, p.stderr.String())
+	}
+	res := p.wait(t)
+	t.Logf("the job stopped %v after the cut and exited %v after the stop (bound %v): exit %d\n%s",
+		stopped.Round(10*time.Millisecond), (time.Since(cut) - stopped).Round(10*time.Millisecond), bound, res.code, errorLines(res.stderr))
+	require.Equal(t, exitcode.Fatal, res.code, "%s", res)
+
+	// The cable is back: the server long since ended the dead run's session, so the next run
+	// takes the lock, marks the dead run interrupted and finishes the work.
+	nft(t, "delete", "table", "inet", "cut")
+	b.gate.release()
+	final := startProcess(t, bin, envList(env), "run").wait(t)
+	require.Equal(t, exitcode.OK, final.code, "%s", final)
+	require.Equal(t, eligible, b.recordedDeleted(t), "every eligible session recorded deleted exactly once")
+	confirmed := b.confirmedAtFake()
+	for _, k := range eligible {
+		require.True(t, confirmed[k], "%s recorded deleted without a confirmation", k)
+	}
+	require.Zero(t, b.count(t, pendingSQL))
+	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.runs WHERE status = 'running'`))
 }
