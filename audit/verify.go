@@ -77,6 +77,8 @@ type Result struct {
 	ProblemCount int64 `json:"problem_count"`
 	// Log is what the check of the v2 log (recording v2) found.
 	Log LogResult `json:"log"`
+	// Verifications is what the check of the verification chain (retention verify) found.
+	Verifications VerificationResult `json:"verifications"`
 }
 
 // Intact reports whether Verify found nothing wrong.
@@ -116,7 +118,8 @@ type Beginner interface {
 
 // Verify walks the whole chain in one read-only, repeatable-read transaction (a consistent
 // snapshot, while runs keep sealing) and recomputes each seal's hash from its deletion row and
-// the previous hash it records. It resynchronises after each problem, so one edited row is
+// the previous hash it records; then the v2 log (verifyLog) and the verification chain
+// (verifyVerifications) in the same snapshot. It resynchronises after each problem, so one edited row is
 // reported once, not as a broken chain from there on. The error is for failures to read;
 // problems are in the Result (see Result.Err).
 func Verify(ctx context.Context, db Beginner, opts Options) (*Result, error) {
@@ -143,6 +146,9 @@ func Verify(ctx context.Context, db Beginner, opts Options) (*Result, error) {
 	}
 	v.checkpoints(opts.Checkpoints)
 	if err := v.verifyLog(ctx, tx, opts); err != nil {
+		return nil, err
+	}
+	if err := v.verifyVerifications(ctx, tx, opts.BatchSize); err != nil {
 		return nil, err
 	}
 	v.res.Head = Checkpoint{Seq: v.lastSeq, Hash: v.lastHash}

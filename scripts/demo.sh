@@ -181,10 +181,6 @@ EOF
 step "retention report (what compliance reads)"
 bin/retention report --format table || die "the report failed (exit status $?)"
 
-step "retention audit verify (the log, against the signed checkpoint kept outside the database)"
-bin/retention audit verify --checkpoint-file "$work/checkpoints/latest.note" --key "$work/checkpoint.vkey" ||
-	die "the results trail does not verify (exit status $?)"
-
 step "retention audit prove / check (one session's deletion, checked with no database)"
 read -r char sess < <(psql "$DATABASE_URL" -XAt -F ' ' -c "SELECT character_id, session_id FROM retention.outcomes WHERE status = 'deleted' ORDER BY claim_id, ord LIMIT 1")
 bin/retention audit prove --character "$char" --session "$sess" --out "$work/proof.json" || die "prove failed (exit status $?)"
@@ -192,5 +188,9 @@ DATABASE_URL='' bin/retention audit check --proof "$work/proof.json" --key "$wor
 
 step "retention verify (Convai's list: are the deleted sessions gone?)"
 bin/retention verify || die "verify found deleted sessions still at Convai, or could not list (exit status $?)"
+
+step "retention audit verify (the log against the signed checkpoint kept outside the database, the verification chain)"
+bin/retention audit verify --checkpoint-file "$work/checkpoints/latest.note" --key "$work/checkpoint.vkey" ||
+	die "the results trail does not verify (exit status $?)"
 
 exit "$status"

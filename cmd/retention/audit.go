@@ -264,7 +264,8 @@ func (a *app) auditKeygen(args []string) error {
 func writeVerify(w io.Writer, res *audit.Result) error {
 	var b strings.Builder
 	if res.Intact() {
-		fmt.Fprintf(&b, "intact: %d sealed v1 outcome(s) and %d log leaves, none edited, removed or inserted\n", res.Sealed, res.Log.Leaves)
+		fmt.Fprintf(&b, "intact: %d sealed v1 outcome(s), %d log leaves and %d verification batch(es), none edited, removed or inserted\n",
+			res.Sealed, res.Log.Leaves, res.Verifications.Batches)
 	} else {
 		fmt.Fprintf(&b, "BROKEN: %d problem(s) in %d sealed outcome(s)\n", res.ProblemCount, res.Sealed)
 		for _, p := range res.Problems {
@@ -277,6 +278,8 @@ func writeVerify(w io.Writer, res *audit.Result) error {
 	fmt.Fprintf(&b, "log  %d leaves, root %s; %d checkpoint(s) checked; %d recorded claim(s) waiting for the next seal\n",
 		res.Log.Leaves, res.Log.Root, res.Log.Checkpoints, res.Log.Queued)
 	fmt.Fprintf(&b, "head %s (v1 chain)\n", res.Head)
+	fmt.Fprintf(&b, "verifications %d in %d batch(es), chain head %d:%s\n", res.Verifications.Verifications,
+		res.Verifications.Batches, res.Verifications.HeadSeq, res.Verifications.HeadHash)
 	if res.Intact() && res.Head.Seq > 0 {
 		fmt.Fprintf(&b, "note the head down: a later \"retention audit verify --checkpoint %s\" proves nothing up to it changed\n", res.Head)
 	}
