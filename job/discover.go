@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -213,8 +215,8 @@ func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *Dis
 	}
 
 	var found []Discovered
-	for _, id := range candidates {
-		latest, err := d.details(ctx, dc.CharacterID, id)
+	for i, r := range d.allDetails(ctx, dc.CharacterID, candidates) {
+		id, latest, err := candidates[i], r.latest, r.err
 		switch {
 		case errors.Is(err, ErrKeyRejected):
 			return fmt.Errorf("read the details of a session of %s: %w", dc.CharacterID, err)
@@ -246,6 +248,43 @@ func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *Dis
 	d.log.Info("character discovered", "character_id", dc.CharacterID, "listed", dc.Listed, "missing", dc.Missing,
 		"expired", dc.Expired, "added", dc.Added)
 	return nil
+}
+
+// detailResult is what the details of one session said.
+type detailResult struct {
+	latest time.Time
+	err    error
+}
+
+// allDetails reads the details of every candidate, at most Concurrency at a time under the
+// run's rate limiter, and returns them in the candidates' order. A rejected key stops the rest:
+// those not read carry the key's error too.
+func (d *discoverer) allDetails(ctx context.Context, characterID string, candidates []string) []detailResult {
+	out := make([]detailResult, len(candidates))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(max(d.cfg.Concurrency, 1), len(candidates)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(candidates) {
+					return
+				}
+				if err := context.Cause(ctx); err != nil {
+					out[i].err = err
+					continue
+				}
+				out[i].latest, out[i].err = d.details(ctx, characterID, candidates[i])
+				if errors.Is(out[i].err, ErrKeyRejected) {
+					cancel(out[i].err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // details reads one session's latest interaction with the job's retry rules.

@@ -2,6 +2,8 @@ package job_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,4 +91,46 @@ func TestDiscoverFaults(t *testing.T) {
 	_, err := b.discover(t, job.DiscoverOptions{CanAdd: true})
 	require.ErrorIs(t, err, job.ErrKeyRejected)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.sessions`))
+}
+
+// slowDetailer delays each details request and records how many were in flight at most.
+type slowDetailer struct {
+	next          job.Detailer
+	inFlight, max atomic.Int64
+}
+
+func (s *slowDetailer) Details(ctx context.Context, characterID, sessionID string) (time.Time, job.Answer) {
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for m := s.max.Load(); n > m && !s.max.CompareAndSwap(m, n); m = s.max.Load() {
+	}
+	time.Sleep(20 * time.Millisecond)
+	return s.next.Details(ctx, characterID, sessionID)
+}
+
+// Details are read --concurrency at a time, and the counts are those of one at a time.
+func TestDiscoverReadsDetailsConcurrently(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	old := time.Now().Add(-72 * time.Hour)
+	for i := range 12 {
+		b.fake.AddSession("c", fmt.Sprintf("lost-%02d", i), old, old.Add(time.Duration(i)*time.Hour))
+	}
+	b.fake.AddSession("c", "lost-undated")
+	discover := func(concurrency int) (*job.DiscoverSummary, int64) {
+		det := &slowDetailer{next: b.send.(job.Detailer)}
+		cfg := fastConfig()
+		cfg.Concurrency = concurrency
+		sum, err := job.Discover(context.Background(), b.store, b.send.(job.Lister), det, cfg,
+			job.DiscoverOptions{Characters: []string{"c"}, DryRun: true, CanAdd: true})
+		require.NoError(t, err)
+		return sum, det.max.Load()
+	}
+	one, maxOne := discover(1)
+	four, maxFour := discover(4)
+	require.EqualValues(t, 1, maxOne)
+	require.EqualValues(t, 4, maxFour, "four details requests in flight at once")
+	require.Equal(t, one.Characters, four.Characters)
+	require.Equal(t, []job.DiscoveredCharacter{{CharacterID: "c", Listed: 13, Missing: 13, Expired: 12, Undated: 1}}, four.Characters)
 }

@@ -34,11 +34,12 @@ func discoverFlags(o *discoverOptions) *flagSet {
 	fs.StringVar(&o.output, "output", "text", "summary format on stdout: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error [$LOG_LEVEL] (default info)")
 	fs.Float64Var(&c.Rate, "rate", job.RateDefault, "most list and details requests per second; 0 for unlimited")
+	fs.IntVar(&c.Concurrency, "concurrency", job.ConcurrencyDefault, "most details requests in flight (1-256)")
 	fs.DurationVar(&c.BackoffBase, "backoff-base", job.BackoffBaseDefault, "first retry wait, doubled each try, with jitter")
 	fs.DurationVar(&c.BackoffMax, "backoff-max", job.BackoffMaxDefault, "longest retry wait")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", job.MaxAttemptsDefault, "most tries of one request")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", job.RequestTimeoutDefault, "time limit of each try")
-	for _, name := range []string{"source", "rate", "backoff-base", "backoff-max", "max-attempts", "request-timeout"} {
+	for _, name := range []string{"source", "rate", "concurrency", "backoff-base", "backoff-max", "max-attempts", "request-timeout"} {
 		fs.envName(name)
 	}
 	return fs
