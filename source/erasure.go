@@ -180,3 +180,32 @@ func (s *Store) FileErasure(ctx context.Context, req ErasureRequest) (Filed, err
 	}
 	return f, nil
 }
+
+// Footprint is what the database knows of an erasure request's subject.
+type Footprint struct {
+	// InSource counts the source's rows of the character (of the session, for a one-session
+	// request).
+	InSource int64
+	// Deleted counts the sessions recorded deleted of the character (the session).
+	Deleted int64
+}
+
+// ErasureFootprint counts what the source and the recorded deletions know of a character, or
+// of one of its sessions: a request for a character nobody knows (a typo, spaces or case)
+// would complete with nothing deleted.
+func (s *Store) ErasureFootprint(ctx context.Context, characterID, sessionID string) (Footprint, error) {
+	var f Footprint
+	var sess *string
+	if sessionID != "" {
+		sess = &sessionID
+	}
+	err := s.q.QueryRow(ctx, fmt.Sprintf(`
+		SELECT (SELECT count(*) FROM %s s WHERE s.character_id::text = $1 AND ($2::text IS NULL OR s.session_id::text = $2)),
+		       (SELECT count(*) FROM retention.deletions d
+		        WHERE d.status = 'deleted' AND d.character_id = $1 AND ($2::text IS NULL OR d.session_id = $2))`, s.src.rel.quoted()),
+		characterID, sess).Scan(&f.InSource, &f.Deleted)
+	if err != nil {
+		return f, fmt.Errorf("look up %q in %s and the deletions: %w", characterID, s.src.rel, err)
+	}
+	return f, nil
+}

@@ -38,7 +38,7 @@ type eraseOptions struct {
 	character, session, reason string
 	due                        string
 	requestedBy, requestedAt   string
-	output                     string
+	output, source             string
 }
 
 func eraseFlags(o *eraseOptions) *flagSet {
@@ -50,7 +50,9 @@ func eraseFlags(o *eraseOptions) *flagSet {
 	fs.StringVar(&o.requestedBy, "requested-by", "", "who asked or files for them [$RETENTION_ACTOR] (default: the database user)")
 	fs.StringVar(&o.requestedAt, "requested-at", "", "when the person asked, RFC 3339 (default now; never in the future)")
 	fs.StringVar(&o.output, "output", "text", "text or json")
+	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION the app's sessions are in, to check that the IDs are known")
 	fs.envName("requested-by", "RETENTION_ACTOR")
+	fs.envName("source")
 	return fs
 }
 
@@ -123,17 +125,32 @@ func (a *app) erase(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, store, err := a.policyStore(ctx, source.DefaultRelation)
+	pool, store, err := a.policyStore(ctx, o.source)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	fp, err := store.ErasureFootprint(ctx, req.CharacterID, req.SessionID)
+	if err != nil {
+		return err
+	}
 	f, err := store.FileErasure(ctx, req)
 	if errors.Is(err, source.ErrBadRequest) {
 		return usagef("erase: %v", err)
 	}
 	if err != nil {
 		return err
+	}
+	switch {
+	case fp.InSource > 0 || fp.Deleted > 0:
+	case req.SessionID == "":
+		fmt.Fprintf(a.stderr, "WARNING: character %q has no session in %s and none recorded deleted: the request will "+
+			"complete with nothing deleted. Check the character ID (spaces and case count); a hold stops a mistaken request.\n",
+			req.CharacterID, o.source)
+	default:
+		fmt.Fprintf(a.stderr, "note: %s has no session %q of character %q and none was deleted: it is sent all the same "+
+			"(the app may not have stored it). Check the IDs if that is a surprise (spaces and case count).\n",
+			o.source, req.SessionID, req.CharacterID)
 	}
 	if o.output == "json" {
 		enc := json.NewEncoder(a.stdout)

@@ -65,6 +65,7 @@ func TestEraseCommand(t *testing.T) {
 
 	r = b.run(t, "erase", "--character", "c-held", "--session", "c-held-old-0", "--reason", "ticket 43")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Empty(t, r.stderr, "known IDs: no warning")
 
 	// The plan, the dry-run show them; the run sends them.
 	r = b.run(t, "plan")
@@ -102,4 +103,26 @@ func TestEraseCommand(t *testing.T) {
 	// The trail still verifies: the erasure claims' leaves seal the requests' terms.
 	r = b.run(t, "audit", "verify")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
+}
+
+// A request naming IDs the database has never seen is filed, with a warning: a typo in a
+// character's request would complete with nothing deleted.
+func TestEraseWarnsOfUnknownIDs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seedWorld(t)
+	r := b.run(t, "erase", "--character", "c-own ", "--reason", "ticket 1")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stderr, `WARNING: character "c-own " has no session in retention.sessions and none recorded deleted`)
+	r = b.run(t, "erase", "--character", "c-own", "--session", "never-stored", "--reason", "ticket 2")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stderr, `note: retention.sessions has no session "never-stored" of character "c-own"`)
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM retention.erasure_requests`))
+
+	// Both are filed; the run completes the first with nothing deleted, and says so in the
+	// report, and sends the second.
+	r = b.run(t, "run")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Equal(t, 0, b.count(t, `SELECT sessions_completed FROM retention.erasure_status WHERE id = 1`))
+	require.Contains(t, b.recordedDeleted(t), "c-own/never-stored")
 }
