@@ -30,6 +30,9 @@ type ErasureWork struct {
 	// session (LastActive zero when the source does not know it: it is sent all the same), for
 	// a character's every session of the character in the source.
 	Sessions []policy.Record
+	// Refuted marks a complete request whose deletions of Sessions a verification refuted
+	// (found present at Convai): they are sent again under it; it stays complete.
+	Refuted bool
 }
 
 // ErasureSummary is what a run did about erasure requests.
@@ -79,10 +82,14 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 	}
 	e := &erasures{work: work, blocked: map[int64]bool{}, covered: map[[2]string]bool{},
 		pending: map[int64]int{}, unconfirmed: map[int64]int{}}
-	e.sum.Open = len(work)
+	for _, w := range work {
+		if !w.Refuted {
+			e.sum.Open++
+		}
+	}
 	for _, w := range work {
 		r := w.Request
-		if rules.Held(r.CharacterID, r.SessionID) {
+		if rules.Held(r.CharacterID, r.SessionID) && !w.Refuted {
 			e.blocked[r.ID] = true
 		}
 		var c *Chunk
@@ -92,7 +99,7 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 				continue // not the request's, or never sendable
 			}
 			held := rules.Held(s.CharacterID, s.SessionID)
-			if held {
+			if held && !w.Refuted {
 				e.blocked[r.ID] = true
 			}
 			if e.covered[key] {
@@ -171,6 +178,9 @@ func (e *erasures) done(id int64, os []Outcome) {
 func (e *erasures) complete(ctx context.Context, rs RunStore) error {
 	for _, w := range e.work {
 		id := w.Request.ID
+		if w.Refuted {
+			continue // complete already
+		}
 		e.mu.Lock()
 		ready := !e.blocked[id] && e.pending[id] == 0 && e.unconfirmed[id] == 0
 		e.mu.Unlock()
@@ -195,7 +205,7 @@ func (e *erasures) summary(now time.Time) *ErasureSummary {
 	s := e.sum
 	s.Left, s.Overdue = 0, 0
 	for _, w := range e.work {
-		if slices.Contains(s.Completed, w.Request.ID) {
+		if w.Refuted || slices.Contains(s.Completed, w.Request.ID) {
 			continue
 		}
 		s.Left++

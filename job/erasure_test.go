@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -272,6 +273,37 @@ func TestErasureRequests(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []int64{id}, sum.Erasure.Completed)
 		require.Equal(t, []string{"c/clock-skew"}, b.recordedDeleted(t))
+	})
+
+	t.Run("a deletion a verification refutes is sent again under its request", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		b.seed(t, "c", 2, days(1))
+		id := b.fileErasure(t, "c", nil, "asked")
+		sum, err := b.run(t, fastConfig())
+		require.NoError(t, err)
+		require.Equal(t, []int64{id}, sum.Erasure.Completed)
+
+		// Convai still has c-s0001: the verification refutes its deletion.
+		b.fake.AddSession("c", "c-s0001", time.Now())
+		vsum, err := b.verify(t, fastConfig(), job.VerifyScope{})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, vsum.Present)
+
+		sum, err = b.run(t, fastConfig())
+		require.NoError(t, err)
+		require.Zero(t, sum.Erasure.Open, "the request stays complete")
+		require.EqualValues(t, 1, sum.Erasure.Deleted, "c-s0001 sent again under it")
+		require.Equal(t, []string{"c/c-s0000", "c/c-s0001", "c/c-s0001"}, b.requested())
+		require.Equal(t, 2, b.count(t, `SELECT count(*) FROM retention.deletions
+			WHERE session_id = 'c-s0001' AND status = 'deleted' AND erasure_request_id = $1`, id))
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.erasure_completions`))
+		require.Equal(t, "completed", func() string { s, _ := b.erasureState(t, id); return s }())
+
+		// And once deleted again, nothing is left to send.
+		_, err = b.run(t, fastConfig())
+		require.NoError(t, err)
+		require.Len(t, b.requested(), 3)
 	})
 
 	t.Run("a dry-run shows them and sends nothing", func(t *testing.T) {

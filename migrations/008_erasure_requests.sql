@@ -112,7 +112,8 @@ $$;
 -- claim_erasure writes a chunk of an open erasure request's sessions as the run's claim, like
 -- retention.claim: the caller must be the running run, with its token and its lock. A request
 -- for one session may claim that session only; any session an active hold protects, or already
--- deleted (retention.is_deleted), is left out. Only the IDs it returns may be sent.
+-- deleted (retention.is_deleted), is left out. A complete request may claim again the sessions
+-- it deleted whose deletion a verification refuted. Only the IDs it returns may be sent.
 CREATE FUNCTION retention.claim_erasure(p_run bigint, p_token text, p_request bigint, p_ids text[],
                                         p_last_active timestamptz[],
                                         OUT claim_id bigint, OUT session_ids text[])
@@ -126,7 +127,13 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'claim_erasure: there is no erasure request %', p_request USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF EXISTS (SELECT 1 FROM retention.erasure_completions WHERE request_id = p_request) THEN
+    -- A complete request claims again only sessions it deleted before that a verification has
+    -- since found present at Convai (their deletion refuted): they are sent again under it.
+    IF EXISTS (SELECT 1 FROM retention.erasure_completions WHERE request_id = p_request)
+       AND EXISTS (SELECT 1 FROM unnest(p_ids) x
+                   WHERE NOT EXISTS (SELECT 1 FROM retention.claims c
+                                     WHERE c.erasure_request_id = p_request AND x = ANY (c.session_ids))
+                      OR retention.is_deleted(req.character_id, x)) THEN
         RAISE EXCEPTION 'claim_erasure: erasure request % is complete', p_request USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF cardinality(p_ids) IS DISTINCT FROM cardinality(p_last_active) OR coalesce(cardinality(p_ids), 0) = 0 THEN

@@ -16,7 +16,8 @@ import (
 // OpenErasures returns the erasure requests without a completion whose character belongs to
 // shard, oldest first, each with its sessions not yet deleted: a one-session request's session
 // (with its latest activity in the source, if the source has it), or every session of the
-// character in the source.
+// character in the source. Then the complete requests whose deletions a verification refuted,
+// with those sessions (Refuted).
 func (s *Store) OpenErasures(ctx context.Context, shard job.Shard) ([]job.ErasureWork, error) {
 	rows, err := s.q.Query(ctx, `
 		SELECT e.id, e.character_id, coalesce(e.session_id, ''), e.requested_at, e.due_at,
@@ -78,6 +79,47 @@ func (s *Store) OpenErasures(ctx context.Context, shard job.Shard) ([]job.Erasur
 			}
 		}
 		work = append(work, w)
+	}
+	return s.refutedErasures(ctx, shard, work)
+}
+
+// refutedErasures appends to work the complete requests with sessions whose deletion under them a
+// verification has since refuted (found present at Convai): the run sends those again, under the
+// same request. Only sessions ever found present are looked at (an index probe).
+func (s *Store) refutedErasures(ctx context.Context, shard job.Shard, work []job.ErasureWork) ([]job.ErasureWork, error) {
+	rows, err := s.q.Query(ctx, `
+		SELECT e.id, e.character_id, coalesce(e.session_id, ''), e.requested_at, e.due_at, x.session_id, max(x.last_active_at)
+		FROM retention.erasure_requests e
+		JOIN retention.erasure_completions ec ON ec.request_id = e.id
+		JOIN retention.claims c ON c.erasure_request_id = e.id
+		CROSS JOIN LATERAL unnest(c.session_ids, c.last_active_at) AS x(session_id, last_active_at)
+		WHERE EXISTS (SELECT 1 FROM retention.verifications v
+		              WHERE v.character_id = c.character_id AND v.session_id = x.session_id AND v.result = 'present')
+		  AND NOT retention.is_deleted(c.character_id, x.session_id)
+		GROUP BY 1, 2, 3, 4, 5, 6
+		ORDER BY 1, 6`)
+	if err != nil {
+		return nil, fmt.Errorf("read refuted erasures: %w", err)
+	}
+	var req job.ErasureRequest
+	var id string
+	var at *time.Time
+	_, err = pgx.ForEachRow(rows, []any{&req.ID, &req.CharacterID, &req.SessionID, &req.RequestedAt, &req.DueAt, &id, &at}, func() error {
+		if policy.Shard(req.CharacterID, shard.Count) != shard.Index {
+			return nil
+		}
+		if n := len(work); n == 0 || work[n-1].Request.ID != req.ID || !work[n-1].Refuted {
+			work = append(work, job.ErasureWork{Request: req, Refuted: true})
+		}
+		r := policy.Record{CharacterID: req.CharacterID, SessionID: id}
+		if at != nil {
+			r.LastActive = *at
+		}
+		work[len(work)-1].Sessions = append(work[len(work)-1].Sessions, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read refuted erasures: %w", err)
 	}
 	return work, nil
 }

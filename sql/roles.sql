@@ -104,12 +104,14 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --                                        finish_verify
 --   Discover                             reads the source and retention.is_deleted; adds through
 --                                        retention.add_discovered
---   OpenErasures, CompleteErasure        read erasure_requests and erasure_completions; claim
---                                        through retention.claim_erasure, complete through
---                                        retention.complete_erasure
+--   OpenErasures, CompleteErasure        read erasure_requests, erasure_completions and, for a
+--                                        deletion a verification refuted, the claims made under
+--                                        a request; claim through retention.claim_erasure,
+--                                        complete through retention.complete_erasure
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
                 retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes,
-                retention.verifications, retention.erasure_requests, retention.erasure_completions
+                retention.verifications, retention.erasure_requests, retention.erasure_completions,
+                retention.claims
     TO retention_job;
 GRANT EXECUTE ON FUNCTION
     retention.is_deleted(text, text),
