@@ -66,11 +66,9 @@ type erasures struct {
 	covered map[[2]string]bool
 
 	mu sync.Mutex
-	// pending counts, per request, its chunks not yet claimed and recorded; unconfirmed its
-	// claimed sessions without a confirmed deletion.
-	pending     map[int64]int
-	unconfirmed map[int64]int
-	sum         ErasureSummary
+	// confirmed holds the sessions this run recorded deleted.
+	confirmed map[[2]string]bool
+	sum       ErasureSummary
 }
 
 // planErasures reads the open requests of the shard and splits their sessions into chunks of
@@ -80,34 +78,31 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 	if err != nil {
 		return nil, fmt.Errorf("read erasure requests: %w", err)
 	}
-	e := &erasures{work: work, blocked: map[int64]bool{}, covered: map[[2]string]bool{},
-		pending: map[int64]int{}, unconfirmed: map[int64]int{}}
+	e := &erasures{work: work, blocked: map[int64]bool{}, covered: map[[2]string]bool{}, confirmed: map[[2]string]bool{}}
 	for _, w := range work {
-		if !w.Refuted {
-			e.sum.Open++
+		r := w.Request
+		if w.Refuted {
+			continue
+		}
+		e.sum.Open++
+		// The database's rule (retention.erasure_status, complete_erasure): a hold on the
+		// character, on the session asked for, or, for a character's request, on any of its
+		// sessions.
+		if (r.SessionID == "" && rules.AnyHeld(r.CharacterID)) || (r.SessionID != "" && rules.Held(r.CharacterID, r.SessionID)) {
+			e.blocked[r.ID] = true
 		}
 	}
 	for _, w := range work {
 		r := w.Request
-		if rules.Held(r.CharacterID, r.SessionID) && !w.Refuted {
-			e.blocked[r.ID] = true
-		}
 		var c *Chunk
 		for _, s := range w.Sessions {
 			key := [2]string{s.CharacterID, s.SessionID}
-			if s.CharacterID != r.CharacterID || !policy.ValidIDs(s.CharacterID, s.SessionID) {
-				continue // not the request's, or never sendable
-			}
-			held := rules.Held(s.CharacterID, s.SessionID)
-			if held && !w.Refuted {
-				e.blocked[r.ID] = true
-			}
-			if e.covered[key] {
-				continue // asked for twice: sent (or held) once, under the first request
+			if s.CharacterID != r.CharacterID || !policy.ValidIDs(s.CharacterID, s.SessionID) || e.covered[key] {
+				continue // not the request's, never sendable (the request then stays open), or asked for twice: sent once
 			}
 			e.covered[key] = true
 			e.sum.Sessions++
-			if held {
+			if rules.Held(s.CharacterID, s.SessionID) {
 				e.sum.Held++
 				e.held = append(e.held, s)
 				continue
@@ -115,7 +110,6 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 			if c == nil || len(c.Sessions) >= size {
 				e.chunks = append(e.chunks, Chunk{CharacterID: r.CharacterID, Erasure: r.ID})
 				c = &e.chunks[len(e.chunks)-1]
-				e.pending[r.ID]++
 			}
 			c.Sessions = append(c.Sessions, s)
 		}
@@ -155,36 +149,29 @@ func (e *erasures) exclude() func(characterID, sessionID string) bool {
 	return e.covers
 }
 
-// done notes one chunk of request id claimed and its outcomes recorded (none when the claim
-// left every session out).
-func (e *erasures) done(id int64, os []Outcome) {
+// done notes the recorded outcomes of a chunk of request id.
+func (e *erasures) done(id int64, characterID string, os []Outcome) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.pending[id]--
 	for _, o := range os {
 		if o.Deleted {
+			e.confirmed[[2]string{characterID, o.SessionID}] = true
 			e.sum.Deleted++
 		} else {
-			e.unconfirmed[id]++
 			e.sum.Failed++
 		}
 	}
 }
 
-// complete asks the store to mark complete every request of the run that is not blocked, whose
-// chunks were all claimed and recorded and whose sessions were all confirmed deleted (a request
-// with nothing left to send included); the store checks it again against the recorded outcomes
-// and the holds. The others stay open for the next run.
+// complete asks the store to mark complete every open request of the run that is not blocked
+// and whose every session this run confirmed deleted, under whichever request sent it (a
+// request with nothing left to send included); the store checks it again against the recorded
+// outcomes, the holds and the sources. A session failed, held, malformed or not sent (the run
+// stopped first) leaves its requests open for the next run.
 func (e *erasures) complete(ctx context.Context, rs RunStore) error {
 	for _, w := range e.work {
 		id := w.Request.ID
-		if w.Refuted {
-			continue // complete already
-		}
-		e.mu.Lock()
-		ready := !e.blocked[id] && e.pending[id] == 0 && e.unconfirmed[id] == 0
-		e.mu.Unlock()
-		if !ready {
+		if w.Refuted || e.blocked[id] || !e.allConfirmed(w) {
 			continue
 		}
 		ok, err := rs.CompleteErasure(ctx, id)
@@ -196,6 +183,18 @@ func (e *erasures) complete(ctx context.Context, rs RunStore) error {
 		}
 	}
 	return nil
+}
+
+// allConfirmed reports whether this run confirmed the deletion of every session of w.
+func (e *erasures) allConfirmed(w ErasureWork) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range w.Sessions {
+		if !e.confirmed[[2]string{s.CharacterID, s.SessionID}] {
+			return false
+		}
+	}
+	return true
 }
 
 // summary returns the counts so far, with the requests left open and overdue as of now.

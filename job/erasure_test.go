@@ -172,6 +172,41 @@ func TestErasureRequests(t *testing.T) {
 		require.Equal(t, []string{"c/c-s0000", "c/c-s0001"}, b.recordedDeleted(t))
 	})
 
+	t.Run("two requests sharing a session that fails both stay open", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		b.seed(t, "c", 3, days(1))
+		one := b.fileErasure(t, "c", "c-s0001", "asked")
+		all := b.fileErasure(t, "c", nil, "asked for all")
+		b.fake.SetRejectIDs("c-s0001")
+		sum, err := b.run(t, fastConfig())
+		require.NoError(t, err)
+		require.Empty(t, sum.Erasure.Completed, "c-s0001 failed: neither request is done")
+		require.Equal(t, []string{"c/c-s0000", "c/c-s0002"}, b.recordedDeleted(t))
+		for _, id := range []int64{one, all} {
+			state, _ := b.erasureState(t, id)
+			require.Equal(t, "open", state)
+		}
+		b.fake.SetRejectIDs()
+		sum, err = b.run(t, fastConfig())
+		require.NoError(t, err)
+		require.Equal(t, []int64{one, all}, sum.Erasure.Completed)
+	})
+
+	t.Run("a hold on a session the source does not have blocks a character's request", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		b.seed(t, "c", 1, days(1))
+		b.exec(t, `INSERT INTO retention.holds (character_id, session_id, reason) VALUES ('c', 'gone-already', 'kept')`)
+		id := b.fileErasure(t, "c", nil, "asked")
+		sum, err := b.run(t, fastConfig())
+		require.NoError(t, err)
+		require.Equal(t, []string{"c/c-s0000"}, b.requested(), "what no hold names is sent")
+		require.Equal(t, []int64{id}, sum.Erasure.Blocked, "the run reports what the database says")
+		state, _ := b.erasureState(t, id)
+		require.Equal(t, "blocked", state)
+	})
+
 	t.Run("a session both requested and expired is sent once", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, setupOpts{})

@@ -430,9 +430,6 @@ func (ru *run) process(ctx context.Context, c Chunk) {
 		ru.tally.heldAtClaim(c.Sessions[0], c.decision(), int64(n))
 	}
 	if len(claim.SessionIDs) == 0 {
-		if c.Erasure != 0 {
-			ru.erasures.done(c.Erasure, nil)
-		}
 		return
 	}
 	d := &deliverer{
@@ -462,7 +459,7 @@ func (ru *run) process(ctx context.Context, c Chunk) {
 	}
 	ru.tally.outcomes(c.CharacterID, outcomes)
 	if c.Erasure != 0 {
-		ru.erasures.done(c.Erasure, outcomes)
+		ru.erasures.done(c.Erasure, c.CharacterID, outcomes)
 	}
 }
 

@@ -77,15 +77,18 @@ type Set struct {
 	def         *Policy
 	heldChars   map[string]bool
 	heldSess    map[Hold]bool
+	// sessHeldChars names the characters with at least one session held.
+	sessHeldChars map[string]bool
 }
 
 // NewSet checks the policies (at most one default, at most one per character, a threshold on
 // each) and indexes them and the holds.
 func NewSet(policies []Policy, holds []Hold) (*Set, error) {
 	s := &Set{
-		byCharacter: make(map[string]Policy, len(policies)),
-		heldChars:   make(map[string]bool),
-		heldSess:    make(map[Hold]bool),
+		byCharacter:   make(map[string]Policy, len(policies)),
+		heldChars:     make(map[string]bool),
+		heldSess:      make(map[Hold]bool),
+		sessHeldChars: make(map[string]bool),
 	}
 	for _, p := range policies {
 		if p.Threshold.IsZero() {
@@ -109,6 +112,7 @@ func NewSet(policies []Policy, holds []Hold) (*Set, error) {
 			s.heldChars[h.CharacterID] = true
 		} else {
 			s.heldSess[h] = true
+			s.sessHeldChars[h.CharacterID] = true
 		}
 	}
 	return s, nil
@@ -193,6 +197,12 @@ func (s *Set) Judge(r Record) Verdict {
 // it. An erasure request yields to it.
 func (s *Set) Held(characterID, sessionID string) bool {
 	return s.heldChars[characterID] || s.SessionHeld(characterID, sessionID)
+}
+
+// AnyHeld reports whether an active hold names the character or any one of its sessions: a
+// request for every session of the character yields to it until it is released.
+func (s *Set) AnyHeld(characterID string) bool {
+	return s.heldChars[characterID] || s.sessHeldChars[characterID]
 }
 
 // SessionHeld reports whether an active hold names this session (a hold on the whole character

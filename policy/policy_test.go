@@ -103,6 +103,14 @@ func TestSessionHeld(t *testing.T) {
 	require.False(t, s.SessionHeld("a", "s2"))
 	require.False(t, s.SessionHeld("b", "s1"), "character holds are reported by Decide")
 	require.Equal(t, policy.ReasonHeld, s.Decide("b").Reason)
+
+	// Held: a hold on the character or on the session. AnyHeld: on the character or any session.
+	require.True(t, s.Held("a", "s1"))
+	require.False(t, s.Held("a", "s2"))
+	require.True(t, s.Held("b", "anything"))
+	require.True(t, s.AnyHeld("a"))
+	require.True(t, s.AnyHeld("b"))
+	require.False(t, s.AnyHeld("c"))
 }
 
 func TestHorizon(t *testing.T) {

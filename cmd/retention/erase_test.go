@@ -70,7 +70,7 @@ func TestEraseCommand(t *testing.T) {
 	// The plan, the dry-run show them; the run sends them.
 	r = b.run(t, "plan")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
-	require.Contains(t, r.stdout, "erasure requests: 3 open, asking for 4 session(s) not yet deleted; the next run sends them first, held ones excepted")
+	require.Contains(t, r.stdout, "erasure requests: 3 open, asking for 4 session(s) not yet deleted, held ones included; the next run sends the others first")
 	r = b.run(t, "run", "--dry-run")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
 	require.Contains(t, r.stdout, "erasure requests: 3 open; would send 3 of their sessions first (1 held); blocked by a hold: [3]")

@@ -276,13 +276,16 @@ func (a *app) plan(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if len(work) > 0 {
-			var n int
-			for _, w := range work {
-				n += len(w.Sessions)
+		var open, n int
+		for _, w := range work {
+			n += len(w.Sessions)
+			if !w.Refuted {
+				open++
 			}
-			fmt.Fprintf(a.stdout, "erasure requests: %d open, asking for %d session(s) not yet deleted; the next run sends them "+
-				"first, held ones excepted, never capped and not counted above (see retention report)\n", len(work), n)
+		}
+		if n > 0 || open > 0 {
+			fmt.Fprintf(a.stdout, "erasure requests: %d open, asking for %d session(s) not yet deleted, held ones included; the next "+
+				"run sends the others first, never capped and not counted above (see retention report)\n", open, n)
 		}
 	}
 	return nil
