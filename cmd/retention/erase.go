@@ -47,7 +47,7 @@ func eraseFlags(o *eraseOptions) *flagSet {
 	fs.StringVar(&o.session, "session", "", "the one session to erase (default: every session of the character in the source)")
 	fs.StringVar(&o.reason, "reason", "", "why: the request's reference, e.g. a ticket (required; at most 1000 characters; do not put personal data here)")
 	fs.StringVar(&o.due, "due", "", "the deadline after the request, as 72h or 30d (default 30d)")
-	fs.StringVar(&o.requestedBy, "requested-by", "", "who asked or files for them [$RETENTION_ACTOR] (default: the database user)")
+	fs.StringVar(&o.requestedBy, "requested-by", "", "who asked or files for them (default: the database user)")
 	fs.StringVar(&o.requestedAt, "requested-at", "", "when the person asked, RFC 3339 (default now; never in the future)")
 	fs.StringVar(&o.output, "output", "text", "text or json")
 	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION the app's sessions are in, to check that the IDs are known")
