@@ -63,7 +63,9 @@ type erasures struct {
 	blocked map[int64]bool
 	chunks  []Chunk
 	held    []policy.Record
-	covered map[[2]string]bool
+	// malformed are the requests' sessions whose IDs cannot be sent: skipped, and counted.
+	malformed []policy.Record
+	covered   map[[2]string]bool
 
 	mu sync.Mutex
 	// confirmed holds the sessions this run recorded deleted.
@@ -97,8 +99,13 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 		var c *Chunk
 		for _, s := range w.Sessions {
 			key := [2]string{s.CharacterID, s.SessionID}
-			if s.CharacterID != r.CharacterID || !policy.ValidIDs(s.CharacterID, s.SessionID) || e.covered[key] {
-				continue // not the request's, never sendable (the request then stays open), or asked for twice: sent once
+			if s.CharacterID != r.CharacterID || e.covered[key] {
+				continue // not the request's, or asked for twice: sent once
+			}
+			if !policy.ValidIDs(s.CharacterID, s.SessionID) {
+				e.covered[key] = true
+				e.malformed = append(e.malformed, s) // never sendable: the request stays open
+				continue
 			}
 			e.covered[key] = true
 			e.sum.Sessions++
@@ -132,6 +139,9 @@ func (e *erasures) count(t *tally) {
 	}
 	for _, s := range e.held {
 		t.skip(policy.SkipHeld, s, d, 1)
+	}
+	for _, s := range e.malformed {
+		t.skip(policy.SkipMalformed, s, d, 1)
 	}
 }
 

@@ -207,6 +207,21 @@ func TestErasureRequests(t *testing.T) {
 		require.Equal(t, "blocked", state)
 	})
 
+	t.Run("a malformed session of the source keeps a character's request open", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		b.seed(t, "c", 1, days(1))
+		b.exec(t, `INSERT INTO retention.sessions VALUES ('c', E'bad\x01id', now())`)
+		id := b.fileErasure(t, "c", nil, "asked")
+		sum, err := b.run(t, fastConfig())
+		require.NoError(t, err)
+		require.Equal(t, []string{"c/c-s0000"}, b.requested())
+		require.Empty(t, sum.Erasure.Completed)
+		require.EqualValues(t, 1, sum.SkippedByReason[string(policy.SkipMalformed)])
+		state, _ := b.erasureState(t, id)
+		require.Equal(t, "open", state)
+	})
+
 	t.Run("a session both requested and expired is sent once", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, setupOpts{})

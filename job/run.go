@@ -152,6 +152,10 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 		ru.log.Info("erasure requests: their sessions are sent first", "open", s.Open, "sessions", s.Sessions,
 			"held", s.Held, "blocked", s.Blocked)
 	}
+	if n := len(ru.erasures.malformed); n > 0 {
+		ru.log.Warn("erasure requests ask for sessions whose IDs cannot be sent (blank, control characters, too long): "+
+			"those requests stay open", "sessions", n)
+	}
 	if len(ru.erasures.sum.Blocked) > 0 {
 		ru.log.Warn("erasure requests stay open: an active hold protects their sessions", "requests", ru.erasures.sum.Blocked)
 	}
