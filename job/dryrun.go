@@ -59,7 +59,8 @@ func (r *Runner) selectAll(ctx context.Context, rd Reader, t *tally) (cutoff tim
 	if err != nil {
 		return cutoff, false, nil, err
 	}
-	if er, err = planErasures(ctx, rd, rules, r.cfg.Shard, r.cfg.ChunkSize); err != nil {
+	// A dry-run reads no API: a character's request shows the sessions the source has.
+	if er, err = planErasures(ctx, rd, rules, r.cfg.Shard, r.cfg.ChunkSize, nil, nil); err != nil {
 		return cutoff, false, nil, err
 	}
 	er.count(t)

@@ -2,10 +2,14 @@ package job
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/convai-retention/retention/policy"
 )
@@ -43,7 +47,10 @@ type ErasureSummary struct {
 	// to be sent) unless held.
 	Sessions int64 `json:"sessions"`
 	// Held counts those an active hold protects: they are not sent.
-	Held    int64 `json:"held"`
+	Held int64 `json:"held"`
+	// Listed counts the sessions of characters' requests found at Convai that the source did
+	// not have: they are sent too.
+	Listed  int64 `json:"listed_at_convai"`
 	Deleted int64 `json:"deleted"`
 	Failed  int64 `json:"failed"`
 	// Completed lists the requests this run found complete: every session confirmed deleted.
@@ -65,7 +72,10 @@ type erasures struct {
 	held    []policy.Record
 	// malformed are the requests' sessions whose IDs cannot be sent: skipped, and counted.
 	malformed []policy.Record
-	covered   map[[2]string]bool
+	// unlisted names the characters' requests whose sessions at Convai were not listed this
+	// run (a dry-run, or the list failed): not complete yet.
+	unlisted map[int64]bool
+	covered  map[[2]string]bool
 
 	mu sync.Mutex
 	// confirmed holds the sessions this run recorded deleted.
@@ -73,14 +83,77 @@ type erasures struct {
 	sum       ErasureSummary
 }
 
+// MissingFinder returns those of ids that the source does not have for the character and that
+// are not deleted: sessions Convai has that the app never stored. source.Store implements it.
+type MissingFinder interface {
+	Missing(ctx context.Context, characterID string, ids []string) ([]string, error)
+}
+
+// listMissing returns the sessions of a character that Convai lists and that the source does
+// not have and were never deleted; nil when the run cannot list (a dry-run).
+type listMissing func(ctx context.Context, characterID string) ([]string, error)
+
+// convaiMissing lists a character through l with the run's retry rules and limiter, and keeps
+// what m says is missing.
+func convaiMissing(l Lister, m MissingFinder, cfg Config, limiter *rate.Limiter) listMissing {
+	return func(ctx context.Context, characterID string) ([]string, error) {
+		var ids []string
+		if _, err := listAll(ctx, l, cfg, limiter, characterID, func() { ids = ids[:0] }, func(s ListedSession) error {
+			ids = append(ids, s.SessionID)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		var out []string
+		for start := 0; start < len(ids); start += DiscoverBatch {
+			missing, err := m.Missing(ctx, characterID, ids[start:min(start+DiscoverBatch, len(ids))])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, missing...)
+		}
+		return out, nil
+	}
+}
+
 // planErasures reads the open requests of the shard and splits their sessions into chunks of
-// at most size, leaving out the held ones (the request is then blocked) and malformed IDs.
-func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard, size int) (*erasures, error) {
+// at most size, leaving out the held ones (the request is then blocked) and malformed IDs. With
+// list, a character's request also takes the sessions Convai lists for the character that the
+// source does not have (the app never stored them); if that list cannot be read, the request
+// is sent with what the source has and stays open.
+func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard, size int, list listMissing, log *slog.Logger) (*erasures, error) {
 	work, err := rd.OpenErasures(ctx, shard)
 	if err != nil {
 		return nil, fmt.Errorf("read erasure requests: %w", err)
 	}
-	e := &erasures{work: work, blocked: map[int64]bool{}, covered: map[[2]string]bool{}, confirmed: map[[2]string]bool{}}
+	e := &erasures{work: work, blocked: map[int64]bool{}, covered: map[[2]string]bool{}, confirmed: map[[2]string]bool{},
+		unlisted: map[int64]bool{}}
+	for i := range work {
+		w := &work[i]
+		if w.Refuted || w.Request.SessionID != "" {
+			continue
+		}
+		if list == nil || rules.Held(w.Request.CharacterID, "") {
+			e.unlisted[w.Request.ID] = true // no API, or the whole character is held: nothing to send
+			continue
+		}
+		ids, err := list(ctx, w.Request.CharacterID)
+		switch {
+		case errors.Is(err, ErrKeyRejected) || ctx.Err() != nil:
+			return nil, fmt.Errorf("list the sessions of %s at Convai for erasure request %d: %w", w.Request.CharacterID, w.Request.ID, err)
+		case err != nil:
+			e.unlisted[w.Request.ID] = true
+			if log != nil {
+				log.Warn("could not list a character's sessions at Convai for its erasure request: it is sent with what the source has and stays open",
+					"request", w.Request.ID, "character_id", w.Request.CharacterID, "err", err)
+			}
+			continue
+		}
+		for _, id := range ids {
+			w.Sessions = append(w.Sessions, policy.Record{CharacterID: w.Request.CharacterID, SessionID: id})
+		}
+		e.sum.Listed += int64(len(ids))
+	}
 	for _, w := range work {
 		r := w.Request
 		if w.Refuted {
@@ -181,7 +254,7 @@ func (e *erasures) done(id int64, characterID string, os []Outcome) {
 func (e *erasures) complete(ctx context.Context, rs RunStore) error {
 	for _, w := range e.work {
 		id := w.Request.ID
-		if w.Refuted || e.blocked[id] || !e.allConfirmed(w) {
+		if w.Refuted || e.blocked[id] || e.unlisted[id] || !e.allConfirmed(w) {
 			continue
 		}
 		ok, err := rs.CompleteErasure(ctx, id)

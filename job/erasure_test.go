@@ -2,12 +2,16 @@ package job_test
 
 import (
 	"context"
+	"net/http"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/convai-retention/retention/convai/convaitest"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/policy"
 )
@@ -20,6 +24,17 @@ func (b *bundle) fileErasure(t *testing.T, character string, session any, reason
 		`INSERT INTO retention.erasure_requests (character_id, session_id, reason) VALUES ($1, $2, $3) RETURNING id`,
 		character, session, reason).Scan(&id))
 	return id
+}
+
+// deletes returns the delete requests the fake received (a character's request also lists).
+func (b *bundle) deletes() []convaitest.Request {
+	var out []convaitest.Request
+	for _, r := range b.fake.Requests() {
+		if r.Endpoint == "delete" {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // erasureState returns a request's state and blocking holds from retention.erasure_status.
@@ -52,7 +67,7 @@ func TestErasureRequests(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, job.StatusSucceeded, sum.Status)
 
-		reqs := b.fake.Requests()
+		reqs := b.deletes()
 		require.Len(t, reqs, 3)
 		require.Equal(t, []string{"c-s0001"}, reqs[0].SessionIDs, "the first request is the oldest erasure request's")
 		require.Equal(t, "d", reqs[1].CharID)
@@ -82,7 +97,7 @@ func TestErasureRequests(t *testing.T) {
 		sum, err = b.run(t, cfg)
 		require.NoError(t, err)
 		require.Equal(t, job.ErasureSummary{}, *sum.Erasure)
-		require.Len(t, b.fake.Requests(), 3)
+		require.Len(t, b.deletes(), 3)
 	})
 
 	t.Run("a session the source does not know is sent all the same", func(t *testing.T) {
@@ -144,7 +159,7 @@ func TestErasureRequests(t *testing.T) {
 			(character_id, reason, requested_at) VALUES ('c', 'asked by letter', now() - interval '40 days') RETURNING id`).Scan(&id))
 		sum, err := b.run(t, fastConfig())
 		require.NoError(t, err)
-		require.Empty(t, b.fake.Requests())
+		require.Empty(t, b.deletes())
 		require.Equal(t, 1, sum.Erasure.Overdue)
 		require.Equal(t, []int64{id}, sum.Erasure.Blocked)
 		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.erasure_status WHERE id = $1 AND overdue AND state = 'blocked'`, id))
@@ -246,7 +261,7 @@ func TestErasureRequests(t *testing.T) {
 		id := b.fileErasure(t, "c", "c-s0000", "asked after the policy had deleted it")
 		sum, err := b.run(t, fastConfig())
 		require.NoError(t, err)
-		require.Len(t, b.fake.Requests(), 1)
+		require.Len(t, b.deletes(), 1)
 		require.Equal(t, []int64{id}, sum.Erasure.Completed)
 	})
 
@@ -291,9 +306,9 @@ func TestErasureRequests(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, 1, sum.Erasure.Open, "shard %d", shard)
 			require.Equal(t, []int64{ids[shard]}, sum.Erasure.Completed, "shard %d", shard)
-			require.Equal(t, chars[shard], b.fake.Requests()[shard].CharID)
+			require.Equal(t, chars[shard], b.deletes()[shard].CharID)
 		}
-		require.Len(t, b.fake.Requests(), 2)
+		require.Len(t, b.deletes(), 2)
 	})
 
 	t.Run("an aborted run still completes a request with nothing left to send", func(t *testing.T) {
@@ -311,7 +326,7 @@ func TestErasureRequests(t *testing.T) {
 		var abort *job.AbortError
 		require.ErrorAs(t, err, &abort)
 		require.Equal(t, []int64{id}, sum.Erasure.Completed)
-		require.Len(t, b.fake.Requests(), 1, "only the first run's")
+		require.Len(t, b.deletes(), 1, "only the first run's")
 	})
 
 	t.Run("a source row dated in the future does not stop the run", func(t *testing.T) {
@@ -356,6 +371,45 @@ func TestErasureRequests(t *testing.T) {
 		require.Len(t, b.requested(), 3)
 	})
 
+	t.Run("a character's request also sends what Convai has and the app never stored", func(t *testing.T) {
+		t.Parallel()
+		var listFails atomic.Bool
+		listFails.Store(true)
+		b := setup(t, setupOpts{handler: func(fake http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasSuffix(r.URL.Path, "/chatHistory/list") && listFails.Load() {
+					http.Error(w, "list is down", http.StatusServiceUnavailable)
+					return
+				}
+				fake.ServeHTTP(w, r)
+			})
+		}})
+		b.seed(t, "c", 2, days(1))
+		b.fake.AddSession("c", "never-stored-1", time.Now())
+		b.fake.AddSession("c", "never-stored-2")
+		b.fake.AddSession("other", "not-asked", time.Now())
+		id := b.fileErasure(t, "c", nil, "asked for everything")
+
+		// The list cannot be read: what the source has is sent, and the request stays open.
+		sum, err := b.run(t, fastConfig())
+		require.NoError(t, err)
+		require.Equal(t, []string{"c/c-s0000", "c/c-s0001"}, b.requested())
+		require.Empty(t, sum.Erasure.Completed)
+		state, _ := b.erasureState(t, id)
+		require.Equal(t, "open", state)
+
+		// It can: the sessions the app never stored are sent too, and the request completes.
+		listFails.Store(false)
+		sum, err = b.run(t, fastConfig())
+		require.NoError(t, err)
+		require.EqualValues(t, 2, sum.Erasure.Listed)
+		require.Equal(t, []int64{id}, sum.Erasure.Completed)
+		require.Equal(t, []string{"c/c-s0000", "c/c-s0001", "c/never-stored-1", "c/never-stored-2"}, b.requested())
+		require.Equal(t, []string{"c/c-s0000", "c/c-s0001", "c/never-stored-1", "c/never-stored-2"}, b.recordedDeleted(t))
+		require.False(t, b.fake.HasSession("c", "never-stored-1"))
+		require.True(t, b.fake.HasSession("other", "not-asked"))
+	})
+
 	t.Run("a dry-run shows them and sends nothing", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, setupOpts{})
@@ -368,7 +422,7 @@ func TestErasureRequests(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, &job.ErasureSummary{Open: 2, Sessions: 3, Left: 2}, sum.Erasure)
 		require.EqualValues(t, 3, sum.Selected)
-		require.Empty(t, b.fake.Requests())
+		require.Empty(t, b.deletes())
 		require.Zero(t, b.count(t, `SELECT count(*) FROM retention.claims`))
 	})
 }

@@ -144,7 +144,13 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 	if err := warnUnmatchedHolds(ctx, ru.rd, ru.sum, ru.log); err != nil {
 		return ru.finish(StatusFailed, err)
 	}
-	if ru.erasures, err = planErasures(ctx, ru.rd, ru.rules, ru.cfg.Shard, ru.cfg.ChunkSize); err != nil {
+	var list listMissing
+	l, canList := ru.sender.(Lister)
+	m, canFind := ru.rd.(MissingFinder)
+	if canList && canFind {
+		list = convaiMissing(l, m, ru.cfg, ru.limiter)
+	}
+	if ru.erasures, err = planErasures(ctx, ru.rd, ru.rules, ru.cfg.Shard, ru.cfg.ChunkSize, list, ru.log); err != nil {
 		return ru.finish(StatusFailed, err)
 	}
 	ru.erasures.count(ru.tally)
