@@ -76,6 +76,9 @@ func writeText(w io.Writer, s *job.Summary) error {
 		} else {
 			fmt.Fprintf(&b, "erasure requests: %d open, sent first: %d sessions deleted, %d failed, %d held; completed %v",
 				e.Open, e.Deleted, e.Failed, e.Held, e.Completed)
+			if e.Listed > 0 {
+				fmt.Fprintf(&b, "; %d found only at Convai", e.Listed)
+			}
 		}
 		if len(e.Blocked) > 0 {
 			fmt.Fprintf(&b, "; blocked by a hold: %v", e.Blocked)
