@@ -151,6 +151,9 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 		list = convaiMissing(l, m, ru.cfg, ru.limiter)
 	}
 	if ru.erasures, err = planErasures(ctx, ru.rd, ru.rules, ru.cfg.Shard, ru.cfg.ChunkSize, list, ru.log); err != nil {
+		if ctx.Err() != nil {
+			return ru.finish(StatusInterrupted, context.Cause(ctx))
+		}
 		return ru.finish(StatusFailed, err)
 	}
 	ru.erasures.count(ru.tally)
