@@ -17,7 +17,8 @@ import (
 const eraseUsage = `usage: retention erase --character C [--session S] --reason R [--due 72h] [flags]
 
 Files an erasure request: a person asked that a session (or, without --session, every session
-of the character in the source) be deleted, whatever its age and whatever the policies say.
+of the character, in the source and at Convai) be deleted, whatever its age and whatever the
+policies say.
 Every real run sends the sessions of open requests first, and never caps them (--abort-above);
 an active hold still wins, and the request then stays open, blocked by it. A session the source
 does not know is sent all the same. The request is complete when every one of its sessions is
@@ -44,7 +45,7 @@ type eraseOptions struct {
 func eraseFlags(o *eraseOptions) *flagSet {
 	fs := newFlagSet("erase")
 	fs.StringVar(&o.character, "character", "", "the character whose session(s) to erase (required)")
-	fs.StringVar(&o.session, "session", "", "the one session to erase (default: every session of the character in the source)")
+	fs.StringVar(&o.session, "session", "", "the one session to erase (default: every session of the character, in the source and at Convai)")
 	fs.StringVar(&o.reason, "reason", "", "why: the request's reference, e.g. a ticket (required; at most 1000 characters; do not put personal data here)")
 	fs.StringVar(&o.due, "due", "", "the deadline after the request, as 72h or 30d (default 30d)")
 	fs.StringVar(&o.requestedBy, "requested-by", "", "who asked or files for them (default: the database user)")
@@ -145,8 +146,8 @@ func (a *app) erase(ctx context.Context, args []string) error {
 	case fp.InSource > 0 || fp.Deleted > 0:
 	case req.SessionID == "":
 		fmt.Fprintf(a.stderr, "WARNING: character %q has no session in %s and none recorded deleted: the request will "+
-			"complete with nothing deleted. Check the character ID (spaces and case count); a hold stops a mistaken request.\n",
-			req.CharacterID, o.source)
+			"delete only what Convai lists for that ID, maybe nothing. Check the character ID (spaces and case count); "+
+			"a hold stops a mistaken request.\n", req.CharacterID, o.source)
 	default:
 		fmt.Fprintf(a.stderr, "note: %s has no session %q of character %q and none was deleted: it is sent all the same "+
 			"(the app may not have stored it). Check the IDs if that is a surprise (spaces and case count).\n",
