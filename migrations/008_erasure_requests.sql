@@ -4,9 +4,9 @@
 -- its request, and its leaf in the log seals the request's terms with the outcomes.
 
 -- One row per request, never changed or removed. session_id NULL asks for every session of the
--- character (in the source, and those Convai lists). requested_at is when the person asked (it may lie in the past, for
--- a request received by other means); due_at defaults to 30 days after it. filed_by and
--- filed_at are the database's own: who inserted the row, and when.
+-- character (in the source, and those Convai lists). requested_at is when the person asked (it
+-- may lie in the past, for a request received by other means); due_at defaults to 30 days
+-- after it. filed_by and filed_at are the database's own: who inserted the row, and when.
 CREATE TABLE retention.erasure_requests (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     character_id text NOT NULL,
