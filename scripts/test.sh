@@ -100,6 +100,8 @@ case ${1:-} in
 	else
 		status=1
 	fi
+	# The network-namespace fault tests cut packets with nft in a namespace of their own.
+	bash "$root/scripts/ensure-netns.sh" || status=1
 	# The release image is built and run with podman in k8s/image.
 	if PODMAN=$(bash "$root/scripts/ensure-podman.sh"); then
 		export PODMAN
