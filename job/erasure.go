@@ -128,6 +128,11 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 	}
 	e := &erasures{work: work, blocked: map[int64]bool{}, covered: map[[2]string]bool{}, confirmed: map[[2]string]bool{},
 		unlisted: map[int64]bool{}}
+	type listed struct {
+		ids []string
+		err error
+	}
+	lists := map[string]listed{} // one list per character, however many requests name it
 	for i := range work {
 		w := &work[i]
 		if w.Refuted || w.Request.SessionID != "" {
@@ -137,7 +142,12 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 			e.unlisted[w.Request.ID] = true // no API, or the whole character is held: nothing to send
 			continue
 		}
-		ids, err := list(ctx, w.Request.CharacterID)
+		l, ok := lists[w.Request.CharacterID]
+		if !ok {
+			l.ids, l.err = list(ctx, w.Request.CharacterID)
+			lists[w.Request.CharacterID] = l
+		}
+		ids, err := l.ids, l.err
 		switch {
 		case errors.Is(err, ErrKeyRejected) || ctx.Err() != nil:
 			return nil, fmt.Errorf("list the sessions of %s at Convai for erasure request %d: %w", w.Request.CharacterID, w.Request.ID, err)
