@@ -146,6 +146,7 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 		if !ok {
 			l.ids, l.err = list(ctx, w.Request.CharacterID)
 			lists[w.Request.CharacterID] = l
+			e.sum.Listed += int64(len(l.ids))
 		}
 		ids, err := l.ids, l.err
 		switch {
@@ -162,7 +163,6 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 		for _, id := range ids {
 			w.Sessions = append(w.Sessions, policy.Record{CharacterID: w.Request.CharacterID, SessionID: id})
 		}
-		e.sum.Listed += int64(len(ids))
 	}
 	for _, w := range work {
 		r := w.Request
