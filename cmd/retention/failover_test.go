@@ -202,19 +202,7 @@ func TestDatabaseRestartMidRun(t *testing.T) {
 				unclaimed = append(unclaimed, k)
 			}
 		}
-		confirmed := b.confirmedAtFake()
-		recorded := map[string]bool{}
-		for _, k := range b.recordedDeleted(t) {
-			require.True(t, confirmed[k], "%s recorded deleted without a confirmation", k)
-			require.False(t, recorded[k], "%s recorded deleted twice", k)
-			recorded[k] = true
-		}
-		var unrecorded []string
-		for _, k := range b.fakeDeleted() {
-			if !recorded[k] {
-				unrecorded = append(unrecorded, k)
-			}
-		}
+		unrecorded := b.requireNoFalseRecord(t)
 		if rs.lossy {
 			// A lost claim, or a lost record of a confirmation: either way the session is not
 			// recorded deleted, so the next run selects it again and records it.
@@ -231,10 +219,8 @@ func TestDatabaseRestartMidRun(t *testing.T) {
 	final := b.start(t, args...).wait(t)
 	require.Equal(t, exitcode.OK, final.code, "%s", final)
 	require.Equal(t, b.fakeDeleted(), b.recordedDeleted(t), "every session deleted at the fake is recorded deleted exactly once")
-	require.Equal(t, eligible, b.recordedDeleted(t))
+	b.requireAllDeletedOnce(t, eligible)
 	require.True(t, subset(b.gate.requested(), eligible), "nothing ineligible was sent")
-	require.Zero(t, b.count(t, pendingSQL))
-	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.runs WHERE status = 'running'`))
 }
 
 // errorLines returns the log lines of level WARN or ERROR, and any line that is not a log record.

@@ -96,22 +96,11 @@ func TestCutConnectionFreesTheRunLock(t *testing.T) {
 	require.Equal(t, exitcode.Fatal, res.code, "%s", res)
 	require.Contains(t, res.stderr, "lost the run lock")
 	require.Equal(t, []string{"failed"}, b.strings(t, `SELECT status FROM retention.runs`))
-	recorded := b.recordedDeleted(t)
-	require.True(t, unique(recorded), "no session recorded deleted twice")
-	confirmed := b.confirmedAtFake()
-	for _, k := range recorded {
-		require.True(t, confirmed[k], "%s recorded deleted without a confirmation", k)
-	}
+	b.requireNoFalseRecord(t)
 
 	final := startProcess(t, bin, envList(env), "run").wait(t)
 	require.Equal(t, exitcode.OK, final.code, "%s", final)
-	require.Equal(t, eligible, b.recordedDeleted(t), "every eligible session recorded deleted exactly once")
-	confirmed = b.confirmedAtFake()
-	for _, k := range eligible {
-		require.True(t, confirmed[k], "%s recorded deleted without a confirmation", k)
-	}
-	require.Zero(t, b.count(t, pendingSQL))
-	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.runs WHERE status = 'running'`))
+	b.requireAllDeletedOnce(t, eligible)
 }
 
 // envList is env as a process environment.
@@ -189,11 +178,5 @@ func TestCutForGoodEndsTheRun(t *testing.T) {
 	b.gate.release()
 	final := startProcess(t, bin, envList(env), "run").wait(t)
 	require.Equal(t, exitcode.OK, final.code, "%s", final)
-	require.Equal(t, eligible, b.recordedDeleted(t), "every eligible session recorded deleted exactly once")
-	confirmed := b.confirmedAtFake()
-	for _, k := range eligible {
-		require.True(t, confirmed[k], "%s recorded deleted without a confirmation", k)
-	}
-	require.Zero(t, b.count(t, pendingSQL))
-	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.runs WHERE status = 'running'`))
+	b.requireAllDeletedOnce(t, eligible)
 }

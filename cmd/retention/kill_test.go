@@ -69,6 +69,40 @@ func (b *bundle) confirmedAtFake() map[string]bool {
 	return out
 }
 
+// requireNoFalseRecord checks what holds after any fault: every session recorded deleted was
+// confirmed by the API, and none is recorded deleted twice. It returns the deletions the API
+// confirmed that are not recorded (a lost answer or a lost commit: the next run sends them again).
+func (b *bundle) requireNoFalseRecord(t *testing.T) (unrecorded []string) {
+	t.Helper()
+	confirmed := b.confirmedAtFake()
+	recorded := map[string]bool{}
+	for _, k := range b.recordedDeleted(t) {
+		require.True(t, confirmed[k], "%s recorded deleted without a confirmation", k)
+		require.False(t, recorded[k], "%s recorded deleted twice", k)
+		recorded[k] = true
+	}
+	for _, k := range b.fakeDeleted() {
+		if !recorded[k] {
+			unrecorded = append(unrecorded, k)
+		}
+	}
+	return unrecorded
+}
+
+// requireAllDeletedOnce checks the end of a fault test, after a run that finished: every
+// eligible session recorded deleted exactly once, each confirmed by the API, nothing pending
+// and no run left running.
+func (b *bundle) requireAllDeletedOnce(t *testing.T, eligible []string) {
+	t.Helper()
+	require.Equal(t, eligible, b.recordedDeleted(t), "every eligible session recorded deleted exactly once")
+	confirmed := b.confirmedAtFake()
+	for _, k := range eligible {
+		require.True(t, confirmed[k], "%s recorded deleted without a confirmation", k)
+	}
+	require.Zero(t, b.count(t, pendingSQL))
+	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.runs WHERE status = 'running'`))
+}
+
 // TestKilledAtRandomMoments kills the job with SIGKILL at seeded random moments (starting up,
 // recovering the run killed before, selecting, sending, recording) while the API fails some
 // requests and loses some answers, then lets a run finish. Every eligible session ends with
@@ -124,12 +158,7 @@ func TestKilledAtRandomMoments(t *testing.T) {
 
 		// What holds after any crash: nothing recorded deleted that the fake did not confirm,
 		// no session recorded deleted twice, at most the dead run left running.
-		recorded := b.recordedDeleted(t)
-		require.True(t, unique(recorded), "a session recorded deleted twice")
-		confirmed := b.confirmedAtFake()
-		for _, k := range recorded {
-			require.True(t, confirmed[k], "%s recorded deleted without a confirmation", k)
-		}
+		b.requireNoFalseRecord(t)
 		require.LessOrEqual(t, b.countNow(`SELECT count(*) FROM retention.runs WHERE status = 'running'`), 1)
 		require.True(t, subset(b.gate.requested(), eligible), "an ineligible session was sent")
 	}
@@ -138,15 +167,9 @@ func TestKilledAtRandomMoments(t *testing.T) {
 	r := b.start(t, args...).wait(t)
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
 
-	require.Equal(t, eligible, b.recordedDeleted(t), "every eligible session recorded deleted exactly once")
+	b.requireAllDeletedOnce(t, eligible)
 	require.Equal(t, eligible, b.fakeDeleted())
 	require.True(t, subset(b.gate.requested(), eligible), "nothing held, unexpired or disabled was ever sent")
-	confirmed := b.confirmedAtFake()
-	for _, k := range eligible {
-		require.True(t, confirmed[k], "%s recorded deleted without a confirmation", k)
-	}
-	require.Zero(t, b.count(t, pendingSQL))
-	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.runs WHERE status = 'running'`))
 	var last string
 	require.NoError(t, b.db.Pool.QueryRow(context.Background(),
 		`SELECT status FROM retention.runs ORDER BY id DESC LIMIT 1`).Scan(&last))
