@@ -24,19 +24,26 @@ func logged(t *testing.T) (*bundle, string, []byte) {
 	a := newAPI(t, convaitest.Options{FailRate: 0.3, Seed: 3})
 	_, err := a.run(t, b.pool, job.Shard{})
 	require.NoError(t, err)
+	vkey, note, size := signHead(t, b)
+	require.EqualValues(t, 9, size)
+	res := verifyLog(t, b, vkey, note)
+	require.True(t, res.Intact(), "%v", res.Problems)
+	return b, vkey, note
+}
+
+// signHead signs the log's head with a new key, as a run's checkpoint is signed, and returns
+// the verifier key, the signed note and the tree size.
+func signHead(t *testing.T, b *bundle) (vkey string, note []byte, size int64) {
+	t.Helper()
 	skey, vkey, err := audit.GenerateKey()
 	require.NoError(t, err)
 	signer, err := audit.NewSigner(skey)
 	require.NoError(t, err)
-	var size int64
 	var root []byte
 	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT size, root FROM retention.log_head`).Scan(&size, &root))
-	require.EqualValues(t, 9, size)
-	note, err := signer.Sign(size, root)
+	n, err := signer.Sign(size, root)
 	require.NoError(t, err)
-	res := verifyLog(t, b, vkey, []byte(note))
-	require.True(t, res.Intact(), "%v", res.Problems)
-	return b, vkey, []byte(note)
+	return vkey, []byte(n), size
 }
 
 func verifyLog(t *testing.T, b *bundle, vkey string, notes ...[]byte) *audit.Result {
@@ -52,6 +59,37 @@ func kinds(res *audit.Result) []audit.Kind {
 		ks = append(ks, p.Kind)
 	}
 	return ks
+}
+
+// claim reads a claim, its outcomes and, for an erasure claim, its request's terms, as
+// audit.ClaimContent takes them.
+func (b *bundle) claim(t *testing.T, id int64) audit.Claim {
+	t.Helper()
+	ctx := context.Background()
+	c := audit.Claim{ID: id}
+	var erID *int64
+	var er audit.ErasureTerms
+	var erBy *string
+	require.NoError(t, b.pool.QueryRow(ctx, `
+		SELECT c.run_id, c.character_id, c.policy_id, c.policy_character_id, c.max_age, c.requested_at, c.session_ids,
+		       c.last_active_at, e.id, e.session_id, e.requested_by, e.requested_at, e.due_at
+		FROM retention.claims c LEFT JOIN retention.erasure_requests e ON e.id = c.erasure_request_id
+		WHERE c.id = $1`, id).Scan(&c.RunID, &c.CharacterID, &c.PolicyID, &c.PolicyCharacterID, &c.MaxAge, &c.RequestedAt,
+		&c.SessionIDs, &c.LastActiveAt, &erID, &er.SessionID, &erBy, &er.RequestedAt, &er.DueAt))
+	if erID != nil {
+		er.ID, er.RequestedBy = *erID, *erBy
+		c.Erasure = &er
+	}
+	rows, err := b.pool.Query(ctx, `SELECT ord, session_id, status, attempts, http_status, error, completed_at
+		FROM retention.outcomes WHERE claim_id = $1 ORDER BY ord`, id)
+	require.NoError(t, err)
+	for rows.Next() {
+		var o audit.Outcome
+		require.NoError(t, rows.Scan(&o.Ord, &o.SessionID, &o.Status, &o.Attempts, &o.HTTPStatus, &o.Error, &o.CompletedAt))
+		c.Outcomes = append(c.Outcomes, o)
+	}
+	require.NoError(t, rows.Err())
+	return c
 }
 
 // The Go encoding of a leaf is the database's, byte for byte, also for NULLs, commas, colons,
@@ -70,20 +108,7 @@ func TestClaimContentMatchesTheDatabase(t *testing.T) {
 		($1, 1, 'c,1:é', 's-1', 'deleted', 1, 200, NULL),
 		($1, 2, 'c,1:é', 'ß:,-', 'failed', 5, NULL, 'HTTP 400: "bad" ,:- é')`, claim)
 
-	c := audit.Claim{ID: claim}
-	require.NoError(t, b.pool.QueryRow(ctx, `
-		SELECT run_id, character_id, policy_id, policy_character_id, max_age, requested_at, session_ids, last_active_at
-		FROM retention.claims WHERE id = $1`, claim).Scan(&c.RunID, &c.CharacterID, &c.PolicyID, &c.PolicyCharacterID,
-		&c.MaxAge, &c.RequestedAt, &c.SessionIDs, &c.LastActiveAt))
-	rows, err := b.pool.Query(ctx, `SELECT ord, session_id, status, attempts, http_status, error, completed_at
-		FROM retention.outcomes WHERE claim_id = $1 ORDER BY ord`, claim)
-	require.NoError(t, err)
-	for rows.Next() {
-		var o audit.Outcome
-		require.NoError(t, rows.Scan(&o.Ord, &o.SessionID, &o.Status, &o.Attempts, &o.HTTPStatus, &o.Error, &o.CompletedAt))
-		c.Outcomes = append(c.Outcomes, o)
-	}
-	require.NoError(t, rows.Err())
+	c := b.claim(t, claim)
 	var want []byte
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT retention.claim_content($1)`, claim).Scan(&want))
 	require.Equal(t, string(want), string(audit.ClaimContent(c)))

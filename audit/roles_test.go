@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/convai-retention/retention/audit"
@@ -211,21 +212,12 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 	}
 	// A stolen credential that does start a run (it takes the free lock) can add records to that
 	// run only, at the server's clock; it cannot reach the finished runs.
-	conn, err := jobPool.Acquire(ctx)
-	require.NoError(t, err)
-	defer conn.Release()
-	_, err = conn.Exec(ctx, `SELECT pg_advisory_lock(1380275269, 65536)`)
-	require.NoError(t, err)
-	var thief int64
-	var token string
-	require.NoError(t, conn.QueryRow(ctx, `SELECT run_id, token FROM retention.start_run(0, 1, 'thief', '{}', '', 1, '')`).Scan(&thief, &token))
+	conn, thief, token := thiefRun(t, jobPool)
 	_, err = conn.Exec(ctx, `SELECT retention.record($1, $2, $3, '{deleted}', '{1}', '{200}', '{""}')`, thief, token, claim)
 	require.ErrorContains(t, err, "is not a claim of run", "a claim of a finished run")
 	_, err = conn.Exec(ctx, `SELECT retention.record($1, $2, $3, '{deleted}', '{1}', '{200}', '{""}')`, lastRun, token, claim)
 	require.ErrorContains(t, err, "not the run's credentials", "its token opens its own run only")
 	_, err = conn.Exec(ctx, `SELECT retention.finish_run($1, $2, 'succeeded', 0, 0, 0, 0, '{}', false, NULL, 0, sha256(''::bytea), NULL, NULL, NULL, NULL)`, thief, token)
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
 	require.NoError(t, err)
 
 	// The auditor reads the report and verifies the chain.
@@ -283,6 +275,24 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 	require.EqualValues(t, 1, found)
 }
 
+// thiefRun starts a run of its own on a connection of pool, as a stolen job credential can when
+// no run holds the lock: it takes the lock and calls retention.start_run. The lock goes with
+// the connection when the test ends.
+func thiefRun(t *testing.T, pool *pgxpool.Pool) (conn *pgxpool.Conn, run int64, token string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock_all()`)
+		conn.Release()
+	})
+	_, err = conn.Exec(ctx, `SELECT pg_advisory_lock(1380275269, 65536)`)
+	require.NoError(t, err)
+	require.NoError(t, conn.QueryRow(ctx, `SELECT run_id, token FROM retention.start_run(0, 1, 'thief', '{}', '', 1, '')`).Scan(&run, &token))
+	return conn, run, token
+}
+
 // urlAs returns the test database's URL logged in as role.
 func (b *bundle) urlAs(t *testing.T, role string) string {
 	t.Helper()
@@ -333,15 +343,8 @@ func TestRolesErasureRequests(t *testing.T) {
 	}
 
 	// A stolen credential that starts a run of its own cannot complete a request whose
-	// sessions are not deleted, nor claim another character's sessions under it.
-	conn, err := jobPool.Acquire(ctx)
-	require.NoError(t, err)
-	defer conn.Release()
-	_, err = conn.Exec(ctx, `SELECT pg_advisory_lock(1380275269, 65536)`)
-	require.NoError(t, err)
-	var thief int64
-	var token string
-	require.NoError(t, conn.QueryRow(ctx, `SELECT run_id, token FROM retention.start_run(0, 1, 'thief', '{}', '', 1, '')`).Scan(&thief, &token))
+	// sessions are not deleted, nor claim anything new under a complete one.
+	conn, thief, token := thiefRun(t, jobPool)
 	var done bool
 	require.NoError(t, conn.QueryRow(ctx, `SELECT retention.complete_erasure($1, $2, $3)`, thief, token, open).Scan(&done))
 	require.False(t, done, "held, and not deleted")
@@ -354,8 +357,6 @@ func TestRolesErasureRequests(t *testing.T) {
 	require.ErrorContains(t, err, "is complete")
 	_, err = conn.Exec(ctx, `SELECT retention.claim_erasure($1, $2, $3, '{x}', ARRAY[NULL::timestamptz])`, thief, token, asked)
 	require.ErrorContains(t, err, "is complete")
-	_, err = conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
-	require.NoError(t, err)
 	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.erasure_completions WHERE request_id = $1`, open))
 
 	// The auditor reads the requests, their state and the report.

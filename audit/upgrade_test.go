@@ -15,24 +15,30 @@ import (
 	"github.com/convai-retention/retention/migrations"
 )
 
-// A database that recorded outcomes before recording v2 (schema version 3, the v1 protocol:
-// pending rows turned final, sealed by the v1 trigger) is migrated: its trail keeps verifying,
-// readers see the same rows, and a new run records through v2 beside them.
-func TestV1TrailSurvivesTheMigration(t *testing.T) {
-	t.Parallel()
+// schemaAt returns an empty database migrated to version, and a connection to migrate it further.
+func schemaAt(t *testing.T, version int32) (*bundle, *pgx.Conn) {
+	t.Helper()
 	db := pgtest.NewEmpty(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, db.URL)
 	require.NoError(t, err)
-	defer conn.Close(ctx)
+	t.Cleanup(func() { conn.Close(context.Background()) })
 	_, err = conn.Exec(ctx, `CREATE SCHEMA retention`)
 	require.NoError(t, err)
 	m, err := migrate.NewMigrator(ctx, conn, migrations.VersionTable)
 	require.NoError(t, err)
 	require.NoError(t, m.LoadMigrations(migrations.FS()))
-	require.NoError(t, m.MigrateTo(ctx, 3))
+	require.NoError(t, m.MigrateTo(ctx, version))
+	return &bundle{db: db, pool: db.Pool}, conn
+}
 
-	b := &bundle{db: db, pool: db.Pool}
+// A database that recorded outcomes before recording v2 (schema version 3, the v1 protocol:
+// pending rows turned final, sealed by the v1 trigger) is migrated: its trail keeps verifying,
+// readers see the same rows, and a new run records through v2 beside them.
+func TestV1TrailSurvivesTheMigration(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, conn := schemaAt(t, 3)
 	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '30 days')`)
 	b.exec(t, `INSERT INTO retention.runs (cutoff, source, status, finished_at) VALUES (now(), 'retention.sessions', 'running', NULL)`)
 	b.exec(t, `INSERT INTO retention.deletions (run_id, character_id, session_id, last_active_at, max_age)
@@ -76,21 +82,11 @@ func TestV1TrailSurvivesTheMigration(t *testing.T) {
 // taken before; an erasure run then appends v3 leaves beside them.
 func TestV2LogSurvivesTheErasureMigration(t *testing.T) {
 	t.Parallel()
-	db := pgtest.NewEmpty(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db.URL)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, `CREATE SCHEMA retention`)
-	require.NoError(t, err)
-	m, err := migrate.NewMigrator(ctx, conn, migrations.VersionTable)
-	require.NoError(t, err)
-	require.NoError(t, m.LoadMigrations(migrations.FS()))
-	require.NoError(t, m.MigrateTo(ctx, 7))
+	b, conn := schemaAt(t, 7)
 
 	// Claims and outcomes as schema 7 records them, sealed by its own functions (a binary of
 	// this version refuses to run on schema 7).
-	b := &bundle{db: db, pool: db.Pool}
 	b.exec(t, `INSERT INTO retention.runs (id, cutoff, source, status, finished_at) OVERRIDING SYSTEM VALUE
 		VALUES (1, now(), 'retention.sessions', 'succeeded', now())`)
 	b.exec(t, `SELECT setval(pg_get_serial_sequence('retention.runs', 'id'), 1)`)
@@ -102,21 +98,13 @@ func TestV2LogSurvivesTheErasureMigration(t *testing.T) {
 	b.exec(t, `INSERT INTO retention.unsealed (claim_id, leaf)
 		SELECT id, sha256('\x00'::bytea || retention.claim_content(id)) FROM retention.claims`)
 	b.exec(t, `SELECT retention.seal()`)
-	skey, vkey, err := audit.GenerateKey()
-	require.NoError(t, err)
-	signer, err := audit.NewSigner(skey)
-	require.NoError(t, err)
-	var size int64
-	var root []byte
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT size, root FROM retention.log_head`).Scan(&size, &root))
+	vkey, before, size := signHead(t, b)
 	require.EqualValues(t, 3, size)
-	before, err := signer.Sign(size, root)
-	require.NoError(t, err)
 
 	_, to, err := migrations.Migrate(ctx, conn)
 	require.NoError(t, err)
 	require.Equal(t, migrations.Latest(), to)
-	res := verifyLog(t, b, vkey, []byte(before))
+	res := verifyLog(t, b, vkey, before)
 	require.True(t, res.Intact(), "%v", res.Problems)
 
 	b.seedSessions(t, "asked", 2, 1)
@@ -125,7 +113,7 @@ func TestV2LogSurvivesTheErasureMigration(t *testing.T) {
 	sum, err := a.run(t, b.pool, job.Shard{})
 	require.NoError(t, err)
 	require.Len(t, sum.Erasure.Completed, 1)
-	res = verifyLog(t, b, vkey, []byte(before))
+	res = verifyLog(t, b, vkey, before)
 	require.True(t, res.Intact(), "%v", res.Problems)
 	require.EqualValues(t, size+1, res.Log.Leaves, "one v3 leaf appended")
 }
