@@ -93,19 +93,23 @@ func TestDiscoverFaults(t *testing.T) {
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.sessions`))
 }
 
-// slowDetailer delays each details request and records how many were in flight at most.
-type slowDetailer struct {
+// gatedDetailer holds each details request until want of them are in flight at once (or a
+// second has passed, so a run with fewer workers is not stuck), and records the most in flight.
+type gatedDetailer struct {
 	next          job.Detailer
+	want          int64
 	inFlight, max atomic.Int64
 }
 
-func (s *slowDetailer) Details(ctx context.Context, characterID, sessionID string) (time.Time, job.Answer) {
-	n := s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
-	for m := s.max.Load(); n > m && !s.max.CompareAndSwap(m, n); m = s.max.Load() {
+func (g *gatedDetailer) Details(ctx context.Context, characterID, sessionID string) (time.Time, job.Answer) {
+	n := g.inFlight.Add(1)
+	defer g.inFlight.Add(-1)
+	for m := g.max.Load(); n > m && !g.max.CompareAndSwap(m, n); m = g.max.Load() {
 	}
-	time.Sleep(20 * time.Millisecond)
-	return s.next.Details(ctx, characterID, sessionID)
+	for deadline := time.Now().Add(time.Second); g.max.Load() < g.want && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	return g.next.Details(ctx, characterID, sessionID)
 }
 
 // Details are read --concurrency at a time, and the counts are those of one at a time.
@@ -119,7 +123,7 @@ func TestDiscoverReadsDetailsConcurrently(t *testing.T) {
 	}
 	b.fake.AddSession("c", "lost-undated")
 	discover := func(concurrency int) (*job.DiscoverSummary, int64) {
-		det := &slowDetailer{next: b.send.(job.Detailer)}
+		det := &gatedDetailer{next: b.send.(job.Detailer), want: int64(concurrency)}
 		cfg := fastConfig()
 		cfg.Concurrency = concurrency
 		sum, err := job.Discover(context.Background(), b.store, b.send.(job.Lister), det, cfg,
