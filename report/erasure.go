@@ -45,20 +45,19 @@ type ErasureTotals struct {
 	LagMax    *float64 `json:"lag_max_seconds,omitempty"`
 }
 
-const erasuresSQL = `
-	SELECT id, character_id, session_id, reason, requested_by, requested_at, due_at, state, overdue,
-	       coalesce(blocked_by, '{}'), sessions_deleted, completed_at, completed_by_run, lag_seconds
-	FROM retention.erasure_status
-	WHERE ($1::text = '' OR character_id = $1::text)
-	  AND (completed_at IS NULL OR (completed_at >= $2 AND completed_at < $3))
-	ORDER BY completed_at IS NOT NULL, due_at, id`
-
-func (q query) erasures(ctx context.Context, r *Report) error {
-	rows, err := q.tx.Query(ctx, erasuresSQL, q.o.Character, q.o.Since, q.o.Until)
+// readErasures reads the requests of retention.erasure_status that match where (a condition on
+// its columns, with args), ordered by order, times in UTC.
+func readErasures(ctx context.Context, tx pgx.Tx, where, order string, args ...any) ([]ErasureRow, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT id, character_id, session_id, reason, requested_by, requested_at, due_at, state, overdue,
+		       coalesce(blocked_by, '{}'), sessions_deleted, completed_at, completed_by_run, lag_seconds
+		FROM retention.erasure_status
+		WHERE `+where+`
+		ORDER BY `+order, args...)
 	if err != nil {
-		return fmt.Errorf("read erasure requests: %w", err)
+		return nil, fmt.Errorf("read erasure requests: %w", err)
 	}
-	r.Erasures = []ErasureRow{}
+	out := []ErasureRow{}
 	var e ErasureRow
 	_, err = pgx.ForEachRow(rows, []any{&e.ID, &e.CharacterID, &e.SessionID, &e.Reason, &e.RequestedBy, &e.RequestedAt,
 		&e.DueAt, &e.State, &e.Overdue, &e.BlockedBy, &e.SessionsDeleted, &e.CompletedAt, &e.CompletedByRun, &e.LagSeconds}, func() error {
@@ -71,8 +70,26 @@ func (q query) erasures(ctx context.Context, r *Report) error {
 		if len(row.BlockedBy) == 0 {
 			row.BlockedBy = nil
 		}
-		r.Erasures = append(r.Erasures, row)
-		t := &r.ErasureTotals
+		out = append(out, row)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read erasure requests: %w", err)
+	}
+	return out, nil
+}
+
+// erasures reads every request not completed, and those completed in the period, with totals.
+func (q query) erasures(ctx context.Context, r *Report) error {
+	rows, err := readErasures(ctx, q.tx, `($1::text = '' OR character_id = $1::text)
+		  AND (completed_at IS NULL OR (completed_at >= $2 AND completed_at < $3))`,
+		`completed_at IS NOT NULL, due_at, id`, q.o.Character, q.o.Since, q.o.Until)
+	if err != nil {
+		return err
+	}
+	r.Erasures = rows
+	t := &r.ErasureTotals
+	for _, row := range rows {
 		switch row.State {
 		case "completed":
 			t.Completed++
@@ -87,10 +104,6 @@ func (q query) erasures(ctx context.Context, r *Report) error {
 		if row.Overdue {
 			t.Overdue++
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read erasure requests: %w", err)
 	}
 	return nil
 }
@@ -101,6 +114,14 @@ func (e ErasureRow) Scope() string {
 		return "every session"
 	}
 	return printable(*e.SessionID)
+}
+
+// StateText is State, with ", overdue" for a blocked request past its due time.
+func (e ErasureRow) StateText() string {
+	if e.Overdue && e.State != "overdue" {
+		return e.State + ", overdue"
+	}
+	return e.State
 }
 
 // BlockedByText lists the blocking holds as "hold 3, hold 7".
@@ -125,10 +146,7 @@ func (r *Report) writeErasureText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCHARACTER\tSESSION\tSTATE\tREQUESTED (UTC)\tDUE\tDELETED\tCOMPLETED\tLAG\tBLOCKED BY\tREASON")
 	for _, e := range r.Erasures {
-		state := e.State
-		if e.Overdue && state != "overdue" {
-			state += ", overdue"
-		}
+		state := e.StateText()
 		completed := ""
 		if e.CompletedAt != nil {
 			completed = e.CompletedAt.Format(time.DateTime)

@@ -369,27 +369,13 @@ func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Findin
 		return fmt.Errorf("read holds of character %q: %w", f.CharacterID, err)
 	}
 
-	erasures, err := tx.Query(ctx, `
-		SELECT id, character_id, session_id, reason, requested_by, requested_at, due_at, state, overdue,
-		       coalesce(blocked_by, '{}'), sessions_deleted, completed_at, completed_by_run, lag_seconds
-		FROM retention.erasure_status
-		WHERE character_id = $1 AND (session_id IS NULL OR session_id = $2)
-		ORDER BY id`, f.CharacterID, sessionID)
+	erasures, err := readErasures(ctx, tx, `character_id = $1 AND (session_id IS NULL OR session_id = $2)`, `id`,
+		f.CharacterID, sessionID)
 	if err != nil {
-		return fmt.Errorf("read erasure requests of character %q: %w", f.CharacterID, err)
+		return fmt.Errorf("character %q: %w", f.CharacterID, err)
 	}
-	var e ErasureRow
-	if _, err := pgx.ForEachRow(erasures, []any{&e.ID, &e.CharacterID, &e.SessionID, &e.Reason, &e.RequestedBy, &e.RequestedAt,
-		&e.DueAt, &e.State, &e.Overdue, &e.BlockedBy, &e.SessionsDeleted, &e.CompletedAt, &e.CompletedByRun, &e.LagSeconds}, func() error {
-		row := e
-		row.RequestedAt, row.DueAt = row.RequestedAt.UTC(), row.DueAt.UTC()
-		if len(row.BlockedBy) == 0 {
-			row.BlockedBy = nil
-		}
-		f.Erasures = append(f.Erasures, row)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("read erasure requests of character %q: %w", f.CharacterID, err)
+	if len(erasures) > 0 {
+		f.Erasures = erasures
 	}
 
 	for i := range f.Attempts {

@@ -109,11 +109,7 @@ func (e *Evidence) writeText(w io.Writer) error {
 			fmt.Fprintf(&b, "  hold: %d, %s, by %s at %s\n", f.Hold.ID, f.Hold.Reason, f.Hold.CreatedBy, rfc3339(f.Hold.CreatedAt))
 		}
 		for _, e := range f.Erasures {
-			state := e.State
-			if e.Overdue && state != "overdue" {
-				state += ", overdue"
-			}
-			fmt.Fprintf(&b, "  erasure request %d (%s): %s, requested by %s at %s, due %s", e.ID, e.Scope(), state,
+			fmt.Fprintf(&b, "  erasure request %d (%s): %s, requested by %s at %s, due %s", e.ID, e.Scope(), e.StateText(),
 				printableText(e.RequestedBy), rfc3339(e.RequestedAt), rfc3339(e.DueAt))
 			if e.CompletedAt != nil {
 				fmt.Fprintf(&b, ", completed %s", rfc3339(*e.CompletedAt))
