@@ -32,9 +32,7 @@ type DiscoverStore interface {
 	// KnownCharacters returns the characters the database knows: those with a policy of their
 	// own, a session in the source or a recorded deletion; sorted.
 	KnownCharacters(ctx context.Context) ([]string, error)
-	// Missing returns those of ids of characterID that the source does not have and that have
-	// no deleted row.
-	Missing(ctx context.Context, characterID string, ids []string) ([]string, error)
+	MissingFinder
 	// AddDiscovered adds sessions found at the API to the built-in source and records that they
 	// were discovered; sessions the source has by then are left as they are. It returns how many
 	// it added.

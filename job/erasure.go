@@ -32,7 +32,8 @@ type ErasureWork struct {
 	Request ErasureRequest
 	// Sessions are the request's sessions not yet deleted: for a one-session request that
 	// session (LastActive zero when the source does not know it: it is sent all the same), for
-	// a character's every session of the character in the source.
+	// a character's every session of the character in the source, to which a run adds those
+	// Convai lists that the source does not have (LastActive zero).
 	Sessions []policy.Record
 	// Refuted marks a complete request whose deletions of Sessions a verification refuted
 	// (found present at Convai): they are sent again under it; it stays complete.
@@ -83,9 +84,11 @@ type erasures struct {
 	sum       ErasureSummary
 }
 
-// MissingFinder returns those of ids that the source does not have for the character and that
-// are not deleted: sessions Convai has that the app never stored. source.Store implements it.
+// MissingFinder finds, among session IDs Convai listed, those the app never stored: discover
+// adds them, a character's erasure request sends them. source.Store implements it.
 type MissingFinder interface {
+	// Missing returns those of ids of characterID that the source does not have and that are
+	// not deleted.
 	Missing(ctx context.Context, characterID string, ids []string) ([]string, error)
 }
 
@@ -211,8 +214,8 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 	return e, nil
 }
 
-// count counts the requests' sessions into t as selected (or, held, skipped): they are the
-// run's as much as the policies' selection is.
+// count counts the requests' sessions into t as selected (or skipped: held, malformed): they
+// are the run's as much as the policies' selection is.
 func (e *erasures) count(t *tally) {
 	d := policy.Decision{Reason: policy.ReasonErasureRequest}
 	for _, c := range e.chunks {

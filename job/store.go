@@ -26,7 +26,8 @@ type Reader interface {
 	// age or state.
 	SourceSize(ctx context.Context, shard Shard) (int64, error)
 	// OpenErasures returns the open erasure requests whose character belongs to shard, oldest
-	// first, each with the sessions still to delete for it.
+	// first, each with the sessions still to delete for it; then the complete ones with
+	// sessions whose deletion a verification refuted (ErasureWork.Refuted).
 	OpenErasures(ctx context.Context, shard Shard) ([]ErasureWork, error)
 }
 
