@@ -37,8 +37,8 @@ func (c Class) String() string {
 	}
 }
 
-// confirmation is the status value of a successful delete.
-const confirmation = "successfully deleted"
+// confirmation is the status value of a successful delete, compared exactly.
+const confirmation = "SUCCESSFULLY DELETED"
 
 // Classify maps an HTTP status and response body to a Class, following the rules in the package
 // documentation. It never returns the zero Class.
@@ -61,7 +61,7 @@ func Classify(statusCode int, body []byte) Class {
 }
 
 // asciiEqualFold is strings.EqualFold restricted to ASCII, so look-alike letters such as U+017F
-// (long s) do not count as a confirmation.
+// (long s) do not match; lower must be lower case.
 func asciiEqualFold(s, lower string) bool {
 	if len(s) != len(lower) {
 		return false

@@ -21,8 +21,30 @@ func TestClassify(t *testing.T) {
 		want convai.Class
 	}{
 		{"documented success", 200, ok, convai.Confirmed},
-		{"lower case", 200, `{"status":"successfully deleted"}`, convai.Confirmed},
-		{"mixed case and spaces", 200, `{"status":"  Successfully Deleted\t\n"}`, convai.Confirmed},
+		{"lower case", 200, `{"status":"successfully deleted"}`, convai.Retryable},
+		{"mixed case", 200, `{"status":"Successfully Deleted"}`, convai.Retryable},
+		{"mixed case and spaces", 200, `{"status":"  Successfully Deleted\t\n"}`, convai.Retryable},
+		{"surrounding spaces", 200, `{"status":" SUCCESSFULLY DELETED "}`, convai.Retryable},
+		{"trailing newline", 200, `{"status":"SUCCESSFULLY DELETED\n"}`, convai.Retryable},
+		{"deleted 0", 200, `{"status":"SUCCESSFULLY DELETED","deleted":0}`, convai.Retryable},
+		{"deleted false", 200, `{"status":"SUCCESSFULLY DELETED","deleted":false}`, convai.Retryable},
+		{"deleted null", 200, `{"status":"SUCCESSFULLY DELETED","deleted":null}`, convai.Retryable},
+		{"deleted empty list", 200, `{"status":"SUCCESSFULLY DELETED","deleted_ids":[]}`, convai.Retryable},
+		{"deleted negative", 200, `{"status":"SUCCESSFULLY DELETED","deletedCount":-1}`, convai.Retryable},
+		{"deleted string false", 200, `{"status":"SUCCESSFULLY DELETED","deleted":"false"}`, convai.Retryable},
+		{"deleted string 0", 200, `{"status":"SUCCESSFULLY DELETED","Deleted":"0"}`, convai.Retryable},
+		{"success false", 200, `{"status":"SUCCESSFULLY DELETED","success":false}`, convai.Retryable},
+		{"Success 0", 200, `{"Success":0,"status":"SUCCESSFULLY DELETED"}`, convai.Retryable},
+		{"ok false", 200, `{"status":"SUCCESSFULLY DELETED","ok":false}`, convai.Retryable},
+		{"removed 0", 200, `{"status":"SUCCESSFULLY DELETED","removed_count":0}`, convai.Retryable},
+		{"nested deleted false", 200, `{"status":"SUCCESSFULLY DELETED","sessions":[{"id":"s1","deleted":false}]}`, convai.Retryable},
+		{"ERROR", 200, `{"status":"SUCCESSFULLY DELETED","ERROR":"Invalid API key provided."}`, convai.Retryable},
+		{"errors list", 200, `{"status":"SUCCESSFULLY DELETED","errors":["s1"]}`, convai.Retryable},
+		{"deleted 2", 200, `{"status":"SUCCESSFULLY DELETED","deleted":2}`, convai.Confirmed},
+		{"deleted true", 200, `{"status":"SUCCESSFULLY DELETED","deleted":true,"success":true,"ok":true}`, convai.Confirmed},
+		{"empty not_deleted", 200, `{"status":"SUCCESSFULLY DELETED","not_deleted":[],"undeleted_ids":null}`, convai.Confirmed},
+		{"empty deleted_errors", 200, `{"status":"SUCCESSFULLY DELETED","deleted_errors":[]}`, convai.Confirmed},
+		{"deleted ids", 200, `{"status":"SUCCESSFULLY DELETED","deleted_ids":["s1"]}`, convai.Confirmed},
 		{"other members", 200, `{"id":1,"status":"SUCCESSFULLY DELETED","x":[1e400]}`, convai.Confirmed},
 		{"white space around the object", 200, " \n" + ok + "\n", convai.Confirmed},
 		{"any 2xx", 202, ok, convai.Confirmed},
@@ -120,7 +142,46 @@ func wantConfirmed(code int, body []byte) bool {
 		return false
 	}
 	s, ok := m["status"].(string)
-	return ok && strings.ToLower(strings.Trim(s, " \t\r\n")) == "successfully deleted"
+	return ok && s == "SUCCESSFULLY DELETED" && !hasNothingDeleted(m)
+}
+
+// hasNothingDeleted reports whether v has, at any depth, a member whose name speaks of deletion
+// or success and whose value says none: null, false, a number not above zero, a blank string, "false",
+// "0", "no", "none", [] or {}.
+func hasNothingDeleted(v any) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			n := fold(k)
+			named := !failureName(n) && (n == "ok" || strings.Contains(n, "deleted") ||
+				strings.Contains(n, "removed") || strings.Contains(n, "success") || strings.Contains(n, "succeeded"))
+			if named && none(x) || hasNothingDeleted(x) {
+				return true
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if hasNothingDeleted(x) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func none(v any) bool {
+	switch v := v.(type) {
+	case json.Number:
+		f, err := v.Float64()
+		return err != nil || f <= 0
+	case string:
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "", "false", "0", "no", "none":
+			return true
+		}
+		return false
+	}
+	return empty(v)
 }
 
 // hasFailure reports whether v has, at any depth, a member whose name mentions a failure and
@@ -129,12 +190,7 @@ func hasFailure(v any) bool {
 	switch v := v.(type) {
 	case map[string]any:
 		for k, x := range v {
-			n := strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(k))
-			named := n == "err" || n == "errs"
-			for _, w := range []string{"fail", "error", "reject", "undeleted", "notdeleted"} {
-				named = named || strings.Contains(n, w)
-			}
-			if named && !empty(x) || hasFailure(x) {
+			if failureName(fold(k)) && !empty(x) || hasFailure(x) {
 				return true
 			}
 		}
@@ -146,6 +202,20 @@ func hasFailure(v any) bool {
 		}
 	}
 	return false
+}
+
+// fold lowers a member name and drops "_", "-" and spaces.
+func fold(name string) string {
+	return strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(name))
+}
+
+// failureName reports whether a folded member name mentions a failure.
+func failureName(n string) bool {
+	named := n == "err" || n == "errs"
+	for _, w := range []string{"fail", "error", "reject", "undeleted", "notdeleted"} {
+		named = named || strings.Contains(n, w)
+	}
+	return named
 }
 
 func empty(v any) bool {
@@ -194,6 +264,8 @@ func countStatus(body []byte) int {
 func FuzzClassify(f *testing.F) {
 	f.Add(200, []byte(`{"status": "SUCCESSFULLY DELETED"}`))
 	f.Add(200, []byte(`{"status":" successfully deleted "}`))
+	f.Add(200, []byte(`{"status":"SUCCESSFULLY DELETED","deleted":0}`))
+	f.Add(200, []byte(`{"status":"SUCCESSFULLY DELETED","result":{"success":false}}`))
 	f.Add(200, []byte(`{"status":"QUEUED"}`))
 	f.Add(200, []byte(`{"status":1}`))
 	f.Add(200, []byte(`[]`))

@@ -129,7 +129,10 @@ func TestDeleteStatuses(t *testing.T) {
 		unconf     bool   // Err wraps ErrUnconfirmed
 	}{
 		{"success", reply(200, ok), convai.Confirmed, 200, 0, "status 200: SUCCESSFULLY DELETED", false},
-		{"success in other case", reply(200, `{"status":" successfully deleted "}`), convai.Confirmed, 200, 0, "successfully deleted", false},
+		{"success in other case", reply(200, `{"status":"successfully deleted"}`), convai.Retryable, 200, 0, "not a deletion confirmation", true},
+		{"success with spaces", reply(200, `{"status":" SUCCESSFULLY DELETED "}`), convai.Retryable, 200, 0, "not a deletion confirmation", true},
+		{"success but deleted 0", reply(200, `{"status":"SUCCESSFULLY DELETED","deleted":0}`), convai.Retryable, 200, 0,
+			"not a deletion confirmation: it also says nothing was deleted (deleted)", true},
 		{"401", reply(401, `{"ERROR": "Invalid API key provided."}`), convai.AuthRejected, 401, 0, "status 401: Invalid API key provided.", false},
 		{"403", reply(403, `Forbidden`), convai.AuthRejected, 403, 0, "status 403: Forbidden", false},
 		{"400", reply(400, `{"ERROR":"Session not found."}`), convai.Permanent, 400, 0, "status 400: Session not found.", false},

@@ -14,10 +14,13 @@ const maxFailureDepth = 32
 
 // confirms reports whether body is an unambiguous deletion confirmation: one JSON object, with
 // exactly one member whose name folds to "status", that name spelled exactly "status", its value
-// a string equal to "SUCCESSFULLY DELETED" (ASCII case and surrounding spaces ignored), and no
-// member at any depth that names a failure (failed_ids, errors, failed, rejected, ...) with a
-// value other than null, false, 0, "", [] or {}. When it does not, why says what was wrong, for
-// the answer's detail; why is empty for a body that is not such an object at all.
+// the string "SUCCESSFULLY DELETED" exactly (no other case, no surrounding space), no member at
+// any depth that names a failure (failed_ids, errors, ERROR, failed, rejected, ...) with a value
+// other than null, false, 0, "", [] or {}, and no member at any depth that speaks of deletion or
+// success (deleted, deleted_count, success, ok, removed, ...) with a value saying none (null,
+// false, a number not above 0, "", "false", "0", "no", "none", [] or {}). When it does not, why
+// says what was wrong, for the answer's detail; why is empty for a body that is not such an
+// object at all.
 func confirms(body []byte) (ok bool, why string) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -39,15 +42,12 @@ func confirms(body []byte) (ok bool, why string) {
 		case strings.EqualFold(name, "status"):
 			statuses++
 			var s string
-			confirmed = name == "status" && json.Unmarshal(raw, &s) == nil &&
-				asciiEqualFold(strings.Trim(s, " \t\r\n"), confirmation)
-		case namesFailure(name) && !emptyJSON(raw):
-			return false, "it also names a failure (" + truncate(name, 40) + ")"
+			confirmed = name == "status" && json.Unmarshal(raw, &s) == nil && s == confirmation
 		default:
-			if member, err := failureIn(raw, 1); err != nil {
+			if why, err := denial(name, raw, 0); err != nil {
 				return false, ""
-			} else if member != "" {
-				return false, "it also names a failure (" + truncate(member, 40) + ")"
+			} else if why != "" {
+				return false, why
 			}
 		}
 	}
@@ -66,14 +66,24 @@ func confirms(body []byte) (ok bool, why string) {
 	return true, ""
 }
 
-// failureIn returns the name of a member naming a failure with a non-empty value anywhere in the
-// JSON value raw, or "" if there is none.
-func failureIn(raw json.RawMessage, depth int) (string, error) {
+// denial says why the member name, whose value is raw, or anything inside raw, denies a
+// confirmation: it names a failure with a non-empty value, or speaks of deletion or success with
+// a value saying none. It returns "" when nothing does. name is "" for an array element.
+func denial(name string, raw json.RawMessage, depth int) (string, error) {
+	switch {
+	case name == "":
+	case namesFailure(name):
+		if !emptyJSON(raw) {
+			return "it also names a failure (" + truncate(name, 40) + ")", nil
+		}
+	case namesDeletion(name) && saysNone(raw):
+		return "it also says nothing was deleted (" + truncate(name, 40) + ")", nil
+	}
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || (raw[0] != '{' && raw[0] != '[') {
 		return "", nil
 	}
-	if depth > maxFailureDepth {
+	if depth >= maxFailureDepth {
 		return "", errors.New("nested too deep")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -83,38 +93,82 @@ func failureIn(raw json.RawMessage, depth int) (string, error) {
 		return "", err
 	}
 	for dec.More() {
-		name := ""
+		member := ""
 		if open == json.Delim('{') {
 			tok, err := dec.Token()
 			if err != nil {
 				return "", err
 			}
-			name, _ = tok.(string)
+			member, _ = tok.(string)
 		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
 			return "", err
 		}
-		if name != "" && namesFailure(name) && !emptyJSON(v) {
-			return name, nil
-		}
-		if member, err := failureIn(v, depth+1); err != nil || member != "" {
-			return member, err
+		if why, err := denial(member, v, depth+1); err != nil || why != "" {
+			return why, err
 		}
 	}
 	return "", nil
+}
+
+// foldName lowers a member name and drops "_", "-" and spaces.
+func foldName(name string) string {
+	return strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(name))
 }
 
 // namesFailure reports whether a member name says that something failed: it contains "fail",
 // "error", "reject", "undeleted" or "notdeleted" once folded to lower case without "_", "-" and
 // spaces, or it is "err" or "errs".
 func namesFailure(name string) bool {
-	n := strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(name))
+	n := foldName(name)
 	if n == "err" || n == "errs" {
 		return true
 	}
 	for _, w := range []string{"fail", "error", "reject", "undeleted", "notdeleted"} {
 		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// namesDeletion reports whether a member name speaks of deletion or success, so that a value
+// saying none means nothing was deleted: it is "ok", or contains "deleted", "removed", "success"
+// or "succeeded" once folded like namesFailure. A name that names a failure is judged by
+// namesFailure instead.
+func namesDeletion(name string) bool {
+	n := foldName(name)
+	if n == "ok" {
+		return true
+	}
+	for _, w := range []string{"deleted", "removed", "success", "succeeded"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// saysNone reports whether raw says none: what emptyJSON accepts, a number not above zero, or
+// the string "false", "0", "no" or "none" in any case.
+func saysNone(raw json.RawMessage) bool {
+	if emptyJSON(raw) {
+		return true
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return false
+	}
+	switch v := v.(type) {
+	case json.Number:
+		f, err := v.Float64()
+		return err != nil || f <= 0
+	case string:
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "false", "0", "no", "none":
 			return true
 		}
 	}

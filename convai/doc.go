@@ -5,11 +5,14 @@
 //
 // # Classification
 //
-// Only a 2xx whose body is a JSON object with a string "status" equal to "SUCCESSFULLY DELETED"
-// (ASCII case and surrounding spaces ignored) is Confirmed, and only when it is unambiguous: the
-// object has exactly one member whose name folds to "status", and no member at any depth whose
-// name says something failed (failed_ids, errors, failed, rejected, not_deleted, ...) carries a
-// value other than null, false, 0, "", [] or {}. Every other answer is one of:
+// Only a 2xx whose body is a JSON object with a string "status" exactly "SUCCESSFULLY DELETED"
+// (no other case, no surrounding space) is Confirmed, and only when it is unambiguous: the
+// object has exactly one member whose name folds to "status"; no member at any depth whose name
+// says something failed (failed_ids, errors, ERROR, failed, rejected, not_deleted, ...) carries
+// a value other than null, false, 0, "", [] or {}; and no member at any depth whose name speaks
+// of deletion or success (deleted, deleted_count, success, ok, removed, ...) says none (null,
+// false, a number not above 0, "", "false", "0", "no", "none", [] or {}), as in
+// {"status":"SUCCESSFULLY DELETED","deleted":0}. Every other answer is one of:
 //
 //   - Retryable: network errors, timeouts, a cancelled context, 408, 429, 5xx, and a 2xx that is
 //     not a confirmation (the deletion may or may not have happened; deleting again is harmless).
