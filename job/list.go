@@ -100,9 +100,12 @@ func newBackoff(cfg Config, retryAfter *time.Duration) retry.Backoff {
 // anyway: it lists the character once per run (the first time one of its sessions needs it) and
 // keeps the list as a set of 64-bit FNV-1a hashes of the IDs, 8 bytes and a map slot per session.
 // Two IDs sharing a hash can only make an absent session look present (it then fails, as without
-// a list), never the reverse.
+// a list), never the reverse. A list is evidence only when it is credible: it shows at least one
+// session of the character that the store knows is live (see witness); an empty list, or one
+// that shows only sessions already deleted, settles nothing.
 type settler struct {
 	lister  Lister
+	live    LiveChecker
 	cfg     Config
 	limiter *rate.Limiter
 
@@ -118,13 +121,13 @@ type listing struct {
 	err   error
 }
 
-func newSettler(l Lister, cfg Config, limiter *rate.Limiter) *settler {
-	return &settler{lister: l, cfg: cfg, limiter: limiter, lists: make(map[string]*listing)}
+func newSettler(l Lister, live LiveChecker, cfg Config, limiter *rate.Limiter) *settler {
+	return &settler{lister: l, live: live, cfg: cfg, limiter: limiter, lists: make(map[string]*listing)}
 }
 
 // absent reports whether sessionID is missing from characterID's list. An error means the list
-// could not be read (it is not tried again in this run); it wraps ErrKeyRejected when the API
-// refused the key.
+// could not be read or is no evidence (it is not tried again in this run); it wraps
+// ErrKeyRejected when the API refused the key.
 func (s *settler) absent(ctx context.Context, characterID, sessionID string) (bool, error) {
 	s.mu.Lock()
 	l, ok := s.lists[characterID]
@@ -151,16 +154,20 @@ func (s *settler) absent(ctx context.Context, characterID, sessionID string) (bo
 func (s *settler) fetch(ctx context.Context, characterID string, l *listing) {
 	defer close(l.ready)
 	var ids map[uint64]struct{}
+	var w *witness
 	l.ans, l.err = listAll(ctx, s.lister, s.cfg, s.limiter, characterID,
-		func() { ids = make(map[uint64]struct{}) },
+		func() { ids, w = make(map[uint64]struct{}), &witness{} },
 		func(s ListedSession) error {
 			ids[idHash(s.SessionID)] = struct{}{}
+			w.add(s.SessionID)
 			return nil
 		})
-	if l.err == nil {
-		l.ids = ids
-	} else {
+	if l.err != nil {
 		l.err = fmt.Errorf("list the sessions of %s: %w", characterID, l.err)
+		return
+	}
+	if l.err = w.credible(ctx, s.live, characterID); l.err == nil {
+		l.ids = ids
 	}
 }
 

@@ -86,6 +86,27 @@ func (m *memStore) Claim(_ context.Context, c job.Chunk) (job.Claim, error) {
 	return cl, nil
 }
 func (m *memStore) Held(context.Context, string, []string) ([]string, error) { return nil, nil }
+
+// Live counts those of ids the store has for characterID and has not recorded deleted.
+func (m *memStore) Live(_ context.Context, characterID string, ids []string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	deleted := map[string]bool{}
+	for id, outs := range m.recorded {
+		for i, o := range outs {
+			if o.Deleted && m.claims[id-1].CharacterID == characterID {
+				deleted[m.claims[id-1].SessionIDs[i]] = true
+			}
+		}
+	}
+	n := 0
+	for _, r := range m.records {
+		if r.CharacterID == characterID && slices.Contains(ids, r.SessionID) && !deleted[r.SessionID] {
+			n++
+		}
+	}
+	return n, nil
+}
 func (m *memStore) Record(_ context.Context, c job.Claim, outs []job.Outcome) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

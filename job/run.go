@@ -113,7 +113,7 @@ func newRun(r *Runner, rs RunStore, info RunInfo, source string) *run {
 	}
 	ru.windDown, ru.endWindDown = context.WithCancel(context.Background())
 	if l, ok := r.sender.(Lister); ok {
-		ru.settle = newSettler(l, cfg, ru.limiter)
+		ru.settle = newSettler(l, rs, cfg, ru.limiter)
 	}
 	return ru
 }

@@ -82,8 +82,9 @@ type deliverer struct {
 
 // settleRefused is the outcome of a single session the API refused (a 4xx other than 401, 403
 // and 429): deleted, and said to be settled, when the character's list does not have it (a
-// repeated delete of a session already gone may be answered so); failed when the list has it,
-// cannot be read, or there is no list to ask.
+// repeated delete of a session already gone may be answered so) and the list is credible (it
+// shows a session the job knows is live); failed when the list has it, cannot be read, is no
+// evidence, or there is no list to ask.
 func (d *deliverer) settleRefused(ctx context.Context, characterID, id string, attempts int, last Answer) Outcome {
 	refused := fmt.Sprintf("rejected with HTTP %d: %s", last.StatusCode, last.Detail)
 	o := Outcome{SessionID: id, Attempts: attempts, HTTPStatus: last.StatusCode, Error: truncate(refused)}
@@ -121,7 +122,7 @@ func (d *deliverer) deliver(ctx context.Context, characterID string, ids []strin
 	chunk := &chunkRefusals{ids: len(ids)}
 	out := d.deliverPart(ctx, characterID, ids, prior, fresh, chunk)
 	for _, o := range out {
-		if o.Deleted {
+		if o.Deleted && !o.Settled {
 			chunk.confirmed++
 		}
 	}
@@ -233,11 +234,10 @@ func (d *deliverer) deliverPart(ctx context.Context, characterID string, ids []s
 		out = append(out, d.deliverPart(ctx, characterID, left, total, false, chunk)...)
 		out = append(out, d.deliverPart(ctx, characterID, right, total, false, chunk)...)
 	case errors.Is(err, errPermanent):
-		o := d.settleRefused(ctx, characterID, ids[0], total, last)
-		if !o.Settled { // a settled session is gone, not refused: it does not count
-			chunk.refusedSingle(last.StatusCode, last.Detail)
-		}
-		out = append(out, o)
+		// A refusal counts whether or not the session was settled: a chunk refused at every ID
+		// is a refused request, whatever the list says.
+		chunk.refusedSingle(last.StatusCode, last.Detail)
+		out = append(out, d.settleRefused(ctx, characterID, ids[0], total, last))
 	case errors.Is(err, ErrKeyRejected):
 		fail(ids, total, last.StatusCode, fmt.Sprintf("the API rejected the key (HTTP %d)", last.StatusCode))
 	case errors.Is(err, errAborted):

@@ -3,6 +3,7 @@ package job_test
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -119,4 +120,63 @@ func TestSettleListFaults(t *testing.T) {
 			WHERE session_id = 'c-s0000' AND status = 'failed' AND error LIKE '%not settled: the API rejected the key'`))
 		require.Positive(t, sum.NotSent, "the run stopped sending")
 	})
+}
+
+// TestSettleNeedsACredibleList: every delete is refused with 400 and every list is empty. An
+// empty list shows none of the character's live sessions, so it is no evidence that a refused
+// session is gone: nothing is recorded deleted, each refused session fails saying why, and the
+// refusal guard stops the run after RefusalLimit chunks refused at every ID.
+func TestSettleNeedsACredibleList(t *testing.T) {
+	t.Parallel()
+	var lists atomic.Int32
+	b := setup(t, setupOpts{handler: func(fake http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			if r.URL.Path == convaitest.ListPath {
+				lists.Add(1)
+				_, _ = w.Write([]byte(`[]`))
+				return
+			}
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"ERROR": "bad request"}`))
+		})
+	}})
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	b.seed(t, "c", 40, days(2))
+	cfg := fastConfig()
+	cfg.ChunkSize, cfg.Concurrency = 4, 1
+	sum, err := b.run(t, cfg)
+	var refused *job.RefusedError
+	require.ErrorAs(t, err, &refused, "three chunks refused at every ID stop the run")
+	require.EqualValues(t, 0, sum.Deleted)
+	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.deletions WHERE status = 'deleted'`))
+	require.Equal(t, 12, b.count(t, `SELECT count(*) FROM retention.deletions
+		WHERE status = 'failed' AND error LIKE 'rejected with HTTP 400%; not settled: the list of c is empty: an empty list is no evidence of absence'`))
+	require.EqualValues(t, 1, lists.Load(), "the list is read once per character per run")
+}
+
+// TestSettleListOfDeletedSessionsOnly: the list shows sessions, but only ones the job already
+// recorded deleted: it cannot see the character's live sessions, and settles nothing.
+func TestSettleListOfDeletedSessionsOnly(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{fake: convaitest.Options{RejectIDs: []string{"c-s0003"}}, handler: func(fake http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == convaitest.ListPath {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`[{"sessionID": "c-s0000"}, {"sessionID": "c-s0001"}]`))
+				return
+			}
+			fake.ServeHTTP(w, r)
+		})
+	}})
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	b.seed(t, "c", 4, days(2))
+	cfg := fastConfig()
+	cfg.ChunkSize, cfg.Concurrency = 1, 1
+	sum, err := b.run(t, cfg)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, sum.Deleted)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.deletions
+		WHERE session_id = 'c-s0003' AND status = 'failed'
+		  AND error LIKE '%not settled: the list of c shows none of the sessions the job knows are live (2 listed)%'`))
 }

@@ -125,6 +125,14 @@ func (b *bundle) seed(t *testing.T, character string, n int, daysAgo func(i int)
 	}
 }
 
+// live adds one session of character that is not expired, to the source and to the fake: a
+// session the job knows is live, which a credible list shows.
+func (b *bundle) live(t *testing.T, character string) {
+	t.Helper()
+	b.exec(t, `INSERT INTO retention.sessions (character_id, session_id, last_active_at) VALUES ($1, $1 || '-live', now())`, character)
+	b.fake.AddSession(character, character+"-live", time.Now())
+}
+
 func days(d float64) func(int) float64 { return func(int) float64 { return d } }
 
 // fakeDeleted returns "character/session" for everything the fake deleted.

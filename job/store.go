@@ -55,6 +55,8 @@ type RunStore interface {
 	CompleteErasure(ctx context.Context, requestID int64) (bool, error)
 	// Held returns those of ids an active hold protects now.
 	Held(ctx context.Context, characterID string, ids []string) ([]string, error)
+	// Live counts the listed sessions the job knows are live (see LiveChecker).
+	LiveChecker
 	// Record writes the outcomes of one claim, one per claimed session, in the claim's order.
 	Record(ctx context.Context, c Claim, outcomes []Outcome) error
 	// CheckLock returns an error wrapping ErrLockLost if the lock may have been lost.

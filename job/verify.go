@@ -43,6 +43,9 @@ type VerifyRunStore interface {
 	Record(ctx context.Context, characterID string, listedAt time.Time, vs []Verification) error
 	// Finish writes the verification's final row.
 	Finish(ctx context.Context, end VerifyEnd) error
+	// Live counts the listed sessions the job knows are live: a list that shows none of them
+	// verifies nothing (see LiveChecker).
+	LiveChecker
 }
 
 // VerifyStart describes a verification for its row.
@@ -195,14 +198,26 @@ func (v *verifier) character(ctx context.Context, characterID string) error {
 		return err
 	}
 	var present map[string]bool
+	var w *witness
 	_, err = listAll(ctx, v.lister, v.cfg, v.limiter, characterID,
-		func() { present = make(map[string]bool) },
+		func() { present, w = make(map[string]bool), &witness{} },
 		func(s ListedSession) error {
 			if _, ok := want[s.SessionID]; ok {
 				present[s.SessionID] = true
 			}
+			w.add(s.SessionID)
 			return nil
 		})
+	if err == nil && len(present) == 0 {
+		// A list that shows none of the deletions checked must show that it can see: a
+		// session the job knows is live. A list that shows a deleted session refutes it,
+		// whatever else it shows.
+		err = w.credible(ctx, v.store, characterID)
+		var nw *errNoWitness
+		if err != nil && !errors.As(err, &nw) {
+			return err
+		}
+	}
 	vc := VerifiedCharacter{CharacterID: characterID}
 	switch {
 	case errors.Is(err, ErrKeyRejected):
@@ -213,7 +228,7 @@ func (v *verifier) character(ctx context.Context, characterID string) error {
 		vc.Error = err.Error()
 		v.sum.Unlisted++
 		v.sum.Characters = append(v.sum.Characters, vc)
-		v.log.Warn("could not list a character's sessions: its deletions stay unverified", "character_id", characterID, "err", err)
+		v.log.Warn("no usable list of a character's sessions: its deletions stay unverified", "character_id", characterID, "err", err)
 		return nil
 	}
 	batch := make([]Verification, 0, min(len(want), VerifyBatchSize))

@@ -54,8 +54,10 @@ func TestVerifyFindsASessionThatReappeared(t *testing.T) {
 	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
 	b.seed(t, "c", 5, days(2))
 	b.seed(t, "d", 3, days(2))
+	b.live(t, "c")
+	b.live(t, "d")
 	require.EqualValues(t, 8, b.realRun(t).Deleted)
-	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.sessions`), "deleted sessions leave the built-in source")
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM retention.sessions`), "deleted sessions leave the built-in source")
 
 	b.fake.AddSession("c", "c-s0002", time.Now()) // Convai has it again
 	obs := &countingVerifyObserver{}
@@ -76,7 +78,7 @@ func TestVerifyFindsASessionThatReappeared(t *testing.T) {
 	require.True(t, b.chainIntact(t))
 
 	// The session is waiting again: back in the source, no longer deleted, and the next run sends it.
-	require.Equal(t, []string{"c/c-s0002"}, b.strings(t, `SELECT character_id || '/' || session_id FROM retention.sessions`))
+	require.Equal(t, []string{"c/c-live", "c/c-s0002", "d/d-live"}, b.strings(t, `SELECT character_id || '/' || session_id FROM retention.sessions`))
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM retention.sessions s WHERE retention.is_deleted(s.character_id, s.session_id)`))
 	second := b.realRun(t)
 	require.EqualValues(t, 1, second.Deleted)
@@ -98,6 +100,7 @@ func TestVerifySampleAndSince(t *testing.T) {
 	b := setup(t, setupOpts{})
 	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
 	b.seed(t, "c", 6, days(2))
+	b.live(t, "c")
 	b.realRun(t)
 	sum, err := b.verify(t, fastConfig(), job.VerifyScope{Sample: 2})
 	require.NoError(t, err)
@@ -135,6 +138,8 @@ func TestVerifyFaults(t *testing.T) {
 		b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
 		b.seed(t, "c", 3, days(2))
 		b.seed(t, "d", 2, days(2))
+		b.live(t, "c")
+		b.live(t, "d")
 		b.realRun(t)
 		return b
 	}
@@ -198,6 +203,30 @@ func TestVerifyFaults(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, job.VerifyIncomplete, sum.Status)
 	})
+}
+
+// TestVerifyNeedsAWitness: a list that shows none of the character's live sessions (an empty
+// one, or one of sessions the job knows nothing of) verifies nothing: the deletions stay
+// unverified, the character is counted unlisted with the reason, and the run is incomplete.
+func TestVerifyNeedsAWitness(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	b.seed(t, "c", 3, days(2))
+	b.seed(t, "d", 2, days(2))
+	b.live(t, "d")
+	b.realRun(t)
+	b.fake.AddSession("c", "stranger", time.Now()) // listed, but not a session the job knows
+
+	sum, err := b.verify(t, fastConfig(), job.VerifyScope{})
+	require.NoError(t, err)
+	require.Equal(t, job.VerifyIncomplete, sum.Status)
+	require.EqualValues(t, 1, sum.Unlisted)
+	require.EqualValues(t, 2, sum.Checked, "d's list shows d-live: its deletions are verified")
+	require.Equal(t, "c", sum.Characters[0].CharacterID)
+	require.Contains(t, sum.Characters[0].Error, "shows none of the sessions the job knows are live (1 listed)")
+	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.verifications WHERE character_id = 'c'`))
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM retention.verifications WHERE character_id = 'd' AND result = 'absent'`))
 }
 
 func TestVerificationsAreTamperEvident(t *testing.T) {

@@ -52,6 +52,11 @@ func scopeArgs(scope job.VerifyScope) (string, *time.Time) {
 	return scope.CharacterID, &scope.Since
 }
 
+// Live counts those of ids the job knows are live (Store.Live).
+func (v *Verify) Live(ctx context.Context, characterID string, ids []string) (int, error) {
+	return v.s.Live(ctx, characterID, ids)
+}
+
 // Characters returns the characters with deleted rows in scope.
 func (v *Verify) Characters(ctx context.Context, scope job.VerifyScope) ([]string, error) {
 	char, since := scopeArgs(scope)
