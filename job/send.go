@@ -134,9 +134,19 @@ func (d *deliverer) deliver(ctx context.Context, characterID string, ids []strin
 func (d *deliverer) deliverPart(ctx context.Context, characterID string, ids []string, prior int, fresh bool, chunk *chunkRefusals) []Outcome {
 	// wait bounds the waits between requests: they end when the run is told to stop, as
 	// nothing is in flight then. Requests themselves run on ctx.
+	//
+	// A fresh chunk's claim is written: its first request goes out even when the run was told
+	// to stop after the claim, like a request already in flight (it has the shutdown grace to
+	// finish). Otherwise a signal between the claim and the request would leave the chunk
+	// recorded failed without ever being sent. Only the waits after that request end early.
 	wait, stopWaiting := context.WithCancelCause(ctx)
 	defer stopWaiting(nil)
-	if d.interrupted != nil {
+	var watching bool
+	watchInterrupt := func() {
+		if d.interrupted == nil || watching {
+			return
+		}
+		watching = true
 		go func() {
 			select {
 			case <-d.interrupted:
@@ -144,6 +154,9 @@ func (d *deliverer) deliverPart(ctx context.Context, characterID string, ids []s
 			case <-wait.Done():
 			}
 		}()
+	}
+	if !fresh || prior != 0 {
+		watchInterrupt()
 	}
 	out := make([]Outcome, 0, len(ids))
 	fail := func(ids []string, attempts, status int, text string) {
@@ -199,6 +212,7 @@ func (d *deliverer) deliverPart(ctx context.Context, characterID string, ids []s
 		start := time.Now()
 		last = d.sender.Delete(tctx, characterID, ids)
 		cancel()
+		watchInterrupt()
 		d.cfg.Observer.Requested(last, time.Since(start))
 		switch last.Class {
 		case Confirmed:

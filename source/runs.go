@@ -21,6 +21,9 @@ const lockClass = int32(0x52455445)
 // held by the connection that took it.
 const lockLostCode = "RL001"
 
+// layoutCode is the SQLSTATE start_run raises when a run of another shard layout holds its lock.
+const layoutCode = "RL002"
+
 func shardKey(s job.Shard) int32 { return int32(s.Count)<<16 | int32(s.Index) }
 
 // Signer signs a run's checkpoint: the tree size and root of the log when the run finished. It
@@ -60,7 +63,11 @@ func (s *Store) StartRun(ctx context.Context, start job.RunStart) (job.RunStore,
 		start.Shard.Index, start.Shard.Count, start.Source, settings, start.Host, start.PID, start.Version,
 	).Scan(&info.ID, &info.Cutoff, &token, &info.Recovered)
 	if err != nil {
-		unlock(ctx, conn)
+		unlock(ctx, conn) //nolint:errcheck // the lock goes with the connection anyway
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == layoutCode {
+			return nil, job.RunInfo{}, fmt.Errorf("%w: %s", job.ErrLocked, pgErr.Message)
+		}
 		return nil, job.RunInfo{}, fmt.Errorf("start run: %w", err)
 	}
 	if len(info.Recovered) == 0 {
