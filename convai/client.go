@@ -74,8 +74,10 @@ type Result struct {
 	// RetryAfter is the wait a 429 or 503 asked for in its Retry-After header, clamped to
 	// MaxRetryAfter; 0 if there was none or it was invalid.
 	RetryAfter time.Duration
-	// Detail is short human text for logs: the error, or the status and a body excerpt. At most
-	// MaxDetail bytes of valid UTF-8, without control characters and without the API key.
+	// Detail is short human text for logs and the outcomes: the error, or the status and what
+	// was classified (a known error text, or the kind and size of the body; never the body's
+	// own text). At most MaxDetail bytes of valid UTF-8, without control characters and without
+	// the API key.
 	Detail string
 	// Err is nil when Class is Confirmed. It is a *StatusError when the API answered; otherwise
 	// it wraps the transport error, and ctx.Err() when ctx is done, so
@@ -127,7 +129,10 @@ func (c *Client) post(ctx context.Context, url, what string, body []byte) (*http
 	return resp, Result{}
 }
 
-// answer classifies a response whose body (at most MaxBody+1 bytes) is raw.
+// answer classifies a response whose body (at most MaxBody+1 bytes) is raw. Its Detail says
+// what was classified (the status and, for a 2xx, why it is not a confirmation) and quotes from
+// the body only a message on the list of known messages: never the body itself, which may echo
+// the key in an encoding redaction does not know.
 func (c *Client) answer(ctx context.Context, resp *http.Response, raw []byte, readErr error) Result {
 	key := c.secrets
 	code := resp.StatusCode
@@ -149,19 +154,19 @@ func (c *Client) answer(ctx context.Context, resp *http.Response, raw []byte, re
 	case is2xx && oversized:
 		res.Class = Retryable
 		text = fmt.Sprintf("status %d is not a deletion confirmation: body over %d bytes", code, MaxBody)
+	case oversized:
+		text = fmt.Sprintf("%s: body over %d bytes", statusText(code), MaxBody)
 	case res.Class == Confirmed:
-		res.Detail = sanitize(fmt.Sprintf("status %d: %s", code, bodyMessage(raw, key)), key)
+		res.Detail = fmt.Sprintf("status %d: %s", code, confirmation)
 		return res
 	case is2xx:
 		if _, why := confirms(raw); why != "" {
-			text = fmt.Sprintf("status %d is not a deletion confirmation: %s: %s", code, why, excerpt(raw, key))
+			text = fmt.Sprintf("status %d is not a deletion confirmation: %s", code, why)
 		} else {
-			text = fmt.Sprintf("status %d is not a deletion confirmation: %s", code, orEmpty(excerpt(raw, key)))
+			text = fmt.Sprintf("status %d is not a deletion confirmation: %s", code, unconfirmedBody(raw))
 		}
-	case isDocumented(code):
-		text = fmt.Sprintf("status %d: %s", code, bodyMessage(raw, key))
 	default:
-		text = fmt.Sprintf("unexpected status %d: %s", code, bodyMessage(raw, key))
+		text = fmt.Sprintf("%s: %s", statusText(code), bodyMessage(raw))
 	}
 	res.Detail = sanitize(text, key)
 	var err error = &StatusError{StatusCode: code, Class: res.Class, Detail: res.Detail}
@@ -195,16 +200,17 @@ func withCtxErr(ctx context.Context, err error) error {
 	return err
 }
 
+// statusText is "status N" for a status with a documented class, else "unexpected status N".
+func statusText(code int) string {
+	if isDocumented(code) {
+		return fmt.Sprintf("status %d", code)
+	}
+	return fmt.Sprintf("unexpected status %d", code)
+}
+
 // isDocumented reports whether code is one of the statuses with a documented class.
 func isDocumented(code int) bool {
 	return code >= 200 && code <= 599 && code/100 != 3
-}
-
-func orEmpty(s string) string {
-	if s == "" {
-		return "empty body"
-	}
-	return s
 }
 
 // checkID refuses an ID that must not be sent: empty, or not valid UTF-8.

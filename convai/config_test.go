@@ -133,7 +133,7 @@ func TestKeyEchoedByServerIsRedacted(t *testing.T) {
 		c, _ := setup(t, echo(tt.code, tt.wrapJSON))
 		res := c.Delete(context.Background(), "c", []string{"s"})
 		requireClean(t, res)
-		require.Contains(t, res.Detail, "[redacted]", res.Detail)
+		require.NotContains(t, res.Detail, "you sent key", "no text of the body is kept")
 		require.NotContains(t, fmt.Sprintf("%v %+v %#v", res, res.Err, res), apiKey)
 	}
 

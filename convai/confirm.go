@@ -74,10 +74,10 @@ func denial(name string, raw json.RawMessage, depth int) (string, error) {
 	case name == "":
 	case namesFailure(name):
 		if !emptyJSON(raw) {
-			return "it also names a failure (" + truncate(name, 40) + ")", nil
+			return "it also names a failure (" + memberLabel(name) + ")", nil
 		}
 	case namesDeletion(name) && saysNone(raw):
-		return "it also says nothing was deleted (" + truncate(name, 40) + ")", nil
+		return "it also says nothing was deleted (" + memberLabel(name) + ")", nil
 	}
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || (raw[0] != '{' && raw[0] != '[') {
@@ -110,6 +110,24 @@ func denial(name string, raw json.RawMessage, depth int) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// knownMembers are the member names a Detail may quote; any other name (the body chooses it, and
+// may put the key in it) is described instead.
+var knownMembers = map[string]bool{
+	"error": true, "ERROR": true, "errors": true, "err": true, "errs": true,
+	"failed": true, "failed_ids": true, "failedIds": true, "failures": true, "failure": true,
+	"rejected": true, "rejected_ids": true, "not_deleted": true, "undeleted": true,
+	"deleted": true, "deleted_count": true, "deletedCount": true, "deleted_ids": true,
+	"success": true, "successful": true, "ok": true, "removed": true, "removed_count": true,
+}
+
+// memberLabel is name when it is one of knownMembers, else a description of it.
+func memberLabel(name string) string {
+	if knownMembers[name] {
+		return name
+	}
+	return "a member with another name"
 }
 
 // foldName lowers a member name and drops "_", "-" and spaces.

@@ -2,6 +2,7 @@ package convai
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -54,27 +55,75 @@ func truncate(s string, n int) string {
 	return s[:cut] + ellipsis
 }
 
-// bodyMessage returns the most useful text of an error body, key removed: the ERROR (or error,
-// message, status) string of a JSON object, else the start of the body itself.
-func bodyMessage(body []byte, key *secret.Redactor) string {
+// knownMessages are the error texts a Detail may quote from an answer's body: the documented
+// one and the fixed texts of the API's (and the stand-in's) error answers. Any other text of a
+// body is never quoted, so a body echoing the key in some encoding cannot bring it into a
+// Detail, an error or the outcomes it is recorded in.
+var knownMessages = map[string]bool{
+	"Invalid API key provided.":                true,
+	"Internal server error.":                   true,
+	"Too many requests.":                       true,
+	"Gateway timeout.":                         true,
+	"Shutting down.":                           true,
+	"Not found.":                               true,
+	"Session not found.":                       true,
+	"Method not allowed.":                      true,
+	"Malformed JSON body.":                     true,
+	"Request body could not be read.":          true,
+	"charID is required.":                      true,
+	"sessionIDs must not be empty.":            true,
+	"sessionIDs must not contain an empty ID.": true,
+	"charID and sessionID are required.":       true,
+}
+
+// messageMembers are the members of a JSON object whose string value may be a known message.
+var messageMembers = []string{"ERROR", "error", "message"}
+
+// bodyMessage describes an error answer's body without quoting it: the known message of a JSON
+// object (its ERROR, error or message string, when on the list of known messages), else what
+// kind of body it is and its size.
+func bodyMessage(body []byte) string {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(body, &obj) == nil {
-		for _, k := range []string{"ERROR", "error", "message", "status"} {
+		for _, k := range messageMembers {
 			var s string
-			if raw, ok := obj[k]; ok && json.Unmarshal(raw, &s) == nil && strings.TrimSpace(s) != "" {
-				return scrub(s, key)
+			if raw, ok := obj[k]; ok && json.Unmarshal(raw, &s) == nil && knownMessages[strings.TrimSpace(s)] {
+				return strings.TrimSpace(s)
 			}
 		}
 	}
-	return excerpt(body, key)
+	return describe(body)
 }
 
-// excerpt returns the start of body, key removed. Only the start is ever shown, so the work is
-// bounded; the key is removed before cutting so that no part of an echoed key survives the cut.
-func excerpt(body []byte, key *secret.Redactor) string {
-	s := scrub(string(body), key)
-	if len(s) > 4*MaxDetail {
-		s = s[:4*MaxDetail]
+// describe says what kind of body body is, without quoting any of it.
+func describe(body []byte) string {
+	switch {
+	case len(body) == 0:
+		return "empty body"
+	case !json.Valid(body):
+		return "non-JSON body of " + strconv.Itoa(len(body)) + " bytes"
 	}
-	return s
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return "JSON body of " + strconv.Itoa(len(body)) + " bytes that is not an object"
+	}
+	return "JSON body without a known message"
+}
+
+// unconfirmedBody describes a 2xx body that is not a confirmation (and names no failure),
+// without quoting any of it.
+func unconfirmedBody(body []byte) string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return describe(body)
+	}
+	raw, ok := obj["status"]
+	if !ok {
+		return "JSON object without a status"
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "JSON object whose status is not a string"
+	}
+	return "JSON object whose status is not " + confirmation
 }

@@ -28,6 +28,11 @@
 // # Secrets
 //
 // The API key is only ever written into the request header. It never appears in an error, a
-// Result, or in the fmt, slog or JSON output of a Config or a Client; a key echoed back by the
-// server is replaced by "[redacted]" before it reaches a Detail.
+// Result, or in the fmt, slog or JSON output of a Config or a Client. A Detail never quotes an
+// answer's body, which may echo the key in an encoding no redaction knows: it says what was
+// classified (the status and, for a 2xx, why it is not a confirmation), plus either an error text
+// from a short list of known ones (such as "Invalid API key provided.") or what kind of body it
+// was ("non-JSON body of 54 bytes", "JSON body without a known message"). As a second guard,
+// every Detail and error message has the key and Config.Secrets redacted ("[redacted]") in
+// every form internal/secret knows.
 package convai

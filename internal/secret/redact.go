@@ -2,6 +2,7 @@ package secret
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"net/url"
 	"strings"
 )
@@ -69,16 +70,29 @@ func New(keys, values []string) *Redactor {
 	return &Redactor{windows: func() map[int]map[string]bool { return windows }}
 }
 
-// Forms returns s and the encodings of it a Redactor looks for, without duplicates.
+// Forms returns s and the encodings of it a Redactor looks for, without duplicates: URL
+// escaping (query, path, and every byte %-encoded), hex, and base64 (standard or URL alphabet,
+// padded or not) of s on its own and of s after a prefix of any length (as in a Basic header's
+// "apikey:KEY"), the latter by the part that does not depend on the prefix.
 func Forms(s string) []string {
 	all := []string{
 		s,
 		url.QueryEscape(s),
 		url.PathEscape(s),
+		percentAll(s),
+		hex.EncodeToString([]byte(s)),
 		base64.StdEncoding.EncodeToString([]byte(s)),
 		base64.URLEncoding.EncodeToString([]byte(s)),
 		base64.RawStdEncoding.EncodeToString([]byte(s)),
 		base64.RawURLEncoding.EncodeToString([]byte(s)),
+	}
+	// After a prefix whose length is not a multiple of 3, s starts 1 or 2 bytes into a base64
+	// group; from the next group on, whole groups of s encode as they would on their own.
+	for skip := 1; skip <= 2; skip++ {
+		if n := (len(s) - skip) / 3 * 3; n >= 3 {
+			part := []byte(s[skip : skip+n])
+			all = append(all, base64.StdEncoding.EncodeToString(part), base64.URLEncoding.EncodeToString(part))
+		}
 	}
 	out := all[:0]
 	seen := map[string]bool{}
@@ -89,6 +103,16 @@ func Forms(s string) []string {
 		}
 	}
 	return out
+}
+
+// percentAll %-encodes every byte of s.
+func percentAll(s string) string {
+	const digits = "0123456789ABCDEF"
+	b := make([]byte, 0, 3*len(s))
+	for i := 0; i < len(s); i++ {
+		b = append(b, '%', digits[s[i]>>4], digits[s[i]&15])
+	}
+	return string(b)
 }
 
 // Redact returns s with every piece of a secret replaced by Mark; adjacent and overlapping

@@ -2,6 +2,7 @@ package secret_test
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"strings"
@@ -26,6 +27,11 @@ func TestRedact(t *testing.T) {
 		{"path escaped", "/x/" + url.PathEscape(key) + "/y", "/x/[redacted]/y"},
 		{"base64", "Basic " + base64.StdEncoding.EncodeToString([]byte(key)), "Basic [redacted]"},
 		{"base64 url, raw", base64.RawURLEncoding.EncodeToString([]byte(key)) + "!", "[redacted]!"},
+		{"base64 after a prefix", "Basic " + base64.StdEncoding.EncodeToString([]byte("apikey:"+key)), "Basic YXBpa2V5OnNr[redacted]Jj0="}, // 2 bytes of the key at each end, under Window
+		{"base64 after a 2-byte prefix", base64.RawURLEncoding.EncodeToString([]byte("k=" + key)), "az1z[redacted]"},
+		{"hex", "k=" + hex.EncodeToString([]byte(key)), "k=[redacted]"},
+		{"upper hex", strings.ToUpper(hex.EncodeToString([]byte(key))) + ".", "[redacted]."},
+		{"every byte %-encoded", "k=" + percentAll(key), "k=[redacted]"},
 		{"an 8-byte piece", "got Ab12Cd34 only", "got [redacted] only"},
 		{"an 8-byte piece in another case", "got aB12cD34 only", "got [redacted] only"},
 		{"a 7-byte piece stays", "got Ab12Cd3 only", "got Ab12Cd3 only"},
@@ -46,6 +52,15 @@ func TestRedact(t *testing.T) {
 	var none *secret.Redactor
 	require.Equal(t, key, none.Redact(key))
 	require.Equal(t, key, secret.NewRedactor().Redact(key))
+}
+
+// percentAll %-encodes every byte of s.
+func percentAll(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		fmt.Fprintf(&b, "%%%02X", s[i])
+	}
+	return b.String()
 }
 
 // TestRedactLeavesNoPiece redacts every substring of the key, cut anywhere, inside text; no
@@ -96,6 +111,8 @@ func TestRedactValuesWhole(t *testing.T) {
 		{strings.ToUpper(pw) + "!", "[redacted]!"},
 		{"p=" + url.QueryEscape(pw), "p=[redacted]"},
 		{base64.StdEncoding.EncodeToString([]byte(pw)), "[redacted]"},
+		{hex.EncodeToString([]byte(pw)), "[redacted]"},
+		{percentAll(pw), "[redacted]"},
 		{"source retention.sessions", "source retention.sessions"},
 		{"key 23456789", "key [redacted]"},
 	} {
