@@ -81,12 +81,14 @@ func (s *Signer) Sign(size int64, root []byte) (string, error) {
 }
 
 // OpenCheckpoint verifies a signed checkpoint note with the verifier keys and returns its tree.
+// An error never quotes a key.
 func OpenCheckpoint(msg []byte, vkeys ...string) (tlog.Tree, error) {
 	var vs []note.Verifier
-	for _, k := range vkeys {
+	for i, k := range vkeys {
 		v, err := note.NewVerifier(strings.TrimSpace(k))
 		if err != nil {
-			return tlog.Tree{}, fmt.Errorf("verifier key %q: %w", k, err)
+			// Not quoted: the file given may hold the signing key by mistake.
+			return tlog.Tree{}, fmt.Errorf("verifier key %d is malformed (%w): give the line retention audit keygen printed", i+1, err)
 		}
 		vs = append(vs, v)
 	}

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -196,4 +197,20 @@ func TestLogTamperHashesAndRoots(t *testing.T) {
 	require.NoError(t, err)
 	res = verifyLog(t, b3, other, note3)
 	require.Contains(t, kinds(res), audit.BadSignature)
+}
+
+// TestOpenCheckpointQuotesNoKey: the signing key given where a verifier key belongs (the wrong
+// file passed to --key) is refused without quoting it.
+func TestOpenCheckpointQuotesNoKey(t *testing.T) {
+	t.Parallel()
+	skey, _, err := audit.GenerateKey()
+	require.NoError(t, err)
+	signer, err := audit.NewSigner(skey)
+	require.NoError(t, err)
+	note, err := signer.Sign(1, make([]byte, 32))
+	require.NoError(t, err)
+	_, err = audit.OpenCheckpoint([]byte(note), skey)
+	require.ErrorContains(t, err, "verifier key 1 is malformed")
+	secretPart := skey[strings.LastIndex(skey, "+")+1:]
+	require.NotContains(t, err.Error(), secretPart[:8])
 }

@@ -37,7 +37,7 @@ func connect(ctx context.Context, dsn string, conns int32) (*pgxpool.Pool, error
 	defer cancel()
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, usagef("DATABASE_URL is not a valid connection string: %v", err)
+		return nil, dsnError("DATABASE_URL", dsn, err) // databaseURL checked it: a guard that quotes none of it
 	}
 	cfg.MaxConns = conns
 	tuneConnections(cfg)

@@ -24,7 +24,8 @@ type vault struct {
 }
 
 // databaseURL returns the connection string from DATABASE_URL or from the file named by
-// DATABASE_URL_FILE (one of them, not both; a file is read with secret.ReadFile's limits).
+// DATABASE_URL_FILE (one of them, not both; a file is read with secret.ReadFile's limits). A
+// string pgx cannot parse is a usage error that quotes none of it (checkDSN).
 func (a *app) databaseURL() (string, error) {
 	dsn, file := strings.TrimSpace(a.getenv("DATABASE_URL")), a.getenv("DATABASE_URL_FILE")
 	switch {
@@ -35,10 +36,16 @@ func (a *app) databaseURL() (string, error) {
 		if err != nil {
 			return "", usagef("DATABASE_URL_FILE: %v", err)
 		}
+		if err := checkDSN("DATABASE_URL_FILE: "+file, d); err != nil {
+			return "", err
+		}
 		return d, nil
 	case dsn == "":
 		return "", usagef("DATABASE_URL is not set: give the PostgreSQL connection string, e.g. " +
 			"postgres://retention@db:5432/app, or DATABASE_URL_FILE naming a file that holds it")
+	}
+	if err := checkDSN("DATABASE_URL", dsn); err != nil {
+		return "", err
 	}
 	return dsn, nil
 }

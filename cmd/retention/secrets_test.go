@@ -135,3 +135,42 @@ func TestSecretsInConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestWrongSecretFileNotQuoted: DATABASE_URL_FILE (or DATABASE_URL) holding something other than
+// a connection string, such as the API key or a signing key mounted by mistake, is refused with
+// exit 2 and a message naming the file and the problem; no piece of the content shows, though
+// pgx's own parse errors quote the string.
+func TestWrongSecretFileNotQuoted(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const signing = "AZx9Qw3Er5Ty7Ui9Op1As3Df5Gh7Jk9Lz"
+	for _, tt := range []struct{ name, content, secret, want string }{
+		{"the API key", secretKey, secretKey, "neither a postgres:// URL nor keyword=value settings"},
+		{"a signing key", "PRIVATE+KEY+retention+2f9c1a7e+" + signing, signing, "neither a postgres:// URL nor keyword=value settings"},
+		{"a URL with a bad port", "postgres://retention:" + secretPassword + "@db:54x2/app", secretPassword, "a postgres:// URL that cannot be parsed"},
+		{"a URL with a bad setting", "postgres://retention@db/app?sslmode=" + secretPassword, secretPassword, "a postgres:// URL that cannot be parsed"},
+		{"keyword/value with a bad setting", "host=db connect_timeout=" + secretPassword, secretPassword, "keyword=value settings that cannot be parsed"},
+		{"a bad pool setting", "postgres://retention@db/app?pool_max_conns=" + secretPassword, secretPassword, "a postgres:// URL that cannot be parsed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := filepath.Join(t.TempDir(), "dsn")
+			require.NoError(t, os.WriteFile(f, []byte(tt.content+"\n"), 0o600))
+			for _, env := range []map[string]string{
+				with(b.env, "DATABASE_URL", "", "DATABASE_URL_FILE", f),
+				with(b.env, "DATABASE_URL", tt.content),
+			} {
+				where := "DATABASE_URL: "
+				if env["DATABASE_URL_FILE"] != "" {
+					where = "DATABASE_URL_FILE: " + f + ": "
+				}
+				for _, args := range [][]string{{"run", "--dry-run"}, {"migrate"}, {"report"}} {
+					r := run(t, env, args...)
+					require.Equal(t, exitcode.Usage, r.code, "%v: %s", args, r)
+					require.Contains(t, r.stderr, where+"not a valid PostgreSQL connection string ("+tt.want, "%v", args)
+					requireNoSecretForm(t, r.stdout+r.stderr, "the output", tt.secret)
+				}
+			}
+		})
+	}
+}
