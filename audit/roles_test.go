@@ -148,6 +148,7 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 	// A verify, logged in as the job: one deleted session is back at Convai. The job records it
 	// present and the session waits again in the source, which only the owner may write.
 	a.fake.AddSession("c3", "c3-5")
+	a.live(t, b, "c1", "c2", "c3")
 	vsum, err := a.verify(t, jobPool)
 	require.NoError(t, err)
 	require.EqualValues(t, 35, vsum.Checked)

@@ -159,6 +159,16 @@ func (a *api) verify(t testing.TB, pool *pgxpool.Pool) (*job.VerifySummary, erro
 	return job.Verify(ctx, store, a.send.(job.Lister), cfg, nil, job.VerifyStart{Host: "test"})
 }
 
+// live adds a session of each character that is not expired, to the source and to the fake: a
+// verify trusts a character's list only when it shows a session the job knows is live.
+func (a *api) live(t testing.TB, b *bundle, chars ...string) {
+	t.Helper()
+	for _, c := range chars {
+		b.exec(t, `INSERT INTO retention.sessions (character_id, session_id, last_active_at) VALUES ($1, $1 || '-live', now())`, c)
+		a.fake.AddSession(c, c+"-live")
+	}
+}
+
 // poolAs opens a pool on the test database logged in as role (the test server trusts local
 // connections), closed when the test ends.
 func (b *bundle) poolAs(t testing.TB, role string) *pgxpool.Pool {

@@ -26,6 +26,7 @@ func verified(t *testing.T) *bundle {
 	_, err := a.run(t, b.pool, job.Shard{})
 	require.NoError(t, err)
 	a.fake.AddSession("char-01", "char-01-2")
+	a.live(t, b, characters(3)...)
 	sum, err := a.verify(t, b.pool)
 	require.NoError(t, err)
 	require.EqualValues(t, 12, sum.Checked)

@@ -520,7 +520,11 @@ func (ru *run) finish(status Status, runErr error) (*Summary, error) {
 		Cap: sum.Cap,
 	})
 	if err != nil {
-		return sum, errors.Join(runErr, fmt.Errorf("finish run %d: %w", ru.info.ID, err))
+		// The row was not finished: it stays running until the next run marks it interrupted,
+		// and the summary says so rather than the status the row never got.
+		err = fmt.Errorf("finish run %d: %w", ru.info.ID, err)
+		sum.Status, sum.Error = StatusRunning, err.Error()
+		return sum, errors.Join(runErr, err)
 	}
 	if fin.Closed != unrecorded {
 		ru.log.Warn("the store closed a different number of unanswered claims than the run counted",

@@ -10,6 +10,12 @@
 -- deleted first. The unique index of deleted outcomes per epoch used to fail the whole call; now
 -- the first outcome stands and this claim's confirmation for that session is written failed,
 -- with a note.
+--
+-- finish_run: a run's deleted and failed counts are counted from its outcomes, not taken from the
+-- caller, and a checkpoint note must be a signed note of the checkpoint itself.
+--
+-- seal: waits at most 15 s for the log's lock (a session holding seal() open in a transaction
+-- would otherwise stall every run's finish); the run then says its row stays running.
 
 CREATE OR REPLACE FUNCTION retention.start_run(p_shard_index integer, p_shard_count integer, p_source text,
                                     p_settings jsonb, p_host text, p_pid integer, p_version text,
@@ -162,3 +168,55 @@ BEGIN
     RETURN n;
 END
 $$;
+
+-- finish_run, as in 008, with the counts from the rows and the note checked.
+CREATE OR REPLACE FUNCTION retention.finish_run(p_run bigint, p_token text, p_status text, p_selected bigint,
+                                     p_deleted bigint, p_failed bigint, p_skipped bigint,
+                                     p_skipped_by_reason jsonb, p_budget_reached boolean, p_error text,
+                                     p_size bigint, p_root bytea, p_note text,
+                                     p_would_send bigint, p_source_sessions bigint, p_abort_limit bigint)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tree text := format(E'go.sum database tree\n%s\n%s\n\n', p_size, encode(p_root, 'base64'));
+    n_deleted bigint;
+    n_failed  bigint;
+BEGIN
+    PERFORM retention.authorize(p_run, p_token, false);
+    IF p_status NOT IN ('succeeded', 'partial', 'failed', 'interrupted', 'aborted') THEN
+        RAISE EXCEPTION 'finish_run: % is not a final status', p_status USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_status = 'aborted' AND EXISTS (SELECT 1 FROM retention.claims c
+                                        WHERE c.run_id = p_run AND c.erasure_request_id IS NULL) THEN
+        RAISE EXCEPTION 'finish_run: run % claimed sessions its policies selected, so it cannot be aborted', p_run
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT ((p_size = 0 AND p_root = sha256(''::bytea))
+            OR EXISTS (SELECT 1 FROM retention.log_roots l WHERE l.size = p_size AND l.root = p_root)) THEN
+        RAISE EXCEPTION 'finish_run: the log never had size % with root %', p_size, encode(p_root, 'hex')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The note is sealed beside the checkpoint: it must be a signed note of exactly this size and
+    -- root (golang.org/x/mod/sumdb/note over tlog.FormatTree), or none. Its signatures are
+    -- checked by audit verify against the operator's key, which the database does not have.
+    IF p_note IS NOT NULL AND NOT (octet_length(p_note) <= 4096 AND starts_with(p_note, tree)
+                                   AND substr(p_note, length(tree) + 1) ~ '^(— [^ \n]+ [A-Za-z0-9+/]+=*\n)+$') THEN
+        RAISE EXCEPTION 'finish_run: the note is not a signed note of the log at size % with root %', p_size, encode(p_root, 'hex')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The counts are the run's rows, whatever the caller says.
+    SELECT count(*) FILTER (WHERE o.status = 'deleted'), count(*) FILTER (WHERE o.status = 'failed')
+      INTO n_deleted, n_failed
+      FROM retention.claims c JOIN retention.outcomes o ON o.claim_id = c.id
+     WHERE c.run_id = p_run;
+    INSERT INTO retention.checkpoints (run_id, size, root, note) VALUES (p_run, p_size, p_root, p_note);
+    UPDATE retention.runs
+    SET status = p_status, finished_at = now(), selected = p_selected, deleted = n_deleted, failed = n_failed,
+        skipped = p_skipped, skipped_by_reason = coalesce(p_skipped_by_reason, '{}'),
+        budget_reached = p_budget_reached, error = p_error,
+        would_send = p_would_send, source_sessions = p_source_sessions, abort_limit = p_abort_limit
+    WHERE id = p_run;
+END
+$$;
+
+ALTER FUNCTION retention.seal() SET lock_timeout = '15s';

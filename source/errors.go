@@ -12,6 +12,11 @@ var ErrLocked = errors.New("another retention run holds the lock")
 // ErrLockLost is returned by Lock.Check when the connection holding the run lock is gone.
 var ErrLockLost = errors.New("lost the connection that holds the run lock")
 
+// ErrLogLocked is returned by Store.Seal (and so by Run.Finish) when the log's lock was not
+// free within the 15 s retention.seal waits: another session holds seal() open in a
+// transaction (pg_stat_activity shows which).
+var ErrLogLocked = errors.New("the tamper-evident log is locked: another session has held retention.seal() for more than 15 s (see pg_stat_activity)")
+
 // InvalidRelationError is returned by ParseRelation for a source name that is not a plain
 // SCHEMA.RELATION identifier.
 type InvalidRelationError struct {

@@ -21,6 +21,9 @@ const lockClass = int32(0x52455445)
 // held by the connection that took it.
 const lockLostCode = "RL001"
 
+// lockTimeoutCode is the SQLSTATE of a lock wait that ran out (retention.seal waits 15 s).
+const lockTimeoutCode = "55P03"
+
 // layoutCode is the SQLSTATE start_run raises when a run of another shard layout holds its lock.
 const layoutCode = "RL002"
 
@@ -300,6 +303,10 @@ func (s *Store) Seal(ctx context.Context) (size int64, root []byte, err error) {
 		err = s.retrying(ctx, func(ctx context.Context) error {
 			return s.q.QueryRow(ctx, `SELECT size, root FROM retention.seal()`).Scan(&size, &root)
 		})
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == lockTimeoutCode {
+			return 0, nil, fmt.Errorf("seal the log: %w", ErrLogLocked)
+		}
 		if err != nil {
 			return 0, nil, fmt.Errorf("seal the log: %w", err)
 		}
