@@ -98,7 +98,7 @@ func walkInteractions(v any, d *Details) {
 	case map[string]any:
 		if t, ok := objectTime(x); ok {
 			d.Interactions++
-			if t.After(d.Latest) {
+			if d.Interactions == 1 || t.After(d.Latest) {
 				d.Latest = t
 			}
 		}

@@ -11,11 +11,15 @@ import (
 
 // ListedSession is one element of a character's session list.
 type ListedSession struct {
-	// SessionID is the session's ID, never empty.
+	// SessionID is the session's ID, never empty unless Overlong.
 	SessionID string
 	// Start is the element's date and time ("DD-MM-YYYY" and "HH:MM:SS", read as UTC): when the
 	// session started, not when it was last active. Zero when either is missing or unreadable.
 	Start time.Time
+	// Overlong is set when the element's sessionID is longer than policy.MaxIDLength bytes: no
+	// Convai ID is. It is not read whole (memory stays bounded whatever its length), and
+	// SessionID is empty: such a session can be counted, never matched or sent.
+	Overlong bool
 }
 
 // listDateLayout is the layout of an element's date and time, joined by a space.
@@ -34,16 +38,11 @@ type listRequest struct {
 	Limit  string `json:"limit"`
 }
 
-// listElement is one element as the API sends it; sessionID is kept raw to refuse a non-string.
-type listElement struct {
-	SessionID json.RawMessage `json:"sessionID"`
-	Date      string          `json:"date"`
-	Time      string          `json:"time"`
-}
-
 // List asks the API for every session of characterID (POST /character/chatHistory/list with
 // limit "-1") and hands each element to fn as it is decoded: the array is read as a stream, so
-// memory does not grow with the length of the list. It sends one request and does not retry.
+// memory does not grow with the length of the list, nor with the length of any value in it (an
+// element whose sessionID is over policy.MaxIDLength bytes comes as Overlong, without its ID).
+// It sends one request and does not retry.
 //
 // Class is Confirmed only when the whole array was read (Err is nil). An answer that is not a
 // JSON array of objects with a string sessionID, or that ends early, is Retryable with
@@ -82,43 +81,4 @@ func (c *Client) malformed(ctx context.Context, code int, text string, cause err
 	detail := sanitize(text+": "+cause.Error(), c.secrets)
 	err := fmt.Errorf("%w: %s: %w", ErrMalformedAnswer, text, withCtxErr(ctx, cause))
 	return Result{Class: Retryable, StatusCode: code, Detail: detail, Err: c.redact(err)}
-}
-
-// decodeList reads a JSON array of list elements from r, one element at a time, and returns how
-// many it handed to fn.
-func decodeList(r io.Reader, fn func(ListedSession) error) (int, error) {
-	dec := json.NewDecoder(r)
-	tok, err := dec.Token()
-	if err != nil {
-		return 0, fmt.Errorf("read the start of the array: %w", err)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return 0, fmt.Errorf("want a JSON array, got %v", tok)
-	}
-	n := 0
-	for dec.More() {
-		var el listElement
-		if err := dec.Decode(&el); err != nil {
-			return n, fmt.Errorf("element %d: %w", n, err)
-		}
-		var id string
-		if err := json.Unmarshal(el.SessionID, &id); err != nil || id == "" {
-			return n, fmt.Errorf("element %d: sessionID is missing, empty or not a string", n)
-		}
-		s := ListedSession{SessionID: id}
-		if t, err := time.ParseInLocation(listDateLayout, el.Date+" "+el.Time, time.UTC); err == nil {
-			s.Start = t
-		}
-		if err := fn(s); err != nil {
-			return n, fmt.Errorf("%w: %w", ErrStopped, err)
-		}
-		n++
-	}
-	if _, err := dec.Token(); err != nil {
-		return n, fmt.Errorf("read the end of the array: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return n, errors.New("data after the array")
-	}
-	return n, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/convai-retention/retention/convai"
 	"github.com/convai-retention/retention/convai/convaitest"
+	"github.com/convai-retention/retention/policy"
 )
 
 // collect lists characterID and returns the IDs seen.
@@ -65,6 +67,18 @@ func TestListAnswers(t *testing.T) {
 		{"numeric ID", 200, `[{"sessionID": "a"}, {"sessionID": 7}]`, convai.Retryable, 1},
 		{"missing ID", 200, `[{"date": "01-01-2026"}]`, convai.Retryable, 0},
 		{"trailing data", 200, `[{"sessionID": "a"}] [`, convai.Retryable, 1},
+		{"null element", 200, `[{"sessionID": "a"}, null]`, convai.Retryable, 1},
+		{"number element", 200, `[{"sessionID": "a"}, 7]`, convai.Retryable, 1},
+		{"no comma", 200, `[{"sessionID": "a"} {"sessionID": "b"}]`, convai.Retryable, 1},
+		{"trailing comma", 200, `[{"sessionID": "a", }]`, convai.Retryable, 0},
+		{"bad literal", 200, `[{"sessionID": "a", "x": tru}]`, convai.Retryable, 0},
+		{"bad number", 200, `[{"sessionID": "a", "x": 1.}]`, convai.Retryable, 0},
+		{"bad escape", 200, `[{"sessionID": "a\x"}]`, convai.Retryable, 0},
+		{"control character", 200, "[{\"sessionID\": \"a\tb\"}]", convai.Retryable, 0},
+		{"bad escape in a long ID", 200, `[{"sessionID": "` + strings.Repeat("x", 3000) + `\x"}]`, convai.Retryable, 0},
+		{"unclosed long ID", 200, `[{"sessionID": "` + strings.Repeat("x", 3000), convai.Retryable, 0},
+		{"empty ID", 200, `[{"sessionID": ""}]`, convai.Retryable, 0},
+		{"key without value", 200, `[{"sessionID"}]`, convai.Retryable, 0},
 		{"key rejected", 401, `{"ERROR": "Invalid API key provided."}`, convai.AuthRejected, 0},
 		{"forbidden", 403, ``, convai.AuthRejected, 0},
 		{"unknown character", 404, `{"ERROR": "Character not found."}`, convai.Permanent, 0},
@@ -220,6 +234,8 @@ func TestDetailsShapes(t *testing.T) {
 		{"epoch seconds and millis", `[{"created_at": 1767312000}, {"time": 1767398400000}]`,
 			2, time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC)},
 		{"no timestamps", `[{"text": "hi"}, {"timestamp": "yesterday"}]`, 0, time.Time{}},
+		{"only a year 0, before Go's zero time", `[{"timestamp": "0000-06-01 00:00:00"}]`,
+			1, time.Date(0, 6, 1, 0, 0, 0, 0, time.UTC)},
 		{"empty", `[]`, 0, time.Time{}},
 	}
 	for _, tt := range tests {
@@ -232,4 +248,79 @@ func TestDetailsShapes(t *testing.T) {
 			require.True(t, tt.latest.Equal(d.Latest), "latest %v, want %v", d.Latest, tt.latest)
 		})
 	}
+}
+
+// An element whose sessionID is longer than any Convai ID (policy.MaxIDLength bytes, once
+// unescaped) is handed over with no ID and Overlong set, and the list goes on; IDs at the bound
+// are kept, however they are escaped.
+func TestListOverlongIDSkipped(t *testing.T) {
+	t.Parallel()
+	longest := strings.Repeat("x", policy.MaxIDLength)
+	escaped := strings.Repeat(`\u00e9`, policy.MaxIDLength/2) // 128 é: 256 bytes, written in 768
+	body := fmt.Sprintf(`[{"sessionID": "a"},
+		{"date": "01-02-2026", "sessionID": "%s", "time": "03:04:05"},
+		{"sessionID": "%s"},
+		{"sessionID": "%s", "date": "01-02-2026", "time": "03:04:05"},
+		{"sessionID": "%sx"},
+		{"sessionID": "%s\u00e9"},
+		{"sessionID": "b", "extra": {"s": "%s", "n": [1, -2.5e3, true, false, null]}}]`,
+		strings.Repeat("y", 2000), longest, escaped, longest, escaped, strings.Repeat("z", 5000))
+	c, _ := setup(t, reply(200, body))
+	got, res := collect(c, "c")
+	requireClean(t, res)
+	require.Equal(t, convai.Confirmed, res.Class, res.Detail)
+	start := time.Date(2026, 2, 1, 3, 4, 5, 0, time.UTC)
+	require.Equal(t, []convai.ListedSession{
+		{SessionID: "a"},
+		{Overlong: true, Start: start},
+		{SessionID: longest},
+		{SessionID: strings.Repeat("é", policy.MaxIDLength/2), Start: start},
+		{Overlong: true},
+		{Overlong: true},
+		{SessionID: "b"},
+	}, got)
+}
+
+// The list parser keeps at most a bounded prefix of a string: a 50 MB session ID costs it no
+// more memory than a short one, and the elements after it are read. Not parallel: it measures the
+// bytes the process allocates while the parser runs.
+func TestListOverlongIDFlatMemory(t *testing.T) {
+	const idLen = 50 << 20
+	r := io.MultiReader(
+		strings.NewReader(`[{"sessionID": "a"}, {"sessionID": "`),
+		&repeatReader{b: 'x', n: idLen},
+		strings.NewReader(`", "date": "01-02-2026"}, {"sessionID": "b"}]`),
+	)
+	var got []convai.ListedSession
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	n, err := convai.DecodeList(r, func(s convai.ListedSession) error {
+		got = append(got, s)
+		return nil
+	})
+	runtime.ReadMemStats(&after)
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	require.Equal(t, []convai.ListedSession{{SessionID: "a"}, {Overlong: true}, {SessionID: "b"}}, got)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	require.Less(t, allocated, uint64(4<<20), "the parser allocated %d bytes for a list with a %d-byte ID", allocated, idLen)
+}
+
+// repeatReader reads as n copies of b.
+type repeatReader struct {
+	b byte
+	n int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	k := min(len(p), r.n)
+	for i := range k {
+		p[i] = r.b
+	}
+	r.n -= k
+	return k, nil
 }

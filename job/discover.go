@@ -17,6 +17,11 @@ import (
 // DiscoverBatch is how many listed sessions discover checks against the store at once.
 const DiscoverBatch = 5_000
 
+// MaxClockSkew is how far ahead of the database's clock the API's may be: a latest interaction
+// up to this much in the future is taken as now; one further ahead is no session's, and the
+// session is skipped as malformed.
+const MaxClockSkew = 24 * time.Hour
+
 // Detailer reads one session's interactions at the API and returns the latest one's time (zero
 // when none carried a readable time). It sends one request and does not retry.
 type Detailer interface {
@@ -78,6 +83,11 @@ type DiscoveredCharacter struct {
 	Recent int64 `json:"recent"`
 	// Undated counts the missing sessions whose details gave no interaction time: never added.
 	Undated int64 `json:"undated"`
+	// Malformed counts the listed sessions that cannot be added: an ID that is not well-formed
+	// (policy.ValidIDs; one too long is not even read), or details whose latest interaction is
+	// more than MaxClockSkew in the future or outside the years 1 to 9999
+	// (policy.ValidLastActive). They are skipped; the rest of the character is discovered.
+	Malformed int64 `json:"malformed"`
 	// Added counts the sessions added to the source.
 	Added int64 `json:"added"`
 	// Error says why the character could not be discovered, or was skipped.
@@ -183,9 +193,16 @@ func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *Dis
 		return nil
 	}
 	_, err := listAll(ctx, d.lister, d.cfg, d.limiter, dc.CharacterID,
-		func() { candidates, batch, batchErr, dc.Listed, dc.Missing, dc.Recent = nil, nil, nil, 0, 0, 0 },
+		func() {
+			candidates, batch, batchErr = nil, nil, nil
+			dc.Listed, dc.Missing, dc.Recent, dc.Malformed = 0, 0, 0, 0
+		},
 		func(s ListedSession) error {
 			dc.Listed++
+			if !policy.ValidIDs(dc.CharacterID, s.SessionID) {
+				dc.Malformed++ // an over-long ID comes empty: it was never read
+				return nil
+			}
 			batch = append(batch, s)
 			if len(batch) == DiscoverBatch {
 				if err := flush(ctx); err != nil {
@@ -213,7 +230,12 @@ func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *Dis
 	}
 
 	var found []Discovered
-	for i, r := range d.allDetails(ctx, dc.CharacterID, candidates) {
+	details := d.allDetails(ctx, dc.CharacterID, candidates)
+	now, err := d.store.Now(ctx)
+	if err != nil {
+		return err
+	}
+	for i, r := range details {
 		id, latest, err := candidates[i], r.latest, r.err
 		switch {
 		case errors.Is(err, ErrKeyRejected):
@@ -227,6 +249,13 @@ func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *Dis
 		case latest.IsZero():
 			dc.Undated++
 			continue
+		case !policy.ValidLastActive(latest) || latest.After(now.Add(MaxClockSkew)):
+			dc.Malformed++
+			d.log.Warn("a session's latest interaction is out of range: not added", "character_id", dc.CharacterID,
+				"session_id", id, "latest", latest.Format(time.RFC3339Nano), "now", now.Format(time.RFC3339Nano))
+			continue
+		case latest.After(now):
+			latest = now // the API's clock is ahead: the session is active now
 		}
 		if !latest.After(threshold) {
 			dc.Expired++

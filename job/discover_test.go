@@ -3,6 +3,7 @@ package job_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/policy"
 )
 
 func (b *bundle) discover(t *testing.T, o job.DiscoverOptions) (*job.DiscoverSummary, error) {
@@ -137,4 +139,42 @@ func TestDiscoverReadsDetailsConcurrently(t *testing.T) {
 	require.EqualValues(t, 4, maxFour, "four details requests in flight at once")
 	require.Equal(t, one.Characters, four.Characters)
 	require.Equal(t, []job.DiscoveredCharacter{{CharacterID: "c", Listed: 13, Missing: 13, Expired: 12, Undated: 1}}, four.Characters)
+}
+
+// A listed ID too long to be a Convai ID, and details whose latest interaction is far in the
+// future or before the year 1, are skipped and counted as malformed: the character's other
+// sessions are discovered, and nothing stops. A latest interaction a little in the future (the
+// API's clock ahead of the database's) is taken as now.
+func TestDiscoverSkipsUnusableSessions(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	now := time.Now()
+	old := now.Add(-72 * time.Hour)
+	b.fake.AddSession("c", "lost-old", old, now.Add(-50*time.Hour))
+	b.fake.AddSession("c", strings.Repeat("x", policy.MaxIDLength+1), old)
+	b.fake.AddSession("c", "future", old, now.Add(72*time.Hour))
+	b.fake.AddSession("c", "ancient", time.Date(0, 6, 1, 0, 0, 0, 0, time.UTC))
+	b.fake.AddSession("c", "skewed", old, now.Add(time.Hour))
+
+	for _, dry := range []bool{true, false} {
+		sum, err := b.discover(t, job.DiscoverOptions{Characters: []string{"c"}, DryRun: dry, CanAdd: true})
+		require.NoError(t, err)
+		want := job.DiscoveredCharacter{CharacterID: "c", Listed: 5, Missing: 4, Expired: 1, Malformed: 3}
+		if !dry {
+			want.Added = 2
+		}
+		require.Equal(t, []job.DiscoveredCharacter{want}, sum.Characters, "dry-run %v", dry)
+	}
+	require.Equal(t, []string{"c/lost-old", "c/skewed"},
+		b.strings(t, `SELECT character_id || '/' || session_id FROM retention.sessions`))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.sessions
+		WHERE session_id = 'skewed' AND last_active_at <= now() AND last_active_at > now() - interval '1 hour'`),
+		"a time a little ahead is taken as now")
+	for _, r := range b.fake.Requests() {
+		require.LessOrEqual(t, len(r.SessionIDs), 1)
+		for _, id := range r.SessionIDs {
+			require.LessOrEqual(t, len(id), policy.MaxIDLength, "an over-long ID is never sent")
+		}
+	}
 }

@@ -262,6 +262,18 @@ func Check(r Record) Skip {
 	return SkipNone
 }
 
+// LastActiveBefore is the end of the last activities a record may have: the year 10000. A last
+// activity must lie after the zero time (0001-01-01T00:00:00Z, which stands for none) and before
+// it, as encoding/json and RFC 3339 can write it. Outside, it is no session's time (PostgreSQL's
+// infinity, a year BC, a typo of 20260), and the record is malformed.
+var LastActiveBefore = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// ValidLastActive reports whether t can be a session's last activity: after the zero time and
+// before LastActiveBefore.
+func ValidLastActive(t time.Time) bool {
+	return t.After(time.Time{}) && t.Before(LastActiveBefore)
+}
+
 // ValidIDs reports whether both IDs are well-formed enough to be sent, as Check requires of a
 // record. An erasure request's session needs no last activity: it is sent all the same.
 func ValidIDs(characterID, sessionID string) bool {

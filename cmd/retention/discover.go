@@ -130,9 +130,10 @@ func writeDiscoverSummary(w io.Writer, format, rel string, builtin bool, s *job.
 		fmt.Fprintf(&b, "nothing was added: %s is a relation of the app's; its owner must add the sessions below (discover adds only to retention.sessions).\n", rel)
 	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHARACTER\tLISTED\tNOT STORED\tEXPIRED\tNOT YET EXPIRED (LIST DATE)\tNO TIMESTAMP\tADDED\tNOTE")
+	fmt.Fprintln(tw, "CHARACTER\tLISTED\tNOT STORED\tEXPIRED\tNOT YET EXPIRED (LIST DATE)\tNO TIMESTAMP\tMALFORMED\tADDED\tNOTE")
 	for _, c := range s.Characters {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", c.CharacterID, c.Listed, c.Missing, c.Expired, c.Recent, c.Undated, c.Added, c.Error)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", c.CharacterID, c.Listed, c.Missing, c.Expired, c.Recent, c.Undated,
+			c.Malformed, c.Added, c.Error)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

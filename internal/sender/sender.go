@@ -40,7 +40,8 @@ func classOf(c convai.Class) job.Class {
 	return job.Retryable
 }
 
-// List lists a character's sessions, one request, and classifies the answer for the job.
+// List lists a character's sessions, one request, and classifies the answer for the job. An
+// element whose ID was too long to read comes with an empty SessionID, which no rule accepts.
 func (s Convai) List(ctx context.Context, characterID string, fn func(job.ListedSession) error) job.Answer {
 	r := s.Client.List(ctx, characterID, func(l convai.ListedSession) error {
 		return fn(job.ListedSession{SessionID: l.SessionID, Start: l.Start})
