@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"log/slog"
+	"net/url"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -9,11 +11,46 @@ import (
 	"github.com/convai-retention/retention/source"
 )
 
-// newClient returns the Convai client for key at CONVAI_API_URL, keeping every secret read so
-// far out of its errors.
-func (a *app) newClient(baseURL, key string) (*convai.Client, error) {
-	return convai.New(convai.Config{BaseURL: baseURL, APIKey: key, Secrets: a.secretValues(),
+// allowInsecureURLOption is --allow-insecure-url, an option of every command that calls the API.
+func allowInsecureURLOption(v *bool) option {
+	return option{name: "allow-insecure-url", value: v, def: false, setting: "allow_insecure_url",
+		help: "let CONVAI_API_URL be plain http:// to a host other than this machine (refused without it: the API key " +
+			"would cross the network unencrypted); only for a proxy on a network you trust"}
+}
+
+// newClient returns the Convai client for key at baseURL (CONVAI_API_URL), keeping every secret
+// read so far out of its errors. A plain http:// URL to a host other than this machine is a
+// usage error unless allowInsecure, and then a loud warning.
+func (a *app) newClient(log *slog.Logger, baseURL, key string, allowInsecure bool) (*convai.Client, error) {
+	host, insecure := insecureAPIURL(baseURL)
+	if insecure && !allowInsecure {
+		return nil, usagef("CONVAI_API_URL %s is plain http:// to %s, a host other than this machine: the API key would "+
+			"cross the network unencrypted. Use https://, or pass --allow-insecure-url (RETENTION_ALLOW_INSECURE_URL=true) "+
+			"for a proxy on a network you trust", safeURL(baseURL), host)
+	}
+	c, err := convai.New(convai.Config{BaseURL: baseURL, APIKey: key, Secrets: a.secretValues(),
 		UserAgent: "convai-retention/" + buildVersion()})
+	if err != nil {
+		return nil, err
+	}
+	if insecure {
+		log.Warn("INSECURE API CONNECTION: CONVAI_API_URL is plain http:// to a host other than this machine "+
+			"(allowed by --allow-insecure-url); the API key and the session IDs can be read or changed on the way",
+			"api_url", safeURL(baseURL))
+	}
+	return c, nil
+}
+
+// insecureAPIURL reports whether raw is a plain http:// URL to a host other than this machine
+// (loopback addresses and localhost are this machine), and returns that host. A URL that does
+// not parse is not judged here: convai.New refuses it.
+func insecureAPIURL(raw string) (host string, insecure bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" {
+		return "", false
+	}
+	host = u.Hostname()
+	return host, host != "" && !localHost(host)
 }
 
 // apiStore is what verify and discover need beside their flags: the API client, and a store on
@@ -25,7 +62,8 @@ type apiStore struct {
 }
 
 // openAPIStore reads the key and the database URL, and connects (bounded, as a run's setup is).
-func (a *app) openAPIStore(ctx context.Context, rel source.Relation) (*apiStore, error) {
+// allowInsecureURL is --allow-insecure-url; log gets the warning it brings.
+func (a *app) openAPIStore(ctx context.Context, log *slog.Logger, rel source.Relation, allowInsecureURL bool) (*apiStore, error) {
 	dsn, err := a.databaseURL()
 	if err != nil {
 		return nil, err
@@ -35,7 +73,7 @@ func (a *app) openAPIStore(ctx context.Context, rel source.Relation) (*apiStore,
 		return nil, err
 	}
 	e := &apiStore{}
-	if e.client, err = a.newClient(a.getenv("CONVAI_API_URL"), key); err != nil {
+	if e.client, err = a.newClient(log, a.getenv("CONVAI_API_URL"), key, allowInsecureURL); err != nil {
 		return nil, err
 	}
 	if e.pool, err = connectCurrent(ctx, dsn, 4); err != nil {

@@ -23,6 +23,8 @@ type discoverOptions struct {
 	output     string
 	logLevel   string
 	cfg        job.Config
+	// allowInsecureURL is --allow-insecure-url.
+	allowInsecureURL bool
 }
 
 func discoverFlags(o *discoverOptions) *flagSet {
@@ -42,6 +44,7 @@ func discoverFlags(o *discoverOptions) *flagSet {
 	for _, name := range []string{"source", "rate", "concurrency", "backoff-base", "backoff-max", "max-attempts", "request-timeout"} {
 		fs.envName(name)
 	}
+	allowInsecureURLOption(&o.allowInsecureURL).define(fs)
 	return fs
 }
 
@@ -81,7 +84,7 @@ func (a *app) discover(ctx context.Context, args []string) error {
 	if err := o.cfg.Validate(); err != nil {
 		return err
 	}
-	env, err := a.openAPIStore(ctx, rel)
+	env, err := a.openAPIStore(ctx, log, rel, o.allowInsecureURL)
 	if err != nil {
 		return err
 	}

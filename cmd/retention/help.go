@@ -55,7 +55,8 @@ environment:
   CONVAI_API_KEY       the API key (required for a real run; never a flag), or
   CONVAI_API_KEY_FILE  a file holding it, e.g. a mounted Kubernetes secret (a regular file of
                        at most 4 KiB; a dry-run never reads it)
-  CONVAI_API_URL       the API root (default https://api.convai.com)
+  CONVAI_API_URL       the API root (default https://api.convai.com); plain http:// only to this
+                       machine, unless --allow-insecure-url
   LOG_LEVEL            debug, info, warn or error; logs go to stderr, JSON unless a terminal
   RETENTION_CHECKPOINT_KEY_FILE  the note key that signs each run's checkpoint (tree size and root)
   RETENTION_ACTOR      who runs retention policy apply (recorded in retention.policy_history), or

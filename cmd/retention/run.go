@@ -25,6 +25,8 @@ type runOptions struct {
 	apiURL   string
 	pushURL  string
 	estimate bool
+	// allowInsecureURL is --allow-insecure-url.
+	allowInsecureURL bool
 }
 
 func runFlags(o *runOptions) *flagSet { return o.table().flagSet("run") }
@@ -72,6 +74,7 @@ func (o *runOptions) table() options {
 			setting: "shard_index", help: "this run's shard, 0 to shard-count-1"},
 		{name: "shard-count", value: &c.Shard.Count, def: 1, nonZero: true, setting: "shard_count",
 			help: "how many shards split the characters"},
+		allowInsecureURLOption(&o.allowInsecureURL),
 		{name: "pushgateway-url", value: &o.pushURL, def: "",
 			help: "push the run's metrics to this Prometheus Pushgateway when it ends (a dry-run pushes nothing)"},
 		{name: "estimate", value: &o.estimate, def: true,

@@ -79,7 +79,7 @@ func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
 			return nil, err
 		}
 		e.o.apiURL = a.getenv("CONVAI_API_URL")
-		e.client, err = a.newClient(e.o.apiURL, key)
+		e.client, err = a.newClient(e.log, e.o.apiURL, key, o.allowInsecureURL)
 		if err != nil {
 			return nil, err
 		}

@@ -168,6 +168,7 @@ func TestHelp(t *testing.T) {
 		"shard-count":         {"$RETENTION_SHARD_COUNT"},
 		"pushgateway-url":     {"$RETENTION_PUSHGATEWAY_URL"},
 		"estimate":            {"$RETENTION_ESTIMATE"},
+		"allow-insecure-url":  {"$RETENTION_ALLOW_INSECURE_URL"},
 	}
 	listed := regexp.MustCompile(`(?m)^  --([a-z-]+)`).FindAllStringSubmatch(help, -1)
 	var names []string

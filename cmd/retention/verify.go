@@ -26,6 +26,8 @@ type verifyOptions struct {
 	logLevel  string
 	pushURL   string
 	cfg       job.Config
+	// allowInsecureURL is --allow-insecure-url.
+	allowInsecureURL bool
 }
 
 func verifyFlags(o *verifyOptions) *flagSet {
@@ -45,6 +47,7 @@ func verifyFlags(o *verifyOptions) *flagSet {
 	for _, name := range []string{"rate", "backoff-base", "backoff-max", "max-attempts", "request-timeout", "pushgateway-url"} {
 		fs.envName(name)
 	}
+	allowInsecureURLOption(&o.allowInsecureURL).define(fs)
 	return fs
 }
 
@@ -93,7 +96,7 @@ func (a *app) verify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	env, err := a.openAPIStore(ctx, rel)
+	env, err := a.openAPIStore(ctx, log, rel, o.allowInsecureURL)
 	if err != nil {
 		return err
 	}
