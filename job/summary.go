@@ -49,6 +49,9 @@ type Summary struct {
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 	// Cap is what the safety cap measured, when one was set (a real run only).
 	Cap *CapCheck `json:"safety_cap,omitempty"`
+	// Sync is what the sync of the deployment's source into retention.sessions did before the
+	// run read it; nil when the run read its source directly.
+	Sync *SyncReport `json:"sync,omitempty"`
 	// Erasure is what the run did (a dry-run: would do) about the erasure requests of its shard;
 	// nil when the run stopped before reading them.
 	Erasure         *ErasureSummary    `json:"erasure_requests,omitempty"`

@@ -96,6 +96,9 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --   Page, Undated                        read the session source, and probe outcomes,
 --                                        deletions_v1 and verifications for sessions already
 --                                        deleted (the rule written out; see source/inspect.go)
+--   Sync                                 copies the source into a temporary table of its own
+--                                        session and merges it through retention.sync_merge;
+--                                        reads syncs (the last high-water mark)
 --   Lock                                 reads pg_locks and pg_database (granted to PUBLIC)
 --   StartRun, Claim, Record, Finish      retention.start_run, claim, record, close_run, seal,
 --                                        finish_run
@@ -111,7 +114,7 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
                 retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes,
                 retention.verifications, retention.erasure_requests, retention.erasure_completions,
-                retention.claims
+                retention.claims, retention.syncs, retention.forgotten_sessions
     TO retention_job;
 GRANT EXECUTE ON FUNCTION
     retention.is_deleted(text, text),
@@ -127,7 +130,8 @@ GRANT EXECUTE ON FUNCTION
     retention.close_run(bigint, text),
     retention.finish_run(bigint, text, text, bigint, bigint, bigint, bigint, jsonb, boolean, text, bigint, bytea, text,
                          bigint, bigint, bigint),
-    retention.seal()
+    retention.seal(),
+    retention.sync_merge(text, boolean, text, timestamptz, timestamptz, timestamptz)
     TO retention_job;
 
 -- retention_auditor: read the results, the seals, the rules and the views; call the read-only
@@ -140,7 +144,7 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.daily_deletions, retention.run_history, retention.verify_runs,
                 retention.verifications, retention.verification_batches, retention.verification_head,
                 retention.discoveries, retention.erasure_requests, retention.erasure_completions,
-                retention.erasure_status
+                retention.erasure_status, retention.syncs, retention.forgotten_sessions, retention.forgotten_in_set
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
                           retention.expired_sessions_in(regclass, timestamptz),

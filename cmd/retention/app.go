@@ -64,6 +64,7 @@ func (a *app) program() *cli.Program {
 			{Name: "run", Run: a.run, Help: runHelp},
 			{Name: "schedule", Run: a.schedule, Help: scheduleHelp},
 			{Name: "migrate", Run: a.migrate, Help: migrateHelp},
+			{Name: "sync", Run: a.sync, Help: syncHelp},
 			{Name: "report", Run: a.report, Help: reportHelp},
 			{Name: "policy", Run: a.policy, Help: policyHelp},
 			{Name: "plan", Run: a.plan, Help: policyHelp},

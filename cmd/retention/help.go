@@ -13,6 +13,8 @@ func helpText() string {
 usage:
   retention migrate            create or update the retention schema (safe to repeat)
   retention run [flags]        delete the expired sessions; --dry-run only shows them
+  retention sync [flags]       read the app's source (--source) once into retention.sessions, which
+                               every other command reads; runs of such a source sync first
   retention schedule [flags]   run at each tick of --cron, serving /metrics, /healthz, /readyz
                                (run flags but --dry-run; see retention schedule --help)
   retention report [flags]     the compliance report of a period: deletions, lag, backlog, overdue,
@@ -57,6 +59,8 @@ environment:
                        at most 4 KiB; a dry-run never reads it)
   CONVAI_API_URL       the API root (default https://api.convai.com); plain http:// only to this
                        machine, unless --allow-insecure-url
+  SOURCE_DATABASE_URL  the database the source (--source) is in, read-only (a replica will do), or
+  SOURCE_DATABASE_URL_FILE  a file holding it; default: the retention database
   LOG_LEVEL            debug, info, warn or error; logs go to stderr, JSON unless a terminal
   RETENTION_CHECKPOINT_KEY_FILE  the note key that signs each run's checkpoint (tree size and root)
   RETENTION_ACTOR      who runs retention policy apply (recorded in retention.policy_history), or

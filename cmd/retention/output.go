@@ -35,6 +35,9 @@ func writeText(w io.Writer, s *job.Summary) error {
 		fmt.Fprintf(&b, ", shard %d of %d", s.Shard.Index, s.Shard.Count)
 	}
 	b.WriteString(")\n")
+	if s.Sync != nil {
+		b.WriteString(syncText(s.Sync))
+	}
 	if s.Skipped > 0 {
 		reasons := make([]string, 0, len(s.SkippedByReason))
 		for k, v := range s.SkippedByReason {

@@ -27,6 +27,8 @@ type runOptions struct {
 	estimate bool
 	// allowInsecureURL is --allow-insecure-url.
 	allowInsecureURL bool
+	// sync holds the flags of the sync a run of an app's source starts with.
+	sync syncFlags
 }
 
 func runFlags(o *runOptions) *flagSet { return o.table().flagSet("run") }
@@ -35,13 +37,14 @@ func runFlags(o *runOptions) *flagSet { return o.table().flagSet("run") }
 // job's own), its help, and what the run records of it.
 func (o *runOptions) table() options {
 	c := &o.cfg
-	return options{
+	return append(options{
 		{name: "dry-run", env: noEnv, value: &o.dryRun, def: false,
 			help: "select and print what would be deleted; send nothing, write nothing, need no API key"},
 		{name: "output", value: &o.output, def: "text",
 			help: "summary format on stdout: text or json (json lists the session IDs in a dry-run)"},
 		{name: "source", value: &o.source, def: source.DefaultRelation, setting: "source", record: o.relation,
-			help: "SCHEMA.RELATION with columns character_id, session_id, last_active_at"},
+			help: "SCHEMA.RELATION with columns character_id, session_id, last_active_at; any but retention.sessions " +
+				"is first synced into retention.sessions, which the run then reads (see retention sync --help)"},
 		{name: "log-level", env: noEnv, value: &o.logLevel, def: "", // read from LOG_LEVEL by logLevel
 			help: "debug, info, warn or error [$LOG_LEVEL] (default info)"},
 		{name: "chunk-size", value: &c.ChunkSize, def: job.ChunkSizeDefault, nonZero: true, setting: "chunk_size",
@@ -80,7 +83,7 @@ func (o *runOptions) table() options {
 		{name: "estimate", value: &o.estimate, def: true,
 			help: "count the sessions to send with a read-only pass beside the run, for the total and time left " +
 				"in the progress; false spares the database that pass"},
-	}
+	}, o.sync.options()...)
 }
 
 // jobConfig is the job's Config for the flags given. The flags hold the values as typed; the one

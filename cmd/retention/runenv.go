@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/convai-retention/retention/convai"
@@ -28,13 +29,16 @@ const backlogTimeout = 2 * time.Minute
 // source, the API client and the metrics. "run" makes one for its run, "schedule" one for all
 // of its runs.
 type runEnv struct {
-	o       runOptions
-	stdout  io.Writer
-	log     *slog.Logger
-	line    *liveLine // nil unless stderr is a terminal
-	pool    *pgxpool.Pool
-	store   *source.Store
-	rel     source.Relation
+	o      runOptions
+	stdout io.Writer
+	log    *slog.Logger
+	line   *liveLine // nil unless stderr is a terminal
+	pool   *pgxpool.Pool
+	store  *source.Store
+	rel    source.Relation
+	// syncer reads an app's source into retention.sessions, which store reads; nil when the
+	// source is retention.sessions itself.
+	syncer  *syncer
 	client  *convai.Client   // nil for a dry-run
 	metrics *metrics.Metrics // nil for a dry-run
 	// secrets returns a redactor of every secret known: the last guard on what is recorded.
@@ -91,9 +95,17 @@ func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
 		e.close()
 		return nil, err
 	}
+	read := e.rel
+	if syncs(e.rel) {
+		if e.syncer, err = a.newSyncer(ctx, e.log, e.pool, e.rel, o.sync); err != nil {
+			e.close()
+			return nil, err
+		}
+		read, _ = source.ParseRelation(source.DefaultRelation)
+	}
 	setup, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	src, err := source.Inspect(setup, e.pool, e.rel)
+	src, err := source.Inspect(setup, e.pool, read)
 	if err != nil {
 		e.close()
 		return nil, err
@@ -110,6 +122,7 @@ func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
 }
 
 func (e *runEnv) close() {
+	e.syncer.close()
 	if e.pool != nil {
 		e.pool.Close()
 	}
@@ -127,17 +140,55 @@ func (e *runEnv) ready(ctx context.Context) error {
 	return err
 }
 
+// dryRun selects what a real run would send. Over an app's source it rehearses the sync first,
+// in a transaction it rolls back, and reads the set as the run would.
 func (e *runEnv) dryRun(ctx context.Context) (*job.Summary, error) {
-	runner, err := job.New(e.store, nil, e.o.cfg)
+	var store job.Store = e.store
+	var rep *job.SyncReport
+	if e.syncer != nil {
+		store = &source.Rehearsal{Store: e.store, Sync: func(ctx context.Context, tx pgx.Tx) error {
+			r, err := e.syncer.Into(ctx, tx)
+			if err != nil {
+				return err
+			}
+			rep = &r
+			logSync(e.log, rep)
+			return nil
+		}}
+	}
+	runner, err := job.New(store, nil, e.o.cfg)
 	if err != nil {
 		return nil, err
 	}
-	return runner.DryRun(ctx, e.rel.String(), e.o.output == "json")
+	sum, err := runner.DryRun(ctx, e.rel.String(), e.o.output == "json")
+	if sum != nil {
+		sum.Sync = rep
+	}
+	return sum, err
+}
+
+// sync brings retention.sessions up to date from the app's source before a real run; a run
+// never reads a set its sync could not bring up to date (a session active since would look
+// expired).
+func (e *runEnv) sync(ctx context.Context) (*job.SyncReport, error) {
+	if e.syncer == nil {
+		return nil, nil
+	}
+	rep, err := e.syncer.Sync(ctx, e.pool)
+	if err != nil {
+		return nil, err
+	}
+	logSync(e.log, &rep)
+	return &rep, nil
 }
 
 // realRun does one real run: it fills the metrics, shows the progress, measures the backlog
 // and pushes the metrics when asked to. The summary is returned whenever a run row was written.
 func (e *runEnv) realRun(ctx context.Context) (*job.Summary, error) {
+	rep, err := e.sync(ctx)
+	if err != nil {
+		return nil, err
+	}
 	cfg := e.o.cfg
 	var count func(context.Context) (int64, error)
 	// A capped run counts what it will send before its first claim: that count is the
@@ -156,13 +207,16 @@ func (e *runEnv) realRun(ctx context.Context) (*job.Summary, error) {
 	}
 	host, _ := os.Hostname()
 	sum, err := runner.Run(ctx, job.RunStart{
-		Source:   e.rel.String(),
+		Source:   e.store.Relation().String(),
 		Settings: redactSettings(e.o.settings(), e.secrets()),
 		Host:     host,
 		PID:      os.Getpid(),
 		Version:  buildVersion(),
 	})
 	p.close()
+	if sum != nil && rep != nil {
+		sum.Sync, sum.Source = rep, e.rel.String()
+	}
 	if errors.Is(err, job.ErrLocked) {
 		err = lockedBy(ctx, e.pool, err)
 	}

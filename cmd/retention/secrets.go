@@ -14,11 +14,15 @@ import (
 // vault keeps what the process has read from secret files, so each file is read once, and the
 // redactor built from every secret known so far. The zero vault is ready to use.
 type vault struct {
-	mu       sync.Mutex
-	fileKey  string // read from CONVAI_API_KEY_FILE, once a real run needed it
-	dsnFile  string // the name DATABASE_URL_FILE gave when dsn was read
-	dsn      string // read from that file
-	dsnErr   error
+	mu      sync.Mutex
+	fileKey string // read from CONVAI_API_KEY_FILE, once a real run needed it
+	dsnFile string // the name DATABASE_URL_FILE gave when dsn was read
+	dsn     string // read from that file
+	dsnErr  error
+	// srcFile, srcDSN, srcErr: the same for SOURCE_DATABASE_URL_FILE.
+	srcFile  string
+	srcDSN   string
+	srcErr   error
 	known    string // what redactor was built from: the variables and files read, joined
 	redactor *secret.Redactor
 }
@@ -62,6 +66,18 @@ func (a *app) dsnFromFile(file string) (string, error) {
 	return v.dsn, v.dsnErr
 }
 
+// sourceDSNFromFile reads the source database's connection string from file once.
+func (a *app) sourceDSNFromFile(file string) (string, error) {
+	v := &a.vault
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.srcFile != file {
+		v.srcFile = file
+		v.srcDSN, v.srcErr = secret.ReadFile(file)
+	}
+	return v.srcDSN, v.srcErr
+}
+
 // apiKey returns the key from CONVAI_API_KEY or the file named by CONVAI_API_KEY_FILE (one of
 // them, not both). Surrounding white space, such as a file's final newline, is dropped. Only a
 // real run calls it: a dry-run never reads the key.
@@ -100,13 +116,18 @@ func (a *app) secretKeys() []string {
 	return out
 }
 
-// secretValues returns the database password, from DATABASE_URL or DATABASE_URL_FILE.
+// secretValues returns the database passwords, from DATABASE_URL or DATABASE_URL_FILE and from
+// SOURCE_DATABASE_URL or SOURCE_DATABASE_URL_FILE.
 func (a *app) secretValues() []string {
 	dsn := a.getenv("DATABASE_URL")
 	if f := a.getenv("DATABASE_URL_FILE"); strings.TrimSpace(dsn) == "" && f != "" {
 		dsn, _ = a.dsnFromFile(f)
 	}
-	return dsnPasswords(dsn)
+	src := a.getenv("SOURCE_DATABASE_URL")
+	if f := a.getenv("SOURCE_DATABASE_URL_FILE"); strings.TrimSpace(src) == "" && f != "" {
+		src, _ = a.sourceDSNFromFile(f)
+	}
+	return append(dsnPasswords(dsn), dsnPasswords(src)...)
 }
 
 // redactor returns a redactor for every secret known now: the key by any 8 bytes of it, the
@@ -116,7 +137,7 @@ func (a *app) redactor() *secret.Redactor {
 	v := &a.vault
 	v.mu.Lock()
 	sources := strings.Join([]string{a.getenv("CONVAI_API_KEY"), v.fileKey, a.getenv("DATABASE_URL"),
-		a.getenv("DATABASE_URL_FILE"), v.dsn}, "\x00")
+		a.getenv("DATABASE_URL_FILE"), v.dsn, a.getenv("SOURCE_DATABASE_URL"), a.getenv("SOURCE_DATABASE_URL_FILE"), v.srcDSN}, "\x00")
 	if v.redactor != nil && v.known == sources {
 		r := v.redactor
 		v.mu.Unlock()
