@@ -218,6 +218,15 @@ type result struct {
 	Perf                 string  `json:"perf_report,omitempty"`
 	PerfTop              string  `json:"perf_top,omitempty"`
 	Log                  string  `json:"log"`
+	// Sync is the sync of an app's source the run started with (scenarios v, w, x, i, t).
+	Sync *syncResult `json:"sync,omitempty"`
+}
+
+// syncResult is what the run's sync reported.
+type syncResult struct {
+	Full     bool    `json:"full_pass"`
+	RowsRead int64   `json:"rows_read"`
+	Seconds  float64 `json:"seconds"`
 }
 
 // cpu is where the CPU time of a run went, in seconds.
@@ -245,6 +254,12 @@ func (b *bench) runScenario(ctx context.Context, sc scenario, seed string) (*res
 	if err != nil {
 		return nil, err
 	}
+	if isSourceScenario(sc.Name) {
+		b.logf("scenario %s: moving the seed into the app's source %s (not measured)", sc.Name, sourceScenarios[sc.Name])
+		if err := execOn(ctx, dbURL, sourceSQL(sc.Name)); err != nil {
+			return nil, fmt.Errorf("source: %w", err)
+		}
+	}
 	if o.prepareSQL != "" {
 		if err := execOn(ctx, dbURL, o.prepareSQL); err != nil {
 			return nil, fmt.Errorf("--prepare-sql: %w", err)
@@ -266,6 +281,11 @@ func (b *bench) runScenario(ctx context.Context, sc scenario, seed string) (*res
 		}
 	}()
 	sessions := o.sessions
+	if sc.Name != "v" && isSourceScenario(sc.Name) {
+		if sessions, err = b.primeSource(ctx, sc, dbURL, f.url); err != nil {
+			return nil, fmt.Errorf("prime: %w", err)
+		}
+	}
 	if sc.Name == "c" || sc.Name == "d" {
 		// A later run: the whole seed is deleted first (not measured), then scenario c adds
 		// newSessions newly expired ones and d nothing.
@@ -281,6 +301,9 @@ func (b *bench) runScenario(ctx context.Context, sc scenario, seed string) (*res
 	r := &result{Scenario: sc, Sessions: sessions, Limit: sc.limit(), Log: filepath.Join(o.outDir, "retention-"+sc.Name+".log")}
 	args := []string{"run", "--rate", "0", "--concurrency", strconv.Itoa(sc.Concurrency),
 		"--chunk-size", strconv.Itoa(sc.ChunkSize), "--output", "json"}
+	if isSourceScenario(sc.Name) {
+		args = append(args, "--source", sourceScenarios[sc.Name])
+	}
 	args = append(args, o.extra...)
 	logFile, err := os.Create(r.Log)
 	if err != nil {
@@ -293,6 +316,12 @@ func (b *bench) runScenario(ctx context.Context, sc scenario, seed string) (*res
 		Deleted         int64   `json:"deleted"`
 		Failed          int64   `json:"failed"`
 		DurationSeconds float64 `json:"duration_seconds"`
+		Sync            *struct {
+			Full       bool      `json:"full_pass"`
+			RowsRead   int64     `json:"rows_read"`
+			StartedAt  time.Time `json:"started_at"`
+			FinishedAt time.Time `json:"finished_at"`
+		} `json:"sync"`
 	}
 	stdoutPath := filepath.Join(o.outDir, "retention-"+sc.Name+".json")
 	outFile, err := os.Create(stdoutPath)
@@ -361,6 +390,9 @@ func (b *bench) runScenario(ctx context.Context, sc scenario, seed string) (*res
 		return nil, fmt.Errorf("retention exited %d without a JSON summary (see %s): %w", r.ExitCode, r.Log, err)
 	}
 	r.Status, r.Selected, r.Deleted, r.Failed, r.RunSeconds = summary.Status, summary.Selected, summary.Deleted, summary.Failed, summary.DurationSeconds
+	if sy := summary.Sync; sy != nil {
+		r.Sync = &syncResult{Full: sy.Full, RowsRead: sy.RowsRead, Seconds: sy.FinishedAt.Sub(sy.StartedAt).Seconds()}
+	}
 	r.Requests, r.MaxInFlight = st.Requests, st.MaxInFlight
 	if st.Requests > 0 {
 		r.SessionsPerRequest = float64(st.Deleted) / float64(st.Requests)

@@ -48,6 +48,12 @@ convai-fake. Scenarios (--scenarios, default a,b,c,d):
   c  a later run: the whole seed deleted first (not measured), then 10,000 newly expired
      sessions: what a run costs over a long history
   d  a later run with nothing to do over the deleted seed
+Scenarios of an app's own source, synced into retention.sessions first by every run:
+  v  the README's view (conversations + messages, 5 per session), first run (compare with b)
+  w  the view, a later run: the seed deleted first (not measured), then 10,000 newly expired
+  x  the view, a later run with nothing new
+  i  a table with a btree index on last_active_at, a later run: 10,000 new rows read incrementally
+  t  a table without an index, a later run with nothing new: a full pass of a plain table
 Every run reports throughput, peak RSS, time to the first request, the longest transaction and
 statements per chunk. The server comes from --database-url, else BENCH_DATABASE_URL, else
 TEST_DATABASE_URL; scripts/bench.sh starts one.
@@ -71,7 +77,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.outDir, "out", ".tmp/bench", "`directory` for logs, profiles, plans and results")
 	fs.IntVar(&o.sessions, "sessions", 1_000_000, "expired sessions to seed")
 	fs.IntVar(&o.characters, "characters", 1000, "characters the sessions are spread over, interleaved in time")
-	fs.StringVar(&scenarios, "scenarios", "a,b,c,d", "comma-separated scenarios to run: a, b, c, d")
+	fs.StringVar(&scenarios, "scenarios", "a,b,c,d", "comma-separated scenarios to run: a, b, c, d, v, w, x, i, t")
 	fs.DurationVar(&o.latency, "latency", 20*time.Millisecond, "latency of the endpoint in scenario a")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "retention --concurrency")
 	fs.IntVar(&o.chunkSize, "chunk-size", job.ChunkSizeDefault, "retention --chunk-size")
@@ -96,8 +102,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		s = strings.ToLower(strings.TrimSpace(s))
 		switch {
 		case s == "":
-		case s != "a" && s != "b" && s != "c" && s != "d":
-			return o, usagef("--scenarios: unknown scenario %q: want a, b, c or d", s)
+		case s != "a" && s != "b" && s != "c" && s != "d" && !isSourceScenario(s):
+			return o, usagef("--scenarios: unknown scenario %q: want a, b, c, d, v, w, x, i or t", s)
 		case !slices.Contains(o.scenarios, s):
 			o.scenarios = append(o.scenarios, s)
 		}

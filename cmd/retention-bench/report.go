@@ -19,6 +19,11 @@ const (
 	targetFirstS     = 1.0
 	targetLongestS   = 1.0
 	targetStatements = 3.0
+	// An app's own source (scenarios v, w, x, i).
+	targetViewFraction = 0.7 // scenario v's throughput, of scenario b's in the same bench
+	targetViewLaterS   = 10  // scenario w at 1M (90 s at 10M)
+	targetViewIdleS    = 8   // scenario x at 1M
+	targetIncrementalS = 5   // scenario i
 )
 
 func writeRun(w io.Writer, r *result) {
@@ -29,6 +34,16 @@ func writeRun(w io.Writer, r *result) {
 	p("exit %d, status %s: selected %d, deleted %d, failed %d", r.ExitCode, r.Status, r.Selected, r.Deleted, r.Failed)
 	p("requests %d (%.1f sessions each), most in flight %d", r.Requests, r.SessionsPerRequest, r.MaxInFlight)
 	p("time: %.2fs process start to exit, %.2fs run (summary)", r.WallSeconds, r.RunSeconds)
+	if y := r.Sync; y != nil {
+		kind := "full pass"
+		if !y.Full {
+			kind = "incremental"
+		}
+		p("sync: %s, %d source rows read in %.2fs", kind, y.RowsRead, y.Seconds)
+		if r.Deleted == 0 && r.CPU.Postgres >= 0 && y.RowsRead > 0 {
+			p("  PostgreSQL CPU %.1f µs per source row (the run sent nothing: its CPU is the sync's)", r.CPU.Postgres/float64(y.RowsRead)*1e6)
+		}
+	}
 	line := fmt.Sprintf("throughput: %.0f sessions/s over the whole process; %.0f/s steady (10%%-90%% of deletions)", r.Throughput, r.SteadyThroughput)
 	if r.Limit > 0 {
 		line += fmt.Sprintf("\n  = %.2f (steady %.2f) of the endpoint-bound limit %.0f/s", r.FractionOfLimit, r.SteadyFraction, r.Limit)
@@ -125,6 +140,20 @@ func writeTargets(w io.Writer, res *results) {
 		case "d":
 			check(fmt.Sprintf("F later run with nothing to do <= %ds", targetIdleRunS), r.WallSeconds <= targetIdleRunS,
 				fmt.Sprintf("%.2fs process start to exit", r.WallSeconds))
+		case "v":
+			if b := runOf(res, "b"); b != nil && b.Throughput > 0 {
+				check(fmt.Sprintf("S view first run >= %.1f of b's throughput", targetViewFraction), r.Throughput >= targetViewFraction*b.Throughput,
+					fmt.Sprintf("%.2f: %.0f of %.0f sessions/s", r.Throughput/b.Throughput, r.Throughput, b.Throughput))
+			}
+		case "w":
+			check(fmt.Sprintf("S view later run, %d new, <= %ds at 1M", newSessions, targetViewLaterS), r.WallSeconds <= targetViewLaterS,
+				fmt.Sprintf("%.2fs process start to exit", r.WallSeconds))
+		case "x":
+			check(fmt.Sprintf("S view later run, nothing new, <= %ds at 1M", targetViewIdleS), r.WallSeconds <= targetViewIdleS,
+				fmt.Sprintf("%.2fs process start to exit", r.WallSeconds))
+		case "i":
+			check(fmt.Sprintf("S incremental table, %d new, <= %ds", newSessions, targetIncrementalS), r.WallSeconds <= targetIncrementalS,
+				fmt.Sprintf("%.2fs process start to exit", r.WallSeconds))
 		}
 		if sc.Name == "a" || sc.Name == "b" {
 			pg, job := perSession(r.CPU.Postgres, r.Deleted), perSession(r.CPU.Retention, r.Deleted)
@@ -136,7 +165,7 @@ func writeTargets(w io.Writer, res *results) {
 	}
 	for _, r := range res.Runs {
 		n := "run " + r.Scenario.Name
-		if r.Scenario.Name == "d" {
+		if r.Scenario.Name == "d" || r.Scenario.Name == "x" || r.Scenario.Name == "t" {
 			continue // nothing to send: no first request, no chunk
 		}
 		check(fmt.Sprintf("C peak RSS <= %d MiB (%s)", targetRSSMiB, n), r.PeakRSSMiB <= targetRSSMiB, fmt.Sprintf("%.1f MiB", r.PeakRSSMiB))
@@ -149,6 +178,16 @@ func writeTargets(w io.Writer, res *results) {
 		}
 		check(fmt.Sprintf("E statements per chunk <= %.0f (%s)", targetStatements, n), per <= targetStatements, fmt.Sprintf("%.2f %s per chunk", per, what))
 	}
+}
+
+// runOf returns the run of scenario name, nil when there is none.
+func runOf(res *results, name string) *result {
+	for _, r := range res.Runs {
+		if r.Scenario.Name == name {
+			return r
+		}
+	}
+	return nil
 }
 
 func perSession(seconds float64, n int64) float64 {

@@ -169,6 +169,10 @@ func TestHelp(t *testing.T) {
 		"pushgateway-url":     {"$RETENTION_PUSHGATEWAY_URL"},
 		"estimate":            {"$RETENTION_ESTIMATE"},
 		"allow-insecure-url":  {"$RETENTION_ALLOW_INSECURE_URL"},
+		"full-sync":           {"$RETENTION_FULL_SYNC"},
+		"changed-column":      {"$RETENTION_CHANGED_COLUMN"},
+		"sync-overlap":        {"$RETENTION_SYNC_OVERLAP"},
+		"full-sync-every":     {"$RETENTION_FULL_SYNC_EVERY"},
 	}
 	listed := regexp.MustCompile(`(?m)^  --([a-z-]+)`).FindAllStringSubmatch(help, -1)
 	var names []string
