@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -212,13 +213,12 @@ func (a *app) auditCheck(args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(proofFile)
+	raw, err := readFile("--proof", proofFile, maxProofFile)
 	if err != nil {
-		return usagef("--proof: %v", err)
+		return err
 	}
-	defer f.Close()
 	var p audit.Proof
-	dec := json.NewDecoder(io.LimitReader(f, 16<<20))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return usagef("--proof %s: not a proof: %v", proofFile, err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,30 +11,13 @@ import (
 	"github.com/convai-retention/retention/source"
 )
 
-// maxKeyFile is the most bytes read from a key file: a note key is about 100.
-const maxKeyFile = 4096
-
-// readKeyFile reads a small regular file holding a key. Anything else (a FIFO, a device, a
-// directory, a file over maxKeyFile) is refused without reading it, and no error quotes it.
+// readKeyFile reads a small regular file holding a key or a signed checkpoint, given as name
+// (a flag or a variable). Anything else (a FIFO, a device, a directory, a file over maxKeyFile)
+// is refused without reading it, and no error quotes it.
 func readKeyFile(name, path string) (string, error) {
-	f, err := os.Open(path)
+	b, err := readFile(name, path, maxKeyFile)
 	if err != nil {
-		return "", usagef("%s %s: %v", name, path, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", usagef("%s %s: %v", name, path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", usagef("%s %s is not a regular file", name, path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return "", usagef("%s %s: %v", name, path, err)
-	}
-	if len(b) > maxKeyFile {
-		return "", usagef("%s %s is larger than %d bytes: not a key", name, path, maxKeyFile)
+		return "", err
 	}
 	return string(b), nil
 }

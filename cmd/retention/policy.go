@@ -1,13 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -86,7 +86,8 @@ func (a *app) policy(ctx context.Context, args []string) error {
 }
 
 func policyHelp(w io.Writer) {
-	fmt.Fprint(w, policyUsage+"\nflags of policy apply and plan:\n")
+	fmt.Fprintf(w, policyUsage+"\nFILE is one YAML document, a regular file of at most %d MiB.\n", maxPolicyFile>>20)
+	fmt.Fprint(w, "\nflags of policy apply and plan:\n")
 	var o planOptions
 	fs := newFlagSet("policy apply")
 	o.define(fs)
@@ -138,7 +139,8 @@ func (a *app) policyExport(ctx context.Context, args []string) error {
 func (a *app) policyApply(ctx context.Context, args []string) error {
 	var o planOptions
 	fs := newFlagSet("policy apply")
-	file := fs.String("f", "", "the policy file to apply (as policy export writes it)")
+	file := fs.String("f", "", fmt.Sprintf("the policy file to apply (as policy export writes it): one YAML document, "+
+		"a regular file of at most %d MiB", maxPolicyFile>>20))
 	dryRun := fs.Bool("dry-run", false, "print the plan and change nothing")
 	confirm := fs.Bool("confirm", false, "apply even when the new deletions exceed the safety cap")
 	actor := fs.String("actor", "", "who applies the file, recorded in retention.policy_history")
@@ -196,12 +198,11 @@ func (a *app) policyApply(ctx context.Context, args []string) error {
 
 // readPolicyFile reads and parses a policy file; its mistakes are usage errors naming the file.
 func (a *app) readPolicyFile(path string) (*policyfile.File, error) {
-	fh, err := os.Open(path)
+	raw, err := readFile("policy apply -f", path, maxPolicyFile)
 	if err != nil {
-		return nil, usagef("policy apply: %v", err)
+		return nil, err
 	}
-	defer fh.Close()
-	f, err := policyfile.Parse(fh)
+	f, err := policyfile.Parse(bytes.NewReader(raw))
 	if err != nil {
 		var list policyfile.ErrorList
 		if asErrorList(err, &list) {

@@ -19,6 +19,7 @@ package policyfile
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -83,16 +84,26 @@ func (l ErrorList) Error() string {
 }
 
 // Parse reads a policy file. Unknown keys, a missing or empty max_age, a value of the wrong type,
-// a blank or duplicate character and two defaults are errors, each with its line; Parse returns
-// them all as an ErrorList.
+// a blank or duplicate character, two defaults and a second YAML document are errors, each with
+// its line; Parse returns them all as an ErrorList. Parse reads r to its end: bound it.
 func Parse(r io.Reader) (*File, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
 	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, ErrorList{yamlError(err)}
+	}
+	// Only one document: a second one would be read by nothing, and its policies silently lost.
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, ErrorList{yamlError(err)}
+	default:
+		return nil, ErrorList{{Line: next.Line, Reason: "a second YAML document: a policy file is one document; nothing after the first would be applied"}}
 	}
 	p := &parser{}
 	f := p.file(&doc)

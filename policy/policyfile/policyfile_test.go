@@ -35,6 +35,11 @@ characters:
 	empty, err := policyfile.Parse(strings.NewReader("# nothing\n"))
 	require.NoError(t, err)
 	require.Empty(t, empty.Entries())
+
+	// One document, with its start and end markers, is one document.
+	marked, err := policyfile.Parse(strings.NewReader("---\ndefault:\n  max_age: 30 days\n...\n"))
+	require.NoError(t, err)
+	require.Len(t, marked.Entries(), 1)
 }
 
 func TestParseErrors(t *testing.T) {
@@ -52,6 +57,11 @@ func TestParseErrors(t *testing.T) {
 		{"bad enabled", "characters:\n  a:\n    max_age: 1 day\n    enabled: maybe\n", []string{`line 4: character "a": enabled must be true or false`}},
 		{"blank character", "characters:\n  \" \":\n    max_age: 1 day\n", []string{"line 2: a character ID must not be blank"}},
 		{"not yaml", "default: [\n", []string{"not valid YAML"}},
+		{"a second document", "default:\n  max_age: 30 days\n---\ncharacters:\n  a:\n    max_age: 1 day\n",
+			[]string{"line 3: a second YAML document: a policy file is one document; nothing after the first would be applied"}},
+		{"a second empty-looking document", "---\ndefault:\n  max_age: 30 days\n---\n# later\ndefault:\n  max_age: 1 day\n",
+			[]string{"line 4: a second YAML document"}},
+		{"a second bad document", "default:\n  max_age: 30 days\n---\n[\n", []string{"not valid YAML"}},
 		{"several", "x: 1\ncharacters:\n  a:\n    max_age: 5\n", []string{`line 1: unknown key "x"`, "line 4: character \"a\": max_age 5 has no unit"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
