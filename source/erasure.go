@@ -208,9 +208,10 @@ func (s *Store) FileErasure(ctx context.Context, req ErasureRequest) (Filed, err
 		due = &d
 	}
 	var f Filed
+	// $4 is text: beside current_user (a name) it would be taken as a name, cut to 63 bytes.
 	err := s.q.QueryRow(ctx, `
 		INSERT INTO retention.erasure_requests (character_id, session_id, reason, requested_by, requested_at, due_at)
-		VALUES ($1, $2, $3, coalesce($4, current_user), coalesce($5, now()), coalesce($5, now()) + $6::interval)
+		VALUES ($1, $2, $3, coalesce($4::text, current_user::text), coalesce($5, now()), coalesce($5, now()) + $6::interval)
 		RETURNING id, requested_at, due_at, requested_by, filed_by::text`,
 		req.CharacterID, sess, req.Reason, by, at, due).Scan(&f.ID, &f.RequestedAt, &f.DueAt, &f.RequestedBy, &f.FiledBy)
 	var pgErr *pgconn.PgError

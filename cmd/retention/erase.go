@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/convai-retention/retention/policy"
 	"github.com/convai-retention/retention/source"
@@ -34,6 +35,10 @@ func eraseHelp(w io.Writer) {
 	eraseFlags(&o).usage(w)
 }
 
+// maxRequestedBy is the longest --requested-by, in characters: the schema's
+// erasure_requester_named check.
+const maxRequestedBy = 200
+
 // eraseOptions is the parsed command line of "retention erase".
 type eraseOptions struct {
 	character, session, reason string
@@ -48,7 +53,7 @@ func eraseFlags(o *eraseOptions) *flagSet {
 	fs.StringVar(&o.session, "session", "", "the one session to erase (default: every session of the character, in the source and at Convai)")
 	fs.StringVar(&o.reason, "reason", "", "why: the request's reference, e.g. a ticket (required; at most 1000 characters; do not put personal data here)")
 	fs.StringVar(&o.due, "due", "", "the deadline after the request, as 72h or 30d (default 30d)")
-	fs.StringVar(&o.requestedBy, "requested-by", "", "who asked or files for them (default: the database user)")
+	fs.StringVar(&o.requestedBy, "requested-by", "", fmt.Sprintf("who asked or files for them, at most %d characters (default: the database user)", maxRequestedBy))
 	fs.StringVar(&o.requestedAt, "requested-at", "", "when the person asked, RFC 3339 (default now; never in the future)")
 	fs.StringVar(&o.output, "output", "text", "text or json")
 	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION the app's sessions are in, to check that the IDs are known")
@@ -93,6 +98,9 @@ func (o *eraseOptions) check(now time.Time) (source.ErasureRequest, error) {
 		return req, usagef("erase: --reason is required: say why (e.g. the ticket), without personal data")
 	case len(req.Reason) > 1000:
 		return req, usagef("erase: --reason is longer than 1000 characters")
+	case utf8.RuneCountInString(req.RequestedBy) > maxRequestedBy:
+		return req, usagef("erase: --requested-by is longer than %d characters (%d): name who asked, e.g. an e-mail address or a team",
+			maxRequestedBy, utf8.RuneCountInString(req.RequestedBy))
 	case o.output != "text" && o.output != "json":
 		return req, usagef("invalid --output %q: want text or json", o.output)
 	}

@@ -126,3 +126,27 @@ func TestEraseWarnsOfUnknownIDs(t *testing.T) {
 	require.Equal(t, 0, b.count(t, `SELECT sessions_completed FROM retention.erasure_status WHERE id = 1`))
 	require.Contains(t, b.recordedDeleted(t), "c-own/never-stored")
 }
+
+// TestEraseRequestedByKeptWhole: --requested-by is stored as given up to the schema's 200
+// characters (it was cut to 63 bytes, PostgreSQL's name length, without a word); longer is
+// refused with exit 2 before anything is filed.
+func TestEraseRequestedByKeptWhole(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seedWorld(t)
+	long := "data-protection-office+erasure-requests@legal.example.com (for the person of ticket 4711)" // 88 bytes
+	for i, by := range []string{long, strings.Repeat("é", 200)} {
+		r := b.run(t, "erase", "--character", "c-off", "--reason", "ticket", "--requested-by", by, "--output", "json")
+		require.Equal(t, exitcode.OK, r.code, "%s", r)
+		var filed struct {
+			RequestedBy string `json:"requested_by"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &filed))
+		require.Equal(t, by, filed.RequestedBy)
+		require.Equal(t, []string{by}, b.strings(t, `SELECT requested_by FROM retention.erasure_requests WHERE id = $1`, i+1))
+	}
+	r := b.run(t, "erase", "--character", "c-off", "--reason", "ticket", "--requested-by", strings.Repeat("x", 201))
+	require.Equal(t, exitcode.Usage, r.code, "%s", r)
+	require.Contains(t, r.stderr, "--requested-by is longer than 200 characters")
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM retention.erasure_requests`))
+}
