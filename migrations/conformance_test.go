@@ -265,3 +265,33 @@ func runes(rs []int32) string {
 	}
 	return b.String()
 }
+
+// PostgreSQL's infinities and years BC, which the cases cannot all hold (no Go time is
+// infinite): expired_sessions_in passes over such rows without an error and treats them as
+// undated, superseding the session's other rows, as a run does; add_discovered refuses them.
+func TestSQLPassesOverUnusableDates(t *testing.T) {
+	t.Parallel()
+	c := setupConformance(t)
+	ctx := context.Background()
+	world := policytest.World{Policies: []policy.Policy{
+		{ID: 1, MaxAge: "30 days", Enabled: true, Threshold: policytest.Days30},
+	}}
+	c.inWorld(t, world, func(tx pgx.Tx) {
+		_, err := tx.Exec(ctx, `
+			INSERT INTO public.src VALUES
+			  ('c', 'inf', 'infinity'), ('c', 'neg', '-infinity'), ('c', 'bc', '4713-01-01 00:00:00+00 BC'),
+			  ('c', 'zero', '0001-01-01 00:00:00+00'), ('c', 'ok', $1),
+			  ('c', 'neg-later', $1), ('c', 'neg-later', '-infinity'), ('c', 'bc-later', $1), ('c', 'bc-later', '0044-03-15 BC'),
+			  ('c', 'inf-later', $1), ('c', 'inf-later', 'infinity')`, policytest.Days30.Add(-time.Hour))
+		require.NoError(t, err)
+		rows, err := tx.Query(ctx, `SELECT session_id FROM retention.expired_sessions_in('public.src', $1)`, policytest.Cutoff)
+		require.NoError(t, err)
+		listed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		require.Equal(t, []string{"ok"}, listed)
+	})
+	for _, at := range []string{"-infinity", "4713-01-01 00:00:00+00 BC", "0001-01-01 00:00:00+00", "infinity"} {
+		_, err := c.db.Pool.Exec(ctx, `SELECT retention.add_discovered('c', ARRAY['s'], ARRAY[$1::timestamptz])`, at)
+		require.ErrorContains(t, err, "a last activity is missing, in the future or before the year 1", at)
+	}
+}

@@ -234,7 +234,7 @@ type Skip string
 // The reasons a record is skipped.
 const (
 	SkipNone      Skip = ""
-	SkipMalformed Skip = "malformed" // a NULL, empty, over-long or non-UTF-8 ID, or no last activity
+	SkipMalformed Skip = "malformed" // a NULL, empty, over-long or non-UTF-8 ID, or no usable last activity
 	SkipDuplicate Skip = "duplicate" // the same session met again in one run
 	SkipHeld      Skip = "held"      // an active hold protects it
 )
@@ -254,9 +254,10 @@ type Record struct {
 
 // Check reports whether r is well-formed enough to be sent: both IDs present, not blank, valid
 // UTF-8 (the JSON encoder would otherwise replace bytes and send a different ID), without NUL or
-// other control characters, at most MaxIDLength bytes; and a last activity.
+// other control characters, at most MaxIDLength bytes; and a last activity ValidLastActive
+// accepts.
 func Check(r Record) Skip {
-	if !ValidIDs(r.CharacterID, r.SessionID) || r.LastActive.IsZero() {
+	if !ValidIDs(r.CharacterID, r.SessionID) || !ValidLastActive(r.LastActive) {
 		return SkipMalformed
 	}
 	return SkipNone

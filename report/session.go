@@ -236,8 +236,8 @@ func sessionAttempts(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[stri
 	return out, nil
 }
 
-// sourceRow is a session as the source has it: its latest activity, and whether any row of it
-// has none (then the job never selects it).
+// sourceRow is a session as the source has it: its latest usable activity, and whether any row
+// of it has none, or one policy.ValidLastActive refuses (then the job never selects it).
 type sourceRow struct {
 	lastActive time.Time
 	undated    bool
@@ -245,11 +245,13 @@ type sourceRow struct {
 
 func sessionInSource(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[string]sourceRow, error) {
 	rows, err := tx.Query(ctx, fmt.Sprintf(`
-		SELECT s.character_id::text, max(s.last_active_at), bool_or(s.last_active_at IS NULL)
+		SELECT s.character_id::text,
+		       max(s.last_active_at) FILTER (WHERE s.last_active_at > $3 AND s.last_active_at < $4),
+		       bool_or(s.last_active_at IS NULL OR s.last_active_at <= $3 OR s.last_active_at >= $4)
 		FROM %s s
 		WHERE s.session_id::text = $1 AND ($2::text = '' OR s.character_id::text = $2::text)
 		  AND s.character_id IS NOT NULL
-		GROUP BY 1`, o.Source.Sanitize()), o.SessionID, o.Character)
+		GROUP BY 1`, o.Source.Sanitize()), o.SessionID, o.Character, time.Time{}, policy.LastActiveBefore)
 	if err != nil {
 		return nil, fmt.Errorf("look up the session in %s: %w", o.Source.Sanitize(), err)
 	}
@@ -435,7 +437,7 @@ func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Findin
 		f.Reason = never + "its IDs are malformed (blank, too long or with control characters), so the job skips it" + tried
 	case src.undated:
 		f.ReasonCode = "undated"
-		f.Reason = never + "a row of it in the source has no last_active_at, so it never expires" + tried
+		f.Reason = never + "a row of it in the source has no usable last_active_at (none, infinite, or outside the years 1 to 9999), so it never expires" + tried
 	case p.Decision == "no_policy":
 		f.ReasonCode = "no_policy"
 		f.Reason = never + fmt.Sprintf("no policy applies to character %q (no own policy, no enabled default)", f.CharacterID) + tried

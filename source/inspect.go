@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/convai-retention/retention/policy"
 )
 
 // Source is a session source the job has checked: a relation with the columns character_id,
@@ -128,13 +131,24 @@ const deletedProbe = `(coalesce((SELECT true FROM retention.outcomes d
 		                           WHERE v.deletion_id = d.id AND v.result = 'present')
 		         LIMIT 1), false))`
 
+// The bounds of a usable last activity (policy.ValidLastActive) as SQL literals: a row outside
+// them (PostgreSQL's infinities, a year BC, a year past 9999) cannot be read into a Go time or
+// printed as JSON. The job counts it as malformed, like a row without a date, and a session with
+// such a row is superseded as by an undated one. Migration 011 writes the same bounds into
+// retention.expired_sessions_in; policytest's cases hold the two together.
+var (
+	lastActiveAfter  = "'" + time.Time{}.Format(time.RFC3339Nano) + "'::timestamptz"
+	lastActiveBefore = "'" + policy.LastActiveBefore.Format(time.RFC3339Nano) + "'::timestamptz"
+)
+
 // build writes the selection SQL. A page is the next limit rows of the source in key order,
 // however many of them turn out to be done: the scan of one statement stays bounded even where
 // the source holds long stretches of sessions already deleted. Each row says whether its session
 // is already deleted (deletedProbe: index probes of the deleted outcomes and v1 rows) and,
-// for a non-strict source, whether a later row of the same session (or one without a date)
-// supersedes it: the job never sends either. A non-strict source also gets its IDs cast to text
-// and NULLs ordered as empty strings (the job skips them as malformed).
+// for a non-strict source, whether a later row of the same session (or one without a usable
+// date) supersedes it: the job never sends either. A page leaves out the rows without a usable
+// date; Undated counts them. A non-strict source also gets its IDs cast to text and NULLs
+// ordered as empty strings (the job skips them as malformed).
 func (s *Source) build() {
 	rel := s.rel.quoted()
 	var inner, outer string
@@ -142,9 +156,9 @@ func (s *Source) build() {
 		inner = fmt.Sprintf(`
 			SELECT s.character_id, s.session_id, s.last_active_at
 			FROM %s s
-			WHERE s.last_active_at <= $1 %%s
+			WHERE s.last_active_at <= $1 AND s.last_active_at > %s %%s
 			ORDER BY s.last_active_at, s.character_id, s.session_id
-			LIMIT %%s`, rel)
+			LIMIT %%s`, rel, lastActiveAfter)
 		outer = `
 		SELECT p.character_id, p.session_id, p.last_active_at,
 		       ` + deletedProbe + `,
@@ -158,22 +172,27 @@ func (s *Source) build() {
 			SELECT s.character_id AS raw_character_id, s.session_id AS raw_session_id,
 			       s.character_id::text AS character_id, s.session_id::text AS session_id, s.last_active_at
 			FROM %s s
-			WHERE s.last_active_at <= $1 %%s
+			WHERE s.last_active_at <= $1 AND s.last_active_at > %s %%s
 			ORDER BY s.last_active_at, coalesce(s.character_id::text, ''), coalesce(s.session_id::text, '')
-			LIMIT %%s`, rel)
+			LIMIT %%s`, rel, lastActiveAfter)
 		outer = fmt.Sprintf(`
 		SELECT p.character_id, p.session_id, p.last_active_at,
 		       `+deletedProbe+`,
 		       EXISTS (SELECT 1 FROM %s n
 		               WHERE n.character_id = p.raw_character_id AND n.session_id = p.raw_session_id
-		                 AND (n.last_active_at > p.last_active_at OR n.last_active_at IS NULL))
+		                 AND (n.last_active_at > p.last_active_at OR n.last_active_at IS NULL
+		                      OR n.last_active_at <= %s))
 		FROM (%%s) p
-		ORDER BY p.last_active_at, coalesce(p.character_id, ''), coalesce(p.session_id, '')`, rel)
+		ORDER BY p.last_active_at, coalesce(p.character_id, ''), coalesce(p.session_id, '')`, rel, lastActiveAfter)
 		after := "s.last_active_at >= $2 AND (s.last_active_at > $2 OR (coalesce(s.character_id::text, ''), coalesce(s.session_id::text, '')) > ($3, $4))"
 		s.firstSQL = fmt.Sprintf(outer, fmt.Sprintf(inner, "", "$2"))
 		s.pageSQL = fmt.Sprintf(outer, fmt.Sprintf(inner, "AND "+after, "$5"))
 	}
-	s.undatedSQL = fmt.Sprintf("SELECT count(*) FROM %s s WHERE s.last_active_at IS NULL", rel)
+	// A row after the year 9999 is later than any other of its session, so it supersedes them
+	// already; a row without a usable date is counted by undatedSQL, two index ranges of a
+	// strict source.
+	s.undatedSQL = fmt.Sprintf("SELECT count(*) FROM %s s WHERE s.last_active_at IS NULL OR s.last_active_at <= %s OR s.last_active_at >= %s",
+		rel, lastActiveAfter, lastActiveBefore)
 	s.unmatchedSQL = fmt.Sprintf(`
 		SELECT h.character_id, coalesce(h.session_id, '') FROM retention.holds h
 		WHERE h.released_at IS NULL
@@ -181,16 +200,17 @@ func (s *Source) build() {
 		                    AND (h.session_id IS NULL OR s.session_id::text = h.session_id))
 		ORDER BY h.id`, rel)
 	// An erasure request's sessions: every session of the character not yet deleted, with its
-	// latest activity (NULL when no row has one), or one session's latest activity.
+	// latest usable activity (NULL when no row has one), or one session's latest activity.
+	usable := fmt.Sprintf("FILTER (WHERE s.last_active_at > %s AND s.last_active_at < %s)", lastActiveAfter, lastActiveBefore)
 	s.erasureAllSQL = fmt.Sprintf(`
 		SELECT g.session_id, g.last_active_at FROM (
-			SELECT s.session_id::text AS session_id, max(s.last_active_at) AS last_active_at
+			SELECT s.session_id::text AS session_id, max(s.last_active_at) %s AS last_active_at
 			FROM %s s WHERE s.character_id::text = $1 AND s.session_id IS NOT NULL
 			GROUP BY 1) g
 		WHERE NOT retention.is_deleted($1, g.session_id)
-		ORDER BY g.session_id`, rel)
+		ORDER BY g.session_id`, usable, rel)
 	s.erasureOneSQL = fmt.Sprintf(`
-		SELECT max(s.last_active_at) FROM %s s WHERE s.character_id::text = $1 AND s.session_id::text = $2`, rel)
+		SELECT max(s.last_active_at) %s FROM %s s WHERE s.character_id::text = $1 AND s.session_id::text = $2`, usable, rel)
 	s.sizeSQL = fmt.Sprintf("SELECT count(*) FROM %s s", rel)
 	s.sizeByCharacterSQL = fmt.Sprintf("SELECT s.character_id::text, count(*) FROM %s s GROUP BY 1", rel)
 }

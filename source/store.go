@@ -44,6 +44,9 @@ type Config struct {
 	WriteRetry time.Duration
 	// Sign, if set, signs each run's checkpoint when it finishes.
 	Sign Signer
+	// LockLease is how long the server keeps a run's lock once the run stops renewing it.
+	// Default LockLeaseDefault.
+	LockLease time.Duration
 }
 
 // New returns a Store reading from src, which Inspect returned.
@@ -150,12 +153,10 @@ func (s *Store) Page(ctx context.Context, after job.Cursor, horizon time.Time, l
 	return recs, nil
 }
 
-// Undated counts source rows without a last_active_at: they never expire, and a run reports
-// them as skipped. A strict source cannot have any.
+// Undated counts source rows without a usable last_active_at: NULL, infinite, or outside the
+// years 1 to 9999 (policy.ValidLastActive). They never expire, Page leaves them out, and a run
+// reports them as skipped (malformed).
 func (s *Store) Undated(ctx context.Context) (int64, error) {
-	if s.src.strict {
-		return 0, nil
-	}
 	var n int64
 	if err := s.q.QueryRow(ctx, s.src.undatedSQL).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count undated rows of %s: %w", s.src.rel, err)
