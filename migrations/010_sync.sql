@@ -47,7 +47,8 @@ CREATE TABLE retention.forgotten_sessions (
 -- last_active_at timestamptz, bad_time boolean), which the caller filled in this transaction and
 -- granted SELECT on to this function's owner, into retention.sessions, and records the sync. One
 -- sync merges at a time. A row is malformed when an ID is not well formed or bad_time is set (a
--- timestamp outside years 1-9999, or infinite); a session with a row without a date is undated:
+-- timestamp outside years 1-9999, or infinite: its last_active_at arrives NULL); a session with a
+-- row without a usable date is undated, as policy.ValidLastActive and the page query have it:
 -- left out of the set (removed, if it was there), so that it is never deleted. A session already
 -- deleted (retention.is_deleted) is not added again. A later last activity replaces the set's;
 -- an earlier one does not (the set keeps the latest it saw).
@@ -74,7 +75,7 @@ BEGIN
                bool_or(st.last_active_at IS NULL) AS undated,
                false AS in_set, false AS deleted
         FROM pg_temp.retention_sync_staging st
-        WHERE NOT st.bad_time AND retention.well_formed_id(st.character_id) AND retention.well_formed_id(st.session_id)
+        WHERE retention.well_formed_id(st.character_id) AND retention.well_formed_id(st.session_id)
         GROUP BY 1, 2;
     CREATE UNIQUE INDEX ON pg_temp.retention_sync_sessions (character_id, session_id);
     ANALYZE pg_temp.retention_sync_sessions;

@@ -119,8 +119,9 @@ func changedColumn(ctx context.Context, q querier, rel Relation, named string) (
 	return strings.ToLower(named), nil
 }
 
-// inRange is true for a timestamp the job can hold: years 1 to 9999 (not infinite).
-const inRange = `(%[1]s >= '0001-01-01 00:00:00+00' AND %[1]s < '10000-01-01 00:00:00+00')`
+// inRange is true for a timestamp the job can hold (policy.ValidLastActive): after the first
+// instant of year 1, before year 10000 (not infinite).
+const inRange = `(%[1]s > '0001-01-01 00:00:00+00' AND %[1]s < '10000-01-01 00:00:00+00')`
 
 // readSQL is the one pass over the source: every row, or with a changed column the rows at or
 // after $1 (every row when $1 is NULL: a full pass, which still tracks the high-water mark). A

@@ -101,9 +101,9 @@ func TestSyncView(t *testing.T) {
 	require.True(t, rep.Full)
 	require.EqualValues(t, 7, rep.RowsRead, "one row per session of the view")
 	require.EqualValues(t, 3, rep.Malformed, "blank and NULL IDs, an infinite last activity")
-	require.EqualValues(t, 4, rep.Sessions)
+	require.EqualValues(t, 5, rep.Sessions)
 	require.EqualValues(t, 3, rep.Added)
-	require.EqualValues(t, 1, rep.Undated)
+	require.EqualValues(t, 2, rep.Undated, "no message, and a message dated infinity: never deleted")
 	require.EqualValues(t, 3, rep.SetSize)
 	require.Equal(t, []string{"c1/s1 true", "c1/s2 false", "c2/s3 true"}, b.set(t))
 

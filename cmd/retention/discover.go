@@ -32,7 +32,7 @@ func discoverFlags(o *discoverOptions) *flagSet {
 	c := &o.cfg
 	fs.StringVar(&o.characters, "character", "", "comma-separated characters to discover (default: every character the database knows whose policy lets the job delete)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "count per character the sessions Convai has that the app does not, and how many are expired; add nothing")
-	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION the app's sessions are in; discover adds only to retention.sessions")
+	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION the app's sessions are in; any but retention.sessions is synced into it first (not in a dry-run), and discover adds to it")
 	fs.StringVar(&o.output, "output", "text", "summary format on stdout: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error [$LOG_LEVEL] (default info)")
 	fs.Float64Var(&c.Rate, "rate", job.RateDefault, "most list and details requests per second; 0 for unlimited")
@@ -84,11 +84,29 @@ func (a *app) discover(ctx context.Context, args []string) error {
 	if err := o.cfg.Validate(); err != nil {
 		return err
 	}
+	named := rel
+	if syncs(rel) {
+		// An app's source is synced into the job's own set first, as a run does: discover
+		// compares Convai's lists with the set, and adds what the app never stored to it.
+		rel, _ = source.ParseRelation(source.DefaultRelation)
+	}
 	env, err := a.openAPIStore(ctx, log, rel, o.allowInsecureURL)
 	if err != nil {
 		return err
 	}
 	defer env.close()
+	if syncs(named) && !o.dryRun {
+		y, err := a.newSyncer(ctx, log, env.pool, named, syncFlags{})
+		if err != nil {
+			return err
+		}
+		rep, err := y.Sync(ctx, env.pool)
+		y.close()
+		if err != nil {
+			return err
+		}
+		logSync(log, &rep)
+	}
 	client, store := env.client, env.store
 	var chars []string
 	for c := range strings.SplitSeq(o.characters, ",") {

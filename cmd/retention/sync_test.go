@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -86,4 +87,20 @@ func TestSyncUsage(t *testing.T) {
 		"sync", "--source", "app.v")
 	require.NotEqual(t, exitcode.OK, r.code)
 	require.NotContains(t, r.stdout+r.stderr, "hunter2secret")
+}
+
+// TestDiscoverAddsToTheSetOfAnAppSource: with an app's view as the source, discover syncs it
+// first and adds the sessions Convai has beyond it to the job's own set.
+func TestDiscoverAddsToTheSetOfAnAppSource(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, appSource)
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '30 days')`)
+	b.fake.AddSession("c", "fresh")
+	b.fake.AddSession("c", "never-stored", time.Now().Add(-90*24*time.Hour))
+	r := b.run(t, "discover", "--character", "c", "--source", "app.convai_retention_source")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.sessions WHERE session_id = 'never-stored'`))
+	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM retention.sessions`), "the view's four and the discovered one")
+	require.Zero(t, b.count(t, `SELECT count(*) FROM app.conversations WHERE convai_session_id = 'never-stored'`))
 }
