@@ -28,7 +28,7 @@ CREATE TABLE retention.syncs (
     changed         bigint NOT NULL,  -- in the set, with a later last activity now
     unchanged       bigint NOT NULL,  -- in the set, nothing later
     already_deleted bigint NOT NULL,  -- deleted at Convai already: not added again
-    undated         bigint NOT NULL,  -- a row without a last activity: never deleted, left out of the set
+    undated         bigint NOT NULL,  -- a row without a usable last activity: kept as 'infinity', never selected
     malformed       bigint NOT NULL,  -- rows with an ID the rules refuse or a timestamp out of range
     forgotten       bigint NOT NULL,  -- (full pass) in the set, no longer in the source, newly
     returned        bigint NOT NULL   -- back in the source after being forgotten
@@ -49,9 +49,10 @@ CREATE TABLE retention.forgotten_sessions (
 -- sync merges at a time. A row is malformed when an ID is not well formed or bad_time is set (a
 -- timestamp outside years 1-9999, or infinite: its last_active_at arrives NULL); a session with a
 -- row without a usable date is undated, as policy.ValidLastActive and the page query have it:
--- left out of the set (removed, if it was there), so that it is never deleted. A session already
--- deleted (retention.is_deleted) is not added again. A later last activity replaces the set's;
--- an earlier one does not (the set keeps the latest it saw).
+-- it is kept in the set with the last activity 'infinity', which no policy selects (an erasure
+-- request still sends it). A session already deleted (retention.is_deleted) is not added again.
+-- A later last activity replaces the set's; an earlier one does not (the set keeps the latest
+-- it saw). Nothing a sync is given removes a session from the set: only its deletion does.
 CREATE FUNCTION retention.sync_merge(p_source text, p_full boolean, p_changed_column text, p_since timestamptz,
                                      p_high_water timestamptz, p_started timestamptz)
 RETURNS retention.syncs
@@ -84,7 +85,7 @@ BEGIN
       FROM retention.sessions s WHERE s.character_id = g.character_id AND s.session_id = g.session_id;
     -- retention.is_deleted, written out as anti-joins the planner can hash.
     UPDATE pg_temp.retention_sync_sessions g SET deleted = true
-     WHERE NOT g.in_set AND NOT g.undated
+     WHERE NOT g.in_set
        AND (EXISTS (SELECT 1 FROM retention.outcomes d
                     WHERE d.character_id = g.character_id AND d.session_id = g.session_id AND d.status = 'deleted'
                       AND NOT EXISTS (SELECT 1 FROM retention.verifications v
@@ -98,20 +99,23 @@ BEGIN
       INTO r.sessions, r.undated, r.already_deleted
       FROM pg_temp.retention_sync_sessions g;
 
-    UPDATE retention.sessions s SET last_active_at = g.last_active_at
+    -- An undated session stays in the set (an erasure request still finds it, and no sync can
+    -- make a session leave the set) with the last activity 'infinity': no policy ever selects it.
+    UPDATE retention.sessions s
+       SET last_active_at = CASE WHEN g.undated THEN 'infinity' ELSE g.last_active_at END
       FROM pg_temp.retention_sync_sessions g
-     WHERE g.in_set AND NOT g.undated AND s.character_id = g.character_id AND s.session_id = g.session_id
-       AND g.last_active_at > s.last_active_at;
+     WHERE g.in_set AND s.character_id = g.character_id AND s.session_id = g.session_id
+       AND CASE WHEN g.undated THEN s.last_active_at <> 'infinity'
+                ELSE g.last_active_at > s.last_active_at OR s.last_active_at = 'infinity' END;
     GET DIAGNOSTICS n = ROW_COUNT;
     r.changed := n;
-    DELETE FROM retention.sessions s USING pg_temp.retention_sync_sessions g
-     WHERE g.in_set AND g.undated AND s.character_id = g.character_id AND s.session_id = g.session_id;
     INSERT INTO retention.sessions (character_id, session_id, last_active_at)
-    SELECT g.character_id, g.session_id, g.last_active_at FROM pg_temp.retention_sync_sessions g
-     WHERE NOT g.in_set AND NOT g.undated AND NOT g.deleted;
+    SELECT g.character_id, g.session_id, CASE WHEN g.undated THEN 'infinity' ELSE g.last_active_at END
+      FROM pg_temp.retention_sync_sessions g
+     WHERE NOT g.in_set AND NOT g.deleted;
     GET DIAGNOSTICS n = ROW_COUNT;
     r.added := n;
-    r.unchanged := (SELECT count(*) FROM pg_temp.retention_sync_sessions g WHERE g.in_set AND NOT g.undated) - r.changed;
+    r.unchanged := (SELECT count(*) FROM pg_temp.retention_sync_sessions g WHERE g.in_set) - r.changed;
 
     DELETE FROM retention.forgotten_sessions f USING pg_temp.retention_sync_sessions g
      WHERE f.character_id = g.character_id AND f.session_id = g.session_id;

@@ -72,7 +72,8 @@ func (b *syncBundle) sync(t *testing.T, from *pgxpool.Pool, opts source.SyncOpti
 func (b *syncBundle) set(t *testing.T) []string {
 	t.Helper()
 	rows, err := b.db.Pool.Query(context.Background(), `
-		SELECT character_id || '/' || session_id || ' ' || (now() - last_active_at > interval '1 day')::text
+		SELECT character_id || '/' || session_id || ' ' ||
+		       CASE WHEN last_active_at = 'infinity' THEN 'undated' ELSE (now() - last_active_at > interval '1 day')::text END
 		FROM retention.sessions ORDER BY 1`)
 	require.NoError(t, err)
 	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
@@ -102,15 +103,15 @@ func TestSyncView(t *testing.T) {
 	require.EqualValues(t, 7, rep.RowsRead, "one row per session of the view")
 	require.EqualValues(t, 3, rep.Malformed, "blank and NULL IDs, an infinite last activity")
 	require.EqualValues(t, 5, rep.Sessions)
-	require.EqualValues(t, 3, rep.Added)
+	require.EqualValues(t, 5, rep.Added)
 	require.EqualValues(t, 2, rep.Undated, "no message, and a message dated infinity: never deleted")
-	require.EqualValues(t, 3, rep.SetSize)
-	require.Equal(t, []string{"c1/s1 true", "c1/s2 false", "c2/s3 true"}, b.set(t))
+	require.EqualValues(t, 5, rep.SetSize)
+	require.Equal(t, []string{"c1/s1 true", "c1/s2 false", "c2/s3 true", "c3/s5 undated", "c3/s6 undated"}, b.set(t))
 
 	// The second pass finds nothing new.
 	rep = b.sync(t, b.db.Pool, source.SyncOptions{})
 	require.Zero(t, rep.Added)
-	require.EqualValues(t, 3, rep.Unchanged)
+	require.EqualValues(t, 5, rep.Unchanged)
 	require.Equal(t, 2, count(t, b.db.Pool, `SELECT count(*) FROM retention.syncs`))
 
 	// New activity moves a session's last activity on.
@@ -118,7 +119,14 @@ func TestSyncView(t *testing.T) {
 		SELECT id, now() FROM app.conversations WHERE convai_session_id = 's1'`)
 	rep = b.sync(t, b.db.Pool, source.SyncOptions{})
 	require.EqualValues(t, 1, rep.Changed)
-	require.Equal(t, []string{"c1/s1 false", "c1/s2 false", "c2/s3 true"}, b.set(t))
+	require.Equal(t, []string{"c1/s1 false", "c1/s2 false", "c2/s3 true", "c3/s5 undated", "c3/s6 undated"}, b.set(t))
+
+	// A dated row for an undated session: it takes the date.
+	b.exec(t, `INSERT INTO app.messages (conversation_id, created_at)
+		SELECT id, now() - interval '40 days' FROM app.conversations WHERE convai_session_id = 's5'`)
+	rep = b.sync(t, b.db.Pool, source.SyncOptions{})
+	require.EqualValues(t, 1, rep.Changed)
+	require.Contains(t, b.set(t), "c3/s5 true")
 }
 
 // TestSyncForgottenAndTruncated: sessions the source no longer has stay in the set with their
