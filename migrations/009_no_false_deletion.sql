@@ -169,6 +169,9 @@ BEGIN
 END
 $$;
 
+-- The failed outcomes of a claim, for finish_run's count: failures are few, deletions many.
+CREATE INDEX outcomes_failed ON retention.outcomes (claim_id) WHERE status = 'failed';
+
 -- finish_run, as in 008, with the counts from the rows and the note checked.
 CREATE OR REPLACE FUNCTION retention.finish_run(p_run bigint, p_token text, p_status text, p_selected bigint,
                                      p_deleted bigint, p_failed bigint, p_skipped bigint,
@@ -204,11 +207,16 @@ BEGIN
         RAISE EXCEPTION 'finish_run: the note is not a signed note of the log at size % with root %', p_size, encode(p_root, 'hex')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- The counts are the run's rows, whatever the caller says.
-    SELECT count(*) FILTER (WHERE o.status = 'deleted'), count(*) FILTER (WHERE o.status = 'failed')
+    -- The counts are the run's rows, whatever the caller says. close_run has given every claimed
+    -- session its one outcome by now, so the deleted ones are the claimed ones less the failed
+    -- ones: a sum over the run's claims and a scan of its few failures (outcomes_failed), not
+    -- of every outcome (a 1M-session run's finish took 2.7 s that way).
+    SELECT coalesce(sum(cardinality(c.session_ids)), 0),
+           coalesce(sum((SELECT count(*) FROM retention.outcomes o WHERE o.claim_id = c.id AND o.status = 'failed')), 0)
       INTO n_deleted, n_failed
-      FROM retention.claims c JOIN retention.outcomes o ON o.claim_id = c.id
+      FROM retention.claims c
      WHERE c.run_id = p_run;
+    n_deleted := n_deleted - n_failed;
     INSERT INTO retention.checkpoints (run_id, size, root, note) VALUES (p_run, p_size, p_root, p_note);
     UPDATE retention.runs
     SET status = p_status, finished_at = now(), selected = p_selected, deleted = n_deleted, failed = n_failed,
