@@ -31,16 +31,20 @@ type scheduleOptions struct {
 func scheduleFlags(o *scheduleOptions) *flagSet {
 	return append(o.run.table(), options{
 		{name: "cron", value: &o.cron, def: "",
-			help: "when to run (required): 5 fields (minute hour day-of-month month day-of-week), " +
-				"6 with seconds first, or @daily, @hourly, @every 6h"},
+			help: "when to run (required): exactly 5 fields (minute hour day-of-month month day-of-week; " +
+				"a 6th, seconds, field is refused), or @yearly, @monthly, @weekly, @daily, @hourly, @every 6h"},
 		{name: "time-zone", value: &o.timeZone, def: "UTC", help: "IANA time zone of --cron, e.g. Europe/Berlin"},
 		{name: "listen", value: &o.listen, def: ":9090", help: "address serving /metrics, /healthz and /readyz"},
 	}...).flagSet("schedule")
 }
 
-// cronParser reads --cron: the five standard fields, an optional leading seconds field, and
-// the descriptors @yearly, @monthly, @weekly, @daily, @hourly and @every <duration>.
-var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+// cronParser reads --cron: the five standard fields and the descriptors @yearly, @monthly,
+// @weekly, @daily, @hourly and @every <duration>. No seconds field: "* * * * * *" would run every
+// second while looking like an ordinary expression.
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// cronWant says what --cron takes, for its errors.
+const cronWant = "want 5 fields (minute hour day-of-month month day-of-week), or @daily, @hourly, @every 6h"
 
 // parseSchedule checks the expression and the time zone.
 func parseSchedule(spec, zone string) (cron.Schedule, *time.Location, error) {
@@ -55,10 +59,13 @@ func parseSchedule(spec, zone string) (cron.Schedule, *time.Location, error) {
 	if err != nil || zone == "" || zone == "Local" {
 		return nil, nil, usagef("invalid --time-zone %q: want an IANA name such as UTC or Europe/Berlin", zone)
 	}
+	if n := len(strings.Fields(spec)); !strings.HasPrefix(spec, "@") && n != 5 {
+		return nil, nil, usagef("invalid --cron %q: it has %d fields, want 5 (minute hour day-of-month month day-of-week; "+
+			"no seconds field), or @daily, @hourly, @every 6h", spec, n)
+	}
 	sched, err := cronParser.Parse(spec)
 	if err != nil {
-		return nil, nil, usagef("invalid --cron %q: %v; want 5 fields (minute hour day-of-month month day-of-week), "+
-			"6 with seconds first, or @daily, @hourly, @every 6h", spec, err)
+		return nil, nil, usagef("invalid --cron %q: %v; %s", spec, err, cronWant)
 	}
 	if sched.Next(time.Now().In(loc)).IsZero() {
 		return nil, nil, usagef("invalid --cron %q: it never fires (no such date in the next five years, e.g. 31 February)", spec)

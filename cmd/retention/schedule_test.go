@@ -323,11 +323,18 @@ func TestScheduleCommandLine(t *testing.T) {
 		{"dry-run", []string{"--cron", "0 3 * * *", "--dry-run"}, "--dry-run makes no sense on a schedule"},
 		{"run flags apply", []string{"--cron", "0 3 * * *", "--chunk-size", "-1"}, "invalid --chunk-size -1"},
 		{"never fires: 31 February", []string{"--cron", "0 0 31 2 *"}, `invalid --cron "0 0 31 2 *": it never fires`},
-		{"never fires: 30 February, seconds first", []string{"--cron", "0 0 0 30 2 *"}, "it never fires"},
+		{"six fields: every second", []string{"--cron", "* * * * * *"}, `invalid --cron "* * * * * *": it has 6 fields, want 5`},
+		{"six fields: seconds first", []string{"--cron", "30 0 3 * * *"}, `invalid --cron "30 0 3 * * *": it has 6 fields, want 5`},
+		{"seven fields", []string{"--cron", "0 0 3 * * * 2027"}, "it has 7 fields, want 5"},
+		{"six fields in the environment", nil, ""}, // below, with RETENTION_CRON
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			env := env
+			if tt.stderr == "" {
+				env, tt.stderr = with(env, "RETENTION_CRON", "*/5 * * * * *"), "it has 6 fields, want 5"
+			}
 			r := run(t, env, append([]string{"schedule"}, tt.args...)...)
 			require.Equal(t, exitcode.Usage, r.code, "%s", r)
 			require.Contains(t, r.stderr, tt.stderr, "%s", r)
@@ -355,8 +362,9 @@ func TestParseSchedule(t *testing.T) {
 	}{
 		{"0 3 * * *", "UTC", time.Date(2026, 3, 29, 3, 0, 0, 0, time.UTC)},
 		{"0 3 * * *", "Europe/Berlin", time.Date(2026, 3, 29, 1, 0, 0, 0, time.UTC)}, // 03:00 CEST after the switch at 02:00
-		{"30 0 3 * * *", "UTC", time.Date(2026, 3, 29, 3, 0, 30, 0, time.UTC)},       // seconds first
 		{"@daily", "UTC", time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC)},
+		{"  @hourly ", "UTC", time.Date(2026, 3, 28, 13, 0, 0, 0, time.UTC)},
+		{"0\t3 *  * *", "UTC", time.Date(2026, 3, 29, 3, 0, 0, 0, time.UTC)},
 		{"@every 90m", "UTC", at.Add(90 * time.Minute)},
 		{"0 12 * * MON-FRI", "UTC", time.Date(2026, 3, 30, 12, 0, 0, 0, time.UTC)},
 	} {
