@@ -56,7 +56,7 @@ CREATE TABLE retention.forgotten_sessions (
 CREATE FUNCTION retention.sync_merge(p_source text, p_full boolean, p_changed_column text, p_since timestamptz,
                                      p_high_water timestamptz, p_started timestamptz)
 RETURNS retention.syncs
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET work_mem = '64MB' AS $$
 DECLARE
     r retention.syncs;
     n bigint;
@@ -71,29 +71,27 @@ BEGIN
       INTO r.rows_read, r.malformed
       FROM pg_temp.retention_sync_staging st;
 
+    -- One pass: each session read, with where the set stands on it. in_set and set_at come from
+    -- the set; deleted is retention.is_deleted written out as anti-joins the planner can hash.
     CREATE TEMP TABLE retention_sync_sessions ON COMMIT DROP AS
-        SELECT st.character_id, st.session_id, max(st.last_active_at) AS last_active_at,
-               bool_or(st.last_active_at IS NULL) AS undated,
-               false AS in_set, false AS deleted
-        FROM pg_temp.retention_sync_staging st
-        WHERE retention.well_formed_id(st.character_id) AND retention.well_formed_id(st.session_id)
-        GROUP BY 1, 2;
-    CREATE UNIQUE INDEX ON pg_temp.retention_sync_sessions (character_id, session_id);
+        SELECT g.character_id, g.session_id, g.last_active_at, g.undated,
+               s.session_id IS NOT NULL AS in_set, s.last_active_at AS set_at,
+               s.session_id IS NULL AND (
+                   EXISTS (SELECT 1 FROM retention.outcomes d
+                           WHERE d.character_id = g.character_id AND d.session_id = g.session_id AND d.status = 'deleted'
+                             AND NOT EXISTS (SELECT 1 FROM retention.verifications v
+                                             WHERE v.deletion_id = d.claim_id * 16384 + d.ord AND v.result = 'present'))
+                OR EXISTS (SELECT 1 FROM retention.deletions_v1 d
+                           WHERE d.character_id = g.character_id AND d.session_id = g.session_id AND d.status = 'deleted'
+                             AND NOT EXISTS (SELECT 1 FROM retention.verifications v
+                                             WHERE v.deletion_id = d.id AND v.result = 'present'))) AS deleted
+        FROM (SELECT st.character_id, st.session_id, max(st.last_active_at) AS last_active_at,
+                     bool_or(st.last_active_at IS NULL) AS undated
+              FROM pg_temp.retention_sync_staging st
+              WHERE retention.well_formed_id(st.character_id) AND retention.well_formed_id(st.session_id)
+              GROUP BY 1, 2) g
+        LEFT JOIN retention.sessions s ON s.character_id = g.character_id AND s.session_id = g.session_id;
     ANALYZE pg_temp.retention_sync_sessions;
-
-    UPDATE pg_temp.retention_sync_sessions g SET in_set = true
-      FROM retention.sessions s WHERE s.character_id = g.character_id AND s.session_id = g.session_id;
-    -- retention.is_deleted, written out as anti-joins the planner can hash.
-    UPDATE pg_temp.retention_sync_sessions g SET deleted = true
-     WHERE NOT g.in_set
-       AND (EXISTS (SELECT 1 FROM retention.outcomes d
-                    WHERE d.character_id = g.character_id AND d.session_id = g.session_id AND d.status = 'deleted'
-                      AND NOT EXISTS (SELECT 1 FROM retention.verifications v
-                                      WHERE v.deletion_id = d.claim_id * 16384 + d.ord AND v.result = 'present'))
-            OR EXISTS (SELECT 1 FROM retention.deletions_v1 d
-                    WHERE d.character_id = g.character_id AND d.session_id = g.session_id AND d.status = 'deleted'
-                      AND NOT EXISTS (SELECT 1 FROM retention.verifications v
-                                      WHERE v.deletion_id = d.id AND v.result = 'present')));
 
     SELECT count(*), count(*) FILTER (WHERE g.undated), count(*) FILTER (WHERE g.deleted)
       INTO r.sessions, r.undated, r.already_deleted
@@ -105,8 +103,8 @@ BEGIN
        SET last_active_at = CASE WHEN g.undated THEN 'infinity' ELSE g.last_active_at END
       FROM pg_temp.retention_sync_sessions g
      WHERE g.in_set AND s.character_id = g.character_id AND s.session_id = g.session_id
-       AND CASE WHEN g.undated THEN s.last_active_at <> 'infinity'
-                ELSE g.last_active_at > s.last_active_at OR s.last_active_at = 'infinity' END;
+       AND CASE WHEN g.undated THEN g.set_at <> 'infinity'
+                ELSE g.last_active_at > g.set_at OR g.set_at = 'infinity' END;
     GET DIAGNOSTICS n = ROW_COUNT;
     r.changed := n;
     INSERT INTO retention.sessions (character_id, session_id, last_active_at)

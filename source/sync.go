@@ -119,6 +119,9 @@ func changedColumn(ctx context.Context, q querier, rel Relation, named string) (
 	return strings.ToLower(named), nil
 }
 
+// sourceWorkMem is the work_mem of the source's read transaction.
+const sourceWorkMem = "64MB"
+
 // inRange is true for a timestamp the job can hold (policy.ValidLastActive): after the first
 // instant of year 1, before year 10000 (not infinite).
 const inRange = `(%[1]s > '0001-01-01 00:00:00+00' AND %[1]s < '10000-01-01 00:00:00+00')`
@@ -227,6 +230,11 @@ func (y *Syncer) copy(ctx context.Context, tx pgx.Tx, since *time.Time) (*time.T
 		return nil, fmt.Errorf("sync %s: read the source: %w", y.rel, err)
 	}
 	defer stx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only: nothing to lose
+	// A view that aggregates hashes every session once: give the one pass the memory to do it
+	// without spilling (a setting of this transaction only).
+	if _, err := stx.Exec(ctx, "SET LOCAL work_mem = '"+sourceWorkMem+"'"); err != nil {
+		return nil, fmt.Errorf("sync %s: read the source: %w", y.rel, err)
+	}
 	rows, err := stx.Query(ctx, y.readSQL, since)
 	if err != nil {
 		return nil, fmt.Errorf("sync %s: read the source: %w", y.rel, err)
