@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/convai-retention/retention/audit"
+	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/internal/cli"
 )
 
 // checkpoints is a repeatable --checkpoint SEQ:HASH flag.
@@ -44,8 +46,13 @@ func (f *files) Set(v string) error { *f = append(*f, v); return nil }
 
 const auditUsage = `usage: retention audit verify [--checkpoint SEQ:HASH]... [--checkpoint-file FILE]... [--key VKEY_FILE]... [--format text|json]
        retention audit prove --character C --session S [--out FILE]
-       retention audit check --proof FILE [--key VKEY_FILE]...
+       retention audit check --proof FILE --key VKEY_FILE...
        retention audit keygen --out SKEY_FILE
+
+check proves a deletion only against a checkpoint whose signature --key verifies: exit 0 proven,
+1 not proven (the leaf is not in the tree, the signature does not verify, the leaf does not
+record the session deleted), 2 for bad usage or UNVERIFIED (no --key: a proof without a checked
+signature proves nothing, whatever it holds).
 `
 
 // audit runs the subcommands of "retention audit": verify checks the results trail (the v1
@@ -202,7 +209,7 @@ func (a *app) auditCheck(args []string) error {
 	var proofFile string
 	var keyFiles files
 	fs.StringVar(&proofFile, "proof", "", "the proof, as retention audit prove wrote it")
-	fs.Var(&keyFiles, "key", "a file holding the checkpoints' verifier key (repeatable)")
+	fs.Var(&keyFiles, "key", "a file holding the checkpoints' verifier key (repeatable); without it the answer is UNVERIFIED, exit 2")
 	if done, err := a.parseAudit(fs, args); done || err != nil {
 		return err
 	}
@@ -222,6 +229,20 @@ func (a *app) auditCheck(args []string) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return usagef("--proof %s: not a proof: %v", proofFile, err)
+	}
+	if len(keys) == 0 {
+		// Without a verifier key the tree is the proof's own word: anyone can make a log of one
+		// leaf whose root is that leaf. Check that the proof holds together, and prove nothing.
+		unsigned := p
+		unsigned.Checkpoint = ""
+		s, err := audit.Check(&unsigned)
+		if err != nil {
+			return fmt.Errorf("%w: %v", audit.ErrChainBroken, err)
+		}
+		fmt.Fprintf(a.stdout, "UNVERIFIED: session %q of character %q is recorded %s in the tree this proof names (leaf %d of %d), "+
+			"but no checkpoint signature was checked, so it proves nothing; give --key with the verifier key (retention audit keygen printed it)\n",
+			s.SessionID, s.CharacterID, s.Status, p.LeafIndex, p.TreeSize)
+		return cli.Exit(exitcode.Usage, nil)
 	}
 	s, err := audit.Check(&p, keys...)
 	if err != nil {

@@ -31,7 +31,7 @@ usage:
                                its hashes, roots and checkpoints (and the v1 chain); exit 1 if anything
                                was edited, removed or inserted (see retention audit --help)
   retention audit prove        the inclusion proof of one session's deletion (--character, --session)
-  retention audit check        verify such a proof offline against a signed checkpoint (--proof, --key)
+  retention audit check        verify such a proof offline against a signed checkpoint (--proof, --key; without --key: UNVERIFIED)
   retention audit keygen       make a checkpoint signing key (--out FILE; verifier key on stdout)
   retention verify [flags]     list each character's sessions at Convai and check that the recorded
                                deletions are gone (--character, --since, --sample N); a session
@@ -73,7 +73,7 @@ exit codes:
   1    finished with some sessions failed; or audit verify found the trail broken, or audit check refused a proof;
        or verify found a deleted session still present at Convai
   2    usage or configuration error, or the schema is missing or old (run retention migrate), or an invalid
-       policy file (each mistake with its line); nothing done
+       policy file (each mistake with its line); nothing done. Also audit check without --key: UNVERIFIED
   3    another run holds the lock
   4    the API rejected the key
   5    any other fatal error (database unreachable, a list verify could not read, ...)

@@ -9,7 +9,8 @@ const (
 	// Partial: the run finished with some sessions failed.
 	Partial = 1
 	// Usage: a usage or configuration error, or the schema is missing or older than the binary.
-	// Nothing was done.
+	// Nothing was done. audit check without --key exits so too, after printing UNVERIFIED: a
+	// proof whose checkpoint signature was not checked proves nothing.
 	Usage = 2
 	// Locked: another run holds the lock.
 	Locked = 3
