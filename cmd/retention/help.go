@@ -24,8 +24,9 @@ usage:
   retention policy export      print the policies as YAML (--out FILE)
   retention policy apply -f F  make the policies equal to file F in one transaction, printing the plan:
                                each change and the sessions it makes due now and within 7 days;
-                               --dry-run changes nothing; new deletions above --abort-above(-percent)
-                               are refused with exit 6 unless --confirm; --actor, --reason are recorded
+                               --dry-run changes nothing; new deletions above --max-due-share (default
+                               10% of the source) or --abort-above(-percent) are refused with exit 6
+                               unless --confirm N gives their count; --actor, --reason are recorded
   retention plan               what the next run would delete per character, and whether it trips the cap
   retention audit verify       check the results trail: rebuild the Merkle log from the rows, check
                                its hashes, roots and checkpoints (and the v1 chain); exit 1 if anything
@@ -79,7 +80,7 @@ exit codes:
   5    any other fatal error (database unreachable, a list verify could not read, ...)
   6    the safety cap stopped the run before it sent anything its policies selected (--abort-above,
        --abort-above-percent; erasure requests are still sent);
-       or policy apply refused changes whose new deletions exceed it (nothing changed; --confirm applies)
+       or policy apply refused changes whose new deletions exceed a cap (nothing changed; --confirm N applies)
   130  interrupted by SIGINT
   143  terminated by SIGTERM
 `)

@@ -14,15 +14,13 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/convai-retention/retention/cmd/retention/exitcode"
-	"github.com/convai-retention/retention/internal/cli"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/policy/policyfile"
 	"github.com/convai-retention/retention/source"
 )
 
 const policyUsage = `usage: retention policy export [--out FILE]
-       retention policy apply -f FILE [--dry-run] [--confirm] [--actor WHO] [--reason WHY] [--abort-above N] [--abort-above-percent P]
+       retention policy apply -f FILE [--dry-run] [--confirm N] [--max-due-share P] [--actor WHO] [--reason WHY] [--abort-above N] [--abort-above-percent P]
        retention plan [--abort-above N] [--abort-above-percent P] [--max-deletions N]
 `
 
@@ -32,6 +30,10 @@ type planOptions struct {
 	output       string
 	abortAbove   int64
 	abortPercent float64
+	// shareCap is set for policy apply, whose --max-due-share (dueShare, in percent) is a cap
+	// even when no other is given.
+	shareCap bool
+	dueShare float64
 }
 
 func (o *planOptions) define(fs *flagSet) {
@@ -52,6 +54,8 @@ func (o *planOptions) check() error {
 		return usagef("invalid --abort-above %d: want 0 (off) or more sessions", o.abortAbove)
 	case math.IsNaN(o.abortPercent) || o.abortPercent < 0 || o.abortPercent > 100:
 		return usagef("invalid --abort-above-percent %v: want 0 (off) to 100", o.abortPercent)
+	case o.shareCap && (math.IsNaN(o.dueShare) || o.dueShare < 0 || o.dueShare > 100):
+		return usagef("invalid --max-due-share %v: want 0 to 100 (percent of the source's sessions; 100 lets any change through)", o.dueShare)
 	}
 	return nil
 }
@@ -64,6 +68,9 @@ func (o *planOptions) limit(n int64) (limit int64, ok bool) {
 	}
 	if o.abortPercent > 0 {
 		limit, ok = min(limit, int64(math.Floor(o.abortPercent/100*float64(n)))), true
+	}
+	if o.shareCap {
+		limit, ok = min(limit, int64(math.Floor(o.dueShare/100*float64(n)))), true
 	}
 	return limit, ok
 }
@@ -87,11 +94,13 @@ func (a *app) policy(ctx context.Context, args []string) error {
 
 func policyHelp(w io.Writer) {
 	fmt.Fprintf(w, policyUsage+"\nFILE is one YAML document, a regular file of at most %d MiB.\n", maxPolicyFile>>20)
-	fmt.Fprint(w, "\nflags of policy apply and plan:\n")
-	var o planOptions
-	fs := newFlagSet("policy apply")
-	o.define(fs)
-	fs.usage(w)
+	fmt.Fprintf(w, "policy apply refuses (exit 6, nothing changed) a change that makes more sessions newly due than a cap "+
+		"allows: --max-due-share (default %v%% of the source's sessions, even with no other cap) and --abort-above, "+
+		"--abort-above-percent; --confirm N, with N the plan's count of newly due sessions (see --dry-run), applies it.\n",
+		maxDueShareDefault)
+	fmt.Fprint(w, "\nflags of policy apply (plan takes --source, --output and the --abort-above caps):\n")
+	var o applyOptions
+	applyFlags(&o).usage(w)
 }
 
 // policyStore connects and inspects the source.
@@ -134,66 +143,6 @@ func (a *app) policyExport(ctx context.Context, args []string) error {
 	header := fmt.Sprintf("retention policies, exported %s\napply with: retention policy apply -f FILE (see retention policy --help)",
 		time.Now().UTC().Format(time.RFC3339))
 	return a.writeOut(*out, func(w io.Writer) error { return policyfile.Write(w, f, header) })
-}
-
-func (a *app) policyApply(ctx context.Context, args []string) error {
-	var o planOptions
-	fs := newFlagSet("policy apply")
-	file := fs.String("f", "", fmt.Sprintf("the policy file to apply (as policy export writes it): one YAML document, "+
-		"a regular file of at most %d MiB", maxPolicyFile>>20))
-	dryRun := fs.Bool("dry-run", false, "print the plan and change nothing")
-	confirm := fs.Bool("confirm", false, "apply even when the new deletions exceed the safety cap")
-	actor := fs.String("actor", "", "who applies the file, recorded in retention.policy_history")
-	reason := fs.String("reason", "", "why, recorded in retention.policy_history (default: each policy's note)")
-	fs.envName("actor")
-	o.define(fs)
-	if err := fs.parse(args, a.getenv); err != nil {
-		return err
-	}
-	if err := o.check(); err != nil {
-		return err
-	}
-	if *file == "" {
-		return usagef("policy apply: -f FILE is required")
-	}
-	f, err := a.readPolicyFile(*file)
-	if err != nil {
-		return err
-	}
-	pool, store, err := a.policyStore(ctx, o.source)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	var refused bool
-	p, err := store.ApplyPolicies(ctx, f, source.ApplyOptions{Actor: *actor, Reason: *reason, Due: due,
-		Commit: func(p *source.Plan) (bool, error) {
-			if *dryRun {
-				return false, nil
-			}
-			if limit, ok := o.limit(p.SourceSessions); ok && p.NewDeletions() > limit && !*confirm {
-				refused = true
-				return false, nil
-			}
-			return true, nil
-		}})
-	if err != nil {
-		var list policyfile.ErrorList
-		if asErrorList(err, &list) {
-			return fileError(*file, list)
-		}
-		return err
-	}
-	applied := !*dryRun && !refused && len(p.Changes) > 0
-	if err := writePlan(a.stdout, o, p, true, applied); err != nil {
-		return err
-	}
-	if refused {
-		limit, _ := o.limit(p.SourceSessions)
-		return cli.Exit(exitcode.Aborted, fmt.Errorf("policy apply: the changes make %d more sessions due now, above the safety cap of %d; "+
-			"nothing changed (give --confirm to apply anyway)", p.NewDeletions(), limit))
-	}
-	return nil
 }
 
 // readPolicyFile reads and parses a policy file; its mistakes are usage errors naming the file.

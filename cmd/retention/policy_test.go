@@ -87,15 +87,16 @@ characters:
 	require.Equal(t, before, b.policies(t), "a dry-run changes nothing")
 	require.Equal(t, historyBefore, b.count(t, `SELECT count(*) FROM retention.policy_history`))
 
-	// Above the cap: refused with the plan and exit 6, nothing changes.
-	r = b.run(t, "policy", "apply", "-f", file, "--abort-above", "2")
+	// Above the cap: refused with the plan and exit 6, nothing changes. (--max-due-share 100
+	// leaves --abort-above the only cap.)
+	r = b.run(t, "policy", "apply", "-f", file, "--abort-above", "2", "--max-due-share", "100")
 	require.Equal(t, exitcode.Aborted, r.code, "%s", r)
 	require.Contains(t, r.stdout, "new deletions due now: 3 (ABOVE the safety cap of 2)")
-	require.Contains(t, r.stderr, "give --confirm to apply anyway")
+	require.Contains(t, r.stderr, "give --confirm 3 to apply anyway")
 	require.Equal(t, before, b.policies(t))
 
-	// --confirm applies it, with the actor and the reason in the history.
-	r = run(t, with(b.env, "RETENTION_ACTOR", "alice"), "policy", "apply", "-f", file, "--abort-above", "2", "--confirm", "--reason", "ticket 9")
+	// --confirm with the plan's count applies it, with the actor and the reason in the history.
+	r = run(t, with(b.env, "RETENTION_ACTOR", "alice"), "policy", "apply", "-f", file, "--abort-above", "2", "--confirm", "3", "--reason", "ticket 9")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
 	require.Contains(t, r.stdout, "applied")
 	require.Equal(t, []string{"(default)=30 days", "c-new=1 year", "c-own=2 days"}, b.policies(t))

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/internal/cli"
+	"github.com/convai-retention/retention/policy/policyfile"
+	"github.com/convai-retention/retention/source"
+)
+
+// maxDueShareDefault is the default of --max-due-share: the most of the source's sessions, in
+// percent, that a policy change may make newly due without --confirm.
+const maxDueShareDefault = 10.0
+
+// applyOptions is the parsed command line of "retention policy apply".
+type applyOptions struct {
+	plan          planOptions
+	file          string
+	dryRun        bool
+	confirm       confirmCount
+	actor, reason string
+}
+
+func applyFlags(o *applyOptions) *flagSet {
+	fs := newFlagSet("policy apply")
+	fs.StringVar(&o.file, "f", "", fmt.Sprintf("the policy file to apply (as policy export writes it): one YAML document, "+
+		"a regular file of at most %d MiB", maxPolicyFile>>20))
+	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
+	fs.Var(&o.confirm, "confirm", "N: apply although the new deletions exceed a cap, N being the plan's count of sessions "+
+		"newly due now (new deletions due now, from --dry-run); any other N refuses")
+	fs.StringVar(&o.actor, "actor", "", "who applies the file, recorded in retention.policy_history")
+	fs.StringVar(&o.reason, "reason", "", "why, recorded in retention.policy_history (default: each policy's note)")
+	fs.envName("actor")
+	o.plan.define(fs)
+	o.plan.shareCap = true
+	fs.Float64Var(&o.plan.dueShare, "max-due-share", maxDueShareDefault, "the safety cap in percent of the source's sessions "+
+		"that a change may make newly due, whatever the other caps; 100 lets any change through")
+	fs.envName("max-due-share")
+	return fs
+}
+
+// confirmCount is --confirm N: the count of newly due sessions the operator read in the plan.
+type confirmCount struct {
+	n   int64
+	set bool
+}
+
+func (c *confirmCount) String() string {
+	if c == nil || !c.set {
+		return ""
+	}
+	return strconv.FormatInt(c.n, 10)
+}
+
+func (c *confirmCount) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want the plan's count of sessions newly due now, e.g. --confirm 3 (policy apply --dry-run shows it)")
+	}
+	c.n, c.set = n, true
+	return nil
+}
+
+// refusal says why the plan p must not be committed, or "" when it may: its new deletions are
+// above a cap and --confirm does not give their count, or --confirm gives another count.
+func (o *applyOptions) refusal(p *source.Plan) string {
+	n, total := p.NewDeletions(), p.SourceSessions
+	limit, capped := o.plan.limit(total)
+	switch {
+	case o.confirm.set && o.confirm.n != n:
+		return fmt.Sprintf("policy apply: --confirm %d does not match the plan: the changes make %d sessions newly due now; "+
+			"nothing changed (check the plan, and give --confirm %d to apply it)", o.confirm.n, n, n)
+	case !o.confirm.set && capped && n > limit:
+		return fmt.Sprintf("policy apply: the changes make %d more sessions due now (%s of the source's %d), above the safety "+
+			"cap of %d; nothing changed: check the plan, and give --confirm %d to apply anyway", n, sharePercent(n, total), total, limit, n)
+	}
+	return ""
+}
+
+// sharePercent is n of total as a percentage, to the nearest whole one (to two digits below 1%).
+func sharePercent(n, total int64) string {
+	if total <= 0 {
+		return "0%"
+	}
+	p := 100 * float64(n) / float64(total)
+	if p > 0 && p < 1 {
+		return strconv.FormatFloat(p, 'g', 2, 64) + "%"
+	}
+	return strconv.FormatFloat(p, 'f', 0, 64) + "%"
+}
+
+func (a *app) policyApply(ctx context.Context, args []string) error {
+	var o applyOptions
+	if err := applyFlags(&o).parse(args, a.getenv); err != nil {
+		return err
+	}
+	if err := o.plan.check(); err != nil {
+		return err
+	}
+	if o.file == "" {
+		return usagef("policy apply: -f FILE is required")
+	}
+	f, err := a.readPolicyFile(o.file)
+	if err != nil {
+		return err
+	}
+	pool, store, err := a.policyStore(ctx, o.plan.source)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	var refused string
+	p, err := store.ApplyPolicies(ctx, f, source.ApplyOptions{Actor: o.actor, Reason: o.reason, Due: due,
+		Commit: func(p *source.Plan) (bool, error) {
+			if o.dryRun {
+				return false, nil
+			}
+			refused = o.refusal(p)
+			return refused == "", nil
+		}})
+	if err != nil {
+		var list policyfile.ErrorList
+		if asErrorList(err, &list) {
+			return fileError(o.file, list)
+		}
+		return err
+	}
+	applied := !o.dryRun && refused == "" && len(p.Changes) > 0
+	if err := writePlan(a.stdout, o.plan, p, true, applied); err != nil {
+		return err
+	}
+	if refused != "" {
+		return cli.Exit(exitcode.Aborted, fmt.Errorf("%s", refused))
+	}
+	return nil
+}
