@@ -156,3 +156,47 @@ func TestDeleteDetailKeepsNoBody(t *testing.T) {
 		}
 	}
 }
+
+// TestListAndDetailsQuoteNoBody: a 2xx list or details answer that is not the documented shape
+// and echoes the key, in any encoding, is described, not quoted.
+func TestListAndDetailsQuoteNoBody(t *testing.T) {
+	t.Parallel()
+	const key = "ck-live-Z1x2C3v4B5n6M7q8"
+	bodies := map[string]func(enc string) string{
+		"JSON string":   func(enc string) string { return `"` + enc + `"` },
+		"text":          func(enc string) string { return enc },
+		"object":        func(enc string) string { return `{"` + enc + `":1}` },
+		"bad element":   func(enc string) string { return `[{"sessionID":"s1"},{"sessionID":` + enc + `}]` },
+		"after the end": func(enc string) string { return `[]` + enc },
+	}
+	for form := range encodedKeys(key) {
+		for shape, body := range bodies {
+			t.Run(form+"/"+shape, func(t *testing.T) {
+				t.Parallel()
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					_, _ = io.Copy(io.Discard, r.Body)
+					_, _ = io.WriteString(w, body(encodedKeys(r.Header.Get("CONVAI-API-KEY"))[form]))
+				}))
+				t.Cleanup(srv.Close)
+				c, err := convai.New(convai.Config{BaseURL: srv.URL, APIKey: key})
+				require.NoError(t, err)
+				t.Cleanup(c.CloseIdleConnections)
+				list := c.List(context.Background(), "c", func(convai.ListedSession) error { return nil })
+				require.NotEqual(t, convai.Confirmed, list.Class, "no shape here is a session list")
+				_, details := c.Details(context.Background(), "c", "s")
+				for _, res := range []convai.Result{list, details} {
+					if res.Class == convai.Confirmed {
+						continue // a details answer may be any JSON
+					}
+					require.ErrorIs(t, res.Err, convai.ErrMalformedAnswer)
+					for _, s := range []string{res.Detail, res.Err.Error()} {
+						for name, e := range encodedKeys(key) {
+							require.NotContains(t, strings.ToLower(s), strings.ToLower(e), "%s of the key in %q", name, s)
+						}
+						requireNoForm(t, s, key)
+					}
+				}
+			})
+		}
+	}
+}
