@@ -58,14 +58,33 @@ func (r *Report) writeCSV(w io.Writer, table CSVTable) error {
 				optInt(e.CompletedByRun), seconds(e.LagSeconds), strings.Join(holds, " "), e.Reason})
 		}
 	case CSVDays:
-		_ = cw.Write([]string{"day", "deleted", "failed", "backlog", "overdue"})
+		_ = cw.Write([]string{"day", "deleted", "failed", "backlog", "overdue", "deleted_late"})
 		for _, d := range r.Days {
-			_ = cw.Write([]string{d.Day, itoa(d.Deleted), itoa(d.Failed), itoa(d.Backlog), itoa(d.Overdue)})
+			_ = cw.Write([]string{d.Day, itoa(d.Deleted), itoa(d.Failed), itoa(d.Backlog), itoa(d.Overdue), itoa(d.DeletedLate)})
+		}
+	case CSVVerification:
+		_ = cw.Write([]string{"scope", "character_id", "deleted", "verified", "found_present", "last_verified", "discovered"})
+		row := func(scope string, v VerificationRow) {
+			_ = cw.Write([]string{scope, v.CharacterID, itoa(v.Deleted), itoa(v.Verified), itoa(v.Present), optTime(v.LastVerified), itoa(v.Discovered)})
+		}
+		for _, v := range r.Verification {
+			row("character", v)
+		}
+		row("total", r.VerificationTotal)
+	case CSVUnmatchedHolds:
+		_ = cw.Write([]string{"hold_id", "character_id", "session_id", "reason", "created_by", "created_at"})
+		for _, h := range r.UnmatchedHolds {
+			_ = cw.Write([]string{itoa(h.ID), h.CharacterID, optString(h.SessionID), h.Reason, h.CreatedBy, rfc3339(h.CreatedAt)})
+		}
+	case CSVSummary:
+		_ = cw.Write([]string{"figure", "value"})
+		for _, f := range r.summary() {
+			_ = cw.Write(f[:])
 		}
 	default:
 		_ = cw.Write([]string{"scope", "character_id", "policy", "policy_id", "max_age", "held_by", "deleted", "failed_not_deleted",
 			"outstanding", "held", "overdue", "lag_p50_seconds", "lag_p95_seconds", "lag_max_seconds",
-			"since", "until", "generated_at", "sla_seconds"})
+			"since", "until", "generated_at", "sla_seconds", "deleted_late"})
 		row := func(scope string, c CharacterRow) {
 			p := c.Policy
 			if p == nil {
@@ -74,7 +93,8 @@ func (r *Report) writeCSV(w io.Writer, table CSVTable) error {
 			_ = cw.Write([]string{scope, c.CharacterID, p.Decision, optInt(p.PolicyID), p.MaxAge, optInt(p.HeldBy),
 				itoa(c.Deleted), itoa(c.Failed), itoa(c.Outstanding), itoa(c.Held), itoa(c.Overdue),
 				seconds(c.LagP50), seconds(c.LagP95), seconds(c.LagMax),
-				rfc3339(r.Since), rfc3339(r.Until), rfc3339(r.GeneratedAt), strconv.FormatFloat(r.SLASeconds, 'f', -1, 64)})
+				rfc3339(r.Since), rfc3339(r.Until), rfc3339(r.GeneratedAt), strconv.FormatFloat(r.SLASeconds, 'f', -1, 64),
+				itoa(c.DeletedLate)})
 		}
 		for _, c := range r.Characters {
 			row("character", c)
@@ -83,6 +103,31 @@ func (r *Report) writeCSV(w io.Writer, table CSVTable) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// summary is the report's headline figures as (figure, value) pairs, named as in the JSON
+// where the JSON has the figure, then one "check" pair per command.
+func (r *Report) summary() [][2]string {
+	itoa := func(n int64) string { return strconv.FormatInt(n, 10) }
+	t, v, e := r.Total, r.VerificationTotal, r.ErasureTotals
+	out := [][2]string{
+		{"since", rfc3339(r.Since)}, {"until", rfc3339(r.Until)}, {"generated_at", rfc3339(r.GeneratedAt)},
+		{"character", r.Character}, {"source", r.Source}, {"sla_seconds", strconv.FormatFloat(r.SLASeconds, 'f', -1, 64)},
+		{"deleted", itoa(t.Deleted)}, {"deleted_late", itoa(t.DeletedLate)}, {"failed_not_deleted", itoa(t.Failed)},
+		{"outstanding", itoa(t.Outstanding)}, {"held", itoa(t.Held)}, {"overdue", itoa(t.Overdue)},
+		{"lag_p50_seconds", seconds(t.LagP50)}, {"lag_p95_seconds", seconds(t.LagP95)}, {"lag_max_seconds", seconds(t.LagMax)},
+		{"runs", strconv.Itoa(len(r.Runs))},
+		{"log_size", itoa(r.Chain.LogSize)}, {"log_root", r.Chain.LogRoot}, {"v1_chain_seq", itoa(r.Chain.Seq)}, {"v1_chain_hash", r.Chain.Hash},
+		{"verification_deleted", itoa(v.Deleted)}, {"verified", itoa(v.Verified)}, {"found_present", itoa(v.Present)},
+		{"last_verified", optTime(v.LastVerified)}, {"discovered", itoa(v.Discovered)},
+		{"erasure_open", strconv.Itoa(e.Open)}, {"erasure_overdue", strconv.Itoa(e.Overdue)}, {"erasure_blocked", strconv.Itoa(e.Blocked)},
+		{"erasure_completed", strconv.Itoa(e.Completed)}, {"erasure_lag_max_seconds", seconds(e.LagMax)},
+		{"unmatched_holds", strconv.Itoa(len(r.UnmatchedHolds))},
+	}
+	for _, c := range r.Checks {
+		out = append(out, [2]string{"check", c.Command})
+	}
+	return out
 }
 
 func (e *Evidence) writeCSV(w io.Writer) error {

@@ -133,11 +133,16 @@ func (e ErasureRow) BlockedByText() string {
 	return strings.Join(parts, ", ")
 }
 
+// ErasureText says the erasure totals in words; the table and the HTML both print it.
+func (r *Report) ErasureText() string {
+	t := r.ErasureTotals
+	return fmt.Sprintf("%d open (%d overdue), %d blocked by a hold, %d completed in the period (longest lag %s)",
+		t.Open, t.Overdue, t.Blocked, t.Completed, human(t.LagMax))
+}
+
 // writeErasureText writes the erasure requests section of the table format.
 func (r *Report) writeErasureText(w io.Writer) error {
-	t := r.ErasureTotals
-	if _, err := fmt.Fprintf(w, "\nErasure requests: %d open (%d overdue), %d blocked by a hold, %d completed in the period (longest lag %s)\n",
-		t.Open, t.Overdue, t.Blocked, t.Completed, human(t.LagMax)); err != nil {
+	if _, err := fmt.Fprintf(w, "\nErasure requests: %s\n", r.ErasureText()); err != nil {
 		return err
 	}
 	if len(r.Erasures) == 0 {

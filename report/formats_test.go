@@ -104,7 +104,7 @@ func TestReportJSON(t *testing.T) {
 	require.EqualValues(t, 693000, *doc.Characters[1].LagP95)
 	require.EqualValues(t, 2, *doc.Characters[2].Policy.HeldBy)
 	require.Nil(t, doc.Characters[2].LagP95, "no deletion, no lag: null")
-	require.Equal(t, map[string]any{"deleted": 8.0, "failed_not_deleted": 2.0, "outstanding": 5.0, "held": 3.0, "overdue": 3.0,
+	require.Equal(t, map[string]any{"deleted": 8.0, "deleted_late": 1.0, "failed_not_deleted": 2.0, "outstanding": 5.0, "held": 3.0, "overdue": 3.0,
 		"lag_p50_seconds": 7200.0, "lag_p95_seconds": 693000.0, "lag_max_seconds": 693000.0}, doc.Total)
 	require.Len(t, doc.Runs, 3)
 	require.Equal(t, r.Days, doc.Days)
@@ -120,15 +120,21 @@ func TestReportTable(t *testing.T) {
 		`(?m)^source\s+retention\.sessions; SLA 7d`,
 		`(?m)^log\s+0 leaves; root [0-9a-f]{64}`,
 		`(?m)^v1 chain\s+13 seals; head 13:[0-9a-f]{64}`,
-		`(?m)^OVERDUE\s+3 session\(s\)`,
-		`(?m)^alpha\s+default policy 1: 30 days\s+5\s+1\s+3\s+1\s+2\s+3h 0m\s+3d 22h\s+3d 22h$`,
-		`(?m)^beta\s+own policy 2: 7 days\s+3\s+1\s+2\s+0\s+1\s+1h 30m\s+8d 0h\s+8d 0h$`,
-		`(?m)^gamma\s+default policy 1: 30 days; held by hold 2\s+0\s+0\s+0\s+2\s+0\s+-\s+-\s+-$`,
-		`(?m)^off\s+own policy 3 disabled: never\s+0\s+0\s+0\s+0\s+0\s+-\s+-\s+-$`,
-		`(?m)^\(total\)\s+8\s+2\s+5\s+3\s+3\s+2h 0m\s+8d 0h\s+8d 0h$`,
+		`(?m)^OVERDUE\s+3 session\(s\) now: expired for longer than the SLA \(7d\) and still not deleted, not held$`,
+		`(?m)^LATE\s+1 of the 8 deletion\(s\) in the period: confirmed more than the SLA \(7d\) after the session expired$`,
+		`(?m)^holds\s+every active hold matches a session of the source$`,
+		`(?m)^check\s+retention audit verify --checkpoint 13:[0-9a-f]{64}$`,
+		`(?m)^CHARACTER\s+POLICY IN FORCE\s+DELETED\s+LATE\s+FAILED\s+OUTSTANDING\s+HELD\s+OVERDUE\s`,
+		`(?m)^alpha\s+default policy 1: 30 days\s+5\s+0\s+1\s+3\s+1\s+2\s+3h 0m\s+3d 22h\s+3d 22h$`,
+		`(?m)^beta\s+own policy 2: 7 days\s+3\s+1\s+1\s+2\s+0\s+1\s+1h 30m\s+8d 0h\s+8d 0h$`,
+		`(?m)^gamma\s+default policy 1: 30 days; held by hold 2\s+0\s+0\s+0\s+0\s+2\s+0\s+-\s+-\s+-$`,
+		`(?m)^off\s+own policy 3 disabled: never\s+0\s+0\s+0\s+0\s+0\s+0\s+-\s+-\s+-$`,
+		`(?m)^\(total\)\s+8\s+1\s+2\s+5\s+3\s+3\s+2h 0m\s+8d 0h\s+8d 0h$`,
 		`(?m)^11\s+partial\s+2025-03-02 00:00:00\s+10m 0s\s+0/1\s+7\s+4\s+2\s+1$`,
 		`(?m)^14\s+running\s+2025-03-07 12:00:00\s+-\s+0/1`,
-		`(?m)^2025-03-04\s+0\s+0\s+6\s+2$`,
+		`(?m)^DAY\s+DELETED\s+LATE\s+FAILED\s+BACKLOG AT END\s+OVERDUE AT END$`,
+		`(?m)^2025-03-04\s+0\s+0\s+0\s+6\s+2$`,
+		`(?m)^2025-03-07\s+1\s+1\s+0\s+2\s+2$`,
 	} {
 		require.Regexp(t, regexp.MustCompile(re), out)
 	}

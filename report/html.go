@@ -2,9 +2,12 @@ package report
 
 import (
 	"embed"
+	"fmt"
 	"html/template"
 	"io"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 //go:embed templates
@@ -38,7 +41,19 @@ var funcs = template.FuncMap{
 		}
 		return ""
 	},
-	"str": optString,
+	"str":       optString,
+	"percent":   percent,
+	"printable": printable,
+	"title":     title,
+}
+
+// percent writes a share as a whole percentage, e.g. "75%".
+func percent(share float64) string { return fmt.Sprintf("%.0f%%", 100*share) }
+
+// title writes s with its first letter in upper case.
+func title(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
 }
 
 var (

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/convai-retention/retention/report"
+	"github.com/convai-retention/retention/report/reporttest"
 )
 
 // chromium returns a Chromium (or Chrome) binary: $CHROMIUM, or the first of the usual names on
@@ -87,7 +88,20 @@ func TestReportHTMLInChromium(t *testing.T) {
 	require.Equal(t, []string{"0", "0", "0", "2", "0", "-", "-", "-"}, row(cells(t, dom, "data-character", "gamma")))
 	require.Equal(t, []string{"8", "2", "5", "3", "3", "2h 0m", "8d 0h", "8d 0h"}, row(cells(t, dom, "data-character", "(total)")))
 	require.Contains(t, dom, "default policy 1: 30 days; held by hold 2")
-	require.Contains(t, dom, `3 session(s) expired for longer than 7d are not deleted.`)
+	require.Contains(t, dom, `<dd id="overdue" class="alarm">3 session(s) now: expired for longer than the SLA (7d) and still not deleted, not held</dd>`)
+	require.Contains(t, dom, `<dd id="late" class="alarm">1 of the 8 deletion(s) in the period: confirmed more than the SLA (7d) after the session expired</dd>`)
+	require.Equal(t, "1", cells(t, dom, "data-character", "beta")["deleted_late"])
+	require.Equal(t, "1", cells(t, dom, "data-day", "2025-03-07")["deleted_late"])
+
+	// The page the browser shows states what the JSON states, and tells the reader to run a
+	// command that works: the v1 chain's head as a checkpoint, never "0:000…".
+	shown, err := reporttest.FromHTML(dom)
+	require.NoError(t, err)
+	want, err := reporttest.FromJSON([]byte(render(t, r, report.FormatJSON, "")))
+	require.NoError(t, err)
+	require.Equal(t, want, shown)
+	require.Equal(t, []string{"retention audit verify --checkpoint 13:" + r.Chain.Hash}, shown.Checks)
+	require.NotContains(t, dom, "0:0000000000000000000000000000000000000000000000000000000000000000")
 
 	require.Equal(t, map[string]string{"status": "partial", "duration": "10m 0s", "selected": "7", "deleted": "4", "failed": "2", "skipped": "1"},
 		cells(t, dom, "data-run", "11"))
@@ -96,7 +110,7 @@ func TestReportHTMLInChromium(t *testing.T) {
 	for i, d := range []string{"2025-03-01", "2025-03-02", "2025-03-03", "2025-03-04", "2025-03-05", "2025-03-06", "2025-03-07"} {
 		require.Equal(t, backlog[i], cells(t, dom, "data-day", d)["backlog"], d)
 	}
-	require.Equal(t, map[string]string{"deleted": "4", "failed": "2", "backlog": "4", "overdue": "2"}, cells(t, dom, "data-day", "2025-03-02"))
+	require.Equal(t, map[string]string{"deleted": "4", "deleted_late": "0", "failed": "2", "backlog": "4", "overdue": "2"}, cells(t, dom, "data-day", "2025-03-02"))
 
 	// The charts are there, with a mark per figure.
 	require.Equal(t, 2, strings.Count(dom, "<svg"))

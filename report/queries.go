@@ -3,13 +3,18 @@ package report
 // The report's statements. They read the views and functions of migration 003 (and
 // retention.deletions for "not deleted since"), never the tables' own arithmetic, so a BI tool on
 // the same views sees the same figures. Parameters: $1 since, $2 until, $3 character ('' for
-// all), $4 the source relation, $5 the SLA.
+// all), $4 the source relation, $5 the SLA (dailyOutcomesSQL, which reads no source: $4 the SLA).
+//
+// A deletion is late when it was confirmed more than the SLA after the session expired:
+// completed_at > expired_at + SLA, the rule by which backlogChangesSQL counts a deleted session
+// overdue until its deletion. A deletion under an erasure request has no expired_at: never late.
 
 // charactersSQL is one row per character: outcomes of the period, the backlog now, the policy.
 const charactersSQL = `
 	WITH outcomes AS (
 	    SELECT o.character_id,
 	           count(*) FILTER (WHERE o.status = 'deleted') AS deleted,
+	           count(*) FILTER (WHERE o.status = 'deleted' AND o.completed_at > o.expired_at + $5::interval) AS deleted_late,
 	           percentile_disc(0.5) WITHIN GROUP (ORDER BY o.lag_seconds) FILTER (WHERE o.status = 'deleted') AS lag_p50,
 	           percentile_disc(0.95) WITHIN GROUP (ORDER BY o.lag_seconds) FILTER (WHERE o.status = 'deleted') AS lag_p95,
 	           max(o.lag_seconds) AS lag_max
@@ -41,7 +46,7 @@ const charactersSQL = `
 	    UNION SELECT $3::text WHERE $3::text <> ''
 	)
 	SELECT c.character_id, p.decision, p.policy_id, p.max_age::text, p.held_by,
-	       coalesce(o.deleted, 0), coalesce(f.failed, 0),
+	       coalesce(o.deleted, 0), coalesce(o.deleted_late, 0), coalesce(f.failed, 0),
 	       coalesce(b.outstanding, 0), coalesce(b.held, 0), coalesce(b.overdue, 0),
 	       o.lag_p50, o.lag_p95, o.lag_max
 	FROM characters c
@@ -69,10 +74,11 @@ const runsSQL = `
 	ORDER BY started_at, run_id`
 
 // dailyOutcomesSQL counts the outcomes of each UTC day, as retention.daily_deletions does, but
-// only within the period.
+// only within the period, and the late deletions among them.
 const dailyOutcomesSQL = `
 	SELECT (o.completed_at AT TIME ZONE 'UTC')::date,
 	       count(*) FILTER (WHERE o.status = 'deleted'),
+	       count(*) FILTER (WHERE o.status = 'deleted' AND o.completed_at > o.expired_at + $4::interval),
 	       count(*) FILTER (WHERE o.status = 'failed')
 	FROM retention.deletion_outcomes o
 	WHERE o.status <> 'pending' AND o.completed_at >= $1::timestamptz AND o.completed_at < $2::timestamptz

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -34,19 +36,33 @@ type CSVTable string
 
 // The tables of a CSV report.
 const (
-	CSVCharacters CSVTable = "characters" // one row per character, then the total
-	CSVRuns       CSVTable = "runs"       // one row per run
-	CSVDays       CSVTable = "days"       // one row per day
-	CSVErasures   CSVTable = "erasures"   // one row per erasure request
+	CSVCharacters     CSVTable = "characters"      // one row per character, then the total
+	CSVRuns           CSVTable = "runs"            // one row per run
+	CSVDays           CSVTable = "days"            // one row per day
+	CSVErasures       CSVTable = "erasures"        // one row per erasure request
+	CSVVerification   CSVTable = "verification"    // one row per character verified or with a deletion, then the total
+	CSVUnmatchedHolds CSVTable = "unmatched-holds" // one row per active hold that matches no session
+	CSVSummary        CSVTable = "summary"         // one row per headline figure and per check command
 )
+
+// CSVTables lists the tables of a CSV report, CSVCharacters (the default) first.
+var CSVTables = []CSVTable{CSVCharacters, CSVRuns, CSVDays, CSVErasures, CSVVerification, CSVUnmatchedHolds, CSVSummary}
+
+// CSVTableNames lists CSVTables for people: "characters, runs, ... or summary".
+func CSVTableNames() string {
+	names := make([]string, len(CSVTables))
+	for i, t := range CSVTables {
+		names[i] = string(t)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
 
 // ParseCSVTable returns the CSVTable named s, or a *FormatError.
 func ParseCSVTable(s string) (CSVTable, error) {
-	switch t := CSVTable(s); t {
-	case CSVCharacters, CSVRuns, CSVDays, CSVErasures:
-		return t, nil
+	if slices.Contains(CSVTables, CSVTable(s)) {
+		return CSVTable(s), nil
 	}
-	return "", &FormatError{Field: "table", Value: s, Want: "characters, runs, days or erasures"}
+	return "", &FormatError{Field: "table", Value: s, Want: CSVTableNames()}
 }
 
 // FormatError is returned by ParseFormat and ParseCSVTable for an unknown name.

@@ -1,8 +1,12 @@
 // Package report builds the compliance evidence an officer or auditor asks for, from the views of
 // migration 003 (the views a BI tool reads, so the two cannot disagree): per character, what was
-// deleted and how long after expiry, what failed, what is still waiting and what is overdue; the
-// runs; a daily series; and, for one session, every attempt and why it was or was not deleted.
-// It renders them as a table, CSV, JSON or one self-contained HTML file.
+// deleted, how long after expiry and how much of it late, what failed, what is still waiting and
+// what is overdue now; the runs; a daily series; the holds that match no session; and, for one
+// session, every attempt and why it was or was not deleted.
+//
+// Build reads one Report, the model every format renders: a table, CSV, JSON or one
+// self-contained HTML file. What the table and the HTML say in words (Report.Statements) and the
+// commands they tell the reader to run (Report.Checks) are made once, from the model, for both.
 package report
 
 import (
@@ -71,6 +75,12 @@ type Report struct {
 	// Erasures has every erasure request not completed, and those completed in the period.
 	Erasures      []ErasureRow  `json:"erasure_requests"`
 	ErasureTotals ErasureTotals `json:"erasure_totals"`
+	// UnmatchedHolds are the active holds (of Character, if set) that match no row of the
+	// source now: they protect nothing, and a typo is the likely cause. Sorted by ID.
+	UnmatchedHolds []HoldRow `json:"unmatched_holds"`
+	// Checks are the commands the report tells its reader to run, against the same database,
+	// to check what it states.
+	Checks []Check `json:"checks"`
 }
 
 // SLA returns the service level the report was made with.
@@ -83,13 +93,18 @@ type CharacterRow struct {
 	Policy *PolicyInForce `json:"policy,omitempty"`
 	// Deleted counts the sessions confirmed deleted in the period.
 	Deleted int64 `json:"deleted"`
+	// DeletedLate counts the deletions of the period confirmed more than the SLA after the
+	// session expired (lag > SLA): each was overdue before it was deleted. A deletion under an
+	// erasure request has no expiry and is never late here; the request has its own due time.
+	DeletedLate int64 `json:"deleted_late"`
 	// Failed counts the sessions with a failed attempt in the period that are not deleted now.
 	Failed int64 `json:"failed_not_deleted"`
 	// Outstanding counts the sessions expired now and not deleted, that no hold protects.
 	Outstanding int64 `json:"outstanding"`
 	// Held counts the sessions expired now that an active hold protects.
 	Held int64 `json:"held"`
-	// Overdue counts the outstanding sessions expired for longer than the SLA.
+	// Overdue counts the outstanding sessions expired for longer than the SLA, now (as of
+	// GeneratedAt, whatever the period).
 	Overdue int64 `json:"overdue"`
 	// Lag is from expiry (last_active_at + max_age, as recorded) to confirmed deletion, over the
 	// deletions of the period, in seconds; nil without deletions. Percentiles are
@@ -161,9 +176,13 @@ type DayRow struct {
 	// comes first): sessions expired and not yet deleted, and those of them past the SLA. They
 	// are derived from the deletions recorded since the period began and from the sessions
 	// waiting now, under the policies and holds of now: a session removed from the source
-	// without the job, or held for a while in the past, is not seen as such.
+	// without the job, or held for a while in the past, is not seen as such. A session overdue
+	// at the end of a day and deleted since counts in DeletedLate on the day it was deleted.
 	Backlog int64 `json:"backlog"`
 	Overdue int64 `json:"overdue"`
+	// DeletedLate counts the deletions confirmed that day more than the SLA after the session
+	// expired; the days' DeletedLate add up to the total's.
+	DeletedLate int64 `json:"deleted_late"`
 }
 
 // ChainHead is where the results trail stood when the report was read: the v1 chain's last
@@ -197,11 +216,13 @@ func Build(ctx context.Context, db Beginner, o Options) (*Report, error) {
 		}
 		r.GeneratedAt = r.GeneratedAt.UTC()
 		q := query{tx: tx, o: o}
-		for _, step := range []func(context.Context, *Report) error{q.characters, q.total, q.runs, q.days, q.chain, q.verification, q.erasures} {
+		for _, step := range []func(context.Context, *Report) error{q.characters, q.total, q.runs, q.days, q.chain, q.verification,
+			q.erasures, q.unmatchedHolds} {
 			if err := step(ctx, r); err != nil {
 				return err
 			}
 		}
+		r.Checks = checks(r.Chain)
 		return nil
 	})
 	if err != nil {
@@ -244,7 +265,7 @@ func (q query) characters(ctx context.Context, r *Report) error {
 	var p PolicyInForce
 	var maxAge *string
 	_, err = pgx.ForEachRow(rows, []any{&c.CharacterID, &p.Decision, &p.PolicyID, &maxAge, &p.HeldBy,
-		&c.Deleted, &c.Failed, &c.Outstanding, &c.Held, &c.Overdue, &c.LagP50, &c.LagP95, &c.LagMax,
+		&c.Deleted, &c.DeletedLate, &c.Failed, &c.Outstanding, &c.Held, &c.Overdue, &c.LagP50, &c.LagP95, &c.LagMax,
 	}, func() error {
 		row, pol := c, p
 		if maxAge != nil && (pol.Decision == "own_policy" || pol.Decision == "default_policy") {
@@ -253,6 +274,7 @@ func (q query) characters(ctx context.Context, r *Report) error {
 		row.Policy = &pol
 		r.Characters = append(r.Characters, row)
 		r.Total.Deleted += row.Deleted
+		r.Total.DeletedLate += row.DeletedLate
 		r.Total.Failed += row.Failed
 		r.Total.Outstanding += row.Outstanding
 		r.Total.Held += row.Held
@@ -309,15 +331,15 @@ func (q query) days(ctx context.Context, r *Report) error {
 		index[d.Format(time.DateOnly)] = len(r.Days)
 		r.Days = append(r.Days, DayRow{Day: d.Format(time.DateOnly)})
 	}
-	rows, err := q.tx.Query(ctx, dailyOutcomesSQL, q.o.Since, q.o.Until, q.o.Character)
+	rows, err := q.tx.Query(ctx, dailyOutcomesSQL, q.o.Since, q.o.Until, q.o.Character, q.sla())
 	if err != nil {
 		return fmt.Errorf("read daily outcomes: %w", err)
 	}
 	var day time.Time
-	var deleted, failed int64
-	_, err = pgx.ForEachRow(rows, []any{&day, &deleted, &failed}, func() error {
+	var deleted, late, failed int64
+	_, err = pgx.ForEachRow(rows, []any{&day, &deleted, &late, &failed}, func() error {
 		if i, ok := index[day.Format(time.DateOnly)]; ok {
-			r.Days[i].Deleted, r.Days[i].Failed = deleted, failed
+			r.Days[i].Deleted, r.Days[i].DeletedLate, r.Days[i].Failed = deleted, late, failed
 		}
 		return nil
 	})

@@ -61,6 +61,14 @@ func TestReportFigures(t *testing.T) {
 	require.Equal(t, row{"", 8, 2, 5, 3, 3, f(2 * hour), f(8*day + 0.5*hour), f(8*day + 0.5*hour)}, figures(r.Total))
 	require.Nil(t, r.Total.Policy)
 
+	// Deleted late: confirmed more than the SLA (7 days) after expiry. Only b-late, 8d 30m after.
+	late := map[string]int64{}
+	for _, c := range r.Characters {
+		late[c.CharacterID] = c.DeletedLate
+	}
+	require.Equal(t, map[string]int64{"alpha": 0, "beta": 1, "gamma": 0, "off": 0}, late)
+	require.EqualValues(t, 1, r.Total.DeletedLate)
+
 	// Runs that started in the period, with their duration; run 13 started before it.
 	require.Len(t, r.Runs, 3)
 	type run struct {
@@ -87,10 +95,10 @@ func TestReportFigures(t *testing.T) {
 		{Day: "2025-03-01", Deleted: 0, Failed: 0, Backlog: 8, Overdue: 2}, // + a-d1 a-d2 a-d3 a-f1 b-d1
 		{Day: "2025-03-02", Deleted: 4, Failed: 2, Backlog: 4, Overdue: 2}, // - a-d1 a-d2 a-d3 b-d1
 		{Day: "2025-03-03", Deleted: 0, Failed: 0, Backlog: 4, Overdue: 2},
-		{Day: "2025-03-04", Deleted: 0, Failed: 0, Backlog: 6, Overdue: 2}, // + a-d4 b-d2
-		{Day: "2025-03-05", Deleted: 3, Failed: 2, Backlog: 3, Overdue: 2}, // - a-d4 a-f1 b-d2
-		{Day: "2025-03-06", Deleted: 0, Failed: 0, Backlog: 3, Overdue: 3}, // b-late past the SLA at 12:00
-		{Day: "2025-03-07", Deleted: 1, Failed: 0, Backlog: 2, Overdue: 2}, // - b-late
+		{Day: "2025-03-04", Deleted: 0, Failed: 0, Backlog: 6, Overdue: 2},                 // + a-d4 b-d2
+		{Day: "2025-03-05", Deleted: 3, Failed: 2, Backlog: 3, Overdue: 2},                 // - a-d4 a-f1 b-d2
+		{Day: "2025-03-06", Deleted: 0, Failed: 0, Backlog: 3, Overdue: 3},                 // b-late past the SLA at 12:00
+		{Day: "2025-03-07", Deleted: 1, Failed: 0, Backlog: 2, Overdue: 2, DeletedLate: 1}, // - b-late, 8d 30m after its expiry
 	}, r.Days)
 
 	require.EqualValues(t, 13, r.Chain.Seq, "thirteen final outcomes are sealed")
@@ -118,6 +126,16 @@ func TestReportOneCharacterAndAnotherSLA(t *testing.T) {
 	}
 	require.EqualValues(t, 5, deleted)
 	require.EqualValues(t, 3, failed, "a-f1 once, a-f2 twice")
+	// With 2 days, a-f1 (3d 22h after its expiry, deleted on 03-05) was deleted late.
+	require.EqualValues(t, 1, r.Total.DeletedLate)
+	require.EqualValues(t, 1, r.Characters[0].DeletedLate)
+	late := map[string]int64{}
+	for _, d := range r.Days {
+		if d.DeletedLate > 0 {
+			late[d.Day] = d.DeletedLate
+		}
+	}
+	require.Equal(t, map[string]int64{"2025-03-05": 1}, late)
 	// Alpha's backlog: a-f2 from before; + a-d1 a-d2 a-d3 a-f1 on 03-01; - a-d1..3 on 03-02;
 	// + a-d4 on 03-04; - a-d4 a-f1 on 03-05. Overdue with 2 days: a-f2 before; a-f1 from 03-03 12:00
 	// to 03-05 10:00; a-d4 never.

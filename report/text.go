@@ -12,20 +12,15 @@ import (
 func (r *Report) writeText(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("Retention compliance report\n")
-	fmt.Fprintf(&b, "period     %s to %s (UTC; outcomes by completion, runs by start)\n", rfc3339(r.Since), rfc3339(r.Until))
-	if r.Character != "" {
-		fmt.Fprintf(&b, "character  %s\n", printable(r.Character))
+	for _, s := range r.Statements() {
+		label := s.Label
+		if s.Alarm {
+			label = strings.ToUpper(label)
+		}
+		fmt.Fprintf(&b, "%-10s %s\n", label, s.Text)
 	}
-	fmt.Fprintf(&b, "generated  %s (outstanding, held and overdue are counted live, as of then)\n", rfc3339(r.GeneratedAt))
-	fmt.Fprintf(&b, "source     %s; SLA %s (overdue: expired for longer, not held, not deleted)\n", r.Source, slaText(r.SLA()))
-	fmt.Fprintf(&b, "log        %d leaves; root %s (check with: retention audit verify)\n", r.Chain.LogSize, r.Chain.LogRoot)
-	if r.Chain.Seq > 0 {
-		fmt.Fprintf(&b, "v1 chain   %d seals; head %d:%s\n", r.Chain.Seq, r.Chain.Seq, r.Chain.Hash)
-	}
-	if r.Total.Overdue > 0 {
-		fmt.Fprintf(&b, "OVERDUE    %d session(s) expired for longer than the SLA are not deleted\n", r.Total.Overdue)
-	} else {
-		b.WriteString("overdue    none\n")
+	for _, c := range r.Checks {
+		fmt.Fprintf(&b, "%-10s %s\n%-10s (exit 0: %s)\n", "check", c.Command, "", c.Shows)
 	}
 	b.WriteString("\n")
 	if _, err := io.WriteString(w, b.String()); err != nil {
@@ -33,9 +28,9 @@ func (r *Report) writeText(w io.Writer) error {
 	}
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHARACTER\tPOLICY IN FORCE\tDELETED\tFAILED\tOUTSTANDING\tHELD\tOVERDUE\tLAG P50\tLAG P95\tLAG MAX")
+	fmt.Fprintln(tw, "CHARACTER\tPOLICY IN FORCE\tDELETED\tLATE\tFAILED\tOUTSTANDING\tHELD\tOVERDUE\tLAG P50\tLAG P95\tLAG MAX")
 	row := func(name, policy string, c CharacterRow) {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", name, policy, c.Deleted, c.Failed, c.Outstanding,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", name, policy, c.Deleted, c.DeletedLate, c.Failed, c.Outstanding,
 			c.Held, c.Overdue, human(c.LagP50), human(c.LagP95), human(c.LagMax))
 	}
 	for _, c := range r.Characters {
@@ -43,6 +38,9 @@ func (r *Report) writeText(w io.Writer) error {
 	}
 	row("(total)", "", r.Total)
 	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := r.writeHoldsText(w); err != nil {
 		return err
 	}
 
@@ -59,11 +57,11 @@ func (r *Report) writeText(w io.Writer) error {
 		}
 	}
 
-	fmt.Fprintln(w, "\nDays (UTC; backlog and overdue reconstructed for the end of each day)")
+	fmt.Fprintln(w, "\nDays (UTC): deleted, late and failed that day; backlog and overdue reconstructed for the end of the day")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DAY\tDELETED\tFAILED\tBACKLOG\tOVERDUE")
+	fmt.Fprintln(tw, "DAY\tDELETED\tLATE\tFAILED\tBACKLOG AT END\tOVERDUE AT END")
 	for _, d := range r.Days {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", d.Day, d.Deleted, d.Failed, d.Backlog, d.Overdue)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", d.Day, d.Deleted, d.DeletedLate, d.Failed, d.Backlog, d.Overdue)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -72,6 +70,21 @@ func (r *Report) writeText(w io.Writer) error {
 		return err
 	}
 	return r.writeErasureText(w)
+}
+
+// writeHoldsText lists the holds that match no session, if any.
+func (r *Report) writeHoldsText(w io.Writer) error {
+	if len(r.UnmatchedHolds) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\nHolds that match no session of the source: %d\n", len(r.UnmatchedHolds))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOLD\tCHARACTER\tSESSION\tPLACED BY\tPLACED (UTC)\tREASON")
+	for _, h := range r.UnmatchedHolds {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", h.ID, printable(h.CharacterID), h.Scope(), printableText(h.CreatedBy),
+			h.CreatedAt.Format(time.DateTime), printableText(h.Reason))
+	}
+	return tw.Flush()
 }
 
 func (e *Evidence) writeText(w io.Writer) error {

@@ -93,11 +93,16 @@ func (q query) verification(ctx context.Context, r *Report) error {
 	return nil
 }
 
+// VerificationText says the verification totals in words; the table and the HTML both print it.
+func (r *Report) VerificationText() string {
+	t := r.VerificationTotal
+	return fmt.Sprintf("%d of %d deleted sessions, %d found present; %d sessions found at Convai that the app had not stored",
+		t.Verified, t.Deleted, t.Present, t.Discovered)
+}
+
 // writeVerificationText writes the verification section of the table format.
 func (r *Report) writeVerificationText(w io.Writer) error {
-	t := r.VerificationTotal
-	if _, err := fmt.Fprintf(w, "\nVerified against Convai's list (all time): %d of %d deleted sessions, %d found present; %d sessions found at Convai that the app had not stored\n",
-		t.Verified, t.Deleted, t.Present, t.Discovered); err != nil {
+	if _, err := fmt.Fprintf(w, "\nVerified against Convai's list (all time): %s\n", r.VerificationText()); err != nil {
 		return err
 	}
 	if len(r.Verification) == 0 {
@@ -105,12 +110,16 @@ func (r *Report) writeVerificationText(w io.Writer) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHARACTER\tDELETED\tVERIFIED\tCOVERAGE\tFOUND PRESENT\tLAST VERIFIED\tDISCOVERED")
-	for _, v := range r.Verification {
+	row := func(name string, v VerificationRow) {
 		last := "never"
 		if v.LastVerified != nil {
 			last = v.LastVerified.Format(time.DateTime)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f%%\t%d\t%s\t%d\n", printable(v.CharacterID), v.Deleted, v.Verified, 100*v.Coverage(), v.Present, last, v.Discovered)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%d\n", name, v.Deleted, v.Verified, percent(v.Coverage()), v.Present, last, v.Discovered)
 	}
+	for _, v := range r.Verification {
+		row(printable(v.CharacterID), v)
+	}
+	row("(total)", r.VerificationTotal)
 	return tw.Flush()
 }

@@ -46,7 +46,7 @@ func reportFlags(o *reportOptions) *flagSet {
 		{name: "format", env: noEnv, value: &o.format, def: "",
 			help: "table, csv, json or html (default: table on a terminal, else from --out's extension, else csv)"},
 		{name: "table", env: noEnv, value: &o.table, def: string(report.CSVCharacters),
-			help: "the table of a CSV report: characters, runs or days"},
+			help: "the table of a CSV report: " + report.CSVTableNames()},
 		{name: "out", env: noEnv, value: &o.out, def: "", help: "write to FILE instead of stdout (replaced whole, or not at all)"},
 		{name: "policies-as-of", env: noEnv, value: &o.policiesAsOf, def: "",
 			help: "instead of the report, the policies in force at this instant, each with its version and who changed it, when and why: YYYY-MM-DD (midnight UTC) or RFC 3339 (table, csv or json)"},
