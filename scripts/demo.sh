@@ -81,26 +81,7 @@ pgdir=$(mktemp -d "${TMPDIR:-/tmp}/retention-demo-pg.XXXXXX")
 DATABASE_URL=$(scripts/pg.sh start "$pgdir") || die "could not start PostgreSQL"
 echo "$DATABASE_URL"
 
-step "start the fake Convai API"
-CONVAI_API_KEY=$API_KEY bin/convai-fake --listen 127.0.0.1:0 >"$work/fake.log" 2>&1 &
-fake_pid=$!
-addr=''
-for _ in $(seq 1 100); do
-	addr=$(sed -n 's|.*convai-fake listening on http://\([^[:space:]]*\).*|\1|p' "$work/fake.log" | head -n 1)
-	[[ -n $addr ]] && break
-	kill -0 "$fake_pid" 2>/dev/null || {
-		cat "$work/fake.log" >&2
-		die "convai-fake exited before it was listening"
-	}
-	sleep 0.1
-done
-[[ -n $addr ]] || {
-	cat "$work/fake.log" >&2
-	die "convai-fake did not say where it listens within 10s"
-}
-echo "http://$addr"
-
-export DATABASE_URL CONVAI_API_KEY=$API_KEY CONVAI_API_URL="http://$addr" RETENTION_RATE=0
+export DATABASE_URL CONVAI_API_KEY=$API_KEY RETENTION_RATE=0
 unset CONVAI_API_KEY_FILE
 
 step "retention migrate"
@@ -122,6 +103,35 @@ CROSS JOIN (SELECT max_age FROM retention.policies WHERE character_id IS NULL) d
 GROUP BY s.character_id, p.max_age, d.max_age, p.enabled
 ORDER BY s.character_id;
 EOF
+
+step "start the fake Convai API, holding the sessions the app stored"
+# Convai holds every session the app stored: the fake starts with them (--sessions), so its
+# lists show the live ones, as verify needs.
+psql "$DATABASE_URL" -XAt -v ON_ERROR_STOP=1 >"$work/fake-sessions.json" <<'EOF'
+SELECT coalesce(json_object_agg(character_id, sessions), '{}') FROM (
+    SELECT character_id, json_object_agg(session_id,
+               json_build_array(to_char(last_active_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))) AS sessions
+    FROM retention.sessions GROUP BY character_id) x;
+EOF
+CONVAI_API_KEY=$API_KEY bin/convai-fake --listen 127.0.0.1:0 --sessions "$work/fake-sessions.json" >"$work/fake.log" 2>&1 &
+fake_pid=$!
+addr=''
+for _ in $(seq 1 100); do
+	addr=$(sed -n 's|.*convai-fake listening on http://\([^[:space:]]*\).*|\1|p' "$work/fake.log" | head -n 1)
+	[[ -n $addr ]] && break
+	kill -0 "$fake_pid" 2>/dev/null || {
+		cat "$work/fake.log" >&2
+		die "convai-fake exited before it was listening"
+	}
+	sleep 0.1
+done
+[[ -n $addr ]] || {
+	cat "$work/fake.log" >&2
+	die "convai-fake did not say where it listens within 10s"
+}
+echo "http://$addr"
+
+export CONVAI_API_URL="http://$addr"
 
 step "retention plan (what the next run would delete, per character)"
 bin/retention plan || die "the plan failed (exit status $?)"
