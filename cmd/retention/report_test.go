@@ -101,7 +101,8 @@ func TestReportCommandFormats(t *testing.T) {
 	r = b.run(t, "report", "--format", "table", "--since", time.Now().UTC().AddDate(0, 0, -2).Format(time.DateOnly))
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
 	require.Contains(t, r.stdout, "Retention compliance report")
-	require.Regexp(t, `(?m)^\(total\)\s+`+strconv.Itoa(len(eligible))+`\s+0\s+0\s+`+strconv.Itoa(worldSkippedHeld)+`\s+0\s`, r.stdout)
+	// Deleted, late (c-def's three, ten days after they expired), failed, outstanding, held, overdue.
+	require.Regexp(t, `(?m)^\(total\)\s+`+strconv.Itoa(len(eligible))+`\s+3\s+0\s+0\s+`+strconv.Itoa(worldSkippedHeld)+`\s+0\s`, r.stdout)
 	require.Regexp(t, `(?m)^DAY\s+DELETED`, r.stdout)
 	require.Equal(t, 3, strings.Count(r.stdout, "\n20"), "three days: two ago, yesterday, today")
 
