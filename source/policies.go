@@ -80,6 +80,11 @@ type ApplyOptions struct {
 	Due DueFunc
 	// Commit decides, seeing the plan, whether the changes are committed; nil commits nothing.
 	Commit func(*Plan) (bool, error)
+	// Sync, if set, brings the job's own set up to date inside the transaction before anything
+	// is measured (an app's source, synced as a run would): committed with the changes, rolled
+	// back with them. SourceName, if set, is the Plan's Source.
+	Sync       func(ctx context.Context, tx pgx.Tx) error
+	SourceName string
 }
 
 // PolicyFile returns the policies table as a policy file.
@@ -133,7 +138,12 @@ func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOp
 		o.Actor, o.Reason); err != nil {
 		return nil, fmt.Errorf("set actor and reason: %w", err)
 	}
-	p := &Plan{Source: s.src.rel.String(), Changes: []Change{}, Impact: []Impact{}}
+	if o.Sync != nil {
+		if err := o.Sync(ctx, tx); err != nil {
+			return nil, err
+		}
+	}
+	p := &Plan{Source: cmp.Or(o.SourceName, s.src.rel.String()), Changes: []Change{}, Impact: []Impact{}}
 	if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&p.At); err != nil {
 		return nil, fmt.Errorf("read database clock: %w", err)
 	}

@@ -134,11 +134,16 @@ func (a *app) erase(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, store, err := a.policyStore(ctx, o.source)
+	pool, store, ps, err := a.policyStore(ctx, o.source)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	ps.close() // the IDs are checked against the job's set as last synced
+	checked := store.Relation().String()
+	if ps != nil {
+		checked = ps.name + " as last synced"
+	}
 	fp, err := store.ErasureFootprint(ctx, req.CharacterID, req.SessionID)
 	if err != nil {
 		return err
@@ -155,11 +160,11 @@ func (a *app) erase(ctx context.Context, args []string) error {
 	case req.SessionID == "":
 		fmt.Fprintf(a.stderr, "WARNING: character %q has no session in %s and none recorded deleted: the request will "+
 			"delete only what Convai lists for that ID, maybe nothing. Check the character ID (spaces and case count); "+
-			"a hold stops a mistaken request.\n", req.CharacterID, o.source)
+			"a hold stops a mistaken request.\n", req.CharacterID, checked)
 	default:
 		fmt.Fprintf(a.stderr, "note: %s has no session %q of character %q and none was deleted: it is sent all the same "+
 			"(the app may not have stored it). Check the IDs if that is a surprise (spaces and case count).\n",
-			o.source, req.SessionID, req.CharacterID)
+			checked, req.SessionID, req.CharacterID)
 	}
 	if o.output == "json" {
 		enc := json.NewEncoder(a.stdout)

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/convai-retention/retention/job"
@@ -103,26 +104,69 @@ func policyHelp(w io.Writer) {
 	applyFlags(&o).usage(w)
 }
 
-// policyStore connects and inspects the source.
-func (a *app) policyStore(ctx context.Context, rel string) (*pgxpool.Pool, *source.Store, error) {
+// policyStore connects and returns a store on the job's own set, retention.sessions. For an
+// app's source (rel other than retention.sessions) it also returns the options that sync it into
+// the set inside the plan's transaction, as the next run would, and name it; nil otherwise.
+func (a *app) policyStore(ctx context.Context, rel string) (*pgxpool.Pool, *source.Store, *planSync, error) {
 	r, err := source.ParseRelation(rel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	dsn, err := a.databaseURL()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	pool, err := connectCurrent(ctx, dsn, 2)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	var ps *planSync
+	if syncs(r) {
+		log, err := newLogger(a.stderr, logLevel("", a.getenv), a.redactor)
+		if err != nil {
+			pool.Close()
+			return nil, nil, nil, err
+		}
+		y, err := a.newSyncer(ctx, log, pool, r, syncFlags{})
+		if err != nil {
+			pool.Close()
+			return nil, nil, nil, err
+		}
+		ps = &planSync{y: y, name: r.String() + " (synced into retention.sessions)"}
+		r, _ = source.ParseRelation(source.DefaultRelation)
 	}
 	src, err := source.Inspect(ctx, pool, r)
 	if err != nil {
+		ps.close()
 		pool.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return pool, source.New(pool, src, source.Config{}), nil
+	return pool, source.New(pool, src, source.Config{}), ps, nil
+}
+
+// planSync syncs an app's source into the set within a plan's transaction.
+type planSync struct {
+	y    *syncer
+	name string
+}
+
+// options returns o with the sync set; o as it is for a nil planSync.
+func (ps *planSync) options(o source.ApplyOptions) source.ApplyOptions {
+	if ps == nil {
+		return o
+	}
+	o.SourceName = ps.name
+	o.Sync = func(ctx context.Context, tx pgx.Tx) error {
+		_, err := ps.y.Into(ctx, tx)
+		return err
+	}
+	return o
+}
+
+func (ps *planSync) close() {
+	if ps != nil {
+		ps.y.close()
+	}
 }
 
 func (a *app) policyExport(ctx context.Context, args []string) error {
@@ -131,7 +175,7 @@ func (a *app) policyExport(ctx context.Context, args []string) error {
 	if err := fs.parse(args, a.getenv); err != nil {
 		return err
 	}
-	pool, store, err := a.policyStore(ctx, source.DefaultRelation)
+	pool, store, _, err := a.policyStore(ctx, source.DefaultRelation)
 	if err != nil {
 		return err
 	}
@@ -202,12 +246,13 @@ func (a *app) plan(ctx context.Context, args []string) error {
 	if *budget < 0 {
 		return usagef("invalid --max-deletions %d: want 0 (no limit) or more", *budget)
 	}
-	pool, store, err := a.policyStore(ctx, o.source)
+	pool, store, ps, err := a.policyStore(ctx, o.source)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	p, err := store.Plan(ctx, due)
+	defer ps.close()
+	p, err := store.ApplyPolicies(ctx, nil, ps.options(source.ApplyOptions{Due: due}))
 	if err != nil {
 		return err
 	}

@@ -107,20 +107,21 @@ func (a *app) policyApply(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, store, err := a.policyStore(ctx, o.plan.source)
+	pool, store, ps, err := a.policyStore(ctx, o.plan.source)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	defer ps.close()
 	var refused string
-	p, err := store.ApplyPolicies(ctx, f, source.ApplyOptions{Actor: o.actor, Reason: o.reason, Due: due,
+	p, err := store.ApplyPolicies(ctx, f, ps.options(source.ApplyOptions{Actor: o.actor, Reason: o.reason, Due: due,
 		Commit: func(p *source.Plan) (bool, error) {
 			if o.dryRun {
 				return false, nil
 			}
 			refused = o.refusal(p)
 			return refused == "", nil
-		}})
+		}}))
 	if err != nil {
 		var list policyfile.ErrorList
 		if asErrorList(err, &list) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -103,4 +104,25 @@ func TestDiscoverAddsToTheSetOfAnAppSource(t *testing.T) {
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.sessions WHERE session_id = 'never-stored'`))
 	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM retention.sessions`), "the view's four and the discovered one")
 	require.Zero(t, b.count(t, `SELECT count(*) FROM app.conversations WHERE convai_session_id = 'never-stored'`))
+}
+
+// TestPlanOfAnAppSourceSyncsInItsTransaction: plan and policy apply --dry-run of an app's view
+// measure the job's set as the next run would (the sync rehearsed in the plan's transaction),
+// name the source, and leave nothing.
+func TestPlanOfAnAppSourceSyncsInItsTransaction(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, appSource)
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '30 days')`)
+	r := b.run(t, "plan", "--source", "app.convai_retention_source", "--output", "json")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	var p struct {
+		Source         string `json:"source"`
+		SourceSessions int64  `json:"source_sessions"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &p), "%s", r)
+	require.Equal(t, "app.convai_retention_source (synced into retention.sessions)", p.Source)
+	require.EqualValues(t, 4, p.SourceSessions)
+	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.sessions`), "the plan leaves nothing")
+	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.syncs`))
 }
