@@ -58,6 +58,7 @@ type Metrics struct {
 	backlog        *gauge
 	erasureOpen    *gauge
 	erasureOverdue *gauge
+	sync           syncMetrics
 }
 
 // New returns Metrics on a registry of their own, with every label value known in advance
@@ -117,6 +118,8 @@ func New(cfg Config) *Metrics {
 	for _, s := range []job.Status{job.StatusSucceeded, job.StatusPartial, job.StatusFailed, job.StatusInterrupted, job.StatusAborted} {
 		m.runs.WithLabelValues(string(s))
 	}
+	m.sync = newSyncMetrics()
+	m.reg.MustRegister(m.sync.collectors()...)
 	m.reg.MustRegister(m.selected, m.deleted, m.failed, m.skipped, m.requests, m.retries, m.latency, m.runs,
 		m.ticksSkipped, m.duration, m.lastSuccess, m.lastCompletion, m.lastAborted, m.backlog, m.erasureOpen, m.erasureOverdue)
 	return m

@@ -179,6 +179,9 @@ func (e *runEnv) sync(ctx context.Context) (*job.SyncReport, error) {
 		return nil, err
 	}
 	logSync(e.log, &rep)
+	if e.metrics != nil {
+		e.metrics.Synced(&rep)
+	}
 	return &rep, nil
 }
 
