@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/convai-retention/retention/migrations"
 )
 
 // The kinds of Problem the v2 log check reports.
@@ -207,7 +209,7 @@ func (v *verifier) verifyLog(ctx context.Context, tx pgx.Tx, opts Options) error
 			case !b.found:
 				v.report(Problem{Kind: LeafMissing, Seq: n + 1, Detail: fmt.Sprintf("leaf %d names claim %d, which is gone", n, b.claimID)})
 			case !bytes.Equal(rec[:], b.hash):
-				v.report(Problem{Kind: LeafEdited, Seq: n + 1, DeletionID: b.claimID * 16384,
+				v.report(Problem{Kind: LeafEdited, Seq: n + 1, DeletionID: migrations.DeletionID(b.claimID, 0),
 					Detail: fmt.Sprintf("claim %d (run %d, character %q) or its outcomes were edited: they no longer hash to leaf %d", b.claimID, b.c.RunID, b.c.CharacterID, n)})
 			default:
 				for i, o := range b.c.Outcomes {
@@ -357,7 +359,7 @@ func (v *verifier) verifyLog(ctx context.Context, tx pgx.Tx, opts Options) error
 		return fmt.Errorf("find unsealed claims: %w", err)
 	}
 	_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
-		v.report(Problem{Kind: UnsealedClaim, DeletionID: id * 16384, Detail: fmt.Sprintf("claim %d has outcomes but no leaf: they were written outside the protocol", id)})
+		v.report(Problem{Kind: UnsealedClaim, DeletionID: migrations.DeletionID(id, 0), Detail: fmt.Sprintf("claim %d has outcomes but no leaf: they were written outside the protocol", id)})
 		return nil
 	})
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/convai-retention/retention/migrations"
 )
 
 // The kinds of Problem the check of the verification chain reports.
@@ -85,15 +87,16 @@ const verificationBatchesSQL = `
 	FROM retention.verification_batches WHERE seq > $1 ORDER BY seq LIMIT $2`
 
 // verificationRowsSQL reads the rows of some batches with the character and session of the
-// deletion each names (a v2 row's id is claim id * 16384 + ord; a v1 row's its own).
-const verificationRowsSQL = `
+// deletion each names (a v2 row's id is migrations.DeletionID of its claim and position; a v1
+// row's its own).
+var verificationRowsSQL = fmt.Sprintf(`
 	SELECT v.batch_seq, v.pos, v.deletion_id, v.character_id, v.session_id, v.result,
 	       coalesce(o.character_id, d.character_id), coalesce(o.session_id, d.session_id)
 	FROM retention.verifications v
-	LEFT JOIN retention.outcomes o ON o.claim_id = v.deletion_id / 16384 AND o.ord = (v.deletion_id % 16384)::integer
+	LEFT JOIN retention.outcomes o ON o.claim_id = v.deletion_id / %[1]d AND o.ord = (v.deletion_id %% %[1]d)::integer
 	LEFT JOIN retention.deletions_v1 d ON d.id = v.deletion_id
 	WHERE v.batch_seq = ANY($1)
-	ORDER BY v.batch_seq, v.pos`
+	ORDER BY v.batch_seq, v.pos`, migrations.DeletionIDStride)
 
 // verifyVerifications walks the verification chain: every batch's hash is recomputed from its
 // rows and the previous hash, every link and the head are checked, and every row must name a

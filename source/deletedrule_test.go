@@ -6,15 +6,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/migrations"
+	"github.com/convai-retention/retention/source"
 )
 
-// TestDeletedRuleIsOne: "this session is deleted" is written three times for speed (the page's
-// probe, the claim's filter, and retention.is_deleted, which the views and the report use). They
-// agree on every state a session can be in: never tried, failed, deleted (v2 and v1), and
-// deleted then found present at Convai by a verification (v2 and v1).
+// TestDeletedRuleIsOne: "this session is deleted" is written five times for speed (the page's
+// probe, the claim's filter, the rows verify checks, the sync's merge, and retention.is_deleted,
+// which the views and the report use). They agree on every state a session can be in: never tried, failed,
+// deleted (v2 and v1), and deleted then found present at Convai by a verification (v2 and v1).
+// The v2 verification names its deletion by migrations.DeletionID, so a SQL copy of the deletion
+// ID that drifted from the Go one would not see the refutation.
 func TestDeletedRuleIsOne(t *testing.T) {
 	t.Parallel()
 	s, pool := store(t, 0)
@@ -37,12 +42,17 @@ func TestDeletedRuleIsOne(t *testing.T) {
 		VALUES (50, 'c', 'v1', now(), '1 day'), (50, 'c', 'v1-refuted', now(), '1 day')`)
 	exec(`UPDATE retention.deletions_v1 SET status = 'deleted', attempts = 1, completed_at = now()`)
 	exec(`UPDATE retention.runs SET status = 'succeeded', finished_at = now() WHERE id = 50`)
-	exec(`INSERT INTO retention.verify_runs (id, status, finished_at) OVERRIDING SYSTEM VALUE VALUES (1, 'finished', now())`)
+	// The deletion IDs as Go computes them: v2 and v2-refuted are the claim's 2nd and 3rd sessions.
+	var claimID, v1ID int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT max(id) FROM retention.claims`).Scan(&claimID))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT id FROM retention.deletions_v1 WHERE session_id = 'v1'`).Scan(&v1ID))
+	v2ID, v2RefutedID := migrations.DeletionID(claimID, 2), migrations.DeletionID(claimID, 3)
+	exec(`INSERT INTO retention.verify_runs (id, status, finished_at) OVERRIDING SYSTEM VALUE VALUES (90, 'finished', now())`)
 	exec(`INSERT INTO retention.verification_batches (seq, verify_id, character_id, listed_at, count, prev_hash, hash)
-		VALUES (1, 1, 'c', now(), 2, sha256(''::bytea), sha256(''::bytea))`)
+		VALUES (1, 90, 'c', now(), 2, sha256(''::bytea), sha256(''::bytea))`)
 	exec(`INSERT INTO retention.verifications (batch_seq, pos, deletion_id, character_id, session_id, result)
-		SELECT 1, 1, d.id, 'c', 'v2-refuted', 'present' FROM retention.deletions d WHERE d.session_id = 'v2-refuted' AND d.status = 'deleted'
-		UNION ALL
+		VALUES (1, 1, $1, 'c', 'v2-refuted', 'present')`, v2RefutedID)
+	exec(`INSERT INTO retention.verifications (batch_seq, pos, deletion_id, character_id, session_id, result)
 		SELECT 1, 2, d.id, 'c', 'v1-refuted', 'present' FROM retention.deletions_v1 d WHERE d.session_id = 'v1-refuted'`)
 	want := []string{"v1", "v2"}
 
@@ -70,6 +80,16 @@ func TestDeletedRuleIsOne(t *testing.T) {
 	sort.Strings(byPage)
 	require.Equal(t, want, byPage)
 
+	// The rows verify checks: the deleted ones no verification refuted, with their deletion IDs.
+	vr, _, err := s.StartVerify(ctx, job.VerifyStart{Host: "test"})
+	require.NoError(t, err)
+	toVerify := map[string]int64{}
+	require.NoError(t, vr.Deleted(ctx, "c", job.VerifyScope{}, func(d job.DeletedSession) error {
+		toVerify[d.SessionID] = d.DeletionID
+		return nil
+	}))
+	require.Equal(t, map[string]int64{"v1": v1ID, "v2": v2ID}, toVerify)
+
 	// The claim's filter: it claims everything else.
 	rs, _, err := s.StartRun(ctx, job.RunStart{Shard: job.Shard{Count: 1}, Source: "x"})
 	require.NoError(t, err)
@@ -77,4 +97,20 @@ func TestDeletedRuleIsOne(t *testing.T) {
 	claim, err := rs.Claim(ctx, chunk(t, pool, "new", "failed", "v2", "v2-refuted", "v1", "v1-refuted"))
 	require.NoError(t, err)
 	require.Equal(t, []string{"new", "failed", "v2-refuted", "v1-refuted"}, claim.SessionIDs)
+
+	// The sync's merge: sessions the set no longer has come back from the app's source, unless
+	// they are deleted.
+	exec(`CREATE TABLE public.app AS SELECT character_id, session_id, last_active_at FROM retention.sessions`)
+	exec(`DELETE FROM retention.sessions`)
+	rel, err := source.ParseRelation("public.app")
+	require.NoError(t, err)
+	y, err := source.NewSyncer(ctx, pool, rel, source.SyncOptions{Full: true})
+	require.NoError(t, err)
+	_, err = y.Sync(ctx, pool)
+	require.NoError(t, err)
+	rows, err = pool.Query(ctx, `SELECT session_id FROM retention.sessions ORDER BY 1`)
+	require.NoError(t, err)
+	bySync, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"failed", "new", "v1-refuted", "v2-refuted"}, bySync)
 }

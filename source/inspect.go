@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/convai-retention/retention/migrations"
 	"github.com/convai-retention/retention/policy"
 )
 
@@ -120,16 +121,16 @@ func Inspect(ctx context.Context, q interface {
 // inline a SQL function with sub-selects, and a function call per page row tripled the page's
 // cost (make bench). TestDeletedRuleIsOne holds this copy, the claim's and is_deleted together.
 // Scalar LIMIT 1 subqueries stay an index probe per row whatever the statistics say.
-const deletedProbe = `(coalesce((SELECT true FROM retention.outcomes d
+var deletedProbe = fmt.Sprintf(`(coalesce((SELECT true FROM retention.outcomes d
 		         WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'
 		           AND NOT EXISTS (SELECT 1 FROM retention.verifications v
-		                           WHERE v.deletion_id = d.claim_id * 16384 + d.ord AND v.result = 'present')
+		                           WHERE v.deletion_id = d.claim_id * %[1]d + d.ord AND v.result = 'present')
 		         LIMIT 1), false)
 		  OR coalesce((SELECT true FROM retention.deletions_v1 d
 		         WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'
 		           AND NOT EXISTS (SELECT 1 FROM retention.verifications v
 		                           WHERE v.deletion_id = d.id AND v.result = 'present')
-		         LIMIT 1), false))`
+		         LIMIT 1), false))`, migrations.DeletionIDStride)
 
 // The bounds of a usable last activity (policy.ValidLastActive) as SQL literals: a row outside
 // them (PostgreSQL's infinities, a year BC, a year past 9999) cannot be read into a Go time or

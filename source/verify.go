@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/migrations"
 )
 
 // Verify is one verification's handle: its id and credentials. It implements job.VerifyRunStore;
@@ -80,6 +81,20 @@ func (v *Verify) Characters(ctx context.Context, scope job.VerifyScope) ([]strin
 	return chars, nil
 }
 
+// deletedToVerifySQL reads the deleted rows of character $1 completed at or after $2 (NULL: all)
+// that no verification refuted, with their deletion IDs: "this session is deleted" as
+// retention.is_deleted has it, per row. TestDeletedRuleIsOne holds it to the other copies.
+var deletedToVerifySQL = fmt.Sprintf(`
+		SELECT id, session_id FROM (
+		    SELECT o.claim_id * %d + o.ord AS id, o.session_id, o.completed_at FROM retention.outcomes o
+		    WHERE o.status = 'deleted' AND o.character_id = $1
+		    UNION ALL
+		    SELECT d.id, d.session_id, d.completed_at FROM retention.deletions_v1 d
+		    WHERE d.status = 'deleted' AND d.character_id = $1) d
+		WHERE ($2::timestamptz IS NULL OR d.completed_at >= $2)
+		  AND NOT EXISTS (SELECT 1 FROM retention.verifications x WHERE x.deletion_id = d.id AND x.result = 'present')
+		`, migrations.DeletionIDStride)
+
 // Deleted hands fn the deleted rows of characterID in scope that no verification refuted, in
 // random order when sampling.
 func (v *Verify) Deleted(ctx context.Context, characterID string, scope job.VerifyScope, fn func(job.DeletedSession) error) error {
@@ -88,16 +103,7 @@ func (v *Verify) Deleted(ctx context.Context, characterID string, scope job.Veri
 	if scope.Sample > 0 {
 		order = fmt.Sprintf("ORDER BY random() LIMIT %d", scope.Sample)
 	}
-	rows, err := v.s.q.Query(ctx, `
-		SELECT id, session_id FROM (
-		    SELECT o.claim_id * 16384 + o.ord AS id, o.session_id, o.completed_at FROM retention.outcomes o
-		    WHERE o.status = 'deleted' AND o.character_id = $1
-		    UNION ALL
-		    SELECT d.id, d.session_id, d.completed_at FROM retention.deletions_v1 d
-		    WHERE d.status = 'deleted' AND d.character_id = $1) d
-		WHERE ($2::timestamptz IS NULL OR d.completed_at >= $2)
-		  AND NOT EXISTS (SELECT 1 FROM retention.verifications x WHERE x.deletion_id = d.id AND x.result = 'present')
-		`+order, characterID, since)
+	rows, err := v.s.q.Query(ctx, deletedToVerifySQL+order, characterID, since)
 	if err != nil {
 		return fmt.Errorf("read deletions of %s: %w", characterID, err)
 	}
