@@ -124,6 +124,12 @@ func (r *Report) summary() [][2]string {
 		{"erasure_completed", strconv.Itoa(e.Completed)}, {"erasure_lag_max_seconds", seconds(e.LagMax)},
 		{"unmatched_holds", strconv.Itoa(len(r.UnmatchedHolds))},
 	}
+	if y := r.Sync; y != nil {
+		out = append(out, [][2]string{{"sync_source", y.Source}, {"last_sync_at", optTime(y.LastSyncAt)},
+			{"last_full_pass_at", optTime(y.LastFullAt)}, {"syncs", itoa(y.Syncs)}, {"sync_rows_read", itoa(y.RowsRead)},
+			{"sync_added", itoa(y.Added)}, {"sync_changed", itoa(y.Changed)}, {"sync_unchanged", itoa(y.Unchanged)},
+			{"forgotten_in_set", itoa(y.Forgotten)}}...)
+	}
 	for _, c := range r.Checks {
 		out = append(out, [2]string{"check", c.Command})
 	}

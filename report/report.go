@@ -40,6 +40,9 @@ type Options struct {
 	// SLA is how long a session may stay expired and not deleted before it is overdue.
 	// Default DefaultSLA.
 	SLA time.Duration
+	// SyncedFrom names the app's source the job's own set (Source) is synced from; empty when
+	// the set is the source itself. The report then says how current the set is.
+	SyncedFrom string
 }
 
 func (o Options) withDefaults() Options {
@@ -81,6 +84,8 @@ type Report struct {
 	// Checks are the commands the report tells its reader to run, against the same database,
 	// to check what it states.
 	Checks []Check `json:"checks"`
+	// Sync says how current the job's own set is, when it is synced from an app's source.
+	Sync *SyncState `json:"sync,omitempty"`
 }
 
 // SLA returns the service level the report was made with.
@@ -217,7 +222,7 @@ func Build(ctx context.Context, db Beginner, o Options) (*Report, error) {
 		r.GeneratedAt = r.GeneratedAt.UTC()
 		q := query{tx: tx, o: o}
 		for _, step := range []func(context.Context, *Report) error{q.characters, q.total, q.runs, q.days, q.chain, q.verification,
-			q.erasures, q.unmatchedHolds} {
+			q.erasures, q.unmatchedHolds, q.sync} {
 			if err := step(ctx, r); err != nil {
 				return err
 			}

@@ -11,7 +11,7 @@ const maxHoldsNamed = 5
 // Statement is one line of the report's heading: a figure of the model, said in words. The
 // table and the HTML print the same statements, so they cannot state different things.
 type Statement struct {
-	// Key names the statement: period, character, generated, source, overdue, late,
+	// Key names the statement: period, character, generated, source, sync, overdue, late,
 	// unmatched_holds, log or v1_chain.
 	Key string
 	// Label is the short name the table prints before Text.
@@ -38,6 +38,9 @@ func (r *Report) Statements() []Statement {
 		Statement{Key: "generated", Label: "generated", Text: rfc3339(r.GeneratedAt) + " (outstanding, held and overdue are counted live, as of then)"},
 		Statement{Key: "source", Label: "source", Text: fmt.Sprintf("%s; SLA %s", r.Source, sla)},
 	)
+	if r.Sync != nil {
+		out = append(out, r.Sync.statement())
+	}
 
 	overdue := Statement{Key: "overdue", Label: "overdue", Alarm: r.Total.Overdue > 0}
 	if r.Total.Overdue > 0 {

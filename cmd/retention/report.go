@@ -118,6 +118,18 @@ func (a *app) report(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
+	// An app's source is synced into the job's own set, which every run reads: the live counts
+	// and the evidence read the set too, and the report says how current it is.
+	var syncedFrom string
+	if syncs(rel) {
+		if a.getenv("SOURCE_DATABASE_URL") == "" && a.getenv("SOURCE_DATABASE_URL_FILE") == "" {
+			if _, err := source.Inspect(ctx, pool, rel); err != nil { // a typo is still caught
+				return err
+			}
+		}
+		syncedFrom = rel.String()
+		rel, _ = source.ParseRelation(source.DefaultRelation)
+	}
 	if _, err := source.Inspect(ctx, pool, rel); err != nil {
 		return err
 	}
@@ -138,7 +150,7 @@ func (a *app) report(ctx context.Context, args []string) error {
 			}
 			return ev.Write(w, format)
 		}
-		opts.Character, opts.Source = o.character, ident
+		opts.Character, opts.Source, opts.SyncedFrom = o.character, ident, syncedFrom
 		r, err := report.Build(ctx, pool, opts)
 		if err != nil {
 			return err

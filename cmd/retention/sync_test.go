@@ -126,3 +126,49 @@ func TestPlanOfAnAppSourceSyncsInItsTransaction(t *testing.T) {
 	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.sessions`), "the plan leaves nothing")
 	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.syncs`))
 }
+
+// TestReportOfAnAppSourceSaysHowCurrentTheSetIs: the report of an app's source reads the job's
+// set and says when it was last synced, in every format; before any sync it says so, as an alarm.
+func TestReportOfAnAppSourceSaysHowCurrentTheSetIs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, appSource)
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '30 days')`)
+	src := []string{"--source", "app.convai_retention_source"}
+	r := b.run(t, append([]string{"report", "--format", "table"}, src...)...)
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "app.convai_retention_source has never been synced into retention.sessions")
+
+	require.Equal(t, exitcode.OK, b.run(t, append([]string{"run"}, src...)...).code)
+	r = b.run(t, append([]string{"report", "--format", "json"}, src...)...)
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	var rep struct {
+		Source string `json:"source"`
+		Sync   struct {
+			Source     string  `json:"source"`
+			LastSyncAt *string `json:"last_sync_at"`
+			Syncs      int64   `json:"syncs"`
+			RowsRead   int64   `json:"rows_read"`
+			Added      int64   `json:"added"`
+		} `json:"sync"`
+		Total struct {
+			Deleted int64 `json:"deleted"`
+		} `json:"total"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), "%s", r)
+	require.Equal(t, "retention.sessions", rep.Source)
+	require.Equal(t, "app.convai_retention_source", rep.Sync.Source)
+	require.NotNil(t, rep.Sync.LastSyncAt)
+	require.EqualValues(t, 1, rep.Sync.Syncs)
+	require.EqualValues(t, 4, rep.Sync.RowsRead)
+	require.EqualValues(t, 4, rep.Sync.Added)
+	require.EqualValues(t, 2, rep.Total.Deleted)
+	for _, format := range []string{"table", "html"} {
+		r = b.run(t, append([]string{"report", "--format", format}, src...)...)
+		require.Equal(t, exitcode.OK, r.code, "%s", r)
+		require.Contains(t, r.stdout, "app.convai_retention_source synced into retention.sessions, last at", format)
+	}
+	r = b.run(t, append([]string{"report", "--format", "csv", "--table", "summary"}, src...)...)
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "sync_rows_read,4")
+}

@@ -65,8 +65,8 @@ func TestOutOfRangeDatesAreMalformed(t *testing.T) {
 	require.Contains(t, r.stdout, "malformed 6")
 }
 
-// The report reads a view of the app's with such rows too (the job's own reading of a view is
-// tested in job: TestSourceSkipsUnusableDates).
+// The report reads a view of the app's with such rows too, through the job's set it is synced
+// into (the job's own reading of a view is tested in job: TestSourceSkipsUnusableDates).
 func TestReportOverAViewWithOutOfRangeDates(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -75,6 +75,11 @@ func TestReportOverAViewWithOutOfRangeDates(t *testing.T) {
 	b.exec(t, `INSERT INTO public.src SELECT * FROM retention.sessions`)
 	b.exec(t, `CREATE VIEW public.src_v AS SELECT * FROM public.src`)
 	b.seedBadDates(t, "public.src")
+	// The view is synced into the job's own set, which the report reads: the bad dates arrive
+	// there as undated sessions.
+	r := b.run(t, "sync", "--source", "public.src_v")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "6 malformed")
 	b.requireReportReads(t, "public.src_v")
 }
 
