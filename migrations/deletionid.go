@@ -8,8 +8,8 @@ package migrations
 //
 // Every Go place that builds or splits a deletion ID reads this constant or DeletionID. The SQL
 // functions and views write the number itself (a SQL function call per row costs too much on
-// the hot paths); TestDeletionIDIsOne (the views) and source.TestDeletedRuleIsOne (the
-// functions) fail if a SQL copy and this constant disagree.
+// the hot paths); the header of schema.sql lists where. TestDeletionIDIsOne (the views) and
+// source.TestDeletedRuleIsOne (the functions) fail if a SQL copy and this constant disagree.
 const DeletionIDStride = 16384
 
 // DeletionID is the deletion ID of the session at position ord (from 1) of claim claimID. ord 0

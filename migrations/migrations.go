@@ -1,5 +1,13 @@
 // Package migrations owns the retention schema: numbered SQL files embedded in the binary and
 // applied with tern, under an advisory lock so two pods migrating at once is safe.
+//
+// The migrations are history: a function restated by a later one is current only there. To read
+// the schema as it is now, open schema.sql in this directory: every table with its constraints,
+// indexes and triggers, every view, and every function's current source, generated from a
+// database the migrations built. TestCurrentSchema fails when it differs from what the
+// migrations produce; after adding a migration, regenerate it with
+//
+//	go test ./migrations -run TestCurrentSchema -update
 package migrations
 
 import (
@@ -15,7 +23,9 @@ import (
 	"github.com/jackc/tern/v2/migrate"
 )
 
-//go:embed *.sql
+// files are the numbered migrations; schema.sql, generated from them, is not one.
+//
+//go:embed [0-9]*.sql
 var files embed.FS
 
 // VersionTable is the table where tern records the applied version.
