@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -27,25 +28,23 @@ type discoverOptions struct {
 	allowInsecureURL bool
 }
 
-func discoverFlags(o *discoverOptions) *flagSet {
-	fs := newFlagSet("discover")
-	c := &o.cfg
-	fs.StringVar(&o.characters, "character", "", "comma-separated characters to discover (default: every character the database knows whose policy lets the job delete)")
-	fs.BoolVar(&o.dryRun, "dry-run", false, "count per character the sessions Convai has that the app does not, and how many are expired; add nothing")
-	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION the app's sessions are in; any but retention.sessions is synced into it first (not in a dry-run), and discover adds to it")
-	fs.StringVar(&o.output, "output", "text", "summary format on stdout: text or json")
-	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error [$LOG_LEVEL] (default info)")
-	fs.Float64Var(&c.Rate, "rate", job.RateDefault, "most list and details requests per second; 0 for unlimited")
-	fs.IntVar(&c.Concurrency, "concurrency", job.ConcurrencyDefault, "most details requests in flight (1-256)")
-	fs.DurationVar(&c.BackoffBase, "backoff-base", job.BackoffBaseDefault, "first retry wait, doubled each try, with jitter")
-	fs.DurationVar(&c.BackoffMax, "backoff-max", job.BackoffMaxDefault, "longest retry wait")
-	fs.IntVar(&c.MaxAttempts, "max-attempts", job.MaxAttemptsDefault, "most tries of one request")
-	fs.DurationVar(&c.RequestTimeout, "request-timeout", job.RequestTimeoutDefault, "time limit of each try")
-	for _, name := range []string{"source", "rate", "concurrency", "backoff-base", "backoff-max", "max-attempts", "request-timeout"} {
-		fs.envName(name)
-	}
-	allowInsecureURLOption(&o.allowInsecureURL).define(fs)
-	return fs
+func discoverFlags(o *discoverOptions) *flagSet { return o.table().flagSet("discover") }
+
+// table is the flag table of discover: what it looks at, then the rows it shares with the other
+// commands that call the API. --output has no variable here, as before.
+func (o *discoverOptions) table() options {
+	return slices.Concat(options{
+		{name: "character", env: noEnv, value: &o.characters, def: "",
+			help: "comma-separated characters to discover (default: every character the database knows whose policy lets the job delete)"},
+		{name: "dry-run", env: noEnv, value: &o.dryRun, def: false,
+			help: "count per character the sessions Convai has that the app does not, and how many are expired; add nothing"},
+		{name: "source", value: &o.source, def: source.DefaultRelation,
+			help: "SCHEMA.RELATION the app's sessions are in; any but retention.sessions is synced into it first (not in a dry-run), and discover adds to it"},
+		outputOption(&o.output).withEnv(noEnv),
+		logLevelOption(&o.logLevel),
+		concurrencyOption(&o.cfg),
+		allowInsecureURLOption(&o.allowInsecureURL),
+	}, apiOptions(&o.cfg))
 }
 
 func discoverHelp(w io.Writer) {
@@ -67,6 +66,9 @@ are printed and the view's owner must add the sessions. Exit 0, 4 when the API r
 func (a *app) discover(ctx context.Context, args []string) error {
 	var o discoverOptions
 	if err := discoverFlags(&o).parse(args, a.getenv); err != nil {
+		return err
+	}
+	if err := o.table().check(); err != nil {
 		return err
 	}
 	if o.output != "text" && o.output != "json" {

@@ -8,15 +8,20 @@ import (
 	"github.com/convai-retention/retention/migrations"
 )
 
-func migrateHelp(w io.Writer) { fmt.Fprint(w, "usage: retention migrate [--log-level LEVEL]\n") }
+// migrateOptions is the flag table of "retention migrate".
+func migrateOptions(level *string) options { return options{logLevelOption(level)} }
+
+func migrateHelp(w io.Writer) {
+	fmt.Fprint(w, "usage: retention migrate [--log-level LEVEL]\n\n")
+	var level string
+	migrateOptions(&level).flagSet("migrate").usage(w)
+}
 
 // migrate is "retention migrate": it brings the schema up to date. Safe to run twice, or from
 // two pods at once.
 func (a *app) migrate(ctx context.Context, args []string) error {
-	fs := newFlagSet("migrate")
 	var level string
-	fs.StringVar(&level, "log-level", "", "debug, info, warn or error [$LOG_LEVEL] (default info)")
-	if err := fs.parse(args, a.getenv); err != nil {
+	if err := migrateOptions(&level).flagSet("migrate").parse(args, a.getenv); err != nil {
 		return err
 	}
 	log, err := newLogger(a.stderr, logLevel(level, a.getenv), a.redactor)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
@@ -37,30 +38,19 @@ func runFlags(o *runOptions) *flagSet { return o.table().flagSet("run") }
 // job's own), its help, and what the run records of it.
 func (o *runOptions) table() options {
 	c := &o.cfg
-	return append(options{
+	return slices.Concat(options{
 		{name: "dry-run", env: noEnv, value: &o.dryRun, def: false,
-			help: "select and print what would be deleted; send nothing, write nothing, need no API key"},
-		{name: "output", value: &o.output, def: "text",
-			help: "summary format on stdout: text or json (json lists the session IDs in a dry-run)"},
+			help: "select and print what would be deleted (with --output json, every session ID); send nothing, " +
+				"write nothing, need no API key"},
+		outputOption(&o.output),
 		{name: "source", value: &o.source, def: source.DefaultRelation, setting: "source", record: o.relation,
 			help: "SCHEMA.RELATION with columns character_id, session_id, last_active_at; any but retention.sessions " +
 				"is first synced into retention.sessions, which the run then reads (see retention sync --help)"},
-		{name: "log-level", env: noEnv, value: &o.logLevel, def: "", // read from LOG_LEVEL by logLevel
-			help: "debug, info, warn or error [$LOG_LEVEL] (default info)"},
+		logLevelOption(&o.logLevel),
 		{name: "chunk-size", value: &c.ChunkSize, def: job.ChunkSizeDefault, nonZero: true, setting: "chunk_size",
 			help: "most session IDs in one request"},
-		{name: "concurrency", value: &c.Concurrency, def: job.ConcurrencyDefault, nonZero: true, setting: "concurrency",
-			help: "most requests in flight"},
-		{name: "rate", value: &c.Rate, def: job.RateDefault, setting: "rate",
-			help: "most requests per second across all shards (each of N shards sends at most rate/N); 0 for unlimited"},
-		{name: "backoff-base", value: &c.BackoffBase, def: job.BackoffBaseDefault, nonZero: true, setting: "backoff_base",
-			help: "first retry wait, doubled each try, with jitter"},
-		{name: "backoff-max", value: &c.BackoffMax, def: job.BackoffMaxDefault, nonZero: true, setting: "backoff_max",
-			help: "longest retry wait"},
-		{name: "max-attempts", value: &c.MaxAttempts, def: job.MaxAttemptsDefault, nonZero: true, setting: "max_attempts",
-			help: "most tries of one request"},
-		{name: "request-timeout", value: &c.RequestTimeout, def: job.RequestTimeoutDefault, nonZero: true, setting: "request_timeout",
-			help: "time limit of each try"},
+		concurrencyOption(c),
+	}, apiOptions(c), options{
 		{name: "max-deletions", value: &c.MaxDeletions, def: int64(0), setting: "max_deletions",
 			help: "most sessions to send this run, oldest first; 0 for no limit"},
 		{name: "abort-above", value: &c.AbortAbove, def: int64(0), setting: "abort_above",
@@ -83,7 +73,7 @@ func (o *runOptions) table() options {
 		{name: "estimate", value: &o.estimate, def: true,
 			help: "count the sessions to send with a read-only pass beside the run, for the total and time left " +
 				"in the progress; false spares the database that pass"},
-	}, o.sync.options()...)
+	}, o.sync.options())
 }
 
 // jobConfig is the job's Config for the flags given. The flags hold the values as typed; the one

@@ -151,8 +151,8 @@ func (o *syncOptions) table() options {
 	return append(options{
 		{name: "source", value: &o.source, def: source.DefaultRelation,
 			help: "SCHEMA.RELATION with columns character_id, session_id, last_active_at, read into retention.sessions"},
-		{name: "output", value: &o.output, def: "text", help: "text or json"},
-		{name: "log-level", env: noEnv, value: &o.logLevel, def: "", help: "debug, info, warn or error [$LOG_LEVEL] (default info)"},
+		outputOption(&o.output),
+		logLevelOption(&o.logLevel),
 	}, o.flags.options()...)
 }
 

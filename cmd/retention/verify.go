@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -30,25 +31,24 @@ type verifyOptions struct {
 	allowInsecureURL bool
 }
 
-func verifyFlags(o *verifyOptions) *flagSet {
-	fs := newFlagSet("verify")
-	c := &o.cfg
-	fs.StringVar(&o.character, "character", "", "verify this character only (default: every character with a recorded deletion)")
-	fs.StringVar(&o.since, "since", "", "only deletions completed at or after this: YYYY-MM-DD (UTC) or RFC 3339 (default: all)")
-	fs.IntVar(&o.sample, "sample", 0, "check at most N deletions per character, chosen at random; 0 checks all")
-	fs.StringVar(&o.output, "output", "text", "summary format on stdout: text or json")
-	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error [$LOG_LEVEL] (default info)")
-	fs.StringVar(&o.pushURL, "pushgateway-url", "", "push the verification's metrics to this Prometheus Pushgateway when it ends")
-	fs.Float64Var(&c.Rate, "rate", job.RateDefault, "most list requests per second; 0 for unlimited")
-	fs.DurationVar(&c.BackoffBase, "backoff-base", job.BackoffBaseDefault, "first retry wait, doubled each try, with jitter")
-	fs.DurationVar(&c.BackoffMax, "backoff-max", job.BackoffMaxDefault, "longest retry wait")
-	fs.IntVar(&c.MaxAttempts, "max-attempts", job.MaxAttemptsDefault, "most tries of one list request")
-	fs.DurationVar(&c.RequestTimeout, "request-timeout", job.RequestTimeoutDefault, "time limit of each try (a list is read whole within it)")
-	for _, name := range []string{"rate", "backoff-base", "backoff-max", "max-attempts", "request-timeout", "pushgateway-url"} {
-		fs.envName(name)
-	}
-	allowInsecureURLOption(&o.allowInsecureURL).define(fs)
-	return fs
+func verifyFlags(o *verifyOptions) *flagSet { return o.table().flagSet("verify") }
+
+// table is the flag table of verify: its scope, then the rows it shares with the other commands
+// that call the API. --output has no variable here, as before.
+func (o *verifyOptions) table() options {
+	return slices.Concat(options{
+		{name: "character", env: noEnv, value: &o.character, def: "",
+			help: "verify this character only (default: every character with a recorded deletion)"},
+		{name: "since", env: noEnv, value: &o.since, def: "",
+			help: "only deletions completed at or after this: YYYY-MM-DD (UTC) or RFC 3339 (default: all)"},
+		{name: "sample", env: noEnv, value: &o.sample, def: 0,
+			help: "check at most N deletions per character, chosen at random; 0 checks all"},
+		outputOption(&o.output).withEnv(noEnv),
+		logLevelOption(&o.logLevel),
+		{name: "pushgateway-url", value: &o.pushURL, def: "",
+			help: "push the verification's metrics to this Prometheus Pushgateway when it ends"},
+		allowInsecureURLOption(&o.allowInsecureURL),
+	}, apiOptions(&o.cfg))
 }
 
 func verifyHelp(w io.Writer) {
@@ -68,6 +68,9 @@ when the API rejected the key, 5 when a character's list could not be read.
 func (a *app) verify(ctx context.Context, args []string) error {
 	var o verifyOptions
 	if err := verifyFlags(&o).parse(args, a.getenv); err != nil {
+		return err
+	}
+	if err := o.table().check(); err != nil {
 		return err
 	}
 	if o.output != "text" && o.output != "json" {

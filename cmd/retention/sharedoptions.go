@@ -1,0 +1,51 @@
+package main
+
+import "github.com/convai-retention/retention/job"
+
+// The option rows several commands share, defined once: a command's table lists them, so the
+// flag's name, default, variable and help are the same wherever it appears.
+// TestHelpListsSharedOptionsAlike holds the commands' help to these rows.
+
+// apiOptions are the settings of the calls to the Convai API and their retries: of run and
+// schedule (deletions), verify (lists) and discover (lists and details). The defaults are the
+// job's own.
+func apiOptions(c *job.Config) options {
+	return options{
+		{name: "rate", value: &c.Rate, def: job.RateDefault, setting: "rate",
+			help: "most API requests per second; 0 for unlimited (a run split into N shards sends at most rate/N from each)"},
+		{name: "backoff-base", value: &c.BackoffBase, def: job.BackoffBaseDefault, nonZero: true, setting: "backoff_base",
+			help: "first retry wait, doubled each try, with jitter"},
+		{name: "backoff-max", value: &c.BackoffMax, def: job.BackoffMaxDefault, nonZero: true, setting: "backoff_max",
+			help: "longest retry wait"},
+		{name: "max-attempts", value: &c.MaxAttempts, def: job.MaxAttemptsDefault, nonZero: true, setting: "max_attempts",
+			help: "most tries of one request"},
+		{name: "request-timeout", value: &c.RequestTimeout, def: job.RequestTimeoutDefault, nonZero: true, setting: "request_timeout",
+			help: "time limit of each try (a list is read whole within it)"},
+	}
+}
+
+// concurrencyOption is --concurrency, the most API requests in flight: of run and schedule
+// (deletions) and discover (details).
+func concurrencyOption(c *job.Config) option {
+	return option{name: "concurrency", value: &c.Concurrency, def: job.ConcurrencyDefault, nonZero: true, setting: "concurrency",
+		help: "most requests in flight (1-256)"}
+}
+
+// outputOption is --output, the format of a command's summary on stdout. It is read from
+// RETENTION_OUTPUT; verify and discover, which never read it, take the row withEnv(noEnv).
+// Each command refuses a value other than text or json itself.
+func outputOption(v *string) option {
+	return option{name: "output", value: v, def: "text", help: "summary format on stdout: text or json"}
+}
+
+// logLevelOption is --log-level. LOG_LEVEL is read by logLevel, not by the flag set.
+func logLevelOption(v *string) option {
+	return option{name: "log-level", env: noEnv, value: v, def: "",
+		help: "debug, info, warn or error [$LOG_LEVEL] (default info)"}
+}
+
+// withEnv is o read from the variables vars instead (noEnv: none).
+func (o option) withEnv(vars []string) option {
+	o.env = vars
+	return o
+}
