@@ -32,6 +32,10 @@ type Config struct {
 	// BaseURL is the API root, default DefaultBaseURL. It must be an http or https URL with a
 	// host and no user info, query or fragment; a path is kept as a prefix.
 	BaseURL string
+	// MemoryBaseURL is the root of the long-term memory endpoints (/memory/..., and
+	// /user/end-users/delete), which Convai may serve from another host; default BaseURL. The
+	// same rules as BaseURL apply.
+	MemoryBaseURL string
 	// APIKey is sent in the CONVAI-API-KEY header. Required; printable ASCII without spaces.
 	APIKey string
 	// HTTPClient sends the requests. The default has dial, TLS handshake and response header
@@ -50,14 +54,14 @@ type Config struct {
 
 // String returns the fields of c with the API key redacted.
 func (c Config) String() string {
-	return fmt.Sprintf("{BaseURL:%s APIKey:%s HTTPClient:%s UserAgent:%s}",
-		c.BaseURL, c.redactedKey(), c.httpClientName(), c.UserAgent)
+	return fmt.Sprintf("{BaseURL:%s MemoryBaseURL:%s APIKey:%s HTTPClient:%s UserAgent:%s}",
+		c.BaseURL, c.MemoryBaseURL, c.redactedKey(), c.httpClientName(), c.UserAgent)
 }
 
 // GoString returns a Go-syntax representation of c with the API key redacted.
 func (c Config) GoString() string {
-	return fmt.Sprintf("convai.Config{BaseURL:%q, APIKey:%q, HTTPClient:%s, UserAgent:%q}",
-		c.BaseURL, c.redactedKey(), c.httpClientName(), c.UserAgent)
+	return fmt.Sprintf("convai.Config{BaseURL:%q, MemoryBaseURL:%q, APIKey:%q, HTTPClient:%s, UserAgent:%q}",
+		c.BaseURL, c.MemoryBaseURL, c.redactedKey(), c.httpClientName(), c.UserAgent)
 }
 
 // Format implements fmt.Formatter so that no verb or flag prints the API key: %#v uses
@@ -77,6 +81,7 @@ func (c Config) Format(f fmt.State, verb rune) {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("base_url", c.BaseURL),
+		slog.String("memory_base_url", c.MemoryBaseURL),
 		slog.String("api_key", c.redactedKey()),
 		slog.String("http_client", c.httpClientName()),
 		slog.String("user_agent", c.UserAgent),
@@ -86,11 +91,12 @@ func (c Config) LogValue() slog.Value {
 // MarshalJSON implements json.Marshaler with the API key redacted.
 func (c Config) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		BaseURL    string `json:"base_url"`
-		APIKey     string `json:"api_key"`
-		HTTPClient string `json:"http_client"`
-		UserAgent  string `json:"user_agent"`
-	}{c.BaseURL, c.redactedKey(), c.httpClientName(), c.UserAgent})
+		BaseURL       string `json:"base_url"`
+		MemoryBaseURL string `json:"memory_base_url,omitempty"`
+		APIKey        string `json:"api_key"`
+		HTTPClient    string `json:"http_client"`
+		UserAgent     string `json:"user_agent"`
+	}{c.BaseURL, c.MemoryBaseURL, c.redactedKey(), c.httpClientName(), c.UserAgent})
 }
 
 func (c Config) redactedKey() string {
@@ -112,20 +118,52 @@ const (
 	deletePath  = "/character/chatHistory/delete"
 	listPath    = "/character/chatHistory/list"
 	detailsPath = "/character/chatHistory/details"
+	// The long-term memory endpoints, under Config.MemoryBaseURL.
+	memoryListPath      = "/memory/list"
+	memoryDeletePath    = "/memory/delete"
+	memoryDeleteAllPath = "/memory/delete-all"
+	endUserDeletePath   = "/user/end-users/delete"
 )
 
 // endpoints are the URLs a Client sends to.
-type endpoints struct{ delete, list, details string }
+type endpoints struct {
+	delete, list, details                                    string
+	memoryList, memoryDelete, memoryDeleteAll, endUserDelete string
+}
 
-// endpoint validates base and returns the URLs of the endpoints under it.
-func endpoint(base string) (endpoints, error) {
+// endpoint validates base and memoryBase (BaseURL and MemoryBaseURL; "" for base) and returns
+// the URLs of the endpoints under them.
+func endpoint(base, memoryBase string) (endpoints, error) {
+	u, err := baseURL("BaseURL", base)
+	if err != nil {
+		return endpoints{}, err
+	}
+	m := u
+	if memoryBase != "" {
+		if m, err = baseURL("MemoryBaseURL", memoryBase); err != nil {
+			return endpoints{}, err
+		}
+	}
+	return endpoints{
+		delete:          u.JoinPath(deletePath).String(),
+		list:            u.JoinPath(listPath).String(),
+		details:         u.JoinPath(detailsPath).String(),
+		memoryList:      m.JoinPath(memoryListPath).String(),
+		memoryDelete:    m.JoinPath(memoryDeletePath).String(),
+		memoryDeleteAll: m.JoinPath(memoryDeleteAllPath).String(),
+		endUserDelete:   m.JoinPath(endUserDeletePath).String(),
+	}, nil
+}
+
+// baseURL validates base, the value of the Config field named field.
+func baseURL(field, base string) (*url.URL, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		shown := base
 		if strings.Contains(base, "@") { // may hold a password
 			shown = ""
 		}
-		return endpoints{}, &ConfigError{Field: "BaseURL", Value: shown, Reason: "not a URL"}
+		return nil, &ConfigError{Field: field, Value: shown, Reason: "not a URL"}
 	}
 	shown := u.String()
 	if u.User != nil { // a user name can be a secret too, not only a password
@@ -135,19 +173,15 @@ func endpoint(base string) (endpoints, error) {
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return endpoints{}, &ConfigError{Field: "BaseURL", Value: shown, Reason: "must start with http:// or https://"}
+		return nil, &ConfigError{Field: field, Value: shown, Reason: "must start with http:// or https://"}
 	case u.Host == "" || u.Opaque != "":
-		return endpoints{}, &ConfigError{Field: "BaseURL", Value: shown, Reason: "must have a host, e.g. https://api.convai.com"}
+		return nil, &ConfigError{Field: field, Value: shown, Reason: "must have a host, e.g. https://api.convai.com"}
 	case u.User != nil:
-		return endpoints{}, &ConfigError{Field: "BaseURL", Value: shown, Reason: "must not carry user info; the key goes in APIKey"}
+		return nil, &ConfigError{Field: field, Value: shown, Reason: "must not carry user info; the key goes in APIKey"}
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return endpoints{}, &ConfigError{Field: "BaseURL", Reason: "must not have a query or fragment"}
+		return nil, &ConfigError{Field: field, Reason: "must not have a query or fragment"}
 	}
-	return endpoints{
-		delete:  u.JoinPath(deletePath).String(),
-		list:    u.JoinPath(listPath).String(),
-		details: u.JoinPath(detailsPath).String(),
-	}, nil
+	return u, nil
 }
 
 // checkHeaderValue reports whether v is printable ASCII, spaces allowed only if spaces is set.
@@ -183,7 +217,7 @@ func fill(cfg Config) (Config, endpoints, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	ep, err := endpoint(cfg.BaseURL)
+	ep, err := endpoint(cfg.BaseURL, cfg.MemoryBaseURL)
 	if ce, ok := err.(*ConfigError); ok {
 		// The key pasted into the URL by mistake, in any form.
 		ce.Value = scrub(ce.Value, secret.New([]string{cfg.APIKey}, cfg.Secrets))

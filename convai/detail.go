@@ -74,6 +74,15 @@ var knownMessages = map[string]bool{
 	"sessionIDs must not be empty.":            true,
 	"sessionIDs must not contain an empty ID.": true,
 	"charID and sessionID are required.":       true,
+	// The long-term memory endpoints, as the stand-in answers them.
+	"Memory not found.":                                     true,
+	"End user not found.":                                   true,
+	"This key may not access this character.":               true,
+	"character_id and end_user_id are required.":            true,
+	"character_id, end_user_id and memory_id are required.": true,
+	"end_user_id is required.":                              true,
+	"page must be a whole number from 1.":                   true,
+	"page_size must be a whole number from 1 to 100.":       true,
 }
 
 // messageMembers are the members of a JSON object whose string value may be a known message.

@@ -1,7 +1,8 @@
-// Package convai is the client for Convai's chat-history delete endpoint. It owns the request
-// (URL, headers, JSON body), the reading of the answer and its classification into what the caller
-// should do next. It sends exactly one request per call: retries, rate limiting and bisecting a
-// batch belong to the caller.
+// Package convai is the client for Convai's chat-history endpoints (delete, list, details) and
+// its long-term memory endpoints (list, delete, delete-all, and the deletion of an end user). It
+// owns the request (URL, headers, JSON body), the reading of the answer and its classification
+// into what the caller should do next. It sends exactly one request per call (ListMemories one
+// per page): retries, rate limiting and bisecting a batch belong to the caller.
 //
 // # Classification
 //
@@ -24,6 +25,20 @@
 // followed: a 3xx usually means a wrong BaseURL, and following it could send the API key to
 // another host. Treating them as Retryable errs on the side of never claiming a deletion that
 // was not confirmed; the caller's retry budget bounds the cost.
+//
+// # Long-term memory
+//
+// Convai documents the memory endpoints only through its SDKs, marked beta: POST with a JSON
+// body and the same CONVAI-API-KEY header, under Config.MemoryBaseURL (default BaseURL).
+// ListMemories, DeleteMemory, DeleteAllMemories and DeleteEndUser say in their comments what
+// they assume of the answers. Their statuses are classified as for Delete (401 and 403
+// AuthRejected, 403 being a character the key may not touch; 408, 429 and 5xx Retryable; other
+// 4xx Permanent), except a 404: Permanent, wrapping ErrMemoryUnavailable ("this account or API
+// does not offer long-term memory", not a failure to delete chat history), or ErrMemoryNotFound
+// when the body says with a known text that the memory or end user does not exist. Deleting
+// every memory is asynchronous: a Confirmed DeleteAllMemories or DeleteEndUser says the API
+// accepted it, and only an empty ListMemories afterwards says the memories are gone. No memory's
+// text is ever kept or quoted.
 //
 // # Secrets
 //

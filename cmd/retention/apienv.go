@@ -18,25 +18,35 @@ func allowInsecureURLOption(v *bool) option {
 			"would cross the network unencrypted); only for a proxy on a network you trust"}
 }
 
-// newClient returns the Convai client for key at baseURL (CONVAI_API_URL), keeping every secret
-// read so far out of its errors. A plain http:// URL to a host other than this machine is a
-// usage error unless allowInsecure, and then a loud warning.
+// newClient returns the Convai client for key at baseURL (CONVAI_API_URL), its long-term memory
+// endpoints at CONVAI_MEMORY_API_URL (default baseURL; nothing calls them unless asked), keeping
+// every secret read so far out of its errors. A plain http:// URL to a host other than this
+// machine is a usage error unless allowInsecure, and then a loud warning.
 func (a *app) newClient(log *slog.Logger, baseURL, key string, allowInsecure bool) (*convai.Client, error) {
-	host, insecure := insecureAPIURL(baseURL)
-	if insecure && !allowInsecure {
-		return nil, usagef("CONVAI_API_URL %s is plain http:// to %s, a host other than this machine: the API key would "+
-			"cross the network unencrypted. Use https://, or pass --allow-insecure-url (RETENTION_ALLOW_INSECURE_URL=true) "+
-			"for a proxy on a network you trust", safeURL(baseURL), host)
+	memoryURL := a.getenv("CONVAI_MEMORY_API_URL")
+	type apiURL struct{ env, url string }
+	var insecure []apiURL
+	for _, u := range []apiURL{{"CONVAI_API_URL", baseURL}, {"CONVAI_MEMORY_API_URL", memoryURL}} {
+		host, bad := insecureAPIURL(u.url)
+		if !bad {
+			continue
+		}
+		if !allowInsecure {
+			return nil, usagef("%s %s is plain http:// to %s, a host other than this machine: the API key would "+
+				"cross the network unencrypted. Use https://, or pass --allow-insecure-url (RETENTION_ALLOW_INSECURE_URL=true) "+
+				"for a proxy on a network you trust", u.env, safeURL(u.url), host)
+		}
+		insecure = append(insecure, u)
 	}
-	c, err := convai.New(convai.Config{BaseURL: baseURL, APIKey: key, Secrets: a.secretValues(),
+	c, err := convai.New(convai.Config{BaseURL: baseURL, MemoryBaseURL: memoryURL, APIKey: key, Secrets: a.secretValues(),
 		UserAgent: "convai-retention/" + buildVersion()})
 	if err != nil {
 		return nil, err
 	}
-	if insecure {
-		log.Warn("INSECURE API CONNECTION: CONVAI_API_URL is plain http:// to a host other than this machine "+
+	for _, u := range insecure {
+		log.Warn("INSECURE API CONNECTION: "+u.env+" is plain http:// to a host other than this machine "+
 			"(allowed by --allow-insecure-url); the API key and the session IDs can be read or changed on the way",
-			"api_url", safeURL(baseURL))
+			"api_url", safeURL(u.url))
 	}
 	return c, nil
 }

@@ -60,6 +60,7 @@ environment:
                        at most 4 KiB; a dry-run never reads it)
   CONVAI_API_URL       the API root (default https://api.convai.com); plain http:// only to this
                        machine, unless --allow-insecure-url
+  CONVAI_MEMORY_API_URL  the root of the long-term memory endpoints (default CONVAI_API_URL), same rules
   SOURCE_DATABASE_URL  the database the source (--source) is in, read-only (a replica will do), or
   SOURCE_DATABASE_URL_FILE  a file holding it; default: the retention database
   LOG_LEVEL            debug, info, warn or error; logs go to stderr, JSON unless a terminal
