@@ -26,6 +26,9 @@ type config struct {
 	opts     convaitest.Options
 	// sessions is the file the sessions the fake starts with are read from; empty for none.
 	sessions string
+	// memories is the file the end users and memories the fake starts with are read from;
+	// empty for none.
+	memories string
 }
 
 func usagef(format string, args ...any) error { return cli.Usagef(format, args...) }
@@ -35,13 +38,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs := flag.NewFlagSet("convai-fake", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: %s=KEY convai-fake [flags]\n\nServes fake Convai chat-history endpoints: delete, list and details.\n\nFlags:\n", keyEnv)
+		fmt.Fprintf(fs.Output(), "Usage: %s=KEY convai-fake [flags]\n\nServes fake Convai chat-history endpoints (delete, list and details) and long-term memory\nendpoints (memory list, delete and delete-all; end user delete).\n\nFlags:\n", keyEnv)
 		fs.PrintDefaults()
 	}
 	var (
 		cfg       config
 		o         = &cfg.opts
 		rejectIDs string
+		foreign   string
 		logLevel  string
 	)
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8089", "`address` to listen on; port 0 picks a free port")
@@ -58,6 +62,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&o.MaxIDs, "max-ids", 0, "most session IDs per request, 0 for no limit")
 	fs.BoolVar(&o.RefuseUnknown, "refuse-unknown", false, "answer 404 to a delete naming a session the fake does not hold (never seeded, or deleted already)")
 	fs.StringVar(&cfg.sessions, "sessions", "", "JSON `file` of the sessions the fake holds: {\"CHARACTER\": {\"SESSION\": [\"RFC 3339 interaction time\", ...]}}")
+	fs.StringVar(&cfg.memories, "memories", "", "JSON `file` of the end users and memories the fake holds: "+
+		"{\"end_users\": [\"USER\"], \"memories\": {\"CHARACTER\": {\"USER\": [{\"id\": \"M\", \"memory\": \"TEXT\", \"session_id\": \"S\", \"created_at\": \"RFC 3339\"}]}}}")
+	fs.DurationVar(&o.MemoryDeleteDelay, "memory-delete-delay", 0, "how long a memory delete-all takes to complete (it answers \"in progress\" at once)")
+	fs.BoolVar(&o.StuckDeleteAll, "stuck-delete-all", false, "a memory delete-all is accepted and never completes")
+	fs.StringVar(&foreign, "foreign-characters", "", "comma-separated character `IDs` the key does not own: the memory endpoints answer 403")
+	fs.BoolVar(&o.NoMemory, "no-memory", false, "the memory endpoints answer 404, as for an account without long-term memory")
 	fs.Int64Var(&o.Seed, "seed", 0, "seed of the fault choice")
 	fs.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default $LOG_LEVEL, else info); requests log at debug")
 
@@ -76,6 +86,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	for id := range strings.SplitSeq(rejectIDs, ",") {
 		if id = strings.TrimSpace(id); id != "" {
 			o.RejectIDs = append(o.RejectIDs, id)
+		}
+	}
+	for id := range strings.SplitSeq(foreign, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			o.ForeignCharacters = append(o.ForeignCharacters, id)
 		}
 	}
 	level := cmp.Or(strings.TrimSpace(logLevel), strings.TrimSpace(getenv("LOG_LEVEL")), "info")
@@ -121,6 +136,8 @@ func (c *config) check() error {
 		return usagef("--hang-for %v: must not be negative; 0 hangs until the client goes away", o.HangFor)
 	case o.MaxIDs < 0:
 		return usagef("--max-ids %d: must not be negative; 0 means no limit", o.MaxIDs)
+	case o.MemoryDeleteDelay < 0:
+		return usagef("--memory-delete-delay %v: must not be negative; 0 completes a delete-all by the next request", o.MemoryDeleteDelay)
 	}
 	return nil
 }

@@ -36,6 +36,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		fake.AddSessions(seed)
 	}
+	if cfg.memories != "" {
+		seed, err := readMemorySeed(cfg.memories)
+		if err != nil {
+			return err
+		}
+		if err := fake.AddMemories(seed); err != nil {
+			return usagef("--memories %s: %v", cfg.memories, err)
+		}
+	}
 
 	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.listen)
 	if err != nil {
@@ -59,7 +68,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger.Info("listening", "addr", addr, "latency", o.Latency, "fail_rate", o.FailRate,
 		"rate_limit_rate", o.RateLimitRate, "retry_after", o.RetryAfter, "hang_rate", o.HangRate,
 		"hang_for", o.HangFor, "drop_rate", o.DropRate, "unconfirmed_rate", o.UnconfirmedRate,
-		"lost_answer_rate", o.LostAnswerRate, "reject_ids", len(o.RejectIDs), "max_ids", o.MaxIDs, "seed", o.Seed)
+		"lost_answer_rate", o.LostAnswerRate, "reject_ids", len(o.RejectIDs), "max_ids", o.MaxIDs,
+		"memory_delete_delay", o.MemoryDeleteDelay, "stuck_delete_all", o.StuckDeleteAll,
+		"foreign_characters", len(o.ForeignCharacters), "no_memory", o.NoMemory, "seed", o.Seed)
 
 	select {
 	case err := <-served:
@@ -107,6 +118,7 @@ func routes(fake *convaitest.Fake) http.Handler {
 	mux.HandleFunc("GET /_fake/stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, fake.Stats())
 	})
+	memoryRoutes(mux, fake)
 	mux.Handle("/", fake)
 	return mux
 }

@@ -1,7 +1,9 @@
 // Package convaitest provides Fake, an http.Handler that stands in for Convai's chat-history
-// endpoints (delete, list and details) in tests and demos. It holds sessions per character with
-// their interaction times (AddSession), checks the key and the body like the real API, removes
-// the sessions it is asked to delete and remembers what it deleted, injects faults (errors, rate limits, hangs, dropped connections, answers that
+// endpoints (delete, list and details) and its long-term memory endpoints (list, delete,
+// delete-all, and the deletion of an end user) in tests and demos. It holds sessions per
+// character with their interaction times (AddSession), and end users' memories per character
+// (AddMemories), checks the key and the body like the real API, removes what it is asked to
+// delete and remembers what it deleted, injects faults (errors, rate limits, hangs, dropped connections, answers that
 // are not confirmations, deletions whose answer is lost) at seeded random rates, and records
 // every request it answered and the most requests it ever had in flight.
 //
@@ -19,7 +21,8 @@ import (
 	"time"
 )
 
-// Path is the path of the delete endpoint; ListPath and DetailsPath are the others.
+// Path is the path of the delete endpoint; ListPath, DetailsPath and the memory paths
+// (MemoryListPath, MemoryDeletePath, MemoryDeleteAllPath, EndUserDeletePath) are the others.
 const Path = "/character/chatHistory/delete"
 
 // The answers the Fake gives.
@@ -34,8 +37,7 @@ const (
 const maxBody = 1 << 20
 
 // Options configures a Fake. Rates are fractions of the requests that would otherwise succeed,
-// drawn alike for the three endpoints;
-// each is clamped to [0, 1] and they are drawn in the order of the fields, so when they add up to
+// drawn alike for every endpoint (the memory ones included); each is clamped to [0, 1] and they are drawn in the order of the fields, so when they add up to
 // more than 1 the later ones get what is left.
 type Options struct {
 	// APIKey is the key the Fake accepts in CONVAI-API-KEY. Required: with an empty key every
@@ -74,6 +76,20 @@ type Options struct {
 	RefuseUnknown bool
 	// MaxIDs, if positive, is the most session IDs a request may carry; more gets 400.
 	MaxIDs int
+	// MemoryDeleteDelay is how long, by Now, a memory delete-all takes: it is answered "in
+	// progress" at once, and the memories it covers (those held when it was asked for) are gone
+	// for the first request, or the first look (Memories), at or after the delay. 0: gone for
+	// the next one.
+	MemoryDeleteDelay time.Duration
+	// StuckDeleteAll makes every delete-all asked for while it is set answer "in progress" and
+	// never complete.
+	StuckDeleteAll bool
+	// ForeignCharacters are characters the key does not own: the memory endpoints answer 403 for
+	// them and touch nothing.
+	ForeignCharacters []string
+	// NoMemory makes the memory endpoints answer 404, as for an account or an API without
+	// long-term memory.
+	NoMemory bool
 	// Seed seeds the fault choice: the same seed gives the same sequence of faults over the
 	// requests that reach the choice.
 	Seed int64
@@ -91,11 +107,13 @@ type Fake struct {
 	mu          sync.Mutex
 	opts        Options
 	reject      map[string]bool
+	foreign     map[string]bool
 	rng         *rand.Rand
 	failTurn    int
 	unconfTurn  int
 	deleted     map[string]map[string]bool
 	sessions    map[string]map[string][]time.Time
+	memory      memoryState
 	log         []Request
 	outcomes    map[Outcome]int
 	received    int
@@ -111,6 +129,7 @@ func New(opts Options) *Fake {
 		deleted:  make(map[string]map[string]bool),
 		sessions: make(map[string]map[string][]time.Time),
 		outcomes: make(map[Outcome]int),
+		memory:   newMemoryState(),
 	}
 	f.setOptions(opts)
 	return f
@@ -134,6 +153,12 @@ func (f *Fake) setOptions(opts Options) {
 	for _, id := range opts.RejectIDs {
 		f.reject[id] = true
 	}
+	opts.MemoryDeleteDelay = max(opts.MemoryDeleteDelay, 0)
+	opts.ForeignCharacters = slices.Clone(opts.ForeignCharacters)
+	f.foreign = make(map[string]bool, len(opts.ForeignCharacters))
+	for _, c := range opts.ForeignCharacters {
+		f.foreign[c] = true
+	}
 	f.opts = opts
 }
 
@@ -151,6 +176,7 @@ func (f *Fake) Update(fn func(*Options)) {
 	defer f.mu.Unlock()
 	o := f.opts
 	o.RejectIDs = slices.Clone(o.RejectIDs)
+	o.ForeignCharacters = slices.Clone(o.ForeignCharacters)
 	fn(&o)
 	f.setOptions(o)
 }

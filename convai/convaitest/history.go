@@ -49,7 +49,8 @@ var malformedDetails = []badBody{
 }
 
 // answerList applies the drawn fault, or streams the character's sessions, newest start first,
-// at most limit of them (-1: all).
+// at most limit of them (-1: all). A session's is_added_to_memory is true once a memory was drawn
+// from it (Memory.SessionID, SetAddedToMemory).
 func (f *Fake) answerList(w http.ResponseWriter, r *http.Request, opts Options, charID string, limit int) (int, Outcome) {
 	if code, out, faulted := f.fault(w, r, opts, malformedLists); faulted {
 		return code, out
@@ -71,7 +72,7 @@ func (f *Fake) answerList(w http.ResponseWriter, r *http.Request, opts Options, 
 			Date      string `json:"date"`
 			Time      string `json:"time"`
 			Memory    bool   `json:"is_added_to_memory"`
-		}{s.id, s.start.Format(listDateLayout), s.start.Format(listTimeLayout), false})
+		}{s.id, s.start.Format(listDateLayout), s.start.Format(listTimeLayout), s.memory})
 		_, _ = bw.Write(el)
 		if r.Context().Err() != nil {
 			return http.StatusOK, OutcomeCanceled
@@ -158,8 +159,9 @@ func (f *Fake) firstUnknown(charID string, ids []string) (string, bool) {
 }
 
 type listedSession struct {
-	id    string
-	start time.Time
+	id     string
+	start  time.Time
+	memory bool // is_added_to_memory
 }
 
 // listed returns the sessions of charID, newest start first (then by ID), and the RejectIDs it
@@ -169,7 +171,7 @@ func (f *Fake) listed(charID string) []listedSession {
 	f.mu.Lock()
 	out := make([]listedSession, 0, len(f.sessions[charID]))
 	for id, times := range f.sessions[charID] {
-		s := listedSession{id: id}
+		s := listedSession{id: id, memory: f.addedToMemoryLocked(charID, id)}
 		if len(times) > 0 {
 			s.start = slices.MinFunc(times, time.Time.Compare).UTC()
 		}
@@ -177,7 +179,7 @@ func (f *Fake) listed(charID string) []listedSession {
 	}
 	for id := range f.reject {
 		if _, ok := f.sessions[charID][id]; !ok {
-			out = append(out, listedSession{id: id})
+			out = append(out, listedSession{id: id, memory: f.addedToMemoryLocked(charID, id)})
 		}
 	}
 	f.mu.Unlock()

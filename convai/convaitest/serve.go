@@ -39,6 +39,14 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request, opts Options, rejec
 		rec.Endpoint = EndpointList
 	case DetailsPath:
 		rec.Endpoint = EndpointDetails
+	case MemoryListPath:
+		rec.Endpoint = EndpointMemoryList
+	case MemoryDeletePath:
+		rec.Endpoint = EndpointMemoryDelete
+	case MemoryDeleteAllPath:
+		rec.Endpoint = EndpointMemoryDeleteAll
+	case EndUserDeletePath:
+		rec.Endpoint = EndpointEndUserDelete
 	default:
 		return writeError(w, http.StatusNotFound, "Not found."), OutcomeNotFound
 	}
@@ -57,6 +65,9 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request, opts Options, rejec
 	}
 	if readErr != nil {
 		return writeError(w, http.StatusBadRequest, "Request body could not be read."), OutcomeBadRequest
+	}
+	if isMemoryEndpoint(rec.Endpoint) {
+		return f.serveMemory(w, r, opts, body, rec)
 	}
 	var req struct {
 		CharID     *string  `json:"charID"`

@@ -24,21 +24,30 @@ const (
 	OutcomeUnconfirmed      Outcome = "unconfirmed"        // UnconfirmedRate: 200 that is not the documented answer
 	OutcomeLostAnswer       Outcome = "lost_answer"        // LostAnswerRate: deleted, then connection closed
 	OutcomeCanceled         Outcome = "canceled"           // the client went away during Latency
-	OutcomeUnknown          Outcome = "unknown"            // 404: RefuseUnknown and a session the Fake does not hold
+	OutcomeUnknown          Outcome = "unknown"            // 404: RefuseUnknown and a session the Fake does not hold; a memory or end user it does not hold
 	OutcomeListed           Outcome = "listed"             // 200: the list of a character's sessions
 	OutcomeDetailed         Outcome = "detailed"           // 200: the interactions of a session
+	OutcomeMemoryListed     Outcome = "memory_listed"      // 200: a page of an end user's memories
+	OutcomeMemoryDeleted    Outcome = "memory_deleted"     // 200: one memory deleted
+	OutcomeDeleteAllStarted Outcome = "delete_all_started" // 200: an end user's memories with a character are being deleted
+	OutcomeEndUserDeleted   Outcome = "end_user_deleted"   // 200: an end user and all their memories deleted
+	OutcomeForbidden        Outcome = "forbidden"          // 403: a character of ForeignCharacters
+	OutcomeNoMemory         Outcome = "no_memory"          // 404: NoMemory
 )
 
 // Request is one request the Fake answered.
 type Request struct {
 	// Time is when the request arrived, before any Latency.
 	Time time.Time `json:"time"`
-	// Endpoint is EndpointDelete, EndpointList or EndpointDetails; empty for another path.
+	// Endpoint is one of the Endpoint constants; empty for another path.
 	Endpoint string `json:"endpoint,omitempty"`
 	// CharID and SessionIDs are from the body, when it could be read (for details, the one
-	// session asked about).
+	// session asked about; for the memory endpoints, character_id).
 	CharID     string   `json:"char_id,omitempty"`
 	SessionIDs []string `json:"session_ids,omitempty"`
+	// EndUserID and MemoryID are from the body of a memory request, when it could be read.
+	EndUserID string `json:"end_user_id,omitempty"`
+	MemoryID  string `json:"memory_id,omitempty"`
 	// Status is the HTTP status answered, 0 when none was (dropped, lost, client gone).
 	Status  int     `json:"status"`
 	Outcome Outcome `json:"outcome"`
@@ -55,6 +64,8 @@ type Stats struct {
 	MaxInFlight int `json:"max_in_flight"`
 	// Deleted is the number of distinct session IDs deleted.
 	Deleted int `json:"deleted"`
+	// Memories is the number of memories held now, of every end user and character.
+	Memories int `json:"memories"`
 }
 
 // Deleted returns a copy of what was deleted: character ID to its sorted session IDs.
@@ -113,6 +124,7 @@ func (f *Fake) Stats() Stats {
 		InFlight:    f.inFlight,
 		MaxInFlight: f.maxInFlight,
 		Deleted:     f.deletedCountLocked(),
+		Memories:    f.memory.countLocked(f.opts.Now()),
 	}
 }
 

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convai-retention/retention/convai"
+	"github.com/convai-retention/retention/convai/convaitest"
+	"github.com/convai-retention/retention/internal/syncbuf"
+)
+
+func listAllMemories(t *testing.T, c *convai.Client, char, user string) (convai.MemoryList, convai.Result) {
+	t.Helper()
+	return c.ListMemories(context.Background(), convai.MemoryQuery{CharacterID: char, EndUserID: user}, func(convai.Memory) error { return nil })
+}
+
+func postJSON(t *testing.T, url, body string) (int, map[string]any) {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Post(url, "application/json", bytes.NewBufferString(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	return resp.StatusCode, out
+}
+
+// TestRunServesMemoriesFromFile: the memories of --memories are served; a delete-all completes
+// by the next request with no --memory-delete-delay; the control endpoints show the state.
+func TestRunServesMemoriesFromFile(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/memories.json"
+	require.NoError(t, os.WriteFile(path, []byte(`{"end_users": ["quiet"], "memories": {"char-1": {"u1": [
+		{"id": "m1", "memory": "likes tea", "session_id": "s1", "created_at": "2026-01-02T03:04:05Z"},
+		{"id": "m2", "memory": "has a cat"}]}}}`), 0o600))
+	sessions := t.TempDir() + "/sessions.json"
+	require.NoError(t, os.WriteFile(sessions, []byte(`{"char-1": {"s1": ["2026-01-02T03:04:05Z"]}}`), 0o600))
+	b := start(t, "--memories", path, "--sessions", sessions)
+	c := newClient(t, b.baseURL, key)
+
+	list, res := listAllMemories(t, c, "char-1", "u1")
+	require.Equal(t, convai.Confirmed, res.Class, res.Detail)
+	require.Equal(t, 2, list.Listed)
+
+	var users struct {
+		EndUsers []string `json:"end_users"`
+	}
+	getJSON(t, b.baseURL+"/_fake/end-users", &users)
+	require.Equal(t, []string{"quiet", "u1"}, users.EndUsers)
+
+	require.Equal(t, convai.Confirmed, c.DeleteAllMemories(context.Background(), "char-1", "u1").Class)
+	list, res = listAllMemories(t, c, "char-1", "u1")
+	require.Equal(t, convai.Confirmed, res.Class, res.Detail)
+	require.True(t, list.Empty())
+
+	var mem struct {
+		Memories []convaitest.Memory `json:"memories"`
+		Pending  bool                `json:"delete_all_pending"`
+	}
+	getJSON(t, b.baseURL+"/_fake/memories?character=char-1&end_user=u1", &mem)
+	require.Empty(t, mem.Memories)
+	require.False(t, mem.Pending)
+	var stats convaitest.Stats
+	getJSON(t, b.baseURL+"/_fake/stats", &stats)
+	require.Zero(t, stats.Memories)
+	require.Equal(t, 1, stats.Outcomes[convaitest.OutcomeDeleteAllStarted])
+}
+
+// TestRunSeedsMemoriesWhileRunning: POST /_fake/memories adds end users and memories, and refuses
+// a seed that is not one, adding nothing.
+func TestRunSeedsMemoriesWhileRunning(t *testing.T) {
+	t.Parallel()
+	b := start(t)
+	code, out := postJSON(t, b.baseURL+"/_fake/memories", `{"memories": {"c": {"u": [{"id": "m1"}, {"id": "m2"}]}}}`)
+	require.Equal(t, http.StatusOK, code, out)
+	require.EqualValues(t, 2, out["memories"])
+
+	for _, bad := range []string{`{"memories": {"c": {"u": [{"memory": "no id"}]}}}`, `{"memorys": {}}`, `[]`, `{} {}`, `not json`} {
+		code, out = postJSON(t, b.baseURL+"/_fake/memories", bad)
+		require.Equal(t, http.StatusBadRequest, code, bad)
+		require.Contains(t, out["error"], "want {", bad)
+	}
+	list, res := listAllMemories(t, newClient(t, b.baseURL, key), "c", "u")
+	require.Equal(t, convai.Confirmed, res.Class, res.Detail)
+	require.Equal(t, 2, list.Listed)
+}
+
+// TestRunMemoryFaultFlags: --stuck-delete-all, --foreign-characters and --no-memory.
+func TestRunMemoryFaultFlags(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/memories.json"
+	require.NoError(t, os.WriteFile(path, []byte(`{"memories": {"mine": {"u": [{"id": "m1"}]}, "theirs": {"u": [{"id": "m2"}]}}}`), 0o600))
+
+	b := start(t, "--memories", path, "--stuck-delete-all", "--foreign-characters", " theirs ,")
+	c := newClient(t, b.baseURL, key)
+	require.Equal(t, convai.Confirmed, c.DeleteAllMemories(context.Background(), "mine", "u").Class)
+	list, res := listAllMemories(t, c, "mine", "u")
+	require.Equal(t, convai.Confirmed, res.Class, res.Detail)
+	require.Equal(t, 1, list.Listed, "a stuck delete-all never completes")
+	res = c.DeleteAllMemories(context.Background(), "theirs", "u")
+	require.Equal(t, convai.AuthRejected, res.Class)
+	require.Equal(t, http.StatusForbidden, res.StatusCode)
+
+	b = start(t, "--memories", path, "--no-memory")
+	_, res = listAllMemories(t, newClient(t, b.baseURL, key), "mine", "u")
+	require.ErrorIs(t, res.Err, convai.ErrMemoryUnavailable)
+}
+
+// TestRunRefusesBadMemoriesFile: a --memories that is not a seed, is not a regular file or does
+// not exist is bad input (exit 2); so is a negative --memory-delete-delay.
+func TestRunRefusesBadMemoriesFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, content := range map[string]string{"no-id.json": `{"memories": {"c": {"u": [{}]}}}`, "shape.json": `{"c": ["m"]}`} {
+		require.NoError(t, os.WriteFile(dir+"/"+name, []byte(content), 0o600))
+	}
+	for _, args := range [][]string{
+		{"--memories", dir + "/no-id.json"},
+		{"--memories", dir + "/shape.json"},
+		{"--memories", dir + "/missing.json"},
+		{"--memories", dir},
+		{"--memory-delete-delay", "-1s"},
+	} {
+		var stderr syncbuf.Buffer
+		err := run(context.Background(), append([]string{"--listen", "127.0.0.1:0"}, args...), env(map[string]string{keyEnv: key}), &bytes.Buffer{}, &stderr)
+		require.Equal(t, 2, exitCode(err, &stderr), "%v: %v", args, err)
+		require.Contains(t, stderr.String(), args[0])
+	}
+}
