@@ -108,6 +108,12 @@ case ${1:-} in
 	else
 		status=1
 	fi
+	# The connection-pooler tests run the job through a pgbouncer of their own.
+	if PGBOUNCER=$(bash "$root/scripts/ensure-pgbouncer.sh"); then
+		export PGBOUNCER
+	else
+		status=1
+	fi
 	with_db go_tests "$@" || status=1
 	if ((status != 0)); then
 		echo "test.sh: FAILED" >&2
