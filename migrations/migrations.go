@@ -61,22 +61,33 @@ func Latest() int32 {
 
 // Migrate brings the database on conn up to Latest. It is safe to run twice and from several
 // processes at once. It returns the version before and after.
+//
+// Everything happens in one transaction, under a transaction-scoped advisory lock: the pending
+// migrations apply together or not at all, and a connection pooler in transaction mode keeps the
+// whole of it on one server session (a session-level lock taken through such a pooler would stay
+// on whichever session served it, and block the next migrate). tern's own lock, taken and
+// released inside the transaction, is released on that same session.
 func Migrate(ctx context.Context, conn *pgx.Conn) (from, to int32, err error) {
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey); err != nil {
-		return 0, 0, fmt.Errorf("take migration lock: %w", err)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("begin migration: %w", err)
 	}
 	defer func() {
-		// A fresh context: the unlock must run even when ctx is done.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, uerr := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", lockKey); uerr != nil && err == nil {
-			err = fmt.Errorf("release migration lock: %w", uerr)
+		if err != nil {
+			// A fresh context: the rollback must run even when ctx is done.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = tx.Rollback(rctx) //nolint:errcheck // the migration error is the one to report
 		}
 	}()
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS retention"); err != nil {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey); err != nil {
+		return 0, 0, fmt.Errorf("take migration lock: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS retention"); err != nil {
 		return 0, 0, fmt.Errorf("create schema retention: %w", err)
 	}
-	m, err := migrate.NewMigrator(ctx, conn, VersionTable)
+	// DisableTx: the migrations run in this transaction, not in one of tern's each.
+	m, err := migrate.NewMigratorEx(ctx, conn, VersionTable, &migrate.MigratorOptions{DisableTx: true})
 	if err != nil {
 		return 0, 0, fmt.Errorf("prepare migrator: %w", err)
 	}
@@ -87,14 +98,26 @@ func Migrate(ctx context.Context, conn *pgx.Conn) (from, to int32, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("read schema version: %w", err)
 	}
-	if err := m.Migrate(ctx); err != nil {
-		return from, 0, fmt.Errorf("migrate from version %d: %w", from, err)
+	if from < 0 || int(from) > len(m.Migrations) {
+		return from, 0, fmt.Errorf("the schema is at version %d, which this binary does not know (it knows 1 to %d)", from, len(m.Migrations))
 	}
-	to, err = m.GetCurrentVersion(ctx)
-	if err != nil {
-		return from, 0, fmt.Errorf("read schema version: %w", err)
+	for _, mig := range m.Migrations[from:] {
+		// The whole file in one simple query, as tern sends it; then RESET ALL, as tern does, so
+		// a setting a migration changed (search_path) does not outlive it.
+		if _, err := tx.Exec(ctx, mig.UpSQL); err != nil {
+			return from, 0, fmt.Errorf("migrate from version %d: %s: %w", from, mig.Name, err)
+		}
+		if _, err := tx.Exec(ctx, "RESET ALL"); err != nil {
+			return from, 0, fmt.Errorf("migrate from version %d: reset settings after %s: %w", from, mig.Name, err)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE "+VersionTable+" SET version = $1", mig.Sequence); err != nil {
+			return from, 0, fmt.Errorf("migrate from version %d: record version %d: %w", from, mig.Sequence, err)
+		}
 	}
-	return from, to, nil
+	if err := tx.Commit(ctx); err != nil {
+		return from, 0, fmt.Errorf("migrate from version %d: commit: %w", from, err)
+	}
+	return from, from + int32(len(m.Migrations[from:])), nil
 }
 
 // Querier is the one method Check needs; *pgx.Conn, *pgxpool.Pool and pgx.Tx have it.

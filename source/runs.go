@@ -1,6 +1,7 @@
 package source
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -8,17 +9,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/convai-retention/retention/job"
 )
 
-// lockClass is the first key of every run lock ("RETE"); the second is shardKey.
-const lockClass = int32(0x52455445)
-
 // lockLostCode is the SQLSTATE the schema's functions raise when a run's lock is no longer
-// held by the connection that took it.
+// held by the server session that took it.
 const lockLostCode = "RL001"
 
 // lockTimeoutCode is the SQLSTATE of a lock wait that ran out (retention.seal waits 15 s).
@@ -27,46 +24,44 @@ const lockTimeoutCode = "55P03"
 // layoutCode is the SQLSTATE start_run raises when a run of another shard layout holds its lock.
 const layoutCode = "RL002"
 
-func shardKey(s job.Shard) int32 { return int32(s.Count)<<16 | int32(s.Index) }
-
 // Signer signs a run's checkpoint: the tree size and root of the log when the run finished. It
 // returns the signed note to store and write out, or "" when it has no key.
 type Signer func(ctx context.Context, runID int64, size int64, root []byte) (string, error)
 
-// Run is one running run's handle: the connection holding its lock, and its credentials. It
-// implements job.RunStore; every write goes through the schema's functions, which check the
-// credentials (and, for a claim, the lock) in the same statement.
+// Run is one running run's handle: its lock, and its credentials. It implements job.RunStore;
+// every write goes through the schema's functions, which check the credentials (and, for a
+// claim, the lock) in the same statement.
 type Run struct {
 	s     *Store
-	conn  *pgx.Conn // holds the run lock
+	lock  *runLock
 	id    int64
 	token string
 }
 
 var _ job.RunStore = (*Run)(nil)
 
-// StartRun takes the run lock of start.Shard on a connection of its own, then starts the run on
-// that same connection: the database checks that the caller holds the lock, marks dead runs
-// interrupted and hands back the run's token. It fails with an error wrapping job.ErrLocked
-// when another run holds the lock, or when runs with another shard count are in progress (their
-// shards would overlap this one's).
+// StartRun takes the run lock of start.Shard on a connection of its own (see runLock), then
+// starts the run on the pool, naming the server process that holds the lock: the database
+// checks that it does, marks dead runs interrupted and hands back the run's token. It fails with
+// an error wrapping job.ErrLocked when another run holds the lock, or when runs with another
+// shard count are in progress (their shards would overlap this one's).
 func (s *Store) StartRun(ctx context.Context, start job.RunStart) (job.RunStore, job.RunInfo, error) {
-	conn, err := s.lock(ctx, start.Shard)
+	lock, err := s.takeLock(ctx, start.Shard, cmp.Or(s.cfg.LockLease, LockLeaseDefault))
 	if err != nil {
 		return nil, job.RunInfo{}, err
 	}
 	settings, err := json.Marshal(start.Settings)
 	if err != nil {
-		conn.Close(context.WithoutCancel(ctx))
+		lock.release(ctx) //nolint:errcheck // the lock goes with the connection anyway
 		return nil, job.RunInfo{}, fmt.Errorf("encode settings: %w", err)
 	}
 	var info job.RunInfo
 	var token string
-	err = conn.QueryRow(ctx, `SELECT run_id, cutoff, token, recovered FROM retention.start_run($1, $2, $3, $4, $5, $6, $7)`,
-		start.Shard.Index, start.Shard.Count, start.Source, settings, start.Host, start.PID, start.Version,
+	err = s.q.QueryRow(ctx, `SELECT run_id, cutoff, token, recovered FROM retention.start_run($1, $2, $3, $4, $5, $6, $7, $8)`,
+		start.Shard.Index, start.Shard.Count, start.Source, settings, start.Host, start.PID, start.Version, lock.pid,
 	).Scan(&info.ID, &info.Cutoff, &token, &info.Recovered)
 	if err != nil {
-		unlock(ctx, conn) //nolint:errcheck // the lock goes with the connection anyway
+		lock.release(ctx) //nolint:errcheck // the lock goes with the connection anyway
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == layoutCode {
 			return nil, job.RunInfo{}, fmt.Errorf("%w: %s", job.ErrLocked, pgErr.Message)
@@ -76,93 +71,17 @@ func (s *Store) StartRun(ctx context.Context, start job.RunStart) (job.RunStore,
 	if len(info.Recovered) == 0 {
 		info.Recovered = nil
 	}
-	return &Run{s: s, conn: conn, id: info.ID, token: token}, info, nil
-}
-
-// lock takes the run lock of shard without waiting, on a connection taken out of the pool.
-func (s *Store) lock(ctx context.Context, shard job.Shard) (*pgx.Conn, error) {
-	pc, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("connect for run lock: %w", err)
-	}
-	conn := pc.Hijack()
-	fail := func(err error) (*pgx.Conn, error) {
-		unlock(ctx, conn) //nolint:errcheck // the lock goes with the connection anyway
-		return nil, err
-	}
-	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", lockClass, shardKey(shard)).Scan(&ok); err != nil {
-		return fail(fmt.Errorf("take run lock: %w", err))
-	}
-	if !ok {
-		return fail(fmt.Errorf("%w (shard %d of %d)", job.ErrLocked, shard.Index, shard.Count))
-	}
-	keys, err := heldKeys(ctx, conn)
-	if err != nil {
-		return fail(err)
-	}
-	for _, k := range keys {
-		if count := int(k >> 16); count != shard.Count {
-			return fail(fmt.Errorf("%w: shard %d of %d is running, and this run splits by %d", job.ErrLocked, k&0xffff, count, shard.Count))
-		}
-	}
-	return conn, nil
-}
-
-// heldKeys returns the shard keys of all run locks held right now in this database (advisory
-// locks are per database, so several databases on one server do not see each other's runs).
-func heldKeys(ctx context.Context, q querier) ([]int32, error) {
-	rows, err := q.Query(ctx, `
-		SELECT objid::bigint FROM pg_locks
-		WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objsubid = 2 AND granted
-		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, lockClass)
-	if err != nil {
-		return nil, fmt.Errorf("list run locks: %w", err)
-	}
-	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (int32, error) {
-		var k int64
-		err := r.Scan(&k)
-		return int32(k), err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list run locks: %w", err)
-	}
-	return keys, nil
-}
-
-// unlock releases the run lock, then closes its connection. Closing alone would also free the
-// lock, but the server does so a moment after the client has gone: a run started right after
-// this one could find it still held.
-func unlock(ctx context.Context, conn *pgx.Conn) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	_, err := conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
-	if cerr := conn.Close(ctx); err == nil {
-		err = cerr
-	}
-	return err
+	return &Run{s: s, lock: lock, id: info.ID, token: token}, info, nil
 }
 
 // ID returns the run's ID.
 func (r *Run) ID() int64 { return r.id }
 
-// CheckLock pings the lock's connection.
-func (r *Run) CheckLock(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := r.conn.Ping(ctx); err != nil {
-		return fmt.Errorf("%w: %v", job.ErrLockLost, err)
-	}
-	return nil
-}
+// CheckLock makes a round trip in the lock's transaction, which also renews its lease.
+func (r *Run) CheckLock(ctx context.Context) error { return r.lock.check(ctx) }
 
 // Close releases the run lock. It is safe to call more than once.
-func (r *Run) Close(ctx context.Context) error {
-	if r.conn.IsClosed() {
-		return nil
-	}
-	return unlock(ctx, r.conn)
-}
+func (r *Run) Close(ctx context.Context) error { return r.lock.release(ctx) }
 
 // lockLost translates the database's "lock no longer held" into job.ErrLockLost.
 func lockLost(err error) error {

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/convai-retention/retention/migrations"
@@ -44,10 +47,17 @@ func connect(ctx context.Context, dsn string, conns int32) (*pgxpool.Pool, error
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "convai-retention"
 	}
-	// The selection and record statements are prepared once and run thousands of times while
-	// retention.deletions grows from nothing. A generic plan made early (when the table was
-	// empty) would scan it for every page; a custom plan per execution stays on the indexes.
-	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	// No named prepared statements: a connection pooler in transaction mode (PgBouncer's
+	// pool_mode = transaction, the pooled ports of managed platforms) runs each transaction on
+	// whichever server session it picks, where a statement prepared on another is missing or
+	// already exists. Each statement goes as the unnamed one (its description cached here), in
+	// one round trip, and is planned with its arguments every time: the selection and record
+	// statements run thousands of times while retention.deletions grows from nothing, and a
+	// generic plan made early (when the table was empty) would scan it for every page. The
+	// schema's functions plan their own statements the same way (migrations/012_pooler.sql).
+	// Nothing is sent as a startup parameter a pooler may refuse; application_name is one
+	// PgBouncer knows.
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
@@ -56,5 +66,34 @@ func connect(ctx context.Context, dsn string, conns int32) (*pgxpool.Pool, error
 		pool.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
+	if err := checkTransactions(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	return pool, nil
+}
+
+// protocolViolation is the SQLSTATE PgBouncer in statement mode answers BEGIN with.
+const protocolViolation = "08P01"
+
+// checkTransactions refuses, as a usage error, a connection that allows no transaction: a
+// pooler in statement mode (PgBouncer's pool_mode = statement) ends the connection at BEGIN.
+// The run lock, migrate, sync, report and verify all need transactions; transaction and session
+// mode work.
+func checkTransactions(ctx context.Context, pool *pgxpool.Pool) error {
+	tx, err := pool.Begin(ctx)
+	if err == nil {
+		err = tx.Rollback(ctx)
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == protocolViolation:
+		return usagef("DATABASE_URL: the database refused a transaction (%s): a connection pooler in "+
+			"statement mode does that. The job needs transactions: point DATABASE_URL at the pooler's "+
+			"transaction or session mode (PgBouncer: pool_mode = transaction or session), or at the database itself",
+			pgErr.Message)
+	case err != nil:
+		return fmt.Errorf("connect to database: %w", err)
+	}
+	return nil
 }

@@ -14,12 +14,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Keepalive settings of the job's database connections. The run lock lives as long as its
-// connection: if the pod vanishes (node loss, network partition), the server must notice the
-// dead peer soon, or every later run exits 3 for hours. With these, the server sends its first
+// Keepalive settings of the job's database connections. If the pod vanishes (node loss,
+// network partition), the server must notice the dead peer soon: its sessions end, and with them
+// the run lock, or every later run would exit 3 for hours. With these, the server sends its first
 // probe after 30 s of silence and drops the connection after 6 unanswered probes 10 s apart,
 // and tcp_user_timeout drops it when sent data stays unacknowledged for 90 s: about 90 s in
 // all, within two minutes. The job's own side probes the same way, to notice a vanished server.
+// Through a connection pooler these reach only the pooler's sessions to the server; the run
+// lock does not depend on them: its lease (source.LockLeaseDefault, 90 s) is kept by the server.
 const (
 	keepaliveIdle     = 30 * time.Second
 	keepaliveInterval = 10 * time.Second
