@@ -114,7 +114,7 @@ func TestPrometheusRule_AlertsParseAndNameExportedMetrics(t *testing.T) {
 			}
 		}
 	}
-	// The alerts README.md and docs/OPERATIONS.md promise.
+	// The alerts docs/GUIDE.md and docs/OPERATIONS.md promise.
 	for _, want := range []string{
 		"ConvaiRetentionNoRecentSuccess", "ConvaiRetentionBacklogGrowing",
 		"ConvaiRetentionSessionsFailing", "ConvaiRetentionRunAborted",
