@@ -20,7 +20,24 @@ type ListedSession struct {
 	// Convai ID is. It is not read whole (memory stays bounded whatever its length), and
 	// SessionID is empty: such a session can be counted, never matched or sent.
 	Overlong bool
+	// Memory is what the element's is_added_to_memory said: whether Convai drew long-term
+	// memory from the session.
+	Memory MemoryFlag
 }
+
+// MemoryFlag is what a list element's is_added_to_memory said.
+type MemoryFlag int8
+
+// The values of a MemoryFlag. The zero value is MemoryUnstated: an element that says nothing
+// readable is never taken as "not added".
+const (
+	// MemoryUnstated: no is_added_to_memory, or a value other than true or false.
+	MemoryUnstated MemoryFlag = iota
+	// MemoryNotAdded: is_added_to_memory was false.
+	MemoryNotAdded
+	// MemoryAdded: is_added_to_memory was true.
+	MemoryAdded
+)
 
 // listDateLayout is the layout of an element's date and time, joined by a space.
 const listDateLayout = "02-01-2006 15:04:05"

@@ -45,7 +45,7 @@ func TestListRequestAndAnswer(t *testing.T) {
 	require.Equal(t, apiKey, gotKey)
 	require.JSONEq(t, `{"charID": "char-1", "limit": "-1"}`, gotBody)
 	require.Equal(t, []convai.ListedSession{
-		{SessionID: "s1", Start: time.Date(2025, 12, 31, 23, 59, 58, 0, time.UTC)},
+		{SessionID: "s1", Start: time.Date(2025, 12, 31, 23, 59, 58, 0, time.UTC), Memory: convai.MemoryNotAdded},
 		{SessionID: "s2"},
 	}, got)
 }
@@ -192,7 +192,7 @@ func TestListAndDetailsAgainstFake(t *testing.T) {
 	fake.AddSession("c", "s1", t0, last)
 	got, res := collect(c, "c")
 	require.Equal(t, convai.Confirmed, res.Class, res.Detail)
-	require.Equal(t, []convai.ListedSession{{SessionID: "s1", Start: t0}}, got)
+	require.Equal(t, []convai.ListedSession{{SessionID: "s1", Start: t0, Memory: convai.MemoryNotAdded}}, got)
 
 	d, res := c.Details(context.Background(), "c", "s1")
 	require.Equal(t, convai.Confirmed, res.Class, res.Detail)

@@ -20,9 +20,9 @@ const (
 	// maxRawID holds any ID of policy.MaxIDLength bytes however it is escaped (\u00e9 is six
 	// bytes for one); a longer one is over the bound whatever its escapes.
 	maxRawID = 6 * policy.MaxIDLength
-	// maxRawName holds "sessionID" with every letter escaped; a longer member name is none of
-	// those the parser reads.
-	maxRawName = 64
+	// maxRawName holds "is_added_to_memory" with every letter escaped; a longer member name
+	// is none of those the parser reads.
+	maxRawName = 6*len("is_added_to_memory") + 2
 	// maxRawDate holds any date or time the list writes; a longer one is unreadable.
 	maxRawDate = 64
 	// maxDepth is how deeply the values the parser skips may nest.
@@ -146,6 +146,10 @@ func (s *listScanner) element() (ListedSession, error) {
 			if clock, err = s.optionalString(maxRawDate); err != nil {
 				return el, err
 			}
+		case memberMemory:
+			if el.Memory, err = s.optionalBool(); err != nil {
+				return el, err
+			}
 		default:
 			if err := s.skipValue(0); err != nil {
 				return el, err
@@ -185,6 +189,7 @@ const (
 	memberSessionID
 	memberDate
 	memberTime
+	memberMemory
 )
 
 // memberName reads the rest of a member name whose opening quote has been read and says which
@@ -213,6 +218,8 @@ func (s *listScanner) memberName() (int, error) {
 		return memberDate, nil
 	case is("time"):
 		return memberTime, nil
+	case is("is_added_to_memory"):
+		return memberMemory, nil
 	}
 	return memberOther, nil
 }
@@ -241,6 +248,25 @@ func (s *listScanner) optionalString(keep int) (string, error) {
 		return "", s.skipValue(0)
 	}
 	return s.stringValue(keep)
+}
+
+// optionalBool reads a member's value: true or false gives MemoryAdded or MemoryNotAdded; any
+// other value is read and checked and gives MemoryUnstated.
+func (s *listScanner) optionalBool() (MemoryFlag, error) {
+	c, err := s.next()
+	if err != nil {
+		return MemoryUnstated, err
+	}
+	switch c {
+	case 't':
+		return MemoryAdded, s.literal("rue")
+	case 'f':
+		return MemoryNotAdded, s.literal("alse")
+	}
+	if err := s.r.UnreadByte(); err != nil {
+		return MemoryUnstated, err
+	}
+	return MemoryUnstated, s.skipValue(0)
 }
 
 // unquote unescapes a string readString checked; invalid UTF-8 becomes U+FFFD, as

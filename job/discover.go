@@ -83,6 +83,9 @@ type DiscoveredCharacter struct {
 	Recent int64 `json:"recent"`
 	// Undated counts the missing sessions whose details gave no interaction time: never added.
 	Undated int64 `json:"undated"`
+	// InMemory counts the missing sessions the list showed with is_added_to_memory true: the app
+	// never stored them, and Convai drew long-term memory from them.
+	InMemory int64 `json:"in_memory,omitempty"`
 	// Malformed counts the listed sessions that cannot be added: an ID that is not well-formed
 	// (policy.ValidIDs; one too long is not even read), or details whose latest interaction is
 	// more than MaxClockSkew in the future or outside the years 1 to 9999
@@ -172,9 +175,13 @@ func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *Dis
 		}
 		ids := make([]string, len(batch))
 		started := make(map[string]time.Time, len(batch))
+		added := make(map[string]bool)
 		for i, s := range batch {
 			ids[i] = s.SessionID
 			started[s.SessionID] = s.Start
+			if s.Memory == MemoryAdded {
+				added[s.SessionID] = true
+			}
 		}
 		batch = batch[:0]
 		missing, err := d.store.Missing(ctx, dc.CharacterID, ids)
@@ -183,6 +190,9 @@ func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *Dis
 		}
 		for _, id := range missing {
 			dc.Missing++
+			if added[id] {
+				dc.InMemory++
+			}
 			// A session without a list date may be old: its details decide.
 			if st := started[id]; !st.IsZero() && st.After(threshold) {
 				dc.Recent++
@@ -195,7 +205,7 @@ func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *Dis
 	_, err := listAll(ctx, d.lister, d.cfg, d.limiter, dc.CharacterID,
 		func() {
 			candidates, batch, batchErr = nil, nil, nil
-			dc.Listed, dc.Missing, dc.Recent, dc.Malformed = 0, 0, 0, 0
+			dc.Listed, dc.Missing, dc.Recent, dc.Malformed, dc.InMemory = 0, 0, 0, 0, 0
 		},
 		func(s ListedSession) error {
 			dc.Listed++
@@ -273,7 +283,7 @@ func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *Dis
 		dc.Added += n
 	}
 	d.log.Info("character discovered", "character_id", dc.CharacterID, "listed", dc.Listed, "missing", dc.Missing,
-		"expired", dc.Expired, "added", dc.Added)
+		"expired", dc.Expired, "added", dc.Added, "in_memory", dc.InMemory)
 	return nil
 }
 

@@ -51,9 +51,13 @@ type ErasureSummary struct {
 	Held int64 `json:"held"`
 	// Listed counts the sessions of characters' requests found at Convai that the source did
 	// not have: they are sent too.
-	Listed  int64 `json:"listed_at_convai"`
-	Deleted int64 `json:"deleted"`
-	Failed  int64 `json:"failed"`
+	Listed int64 `json:"listed_at_convai"`
+	// ListedInMemory counts the sessions of characters' requests that Convai listed with
+	// is_added_to_memory true: their chat history is deleted, but Convai drew long-term memory
+	// from them, which that deletion is not known to remove.
+	ListedInMemory int64 `json:"listed_in_memory,omitempty"`
+	Deleted        int64 `json:"deleted"`
+	Failed         int64 `json:"failed"`
 	// Completed lists the requests this run found complete: every session confirmed deleted.
 	Completed []int64 `json:"completed,omitempty"`
 	// Blocked lists the requests an active hold keeps open.
@@ -92,28 +96,40 @@ type MissingFinder interface {
 	Missing(ctx context.Context, characterID string, ids []string) ([]string, error)
 }
 
-// listMissing returns the sessions of a character that Convai lists and that the source does
-// not have and were never deleted; nil when the run cannot list (a dry-run).
-type listMissing func(ctx context.Context, characterID string) ([]string, error)
+// listedCharacter is what a character's list at Convai showed an erasure request.
+type listedCharacter struct {
+	// missing are the sessions the source does not have and that were never deleted.
+	missing []string
+	// inMemory counts the listed sessions whose is_added_to_memory was true.
+	inMemory int64
+}
+
+// listMissing lists a character at Convai for its erasure requests; nil when the run cannot list
+// (a dry-run).
+type listMissing func(ctx context.Context, characterID string) (listedCharacter, error)
 
 // convaiMissing lists a character through l with the run's retry rules and limiter, and keeps
-// what m says is missing.
+// what m says is missing and how many sessions the list showed as added to memory.
 func convaiMissing(l Lister, m MissingFinder, cfg Config, limiter *rate.Limiter) listMissing {
-	return func(ctx context.Context, characterID string) ([]string, error) {
+	return func(ctx context.Context, characterID string) (listedCharacter, error) {
 		var ids []string
-		if _, err := listAll(ctx, l, cfg, limiter, characterID, func() { ids = ids[:0] }, func(s ListedSession) error {
+		var inMemory int64
+		if _, err := listAll(ctx, l, cfg, limiter, characterID, func() { ids, inMemory = ids[:0], 0 }, func(s ListedSession) error {
 			ids = append(ids, s.SessionID)
+			if s.Memory == MemoryAdded {
+				inMemory++
+			}
 			return nil
 		}); err != nil {
-			return nil, err
+			return listedCharacter{}, err
 		}
-		var out []string
+		out := listedCharacter{inMemory: inMemory}
 		for start := 0; start < len(ids); start += DiscoverBatch {
 			missing, err := m.Missing(ctx, characterID, ids[start:min(start+DiscoverBatch, len(ids))])
 			if err != nil {
-				return nil, err
+				return listedCharacter{}, err
 			}
-			out = append(out, missing...)
+			out.missing = append(out.missing, missing...)
 		}
 		return out, nil
 	}
@@ -132,7 +148,7 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 	e := &erasures{work: work, blocked: map[int64]bool{}, covered: map[[2]string]bool{}, confirmed: map[[2]string]bool{},
 		unlisted: map[int64]bool{}}
 	type listed struct {
-		ids []string
+		listedCharacter
 		err error
 	}
 	lists := map[string]listed{} // one list per character, however many requests name it
@@ -147,11 +163,16 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 		}
 		l, ok := lists[w.Request.CharacterID]
 		if !ok {
-			l.ids, l.err = list(ctx, w.Request.CharacterID)
+			l.listedCharacter, l.err = list(ctx, w.Request.CharacterID)
 			lists[w.Request.CharacterID] = l
-			e.sum.Listed += int64(len(l.ids))
+			e.sum.Listed += int64(len(l.missing))
+			e.sum.ListedInMemory += l.inMemory
+			if l.inMemory > 0 && log != nil {
+				log.Warn("sessions of an erasure request's character went into long-term memory: deleting their chat history is not known to remove it",
+					"request", w.Request.ID, "character_id", w.Request.CharacterID, "listed_in_memory", l.inMemory)
+			}
 		}
-		ids, err := l.ids, l.err
+		ids, err := l.missing, l.err
 		switch {
 		case errors.Is(err, ErrKeyRejected) || ctx.Err() != nil:
 			return nil, fmt.Errorf("list the sessions of %s at Convai for erasure request %d: %w", w.Request.CharacterID, w.Request.ID, err)

@@ -18,6 +18,8 @@ type ListedSession struct {
 	// Start is the list's date and time of the session (when it started, not when it was last
 	// active); zero when the list gave none.
 	Start time.Time
+	// Memory is what the list said of is_added_to_memory.
+	Memory MemoryFlag
 }
 
 // Lister lists a character's sessions at the API, handing each to fn as it is read. It sends
@@ -98,7 +100,8 @@ func newBackoff(cfg Config, retryAfter *time.Duration) retry.Backoff {
 
 // settler decides, for a single session the API refused to delete, whether the session is gone
 // anyway: it lists the character once per run (the first time one of its sessions needs it) and
-// keeps the list as a set of 64-bit FNV-1a hashes of the IDs, 8 bytes and a map slot per session.
+// keeps the list as a set of 64-bit FNV-1a hashes of the IDs, with what the list said of each one's
+// is_added_to_memory: 9 bytes and a map slot per session.
 // Two IDs sharing a hash can only make an absent session look present (it then fails, as without
 // a list), never the reverse. A list is evidence only when it is credible: it shows at least one
 // session of the character that the store knows is live (see witness); an empty list, or one
@@ -116,7 +119,7 @@ type settler struct {
 // listing is one character's list: ready is closed once ids or err is set.
 type listing struct {
 	ready chan struct{}
-	ids   map[uint64]struct{}
+	ids   map[uint64]MemoryFlag
 	ans   Answer
 	err   error
 }
@@ -125,10 +128,11 @@ func newSettler(l Lister, live LiveChecker, cfg Config, limiter *rate.Limiter) *
 	return &settler{lister: l, live: live, cfg: cfg, limiter: limiter, lists: make(map[string]*listing)}
 }
 
-// absent reports whether sessionID is missing from characterID's list. An error means the list
-// could not be read or is no evidence (it is not tried again in this run); it wraps
-// ErrKeyRejected when the API refused the key.
-func (s *settler) absent(ctx context.Context, characterID, sessionID string) (bool, error) {
+// absent reports whether sessionID is missing from characterID's list and, when it is listed,
+// what the list said of its is_added_to_memory. An error means the list could not be read or is
+// no evidence (it is not tried again in this run); it wraps ErrKeyRejected when the API refused
+// the key.
+func (s *settler) absent(ctx context.Context, characterID, sessionID string) (bool, MemoryFlag, error) {
 	s.mu.Lock()
 	l, ok := s.lists[characterID]
 	if !ok {
@@ -142,23 +146,23 @@ func (s *settler) absent(ctx context.Context, characterID, sessionID string) (bo
 	select {
 	case <-l.ready:
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return false, MemoryUnstated, ctx.Err()
 	}
 	if l.err != nil {
-		return false, l.err
+		return false, MemoryUnstated, l.err
 	}
-	_, present := l.ids[idHash(sessionID)]
-	return !present, nil
+	memory, present := l.ids[idHash(sessionID)]
+	return !present, memory, nil
 }
 
 func (s *settler) fetch(ctx context.Context, characterID string, l *listing) {
 	defer close(l.ready)
-	var ids map[uint64]struct{}
+	var ids map[uint64]MemoryFlag
 	var w *witness
 	l.ans, l.err = listAll(ctx, s.lister, s.cfg, s.limiter, characterID,
-		func() { ids, w = make(map[uint64]struct{}), &witness{} },
+		func() { ids, w = make(map[uint64]MemoryFlag), &witness{} },
 		func(s ListedSession) error {
-			ids[idHash(s.SessionID)] = struct{}{}
+			ids[idHash(s.SessionID)] = s.Memory
 			w.add(s.SessionID)
 			return nil
 		})

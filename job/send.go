@@ -91,7 +91,7 @@ func (d *deliverer) settleRefused(ctx context.Context, characterID, id string, a
 	if d.settle == nil {
 		return o
 	}
-	absent, err := d.settle.absent(ctx, characterID, id)
+	absent, memory, err := d.settle.absent(ctx, characterID, id)
 	switch {
 	case errors.Is(err, ErrKeyRejected):
 		d.keyRejected(Answer{Class: AuthRejected, StatusCode: http.StatusUnauthorized})
@@ -102,6 +102,8 @@ func (d *deliverer) settleRefused(ctx context.Context, characterID, id string, a
 		d.log.Info("refused session settled: absent from the list", "character_id", characterID, "status", last.StatusCode)
 		o.Deleted, o.Settled = true, true
 		o.Error = truncate(fmt.Sprintf("settled: absent from the list after HTTP %d: %s", last.StatusCode, last.Detail))
+	case memory == MemoryAdded:
+		o.Error = truncate(refused + "; present in the list, and added to long-term memory")
 	default:
 		o.Error = truncate(refused + "; present in the list")
 	}

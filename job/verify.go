@@ -46,6 +46,9 @@ type VerifyRunStore interface {
 	// Live counts the listed sessions the job knows are live: a list that shows none of them
 	// verifies nothing (see LiveChecker).
 	LiveChecker
+	// RecordMemory records the listed sessions Convai said had gone into long-term memory, live
+	// or deleted, as the lists show them (see MemoryRecorder).
+	MemoryRecorder
 }
 
 // VerifyStart describes a verification for its row.
@@ -120,6 +123,10 @@ type VerifiedCharacter struct {
 	Absent      int64  `json:"absent"`
 	// PresentIDs are the first MaxPresentShown sessions found present.
 	PresentIDs []string `json:"present_ids,omitempty"`
+	// ListedInMemory counts the sessions the character's list showed with is_added_to_memory
+	// true: Convai drew long-term memory from them, which deleting their chat history is not
+	// known to remove. They are recorded (retention.memory_sightings).
+	ListedInMemory int64 `json:"listed_in_memory,omitempty"`
 	// Error says why the character's list could not be read; empty when it was.
 	Error string `json:"error,omitempty"`
 }
@@ -199,15 +206,22 @@ func (v *verifier) character(ctx context.Context, characterID string) error {
 	}
 	var present map[string]bool
 	var w *witness
+	memory := &memorySeen{rec: v.store, characterID: characterID, listedAt: listedAt}
 	_, err = listAll(ctx, v.lister, v.cfg, v.limiter, characterID,
-		func() { present, w = make(map[string]bool), &witness{} },
+		func() { present, w = make(map[string]bool), &witness{}; memory.reset() },
 		func(s ListedSession) error {
 			if _, ok := want[s.SessionID]; ok {
 				present[s.SessionID] = true
 			}
 			w.add(s.SessionID)
-			return nil
+			return memory.add(ctx, s)
 		})
+	if err == nil {
+		err = memory.flush(ctx)
+	}
+	if memory.err != nil {
+		return memory.err
+	}
 	if err == nil && len(present) == 0 {
 		// A list that shows none of the deletions checked must show that it can see: a
 		// session the job knows is live. A list that shows a deleted session refutes it,
@@ -218,7 +232,7 @@ func (v *verifier) character(ctx context.Context, characterID string) error {
 			return err
 		}
 	}
-	vc := VerifiedCharacter{CharacterID: characterID}
+	vc := VerifiedCharacter{CharacterID: characterID, ListedInMemory: memory.added}
 	switch {
 	case errors.Is(err, ErrKeyRejected):
 		return fmt.Errorf("list the sessions of %s: %w", characterID, err)
@@ -276,6 +290,10 @@ func (v *verifier) character(ctx context.Context, characterID string) error {
 			"character_id", characterID, "present", vc.Present, "checked", vc.Checked)
 	} else {
 		v.log.Info("character verified", "character_id", characterID, "checked", vc.Checked)
+	}
+	if memory.added > 0 {
+		v.log.Info("sessions listed as added to long-term memory: deleting their chat history is not known to remove it",
+			"character_id", characterID, "listed_in_memory", memory.added, "listed_not_in_memory", memory.notAdded)
 	}
 	return nil
 }

@@ -63,9 +63,10 @@ func (r *Report) writeCSV(w io.Writer, table CSVTable) error {
 			_ = cw.Write([]string{d.Day, itoa(d.Deleted), itoa(d.Failed), itoa(d.Backlog), itoa(d.Overdue), itoa(d.DeletedLate)})
 		}
 	case CSVVerification:
-		_ = cw.Write([]string{"scope", "character_id", "deleted", "verified", "found_present", "last_verified", "discovered"})
+		_ = cw.Write([]string{"scope", "character_id", "deleted", "verified", "found_present", "last_verified", "discovered", "in_memory"})
 		row := func(scope string, v VerificationRow) {
-			_ = cw.Write([]string{scope, v.CharacterID, itoa(v.Deleted), itoa(v.Verified), itoa(v.Present), optTime(v.LastVerified), itoa(v.Discovered)})
+			_ = cw.Write([]string{scope, v.CharacterID, itoa(v.Deleted), itoa(v.Verified), itoa(v.Present), optTime(v.LastVerified), itoa(v.Discovered),
+				itoa(v.InMemory)})
 		}
 		for _, v := range r.Verification {
 			row("character", v)
@@ -119,7 +120,7 @@ func (r *Report) summary() [][2]string {
 		{"runs", strconv.Itoa(len(r.Runs))},
 		{"log_size", itoa(r.Chain.LogSize)}, {"log_root", r.Chain.LogRoot}, {"v1_chain_seq", itoa(r.Chain.Seq)}, {"v1_chain_hash", r.Chain.Hash},
 		{"verification_deleted", itoa(v.Deleted)}, {"verified", itoa(v.Verified)}, {"found_present", itoa(v.Present)},
-		{"last_verified", optTime(v.LastVerified)}, {"discovered", itoa(v.Discovered)},
+		{"last_verified", optTime(v.LastVerified)}, {"discovered", itoa(v.Discovered)}, {"in_memory", itoa(v.InMemory)},
 		{"erasure_open", strconv.Itoa(e.Open)}, {"erasure_overdue", strconv.Itoa(e.Overdue)}, {"erasure_blocked", strconv.Itoa(e.Blocked)},
 		{"erasure_completed", strconv.Itoa(e.Completed)}, {"erasure_lag_max_seconds", seconds(e.LagMax)},
 		{"unmatched_holds", strconv.Itoa(len(r.UnmatchedHolds))},

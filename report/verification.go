@@ -27,6 +27,11 @@ type VerificationRow struct {
 	// Discovered counts the sessions found at Convai that the app had not stored, added by
 	// retention discover.
 	Discovered int64 `json:"discovered"`
+	// InMemory counts the deleted rows whose session a verification's list showed with
+	// is_added_to_memory true (retention.memory_sightings): Convai drew long-term memory from it,
+	// which deleting its chat history is not known to remove. A session no list showed so may
+	// have gone into memory all the same.
+	InMemory int64 `json:"in_memory"`
 }
 
 // Coverage is Verified / Deleted, 0 without deletions.
@@ -39,7 +44,10 @@ func (v VerificationRow) Coverage() float64 {
 
 const verificationSQL = `
 	WITH d AS (
-	    SELECT character_id, count(*) AS deleted FROM retention.deletions
+	    SELECT character_id, count(*) AS deleted,
+	           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM retention.memory_sightings m
+	                                          WHERE m.character_id = x.character_id AND m.session_id = x.session_id)) AS in_memory
+	    FROM retention.deletions x
 	    WHERE status = 'deleted' AND ($1::text = '' OR character_id = $1::text)
 	    GROUP BY 1
 	), per_deletion AS (
@@ -60,7 +68,7 @@ const verificationSQL = `
 	    GROUP BY 1
 	)
 	SELECT character_id, coalesce(d.deleted, 0), coalesce(v.verified, 0), coalesce(v.present, 0), v.last,
-	       coalesce(f.discovered, 0)
+	       coalesce(f.discovered, 0), coalesce(d.in_memory, 0)
 	FROM d FULL JOIN v USING (character_id) FULL JOIN f USING (character_id)
 	ORDER BY 1`
 
@@ -71,7 +79,7 @@ func (q query) verification(ctx context.Context, r *Report) error {
 	}
 	r.Verification = []VerificationRow{}
 	var v VerificationRow
-	_, err = pgx.ForEachRow(rows, []any{&v.CharacterID, &v.Deleted, &v.Verified, &v.Present, &v.LastVerified, &v.Discovered}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&v.CharacterID, &v.Deleted, &v.Verified, &v.Present, &v.LastVerified, &v.Discovered, &v.InMemory}, func() error {
 		row := v
 		if row.LastVerified != nil {
 			t := row.LastVerified.UTC()
@@ -82,6 +90,7 @@ func (q query) verification(ctx context.Context, r *Report) error {
 		r.VerificationTotal.Verified += row.Verified
 		r.VerificationTotal.Present += row.Present
 		r.VerificationTotal.Discovered += row.Discovered
+		r.VerificationTotal.InMemory += row.InMemory
 		if row.LastVerified != nil && (r.VerificationTotal.LastVerified == nil || row.LastVerified.After(*r.VerificationTotal.LastVerified)) {
 			r.VerificationTotal.LastVerified = row.LastVerified
 		}
@@ -96,8 +105,9 @@ func (q query) verification(ctx context.Context, r *Report) error {
 // VerificationText says the verification totals in words; the table and the HTML both print it.
 func (r *Report) VerificationText() string {
 	t := r.VerificationTotal
-	return fmt.Sprintf("%d of %d deleted sessions, %d found present; %d sessions found at Convai that the app had not stored",
-		t.Verified, t.Deleted, t.Present, t.Discovered)
+	return fmt.Sprintf("%d of %d deleted sessions, %d found present; %d sessions found at Convai that the app had not stored; "+
+		"%d deleted sessions had gone into long-term memory, as a verification's list showed them",
+		t.Verified, t.Deleted, t.Present, t.Discovered, t.InMemory)
 }
 
 // writeVerificationText writes the verification section of the table format.
@@ -109,13 +119,13 @@ func (r *Report) writeVerificationText(w io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHARACTER\tDELETED\tVERIFIED\tCOVERAGE\tFOUND PRESENT\tLAST VERIFIED\tDISCOVERED")
+	fmt.Fprintln(tw, "CHARACTER\tDELETED\tVERIFIED\tCOVERAGE\tFOUND PRESENT\tLAST VERIFIED\tDISCOVERED\tIN MEMORY")
 	row := func(name string, v VerificationRow) {
 		last := "never"
 		if v.LastVerified != nil {
 			last = v.LastVerified.Format(time.DateTime)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%d\n", name, v.Deleted, v.Verified, percent(v.Coverage()), v.Present, last, v.Discovered)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%d\t%d\n", name, v.Deleted, v.Verified, percent(v.Coverage()), v.Present, last, v.Discovered, v.InMemory)
 	}
 	for _, v := range r.Verification {
 		row(printable(v.CharacterID), v)

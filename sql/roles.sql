@@ -104,7 +104,7 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --                                        finish_run
 --   Verify                               reads deletions and verifications; writes through
 --                                        retention.start_verify, record_verifications,
---                                        finish_verify
+--                                        record_memory_sightings, finish_verify
 --   Discover                             reads the source and retention.is_deleted; adds through
 --                                        retention.add_discovered
 --   OpenErasures, CompleteErasure        read erasure_requests, erasure_completions and, for a
@@ -120,6 +120,7 @@ GRANT EXECUTE ON FUNCTION
     retention.is_deleted(text, text),
     retention.start_verify(jsonb, text, text),
     retention.record_verifications(bigint, text, text, timestamptz, bigint[], boolean[]),
+    retention.record_memory_sightings(bigint, text, text, timestamptz, text[]),
     retention.finish_verify(bigint, text, text, bigint, text),
     retention.add_discovered(text, text[], timestamptz[]),
     retention.start_run(integer, integer, text, jsonb, text, integer, text),
@@ -145,7 +146,8 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.daily_deletions, retention.run_history, retention.verify_runs,
                 retention.verifications, retention.verification_batches, retention.verification_head,
                 retention.discoveries, retention.erasure_requests, retention.erasure_completions,
-                retention.erasure_status, retention.syncs, retention.forgotten_sessions, retention.forgotten_in_set
+                retention.erasure_status, retention.syncs, retention.forgotten_sessions, retention.forgotten_in_set,
+                retention.memory_sightings
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
                           retention.expired_sessions_in(regclass, timestamptz),

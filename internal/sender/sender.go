@@ -44,9 +44,21 @@ func classOf(c convai.Class) job.Class {
 // element whose ID was too long to read comes with an empty SessionID, which no rule accepts.
 func (s Convai) List(ctx context.Context, characterID string, fn func(job.ListedSession) error) job.Answer {
 	r := s.Client.List(ctx, characterID, func(l convai.ListedSession) error {
-		return fn(job.ListedSession{SessionID: l.SessionID, Start: l.Start})
+		return fn(job.ListedSession{SessionID: l.SessionID, Start: l.Start, Memory: memoryOf(l.Memory)})
 	})
 	return answer(r)
+}
+
+// memoryOf maps the client's is_added_to_memory to the job's. Anything unknown is unstated:
+// never "not added".
+func memoryOf(m convai.MemoryFlag) job.MemoryFlag {
+	switch m {
+	case convai.MemoryAdded:
+		return job.MemoryAdded
+	case convai.MemoryNotAdded:
+		return job.MemoryNotAdded
+	}
+	return job.MemoryUnstated
 }
 
 // Details reads one session's latest interaction, one request, and classifies the answer.

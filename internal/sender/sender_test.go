@@ -33,3 +33,20 @@ func TestClassWords(t *testing.T) {
 	require.Equal(t, []string{"confirmed", "retryable", "auth_rejected", "permanent", "other"},
 		[]string{job.Confirmed.String(), job.Retryable.String(), job.AuthRejected.String(), job.Permanent.String(), job.Class(0).String()})
 }
+
+// What a list says of is_added_to_memory reaches the job as it was said; anything else is
+// unstated, never "not added".
+func TestMemoryOf(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[convai.MemoryFlag]job.MemoryFlag{
+		convai.MemoryAdded:     job.MemoryAdded,
+		convai.MemoryNotAdded:  job.MemoryNotAdded,
+		convai.MemoryUnstated:  job.MemoryUnstated,
+		convai.MemoryFlag(-1):  job.MemoryUnstated,
+		convai.MemoryFlag(100): job.MemoryUnstated,
+	} {
+		require.Equal(t, want, memoryOf(in), "%d", in)
+	}
+	require.Equal(t, []string{"added", "not_added", "unstated"},
+		[]string{job.MemoryAdded.String(), job.MemoryNotAdded.String(), job.MemoryUnstated.String()})
+}
