@@ -123,7 +123,8 @@ func TestNetworkFaultsToPostgresMidRun(t *testing.T) {
 			// The network heals; the next run repairs the dead run and finishes the work.
 			require.NoError(t, proxy.Toxics.RemoveToxic(context.Background(), "cut"))
 			require.Eventually(t, func() bool {
-				return b.count(t, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1380275269`) == 0
+				return b.count(t, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1380275269
+					AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`) == 0
 			}, 30*time.Second, 50*time.Millisecond, "the dead run's lock goes with its connection")
 			sum, err := b.runWith(t, context.Background(), store, fastConfig())
 			require.NoError(t, err)

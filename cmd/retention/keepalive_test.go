@@ -18,7 +18,8 @@ const lockCheckInterval = job.LockCheckIntervalDefault
 
 // runLockHolderSQL returns the pid of the backend holding a run lock, or none.
 const runLockHolderSQL = `SELECT pid FROM pg_locks
-	WHERE locktype = 'advisory' AND classid = 1380275269 AND objsubid = 2 AND granted`
+	WHERE locktype = 'advisory' AND classid = 1380275269 AND objsubid = 2 AND granted
+	  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`
 
 // TestCutConnectionFreesTheRunLock cuts the cable between a running job and its database: in a
 // network namespace of its own, every TCP packet to and from the server's port is dropped while
