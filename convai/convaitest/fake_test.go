@@ -440,8 +440,16 @@ func TestLatencyCanceled(t *testing.T) {
 	t.Parallel()
 	b := setup(t, convaitest.Options{Latency: time.Hour})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	// Cancel once the fake is handling the request (a timer could fire before it arrives on a
+	// busy machine, and the fake would never see it).
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	go func() {
+		for b.fake.Stats().InFlight == 0 && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
 	_, err := b.do(ctx, http.MethodPost, convaitest.Path, key, deleteBody(t, "c", []string{"s"}))
 	require.Error(t, err)
 	require.Eventually(t, func() bool { return b.fake.Stats().Outcomes[convaitest.OutcomeCanceled] == 1 },
