@@ -32,6 +32,10 @@ const (
 	keyPath = "/var/run/secrets/convai/api-key"
 	// cmdTimeout bounds each podman command.
 	cmdTimeout = 3 * time.Minute
+	// buildTimeout bounds scripts/image.sh, which compiles the binary from a cold cache too: a
+	// bound on a hang, not a speed target (two builds at once on a busy 2-core machine took
+	// more than cmdTimeout).
+	buildTimeout = 8 * time.Minute
 )
 
 // installHint is what every failure to find or use podman says.
@@ -141,7 +145,7 @@ func setup(t *testing.T) fixture {
 	version := "imagetest-" + strings.ToLower(rand.Text()[:8])
 	tag := "localhost/convai-retention:" + version
 
-	ctx, cancel := context.WithTimeout(t.Context(), cmdTimeout)
+	ctx, cancel := context.WithTimeout(t.Context(), buildTimeout)
 	defer cancel()
 	build := exec.CommandContext(ctx, "bash", filepath.Join("..", "..", "scripts", "image.sh"), "-t", tag)
 	build.Env = append(os.Environ(), "VERSION="+version,
