@@ -22,6 +22,7 @@ import (
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/migrations"
 	"github.com/convai-retention/retention/report"
+	"github.com/convai-retention/retention/source"
 )
 
 // roles are the three roles of sql/roles.sql under names of this test's own: roles belong to the
@@ -374,4 +375,37 @@ func TestRolesErasureRequests(t *testing.T) {
 	res, err := audit.Verify(ctx, auditorPool, audit.Options{})
 	require.NoError(t, err)
 	require.True(t, res.Intact(), "%v", res.Problems)
+}
+
+// A sync under least privilege: the job reads the app's table it was granted, and writes the set
+// only through retention.sync_merge; it cannot write retention.sessions itself.
+func TestRolesSync(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	r := applyRoles(t, b)
+	b.exec(t, fmt.Sprintf(`
+		CREATE SCHEMA app;
+		CREATE TABLE app.own (character_id text, session_id text, last_active_at timestamptz);
+		INSERT INTO app.own VALUES ('c', 's1', now() - interval '40 days'), ('c', 's2', now());
+		GRANT USAGE ON SCHEMA app TO %[1]s;
+		GRANT SELECT ON app.own TO %[1]s`, r.job))
+	jobPool := b.poolAs(t, r.job)
+	rel, err := source.ParseRelation("app.own")
+	require.NoError(t, err)
+	y, err := source.NewSyncer(ctx, jobPool, rel, source.SyncOptions{})
+	require.NoError(t, err)
+	rep, err := y.Sync(ctx, jobPool)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, rep.Added)
+	require.EqualValues(t, 2, b.count(t, `SELECT count(*) FROM retention.sessions WHERE character_id = 'c'`))
+	for _, sql := range []string{
+		`INSERT INTO retention.sessions VALUES ('c', 'forged', now() - interval '1 year')`,
+		`DELETE FROM retention.sessions`,
+		`INSERT INTO retention.syncs (source, full_pass, started_at, rows_read, sessions, added, changed, unchanged,
+		     already_deleted, undated, malformed, forgotten, returned) VALUES ('x', true, now(), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)`,
+	} {
+		_, err := jobPool.Exec(ctx, sql)
+		denied(t, err, "job: "+sql)
+	}
 }

@@ -114,7 +114,7 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
                 retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes,
                 retention.verifications, retention.erasure_requests, retention.erasure_completions,
-                retention.claims, retention.syncs, retention.forgotten_sessions
+                retention.claims, retention.syncs, retention.forgotten_sessions, retention.forgotten_in_set
     TO retention_job;
 GRANT EXECUTE ON FUNCTION
     retention.is_deleted(text, text),
