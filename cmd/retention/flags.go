@@ -40,7 +40,7 @@ func (f *flagSet) parse(args []string, getenv env) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return usagef("%s: %v", f.Name(), err)
+		return usagef("%s: %s", f.Name(), f.explain(err))
 	}
 	if f.NArg() > 0 {
 		return usagef("%s: unexpected argument %q (flags come as --name=value)", f.Name(), f.Arg(0))
