@@ -28,6 +28,13 @@ func connectCurrent(ctx context.Context, dsn string, conns int32) (*pgxpool.Pool
 	defer cancel()
 	if _, err := migrations.Check(cctx, pool); err != nil {
 		pool.Close()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
+			return nil, usagef("%v: the login of DATABASE_URL may not read the retention schema. With sql/roles.sql applied "+
+				"(as a superuser, once), connect as retention_job to run, sync, verify or discover, as retention_auditor "+
+				"for report and audit, and as retention_owner for migrate; a source of your own needs its own "+
+				"GRANT SELECT to the job (and to the auditor for the report)", err)
+		}
 		return nil, err
 	}
 	return pool, nil
@@ -64,13 +71,31 @@ func connect(ctx context.Context, dsn string, conns int32) (*pgxpool.Pool, error
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to database: %w", err)
+		return nil, connectError(err)
 	}
 	if err := checkTransactions(ctx, pool); err != nil {
 		pool.Close()
 		return nil, err
 	}
 	return pool, nil
+}
+
+// connectError is err from a first connection. A refused login is the operator's
+// configuration, not an outage: a usage error (exit 2) that a Job does not retry, with a hint.
+func connectError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "28P01", "28000": // invalid_password, invalid_authorization_specification
+			return usagef("connect to database: the server refused the login (%s, SQLSTATE %s): check the user and "+
+				"password of the connection string (DATABASE_URL, DATABASE_URL_FILE or SOURCE_DATABASE_URL), and pg_hba.conf",
+				pgErr.Message, pgErr.Code)
+		case "3D000": // invalid_catalog_name
+			return usagef("connect to database: %s (SQLSTATE %s): check the database name of the connection string",
+				pgErr.Message, pgErr.Code)
+		}
+	}
+	return fmt.Errorf("connect to database: %w", err)
 }
 
 // protocolViolation is the SQLSTATE PgBouncer in statement mode answers BEGIN with.
