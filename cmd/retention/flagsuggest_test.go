@@ -41,3 +41,30 @@ func TestEditDistance(t *testing.T) {
 		require.Equal(t, tt.want, editDistance(tt.a, tt.b), "%q %q", tt.a, tt.b)
 	}
 }
+
+// Each command has help of its own, by "retention help COMMAND" or "COMMAND --help", and every
+// one of them ends with the environment and the exit codes.
+func TestHelpPerCommand(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{}
+	whole := run(t, env, "help")
+	require.Equal(t, exitcode.OK, whole.code)
+	for _, cmd := range []string{"run", "schedule", "migrate", "sync", "report", "policy", "plan", "audit", "verify", "discover", "erase"} {
+		r := run(t, env, "help", cmd)
+		require.Equal(t, exitcode.OK, r.code, "%s: %s", cmd, r)
+		require.NotEqual(t, whole.stdout, r.stdout, "help %s is the command's own", cmd)
+		require.Contains(t, r.stdout, "environment:", cmd)
+		require.Contains(t, r.stdout, "exit codes:", cmd)
+		require.Contains(t, r.stdout, "143  terminated by SIGTERM", cmd)
+		own := run(t, env, cmd, "--help")
+		require.Equal(t, exitcode.OK, own.code, "%s --help: %s", cmd, own)
+		switch cmd {
+		case "policy", "plan", "audit": // commands of subcommands: --help gives their usage line
+			require.Contains(t, own.stdout+own.stderr, "usage:", cmd)
+		default:
+			require.Equal(t, r.stdout, own.stdout, "help %s and %s --help say the same", cmd, cmd)
+		}
+	}
+	r := run(t, env, "help", "nope")
+	require.Equal(t, exitcode.Usage, r.code)
+}

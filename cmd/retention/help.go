@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"strings"
 )
 
@@ -43,14 +45,19 @@ usage:
                                every run sends requested sessions first, whatever their age or policy
                                and never capped; an active hold wins (see retention erase --help)
   retention version            print the version
-  retention help               print this help
+  retention help [COMMAND]     print this help, or one command's (its flags, the environment, the exit codes)
 
 run flags (a flag wins over its environment variable, which wins over the default):
 `)
 	var o runOptions
 	runFlags(&o).usage(&b)
-	b.WriteString(`
-environment:
+	b.WriteString("\n" + helpFooter)
+	return b.String()
+}
+
+// helpFooter is the environment and the exit codes: the end of "retention help" and of every
+// command's own help, so that none of them leaves the reader without them.
+const helpFooter = `environment:
   DATABASE_URL         PostgreSQL connection string (required), or
   DATABASE_URL_FILE    a file holding it, e.g. a mounted Kubernetes secret; set one of the two.
                        Use sslmode=verify-full for a database on another machine: with disable,
@@ -84,6 +91,12 @@ exit codes:
        or policy apply refused changes whose new deletions exceed a cap (nothing changed; --confirm N applies)
   130  interrupted by SIGINT
   143  terminated by SIGTERM
-`)
-	return b.String()
+`
+
+// withFooter returns help followed by the environment and the exit codes.
+func withFooter(help func(io.Writer)) func(io.Writer) {
+	return func(w io.Writer) {
+		help(w)
+		fmt.Fprint(w, "\n"+helpFooter)
+	}
 }

@@ -100,6 +100,15 @@ func (p *Program) Main(ctx context.Context, args []string) int {
 	name, rest := args[0], args[1:]
 	switch name {
 	case "help", "-h", "--help":
+		if len(rest) > 0 { // "help COMMAND": that command's help
+			for _, c := range p.Commands {
+				if (c.Name == rest[0] || slices.Contains(c.Aliases, rest[0])) && c.Help != nil {
+					c.Help(p.Stdout)
+					return ExitOK
+				}
+			}
+			return p.Exit(nil, Usagef("help: unknown command %q", rest[0]))
+		}
 		if p.Help != nil {
 			p.Help(p.Stdout)
 		}

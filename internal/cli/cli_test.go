@@ -100,6 +100,15 @@ func TestHelp(t *testing.T) {
 	require.Equal(t, 0, b.main("do", "-h"), "a command's help")
 	require.Equal(t, "usage: prog do\n", b.stdout.String())
 	require.Empty(t, b.stderr.String())
+
+	b = setup(t)
+	require.Equal(t, 0, b.main("help", "do"), "help COMMAND is that command's help")
+	require.Equal(t, "usage: prog do\n", b.stdout.String())
+	require.Empty(t, b.stderr.String())
+
+	b = setup(t)
+	require.Equal(t, 2, b.main("help", "nope"))
+	require.Contains(t, b.stderr.String(), `help: unknown command "nope"`)
 }
 
 func TestErrorsAndExitCodes(t *testing.T) {
