@@ -73,7 +73,8 @@ type RunStore interface {
 
 // Shard says which part of the characters a run owns.
 type Shard struct {
-	Index, Count int
+	Index int `json:"index"`
+	Count int `json:"count"`
 }
 
 // Cursor is the position of the selection: the last record it returned.

@@ -71,7 +71,7 @@ type CharacterSummary struct {
 	Deleted     int64         `json:"deleted"`
 	Failed      int64         `json:"failed"`
 	Held        int64         `json:"held"`
-	Oldest      time.Time     `json:"oldest_last_active_at"`
+	Oldest      time.Time     `json:"oldest_last_active_at,omitzero"` // absent when nothing was selected
 	// SessionIDs is filled by a dry-run only when asked for.
 	SessionIDs []string `json:"session_ids,omitempty"`
 }

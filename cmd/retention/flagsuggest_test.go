@@ -68,3 +68,20 @@ func TestHelpPerCommand(t *testing.T) {
 	r := run(t, env, "help", "nope")
 	require.Equal(t, exitcode.Usage, r.code)
 }
+
+// The run summary's JSON is snake_case throughout, and a time the run does not know is absent,
+// never year 1.
+func TestSummaryJSONIsSnakeCase(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seedWorld(t)
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES ('c-none', '1 day')`)
+	b.exec(t, `INSERT INTO retention.holds (character_id, reason) VALUES ('c-none', 'kept')`)
+	r := b.run(t, "run", "--dry-run", "--output", "json")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, `"shard": {`)
+	require.Contains(t, r.stdout, `"index": 0`)
+	require.Contains(t, r.stdout, `"count": 1`)
+	require.NotContains(t, r.stdout, `"Index"`)
+	require.NotContains(t, r.stdout, "0001-01-01")
+}
