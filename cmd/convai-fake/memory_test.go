@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -121,11 +124,19 @@ func TestRunRefusesBadMemoriesFile(t *testing.T) {
 	for name, content := range map[string]string{"no-id.json": `{"memories": {"c": {"u": [{}]}}}`, "shape.json": `{"c": ["m"]}`} {
 		require.NoError(t, os.WriteFile(dir+"/"+name, []byte(content), 0o600))
 	}
+	// Hostile files: a FIFO no one writes (an open would wait for ever), an endless device, one
+	// byte over the bound.
+	require.NoError(t, syscall.Mkfifo(dir+"/fifo", 0o600))
+	big := bytes.Repeat([]byte(" "), maxMemorySeed+1)
+	require.NoError(t, os.WriteFile(dir+"/big.json", big, 0o600))
 	for _, args := range [][]string{
 		{"--memories", dir + "/no-id.json"},
 		{"--memories", dir + "/shape.json"},
 		{"--memories", dir + "/missing.json"},
 		{"--memories", dir},
+		{"--memories", dir + "/fifo"},
+		{"--memories", "/dev/zero"},
+		{"--memories", dir + "/big.json"},
 		{"--memory-delete-delay", "-1s"},
 	} {
 		var stderr syncbuf.Buffer
@@ -133,4 +144,22 @@ func TestRunRefusesBadMemoriesFile(t *testing.T) {
 		require.Equal(t, 2, exitCode(err, &stderr), "%v: %v", args, err)
 		require.Contains(t, stderr.String(), args[0])
 	}
+}
+
+// A seed posted to the control endpoint is bounded like the file: one byte over is refused
+// (413) and nothing is added.
+func TestPostedMemorySeedIsBounded(t *testing.T) {
+	t.Parallel()
+	fake := convaitest.New(convaitest.Options{APIKey: key})
+	t.Cleanup(fake.Close)
+	mux := http.NewServeMux()
+	memoryRoutes(mux, fake)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	body := `{"memories": {}}` + strings.Repeat(" ", maxMemorySeed)
+	resp, err := http.Post(srv.URL+"/_fake/memories", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	require.Zero(t, fake.Stats().Memories)
 }
