@@ -40,7 +40,10 @@ func (r *claimThenSignal) Claim(ctx context.Context, c job.Chunk) (job.Claim, er
 
 // TestSignalAfterClaimSendsTheChunk: a chunk claimed before the signal is drained like a request
 // in flight: sent within the grace and recorded deleted, never recorded failed unsent. Nothing
-// else is claimed after the signal.
+// else is claimed after the signal. Before the fix the chunk was lost only when the interrupt's
+// watcher goroutine cancelled the wait before the first try (a race it seldom won unless the
+// machine was busy); the test pins the contract, which a check of the signal before the first
+// request would break every time.
 func TestSignalAfterClaimSendsTheChunk(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
