@@ -294,7 +294,7 @@ func loadRules(ctx context.Context, rd Reader, cutoff time.Time, t *tally, log *
 	if n > 0 {
 		t.skip(policy.SkipMalformed, policy.Record{}, policy.Decision{}, n)
 		if log != nil {
-			log.Warn("source rows without last_active_at are never selected", "rows", n)
+			log.Warn("source rows without a usable last_active_at (none, infinite, or outside years 1-9999) are never selected", "rows", n)
 		}
 	}
 	return rules, nil

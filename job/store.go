@@ -17,7 +17,8 @@ type Reader interface {
 	// cursor, oldest first, each marked when already deleted or superseded. A page shorter than
 	// limit is the last.
 	Page(ctx context.Context, after Cursor, horizon time.Time, limit int) ([]policy.Record, error)
-	// Undated counts source rows without a last activity.
+	// Undated counts source rows without a usable last activity (none, or one policy.ValidLastActive
+	// refuses).
 	Undated(ctx context.Context) (int64, error)
 	// UnmatchedHolds returns the active holds that match no row of the source (a character,
 	// or a character's session, the source does not have): they protect nothing now.
