@@ -103,7 +103,7 @@ func (a *app) policyApply(ctx context.Context, args []string) error {
 	if o.file == "" {
 		return usagef("policy apply: -f FILE is required")
 	}
-	f, err := a.readPolicyFile(o.file)
+	raw, err := readFile("policy apply -f", o.file, maxPolicyFile)
 	if err != nil {
 		return err
 	}
@@ -113,6 +113,12 @@ func (a *app) policyApply(ctx context.Context, args []string) error {
 	}
 	defer pool.Close()
 	defer ps.close()
+	// The database reads the intervals, so the file is parsed once connected: every mistake of
+	// the file, of its shape and of its values, is reported at once.
+	f, err := parsePolicyFile(ctx, pool, o.file, raw)
+	if err != nil {
+		return err
+	}
 	var refused string
 	p, err := store.ApplyPolicies(ctx, f, ps.options(source.ApplyOptions{Actor: o.actor, Reason: o.reason, Due: due,
 		Commit: func(p *source.Plan) (bool, error) {

@@ -14,7 +14,9 @@
 //
 // Each entry has max_age (a PostgreSQL interval, required), enabled (default true) and note
 // (default empty). It is pure: it checks the shape of the file, with the line of every
-// mistake; the database checks the intervals themselves.
+// mistake. PostgreSQL reads the intervals: ParseChecked takes a reader that asks it, and checks
+// what it read against the rule of package policy, so that every mistake of a file, of its shape
+// and of its values, is named in one pass.
 package policyfile
 
 import (
@@ -22,10 +24,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/convai-retention/retention/policy"
 )
 
 // Entry is one policy of the file.
@@ -87,6 +92,34 @@ func (l ErrorList) Error() string {
 // a blank or duplicate character, two defaults and a second YAML document are errors, each with
 // its line; Parse returns them all as an ErrorList. Parse reads r to its end: bound it.
 func Parse(r io.Reader) (*File, error) {
+	return parse(r, nil)
+}
+
+// Reading is what PostgreSQL made of one max_age.
+type Reading struct {
+	// Text is the interval as PostgreSQL prints it ("00:10:00" for "10 minutes").
+	Text     string
+	Interval policy.Interval
+	// Invalid says why PostgreSQL does not read the value as an interval; "" when it does.
+	Invalid string
+}
+
+// ReadInterval reads one max_age as PostgreSQL does. An error is a failure to ask (the
+// connection), not a mistake of the file: ParseChecked returns it as it is.
+type ReadInterval func(maxAge string) (Reading, error)
+
+// ParseChecked is Parse, and also reads every max_age with read and checks it with
+// policy.CheckMaxAge: a value PostgreSQL does not read, one without a unit, one under an hour,
+// over 200 years or with a negative part is a mistake at its line, with a hint that fits it, in
+// the same ErrorList as the file's other mistakes.
+func ParseChecked(r io.Reader, read ReadInterval) (*File, error) {
+	if read == nil {
+		return nil, errors.New("policyfile: ParseChecked needs a ReadInterval")
+	}
+	return parse(r, read)
+}
+
+func parse(r io.Reader, read ReadInterval) (*File, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
@@ -105,8 +138,11 @@ func Parse(r io.Reader) (*File, error) {
 	default:
 		return nil, ErrorList{{Line: next.Line, Reason: "a second YAML document: a policy file is one document; nothing after the first would be applied"}}
 	}
-	p := &parser{}
+	p := &parser{read: read}
 	f := p.file(&doc)
+	if p.err != nil {
+		return nil, p.err
+	}
 	if len(p.errs) > 0 {
 		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
 		return nil, p.errs
@@ -126,6 +162,9 @@ func yamlError(err error) *Error {
 
 type parser struct {
 	errs ErrorList
+	read ReadInterval
+	// err is the first failure of read; parsing goes on, and Parse returns it.
+	err error
 }
 
 func (p *parser) fail(n *yaml.Node, format string, args ...any) {
@@ -234,8 +273,13 @@ func (p *parser) entry(n *yaml.Node, character string) *Entry {
 				p.fail(v, "%s: max_age must be an interval such as '30 days'", who)
 				continue
 			}
-			if v.Tag == "!!int" || v.Tag == "!!float" {
-				p.fail(v, "%s: max_age %s has no unit: PostgreSQL would read it as seconds; write e.g. '%s days'", who, v.Value, v.Value)
+			if v.Tag == "!!int" || v.Tag == "!!float" || bareNumber.MatchString(v.Value) {
+				p.fail(v, "%s: max_age %s has no unit: PostgreSQL would read it as seconds; write e.g. '%s days'",
+					who, v.Value, strings.TrimSpace(v.Value))
+				continue
+			}
+			if reason := p.checkMaxAge(v.Value); reason != "" {
+				p.fail(v, "%s: %s", who, reason)
 				continue
 			}
 			e.MaxAge, e.MaxAgeLine = v.Value, v.Line
@@ -263,6 +307,37 @@ func (p *parser) entry(n *yaml.Node, character string) *Entry {
 		return nil
 	}
 	return e
+}
+
+// bareNumber is a max_age without a unit, which PostgreSQL reads as seconds.
+var bareNumber = regexp.MustCompile(`^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$`)
+
+// checkMaxAge reads an interval through p.read and says what is wrong with it, with a hint; ""
+// when nothing is, or when there is no reader.
+func (p *parser) checkMaxAge(text string) string {
+	if p.read == nil || p.err != nil {
+		return ""
+	}
+	r, err := p.read(text)
+	if err != nil {
+		p.err = err
+		return ""
+	}
+	if r.Invalid != "" {
+		return fmt.Sprintf("max_age %q is not an interval PostgreSQL reads (%s); write e.g. '30 days'", text, r.Invalid)
+	}
+	switch policy.CheckMaxAge(r.Interval) {
+	case policy.MaxAgeNotPositive:
+		return fmt.Sprintf("max_age '%s' is not positive: a policy keeps sessions for at least one hour; write e.g. '30 days'", r.Text)
+	case policy.MaxAgeUnderMin:
+		return fmt.Sprintf("max_age '%s' is under one hour (%q): a policy keeps sessions for at least one hour; "+
+			"write a longer time, e.g. '1 hour' or '30 days'", r.Text, text)
+	case policy.MaxAgeOverMax:
+		return fmt.Sprintf("max_age '%s' is over 200 years, the longest a policy keeps sessions", r.Text)
+	case policy.MaxAgeNegativePart:
+		return fmt.Sprintf("max_age '%s' has a negative part: write each part positive, e.g. '28 days' for '1 mon -2 days'", r.Text)
+	}
+	return ""
 }
 
 // Write writes f as a policy file that Parse reads back to the same policies.

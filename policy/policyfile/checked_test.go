@@ -1,0 +1,91 @@
+package policyfile_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convai-retention/retention/policy/policyfile"
+	"github.com/convai-retention/retention/policy/policytest"
+)
+
+// readKnown reads the intervals of policytest.MaxAgeCases, as PostgreSQL reads them (the
+// database's own test in cmd/retention checks that it does), and nothing else.
+func readKnown(text string) (policyfile.Reading, error) {
+	for _, c := range policytest.MaxAgeCases {
+		if c.Text == text {
+			return policyfile.Reading{Text: "<" + text + ">", Interval: c.Interval}, nil
+		}
+	}
+	return policyfile.Reading{Invalid: `invalid input syntax for type interval: "` + text + `"`}, nil
+}
+
+func TestParseCheckedEveryMistakeInOnePass(t *testing.T) {
+	t.Parallel()
+	file := `default:
+  max_age: 30 days
+  colour: red
+characters:
+  a:
+    max_age: 10 minutes
+  b:
+    max_age: "30"
+  c:
+    max_age: -1 day
+  d:
+    max_age: 30 days
+    enabled: maybe
+  e:
+    max_age: thirty days
+  f:
+    max_age: 201 years
+  g:
+    max_age: 1 mon -2 days
+  h:
+    note: no max_age
+  ok:
+    max_age: 1 hour
+`
+	f, err := policyfile.ParseChecked(strings.NewReader(file), readKnown)
+	require.Nil(t, f)
+	var list policyfile.ErrorList
+	require.True(t, errors.As(err, &list), "%v", err)
+	want := []string{
+		`line 3: the default policy: unknown key "colour"`,
+		`line 6: character "a": max_age '<10 minutes>' is under one hour ("10 minutes"): a policy keeps sessions for at least one hour`,
+		`line 8: character "b": max_age 30 has no unit: PostgreSQL would read it as seconds; write e.g. '30 days'`,
+		`line 10: character "c": max_age '<-1 day>' is not positive`,
+		`line 13: character "d": enabled must be true or false, not "maybe"`,
+		`line 15: character "e": max_age "thirty days" is not an interval PostgreSQL reads`,
+		`line 17: character "f": max_age '<201 years>' is over 200 years`,
+		`line 19: character "g": max_age '<1 mon -2 days>' has a negative part`,
+		`line 21: character "h": max_age is missing`,
+	}
+	require.Len(t, list, len(want), "%v", err)
+	for i, w := range want {
+		require.Contains(t, list[i].Error(), w)
+	}
+	// A value with a unit gets the hint about its size, never the one about a missing unit.
+	require.NotContains(t, list[1].Error(), "no unit")
+	require.NotContains(t, list[1].Error(), "seconds")
+
+	// The same file without its mistakes reads, with every max_age as written.
+	good, err := policyfile.ParseChecked(strings.NewReader("default:\n  max_age: 30 days\ncharacters:\n  ok:\n    max_age: 1 hour\n"), readKnown)
+	require.NoError(t, err)
+	require.Equal(t, "30 days", good.Default.MaxAge)
+	require.Equal(t, "1 hour", good.Characters[0].MaxAge)
+}
+
+func TestParseCheckedReaderFailure(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("connection lost")
+	calls := 0
+	_, err := policyfile.ParseChecked(strings.NewReader("characters:\n  a:\n    max_age: 1 day\n  b:\n    max_age: 2 days\n"),
+		func(string) (policyfile.Reading, error) { calls++; return policyfile.Reading{}, boom })
+	require.ErrorIs(t, err, boom)
+	var list policyfile.ErrorList
+	require.False(t, errors.As(err, &list), "a failure to ask is not a mistake of the file")
+	require.Equal(t, 1, calls, "no more reads after a failure")
+}
