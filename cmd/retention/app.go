@@ -81,7 +81,13 @@ func (a *app) program() *cli.Program {
 	}
 }
 
-func (a *app) main(ctx context.Context, args []string) int { return a.program().Main(ctx, args) }
+func (a *app) main(ctx context.Context, args []string) int {
+	p := a.program()
+	for _, c := range p.Commands {
+		c.Run = explained(args, c.Run)
+	}
+	return p.Main(ctx, args)
+}
 
 // code maps an error to its exit code; a fatal error after a signal exits as the signal says.
 func (a *app) code(err error) int {

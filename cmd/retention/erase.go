@@ -150,7 +150,7 @@ func (a *app) erase(ctx context.Context, args []string) error {
 	}
 	f, err := store.FileErasure(ctx, req)
 	if errors.Is(err, source.ErrBadRequest) {
-		return usagef("erase: %v", err)
+		return usagef("erase: %s", explainConstraintMessage(err.Error()))
 	}
 	if err != nil {
 		return err

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convai-retention/retention/cmd/retention/exitcode"
+)
+
+// Every constraint named in constraintRules is a constraint of the schema, on the table its
+// column names.
+func TestConstraintRulesNameTheSchemasConstraints(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for name, r := range constraintRules {
+		table := r.column[:strings.LastIndex(r.column, ".")]
+		column := r.column[strings.LastIndex(r.column, ".")+1:]
+		n := b.count(t, `SELECT count(*) FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attname = $3
+			WHERE c.conname = $1 AND c.conrelid = $2::regclass AND c.contype = 'c'`, name, table, column)
+		require.Equal(t, 1, n, "constraint %s on %s", name, r.column)
+	}
+}
+
+// A value that breaks a rule of the schema, as plain SQL or a command writes it, is explained:
+// the column and the rule, exit 2; the server's message stays.
+func TestConstraintViolationsNameTheColumn(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		sql  string
+		want string
+	}{
+		{`INSERT INTO retention.holds (character_id, reason) VALUES ('  ', 'legal')`,
+			"retention.holds.character_id must not be blank: a hold names the character it protects"},
+		{`INSERT INTO retention.holds (character_id, reason) VALUES ('c', '')`, "retention.holds.reason must not be blank"},
+		{`INSERT INTO retention.policies (character_id, max_age) VALUES ('', '30 days')`,
+			"retention.policies.character_id must not be blank: NULL is the default policy"},
+		{`INSERT INTO retention.erasure_requests (character_id, reason, requested_by) VALUES ('', 'ticket 1', 'alice')`,
+			"retention.erasure_requests.character_id must be a well-formed ID"},
+		{`INSERT INTO retention.policies (character_id, max_age) VALUES ('c', NULL)`, "policies.max_age must be given (not NULL)"},
+	} {
+		_, err := b.db.Pool.Exec(ctx, c.sql)
+		require.Error(t, err, c.sql)
+		got := explainDB([]string{"erase"}, err)
+		require.Contains(t, got.Error(), c.want, c.sql)
+		require.Contains(t, got.Error(), "violates", "the server's message stays: %s", c.sql)
+		require.Equal(t, exitcode.Usage, codeOf(got), c.sql)
+	}
+	// A message that kept only the server's words is explained too (source.ErrBadRequest).
+	require.Equal(t, `retention.erasure_requests.reason must not be blank, and at most 1,000 characters (new row for relation "erasure_requests" violates check constraint "erasure_reason_given")`,
+		explainConstraintMessage(`new row for relation "erasure_requests" violates check constraint "erasure_reason_given"`))
+}
+
+// A login that may read the schema's version but not what a command reads is told which role
+// of sql/roles.sql the command needs, with exit 2, not exit 5 that a Job retries.
+func TestPermissionDeniedNamesTheRole(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seedWorld(t)
+	role := "half_grants_" + strings.ToLower(rand.Text()[:8])
+	b.exec(t, "CREATE ROLE "+role+" LOGIN")
+	t.Cleanup(func() {
+		_, _ = b.db.Pool.Exec(context.Background(), "DROP OWNED BY "+role)
+		_, _ = b.db.Pool.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+	})
+	b.exec(t, "GRANT USAGE ON SCHEMA retention TO "+role)
+	b.exec(t, "GRANT SELECT ON retention.schema_version TO "+role)
+	u, err := url.Parse(b.db.URL)
+	require.NoError(t, err)
+	u.User = url.User(role)
+	env := with(b.env, "DATABASE_URL", u.String())
+	for _, c := range []struct {
+		args []string
+		role string
+	}{
+		{[]string{"report", "--format", "json"}, "connect as retention_auditor for report"},
+		{[]string{"run", "--dry-run"}, "connect as retention_job for run"},
+		{[]string{"policy", "export"}, "connect as retention_auditor (it reads retention.policies) for policy export"},
+	} {
+		r := run(t, env, c.args...)
+		require.Equal(t, exitcode.Usage, r.code, "%v\n%s", c.args, r)
+		require.Contains(t, r.stderr, "permission denied", "%v", c.args)
+		require.Contains(t, r.stderr, c.role, "%v", c.args)
+		require.Contains(t, r.stderr, "sql/roles.sql", "%v", c.args)
+	}
+}
