@@ -21,6 +21,10 @@ const (
 	// StatusAborted: the safety cap found the run's policies would send more than allowed; it
 	// sent none of that (erasure requests' sessions are never capped).
 	StatusAborted Status = "aborted"
+	// StatusDryRun is the reported status of a dry-run that did not fail (see Reported): it
+	// selected what a run would send, and sent and wrote nothing. No row of retention.runs
+	// has it.
+	StatusDryRun Status = "dry_run"
 )
 
 // Summary is what a run did. It is printed at the end of every run, dry or real.
@@ -28,7 +32,7 @@ type Summary struct {
 	RunID           int64            `json:"run_id,omitempty"`
 	Status          Status           `json:"status"`
 	DryRun          bool             `json:"dry_run"`
-	Cutoff          time.Time        `json:"cutoff"`
+	Cutoff          time.Time        `json:"cutoff,omitzero"` // absent when the run stopped before taking it
 	Source          string           `json:"source"`
 	Shard           Shard            `json:"shard"`
 	Selected        int64            `json:"selected"`
@@ -59,6 +63,25 @@ type Summary struct {
 	Duration        time.Duration      `json:"-"`
 	DurationSeconds float64            `json:"duration_seconds"`
 	Characters      []CharacterSummary `json:"characters"`
+}
+
+// Reported returns the summary as it is printed, in every format, so that each field says what
+// happened: a dry-run that did not fail has StatusDryRun, not succeeded; BudgetReached holds
+// only for a run that went through its selection and sent it (succeeded, partial, or a dry-run):
+// a run stopped first (a rejected key, a signal, an error) or aborted by the safety cap did not
+// end because of the budget, whatever its selection had buffered when it stopped. s is not
+// changed.
+func (s *Summary) Reported() *Summary {
+	r := *s
+	if r.DryRun && r.Status == StatusSucceeded {
+		r.Status = StatusDryRun
+	}
+	switch r.Status {
+	case StatusSucceeded, StatusPartial, StatusDryRun:
+	default:
+		r.BudgetReached = false
+	}
+	return &r
 }
 
 // CharacterSummary is one character's part of a run.

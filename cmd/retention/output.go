@@ -13,8 +13,9 @@ import (
 	"github.com/convai-retention/retention/job"
 )
 
-// writeSummary prints a run's summary on w as text or JSON.
+// writeSummary prints a run's summary on w as text or JSON, both as job.Summary.Reported says.
 func writeSummary(w io.Writer, format string, s *job.Summary) error {
+	s = s.Reported()
 	if format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -25,9 +26,14 @@ func writeSummary(w io.Writer, format string, s *job.Summary) error {
 
 func writeText(w io.Writer, s *job.Summary) error {
 	var b strings.Builder
-	if s.DryRun {
+	switch {
+	case s.DryRun:
 		fmt.Fprintf(&b, "dry-run: nothing was sent or written. Would delete %d sessions", s.Selected)
-	} else {
+	case s.Status == job.StatusAborted && s.Cap != nil:
+		// Its selection never ran: say what the cap counted, not "0 selected".
+		fmt.Fprintf(&b, "run %d aborted: its policies would send %d sessions, above the safety cap of %d, so none of them was sent; "+
+			"erasure requests: %d selected, %d deleted, %d failed", s.RunID, s.Cap.WouldSend, s.Cap.Limit, s.Selected, s.Deleted, s.Failed)
+	default:
 		fmt.Fprintf(&b, "run %d %s: %d selected, %d deleted, %d failed", s.RunID, s.Status, s.Selected, s.Deleted, s.Failed)
 	}
 	fmt.Fprintf(&b, " (cut-off %s, source %s", s.Cutoff.UTC().Format(time.RFC3339), s.Source)

@@ -139,7 +139,7 @@ func TestDryRun(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &s), "%s", r)
 	require.True(t, s.DryRun)
 	require.Zero(t, s.RunID)
-	require.Equal(t, job.StatusSucceeded, s.Status)
+	require.Equal(t, job.StatusDryRun, s.Status, "a dry-run says so, not succeeded")
 	require.EqualValues(t, left, s.Selected)
 	require.Zero(t, s.Deleted)
 	require.Equal(t, map[string]int64{"held": worldSkippedHeld}, s.SkippedByReason)

@@ -20,7 +20,7 @@ func TestSafetyCapExit6(t *testing.T) {
 
 	r := run(t, with(b.env, "RETENTION_ABORT_ABOVE", "7"), "run")
 	require.Equal(t, exitcode.Aborted, r.code, r)
-	require.Contains(t, r.stdout, "aborted: 0 selected, 0 deleted, 0 failed")
+	require.Contains(t, r.stdout, "aborted: its policies would send 8 sessions, above the safety cap of 7, so none of them was sent")
 	require.Contains(t, r.stdout, "ABORTED by the safety cap: nothing was sent")
 	require.Contains(t, r.stderr, "would send 8 sessions, above the limit of 7 (--abort-above 7)")
 	require.Empty(t, b.fakeDeleted())
