@@ -101,7 +101,7 @@ func TestPodTemplates_TakeCredentialsOnlyFromSecrets(t *testing.T) {
 			require.Empty(t, db.Value, "DATABASE_URL must come from a Secret")
 			require.NotNil(t, db.ValueFrom)
 			require.NotNil(t, db.ValueFrom.SecretKeyRef)
-			require.Equal(t, dbSecretName, db.ValueFrom.SecretKeyRef.Name)
+			require.Equal(t, tmpl.dbSecret, db.ValueFrom.SecretKeyRef.Name)
 			require.Equal(t, dbSecretKey, db.ValueFrom.SecretKeyRef.Key)
 
 			keyFile, ok := f.env(t, c, "CONVAI_API_KEY_FILE")

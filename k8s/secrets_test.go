@@ -16,7 +16,7 @@ func TestSecretExample_MatchesWhatThePodsRead(t *testing.T) {
 	t.Parallel()
 	objs, err := ReadFile(secretExample)
 	require.NoError(t, err)
-	require.Len(t, objs.Secrets, 2)
+	require.Len(t, objs.Secrets, 3)
 
 	keys := map[string][]string{}
 	for _, s := range objs.Secrets {
@@ -27,20 +27,21 @@ func TestSecretExample_MatchesWhatThePodsRead(t *testing.T) {
 		require.Empty(t, s.Data, "%s: placeholders go in stringData", s.Name)
 	}
 	require.Equal(t, map[string][]string{
-		dbSecretName:  {dbSecretKey},
-		keySecretName: {keySecretKey},
+		dbSecretName:        {dbSecretKey},
+		migrateDBSecretName: {dbSecretKey},
+		keySecretName:       {keySecretKey},
 	}, keys)
 }
 
 func TestSecretExample_IsInNoKustomization(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	for _, objs := range []Objects{f.base, f.migrate, f.sharded, f.dryRun} {
+	for _, objs := range []Objects{f.base, f.suspended, f.migrate, f.sharded, f.dryRun} {
 		require.Empty(t, objs.Secrets)
 	}
 	kustomizations, err := filepath.Glob("*/kustomization.yaml")
 	require.NoError(t, err)
-	require.Len(t, kustomizations, 4)
+	require.Len(t, kustomizations, 5)
 	for _, path := range kustomizations {
 		b, err := os.ReadFile(path)
 		require.NoError(t, err)

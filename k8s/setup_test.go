@@ -11,15 +11,18 @@ import (
 
 // Names the manifests share with each other and with the binary.
 const (
-	containerName  = "retention"
-	configMapName  = "convai-retention-config"
-	dbSecretName   = "convai-retention-db"
-	dbSecretKey    = "url"
-	keySecretName  = "convai-retention-api-key"
-	keySecretKey   = "api-key"
-	nonRootID      = 65532
-	defaultGrace   = "20s" // the binary's default --shutdown-grace
-	graceHeadroomS = 10    // seconds a pod needs after the grace to record the run and exit
+	containerName = "retention"
+	configMapName = "convai-retention-config"
+	dbSecretName  = "convai-retention-db"
+	// migrateDBSecretName holds the database URL of the schema's owner, which only k8s/migrate
+	// reads: the runs' Secret holds the job role's (sql/roles.sql).
+	migrateDBSecretName = "convai-retention-migrate-db"
+	dbSecretKey         = "url"
+	keySecretName       = "convai-retention-api-key"
+	keySecretKey        = "api-key"
+	nonRootID           = 65532
+	defaultGrace        = "20s" // the binary's default --shutdown-grace
+	graceHeadroomS      = 10    // seconds a pod needs after the grace to record the run and exit
 	// writeRetryS is how long a record write that failed for a transient reason is retried after
 	// the grace (source.Config.WriteRetry, default 1m): the run records what it sent before exiting.
 	writeRetryS = 60
@@ -28,6 +31,8 @@ const (
 // fixture holds every manifest set, rendered and strictly decoded.
 type fixture struct {
 	base, migrate, sharded, dryRun Objects
+	// suspended is k8s/suspended, the base with its CronJob suspended, for the first apply.
+	suspended Objects
 	// config is the data of the base ConfigMap that every pod loads with envFrom.
 	config map[string]string
 }
@@ -41,6 +46,8 @@ func setup(t *testing.T) fixture {
 	f.migrate, err = Render("migrate")
 	require.NoError(t, err)
 	f.sharded, err = Render("sharded")
+	require.NoError(t, err)
+	f.suspended, err = Render("suspended")
 	require.NoError(t, err)
 	f.dryRun, err = ReadFile(filepath.Join("oneoff", "dry-run-job.yaml"))
 	require.NoError(t, err)
@@ -58,6 +65,9 @@ type podTemplate struct {
 	// deletes tells whether the pod may delete sessions, and so gets the API key. Migrations and
 	// dry runs do not call the API and get no key.
 	deletes bool
+	// dbSecret is the Secret its DATABASE_URL comes from: the owner's for migrations, the job
+	// role's for everything else.
+	dbSecret string
 }
 
 // templates lists every pod template the manifests ship.
@@ -68,10 +78,10 @@ func (f fixture) templates(t *testing.T) []podTemplate {
 	require.Len(t, f.sharded.Jobs, 1)
 	require.Len(t, f.dryRun.Jobs, 1)
 	return []podTemplate{
-		{"base CronJob", f.base.CronJobs[0].Spec.JobTemplate.Spec, true},
-		{"migrate Job", f.migrate.Jobs[0].Spec, false},
-		{"sharded Job", f.sharded.Jobs[0].Spec, true},
-		{"dry-run Job", f.dryRun.Jobs[0].Spec, false},
+		{"base CronJob", f.base.CronJobs[0].Spec.JobTemplate.Spec, true, dbSecretName},
+		{"migrate Job", f.migrate.Jobs[0].Spec, false, migrateDBSecretName},
+		{"sharded Job", f.sharded.Jobs[0].Spec, true, dbSecretName},
+		{"dry-run Job", f.dryRun.Jobs[0].Spec, false, dbSecretName},
 	}
 }
 
