@@ -1,6 +1,7 @@
 package k8s
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -177,12 +178,27 @@ func TestWalkthrough_NothingRunsBeforeTheDryRunAndTheFirstRun(t *testing.T) {
 	cronJob := f.base.CronJobs[0].Name
 	w := readWalkthrough(t)
 
-	firstSecret := w.find(t, "create the first Secret", func(c docCommand) bool {
-		return c.is("create", "secret", "generic", dbSecretName)
-	})
 	migrate := w.find(t, "migrate", func(c docCommand) bool {
 		return c.is("apply") && slices.Equal(c.flag("-k"), []string{"k8s/migrate"})
 	})
+	// Every Secret is made before the first pod that reads it; step 4 may replace migrate's.
+	firstSecret := -1
+	for i, c := range w.cmds {
+		if c.is("create", "secret", "generic") {
+			if firstSecret == -1 {
+				firstSecret = i
+			}
+			if i > migrate {
+				require.True(t, c.is("create", "secret", "generic", migrateDBSecretName), "%s: after the migration", c)
+			}
+		}
+	}
+	require.NotEqual(t, -1, firstSecret, "the steps create no Secret")
+	for _, name := range []string{dbSecretName, migrateDBSecretName, keySecretName} {
+		require.True(t, slices.ContainsFunc(w.cmds[:migrate], func(c docCommand) bool {
+			return c.is("create", "secret", "generic", name)
+		}), "%s is made before the migration", name)
+	}
 	suspended := w.find(t, "apply the base with the CronJob suspended", func(c docCommand) bool {
 		return c.is("apply") && slices.Equal(c.flag("-k"), []string{"k8s/suspended"})
 	})
@@ -262,7 +278,7 @@ func TestWalkthrough_FirstRunLiftsTheCap(t *testing.T) {
 	// Every cap the ConfigMap sets is lifted; the Job's own env wins over its envFrom.
 	lifted := 0
 	for _, name := range []string{"RETENTION_ABORT_ABOVE", "RETENTION_ABORT_ABOVE_PERCENT"} {
-		v, err := strconv.ParseFloat(cmpOr(f.config[name], "0"), 64)
+		v, err := strconv.ParseFloat(cmp.Or(f.config[name], "0"), 64)
 		require.NoError(t, err, name)
 		if v != 0 {
 			require.Equal(t, "0", set[name], "%s: the ConfigMap's %s=%s would abort the first run", setEnv, name, f.config[name])
@@ -283,13 +299,6 @@ func TestWalkthrough_FirstRunLiftsTheCap(t *testing.T) {
 	for name := range set {
 		require.Contains(t, step.text, fmt.Sprintf("`%s: %q`", name, f.config[name]), "the step quotes the ConfigMap's cap")
 	}
-}
-
-func cmpOr(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 // retentionHelp builds the binary and returns what `retention help COMMAND` prints.
