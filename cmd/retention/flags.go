@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -15,12 +16,28 @@ import (
 type flagSet struct {
 	*flag.FlagSet
 	env map[string]string // flag name -> environment variable
+	// aliases maps a flag's former name to its name: both set the same value.
+	aliases map[string]string
+	// choices lists the values a flag takes, when it takes only some.
+	choices map[string][]string
 }
 
 func newFlagSet(name string) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	return &flagSet{FlagSet: fs, env: map[string]string{}}
+	return &flagSet{FlagSet: fs, env: map[string]string{}, aliases: map[string]string{}, choices: map[string][]string{}}
+}
+
+// alias lets the flag name also be set as --old, its former name, which still works.
+func (f *flagSet) alias(old, name string) {
+	fl := f.Lookup(name)
+	f.Var(fl.Value, old, "the former name of --"+name+", still read")
+	f.aliases[old] = name
+}
+
+// choose refuses, as a usage error naming the flag, a value of flag name other than these.
+func (f *flagSet) choose(name string, values ...string) {
+	f.choices[name] = values
 }
 
 // envName lets flag name be set from the variable RETENTION_<NAME> (upper case, - as _), or
@@ -46,7 +63,12 @@ func (f *flagSet) parse(args []string, getenv env) error {
 		return usagef("%s: unexpected argument %q (flags come as --name=value)", f.Name(), f.Arg(0))
 	}
 	set := map[string]bool{}
-	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	f.Visit(func(fl *flag.Flag) {
+		set[fl.Name] = true
+		if name, ok := f.aliases[fl.Name]; ok {
+			set[name] = true // given by its former name: the environment does not override it
+		}
+	})
 	for name, vars := range f.env {
 		if set[name] {
 			continue
@@ -62,12 +84,29 @@ func (f *flagSet) parse(args []string, getenv env) error {
 			break
 		}
 	}
+	for name, values := range f.choices {
+		if v := f.Lookup(name).Value.String(); !slices.Contains(values, v) {
+			return usagef("invalid --%s %q: want %s", name, v, orList(values))
+		}
+	}
 	return nil
+}
+
+// orList writes values for people: "a", "a or b", "a, b or c".
+func orList(values []string) string {
+	if len(values) < 2 {
+		return strings.Join(values, "")
+	}
+	return strings.Join(values[:len(values)-1], ", ") + " or " + values[len(values)-1]
 }
 
 // usage writes the flags of f with their environment variables.
 func (f *flagSet) usage(w io.Writer) {
 	f.VisitAll(func(fl *flag.Flag) {
+		if name, ok := f.aliases[fl.Name]; ok {
+			fmt.Fprintf(w, "  --%s\n      the former name of --%s, still read\n", fl.Name, name)
+			return
+		}
 		env := ""
 		if vars, ok := f.env[fl.Name]; ok {
 			env = " [$" + strings.ReplaceAll(vars, ",", ", $") + "]"

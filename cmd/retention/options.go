@@ -25,6 +25,10 @@ type option struct {
 	// record, when set, gives the recorded value instead of the flag's own.
 	setting string
 	record  func() any
+	// aliases are the flag's former names, still read (flagSet.alias); choices, when set, the
+	// only values it takes (flagSet.choose).
+	aliases []string
+	choices []string
 }
 
 // noEnv is the env of an option no variable sets.
@@ -50,6 +54,12 @@ func (o option) define(fs *flagSet) {
 	}
 	if o.env == nil || len(o.env) > 0 {
 		fs.envName(o.name, o.env...)
+	}
+	for _, a := range o.aliases {
+		fs.alias(a, o.name)
+	}
+	if len(o.choices) > 0 {
+		fs.choose(o.name, o.choices...)
 	}
 }
 

@@ -42,7 +42,9 @@ type planOptions struct {
 
 func (o *planOptions) define(fs *flagSet) {
 	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION with columns character_id, session_id, last_active_at")
-	fs.StringVar(&o.output, "output", "text", "text or json")
+	fs.StringVar(&o.output, "format", "text", "text or json")
+	fs.alias("output", "format")
+	fs.choose("format", textFormats...)
 	fs.Int64Var(&o.abortAbove, "abort-above", 0, "the safety cap in sessions, as for retention run; 0 for off")
 	fs.Float64Var(&o.abortPercent, "abort-above-percent", 0, "the safety cap in percent of the source's sessions, as for retention run; 0 for off")
 	fs.envName("source")
@@ -52,8 +54,6 @@ func (o *planOptions) define(fs *flagSet) {
 
 func (o *planOptions) check() error {
 	switch {
-	case o.output != "text" && o.output != "json":
-		return usagef("invalid --output %q: want text or json", o.output)
 	case o.abortAbove < 0:
 		return usagef("invalid --abort-above %d: want 0 (off) or more sessions", o.abortAbove)
 	case math.IsNaN(o.abortPercent) || o.abortPercent < 0 || o.abortPercent > 100:
@@ -102,7 +102,7 @@ func policyHelp(w io.Writer) {
 		"allows: --max-due-share (default %v%% of the source's sessions, even with no other cap) and --abort-above, "+
 		"--abort-above-percent; --confirm N, with N the plan's count of newly due sessions (see --dry-run), applies it.\n",
 		maxDueShareDefault)
-	fmt.Fprint(w, "\nflags of policy apply (plan takes --source, --output and the --abort-above caps):\n")
+	fmt.Fprint(w, "\nflags of policy apply (plan takes --source, --format and the --abort-above caps):\n")
 	var o applyOptions
 	applyFlags(&o).usage(w)
 }

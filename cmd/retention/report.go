@@ -44,7 +44,7 @@ func reportFlags(o *reportOptions) *flagSet {
 		{name: "session", env: noEnv, value: &o.session, def: "",
 			help: "instead of the report, the evidence for this session ID: every attempt, or why it was never selected"},
 		{name: "format", env: noEnv, value: &o.format, def: "",
-			help: "table, csv, json or html (default: table on a terminal, else from --out's extension, else csv)"},
+			help: "table, csv, json or html; text is table (default: table, or the extension of --out: .html, .json, .csv, .txt, said on stderr)"},
 		{name: "table", env: noEnv, value: &o.table, def: string(report.CSVCharacters),
 			help: "the table of a CSV report: " + report.CSVTableNames()},
 		{name: "out", env: noEnv, value: &o.out, def: "", help: "write to FILE instead of stdout (replaced whole, or not at all)"},
@@ -74,9 +74,12 @@ func (a *app) report(ctx context.Context, args []string) error {
 	}
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
-	format, table, err := o.output(isTerminal(a.stdout))
+	format, table, why, err := o.output()
 	if err != nil {
 		return err
+	}
+	if why != "" {
+		fmt.Fprintf(a.stderr, "report: writing %s to %s (%s)\n", format, o.out, why)
 	}
 	rel, err := source.ParseRelation(o.source)
 	if err != nil {
@@ -159,32 +162,38 @@ func (a *app) report(ctx context.Context, args []string) error {
 	})
 }
 
-// output picks the format: --format, else table on a terminal, else the extension of --out,
-// else csv.
-func (o *reportOptions) output(terminal bool) (report.Format, report.CSVTable, error) {
-	table, err := report.ParseCSVTable(o.table)
-	if err != nil {
-		return "", "", err
+// output picks the format: --format, else the extension of --out, else table, wherever stdout
+// goes (a report redirected to a file is the table it shows on a terminal). When the extension
+// chose, why says so, for stderr; "" otherwise. --format text is table, the word the other
+// commands use for their text.
+func (o *reportOptions) output() (f report.Format, table report.CSVTable, why string, err error) {
+	if table, err = report.ParseCSVTable(o.table); err != nil {
+		return "", "", "", err
+	}
+	if o.format == "text" {
+		return report.FormatTable, table, "", nil
 	}
 	if o.format != "" {
 		f, err := report.ParseFormat(o.format)
-		return f, table, err
+		return f, table, "", err
 	}
 	if o.out != "" && o.out != "-" {
-		switch strings.ToLower(filepath.Ext(o.out)) {
+		ext := strings.ToLower(filepath.Ext(o.out))
+		switch ext {
 		case ".html", ".htm":
-			return report.FormatHTML, table, nil
+			f = report.FormatHTML
 		case ".json":
-			return report.FormatJSON, table, nil
+			f = report.FormatJSON
+		case ".csv":
+			f = report.FormatCSV
 		case ".txt":
-			return report.FormatTable, table, nil
+			f = report.FormatTable
 		}
-		return report.FormatCSV, table, nil
+		if f != "" {
+			return f, table, fmt.Sprintf("chosen by its extension %s; --format picks another", ext), nil
+		}
 	}
-	if terminal {
-		return report.FormatTable, table, nil
-	}
-	return report.FormatCSV, table, nil
+	return report.FormatTable, table, "", nil
 }
 
 // period reads --since, --until and --sla. A date is a UTC day: --until DATE includes it.

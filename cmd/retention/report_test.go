@@ -81,8 +81,13 @@ func TestReportCommandFormats(t *testing.T) {
 	t.Parallel()
 	b, eligible := reportAfterRun(t)
 
-	// Not a terminal: CSV, with a header.
+	// Not a terminal: still the table, the one default.
 	r := b.run(t, "report", "--character", "c-own")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "Retention compliance report")
+	require.Empty(t, r.stderr)
+
+	r = b.run(t, "report", "--character", "c-own", "--format", "csv")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
 	recs, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll()
 	require.NoError(t, err)
@@ -112,6 +117,7 @@ func TestReportCommandFormats(t *testing.T) {
 	r = b.run(t, "report", "--out", page)
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
 	require.Empty(t, r.stdout)
+	require.Contains(t, r.stderr, "report: writing html to "+page+" (chosen by its extension .html; --format picks another)")
 	html, err := os.ReadFile(page)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(string(html), "<!DOCTYPE html>"))
@@ -222,16 +228,18 @@ func TestReportPeriodFlags(t *testing.T) {
 		require.Equal(t, tc.wantSLA, p.SLA)
 	}
 	for _, tc := range []struct {
-		out      string
-		terminal bool
-		want     string
+		format, out string
+		want        string
+		said        bool // on stderr: the extension chose
 	}{
-		{"", true, "table"}, {"", false, "csv"}, {"-", true, "table"}, {"r.HTML", false, "html"}, {"r.json", true, "json"},
-		{"r.txt", false, "table"}, {"r.csv", true, "csv"}, {"report", true, "csv"},
+		{"", "", "table", false}, {"", "-", "table", false}, {"", "r.HTML", "html", true}, {"", "r.json", "json", true},
+		{"", "r.txt", "table", true}, {"", "r.csv", "csv", true}, {"", "report", "table", false},
+		{"text", "", "table", false}, {"csv", "r.html", "csv", false},
 	} {
-		o := reportOptions{out: tc.out, table: "characters"}
-		f, _, err := o.output(tc.terminal)
+		o := reportOptions{format: tc.format, out: tc.out, table: "characters"}
+		f, _, why, err := o.output()
 		require.NoError(t, err)
 		require.EqualValues(t, tc.want, f, "%+v", tc)
+		require.Equal(t, tc.said, why != "", "%+v", tc)
 	}
 }

@@ -31,12 +31,17 @@ func concurrencyOption(c *job.Config) option {
 		help: "most requests in flight (1-256)"}
 }
 
-// outputOption is --output, the format of a command's summary on stdout. It is read from
-// RETENTION_OUTPUT; verify and discover, which never read it, take the row withEnv(noEnv).
-// Each command refuses a value other than text or json itself.
+// outputOption is --format, the format of a command's summary on stdout: text or json, the
+// same flag on every command (report's takes table, csv, json or html). --output, its former
+// name, and RETENTION_OUTPUT still work; verify and discover, which never read the
+// environment for it, take the row withEnv(noEnv).
 func outputOption(v *string) option {
-	return option{name: "output", value: v, def: "text", help: "summary format on stdout: text or json"}
+	return option{name: "format", aliases: []string{"output"}, env: []string{"RETENTION_FORMAT", "RETENTION_OUTPUT"},
+		value: v, def: "text", choices: textFormats, help: "summary format on stdout: text or json"}
 }
+
+// textFormats are the values of a summary's --format.
+var textFormats = []string{"text", "json"}
 
 // logLevelOption is --log-level. LOG_LEVEL is read by logLevel, not by the flag set.
 func logLevelOption(v *string) option {

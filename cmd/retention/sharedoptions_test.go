@@ -38,8 +38,12 @@ func TestHelpListsSharedOptionsAlike(t *testing.T) {
 		for _, o := range rows {
 			var want strings.Builder
 			options{o}.flagSet("shared").usage(&want)
-			entry := regexp.MustCompile(`(?m)^  --` + regexp.QuoteMeta(o.name) + `\b.*\n.*\n`).FindString(r.stdout)
-			require.Equal(t, want.String(), entry, "%s --help, --%s", cmd, o.name)
+			re := regexp.MustCompile(`(?m)^  --` + regexp.QuoteMeta(o.name) + `\b.*\n.*\n`)
+			entry := re.FindString(r.stdout)
+			require.Equal(t, re.FindString(want.String()), entry, "%s --help, --%s", cmd, o.name)
+			for _, a := range o.aliases {
+				require.Contains(t, r.stdout, "  --"+a+"\n      the former name of --"+o.name+", still read\n", "%s --help, --%s", cmd, a)
+			}
 		}
 	}
 }
@@ -71,10 +75,10 @@ func TestVerifyDiscoverMigrateKeepTheirFlags(t *testing.T) {
 		want map[string]string // flag -> "default variables"
 	}{
 		{"verify", verifyFlags(&v), plus(api,
-			"character", "", "since", "", "sample", "0", "output", "text", "log-level", "",
+			"character", "", "since", "", "sample", "0", "format", "text", "output", "text", "log-level", "",
 			"pushgateway-url", " RETENTION_PUSHGATEWAY_URL", "allow-insecure-url", "false RETENTION_ALLOW_INSECURE_URL")},
 		{"discover", discoverFlags(&d), plus(api,
-			"character", "", "dry-run", "false", "source", "retention.sessions RETENTION_SOURCE", "output", "text",
+			"character", "", "dry-run", "false", "source", "retention.sessions RETENTION_SOURCE", "format", "text", "output", "text",
 			"log-level", "", "concurrency", fmt.Sprint(job.ConcurrencyDefault, " RETENTION_CONCURRENCY"), "allow-insecure-url", "false RETENTION_ALLOW_INSECURE_URL")},
 		{"migrate", migrateOptions(&level).flagSet("migrate"), map[string]string{"log-level": ""}},
 	} {

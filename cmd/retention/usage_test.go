@@ -49,7 +49,8 @@ func TestCommandLine(t *testing.T) {
 		{"negative budget", []string{"run", "--max-deletions", "-5"}, exitcode.Usage, "", "invalid --max-deletions -5"},
 		{"shard index out of range", []string{"run", "--shard-count", "2", "--shard-index", "2"}, exitcode.Usage, "", "invalid --shard-index 2: want 0 to 1"},
 		{"negative shard index", []string{"run", "--shard-index", "-1"}, exitcode.Usage, "", "invalid --shard-index -1"},
-		{"output yaml", []string{"run", "--output", "yaml"}, exitcode.Usage, "", `invalid --output "yaml"`},
+		{"output yaml", []string{"run", "--output", "yaml"}, exitcode.Usage, "", `invalid --format "yaml": want text or json`},
+		{"format yaml", []string{"run", "--format", "yaml"}, exitcode.Usage, "", `invalid --format "yaml": want text or json`},
 		{"log level", []string{"run", "--log-level", "loud"}, exitcode.Usage, "", `invalid log level "loud"`},
 	}
 	for _, tt := range tests {
@@ -80,7 +81,9 @@ func TestEnvironmentErrors(t *testing.T) {
 		{"duration from env", with(env, "RETENTION_REQUEST_TIMEOUT", "soon"), []string{"run"},
 			[]string{`RETENTION_REQUEST_TIMEOUT="soon"`}},
 		{"output from env", with(env, "RETENTION_OUTPUT", "yaml"), []string{"run"},
-			[]string{`invalid --output "yaml"`}},
+			[]string{`invalid --format "yaml"`}},
+		{"format from env", with(env, "RETENTION_FORMAT", "yaml"), []string{"run"},
+			[]string{`invalid --format "yaml"`}},
 		{"log level from env", with(env, "LOG_LEVEL", "chatty"), []string{"run"},
 			[]string{`invalid log level "chatty"`}},
 		{"shard index from JOB_COMPLETION_INDEX out of range", with(env, "JOB_COMPLETION_INDEX", "3", "RETENTION_SHARD_COUNT", "3"), []string{"run"},
@@ -150,7 +153,8 @@ func TestHelp(t *testing.T) {
 	flags := map[string][]string{
 		"dry-run":             nil,
 		"log-level":           {"$LOG_LEVEL"},
-		"output":              {"$RETENTION_OUTPUT"},
+		"format":              {"$RETENTION_FORMAT", "$RETENTION_OUTPUT"},
+		"output":              nil, // the former name of --format
 		"source":              {"$RETENTION_SOURCE"},
 		"chunk-size":          {"$RETENTION_CHUNK_SIZE"},
 		"concurrency":         {"$RETENTION_CONCURRENCY"},
