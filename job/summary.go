@@ -1,10 +1,12 @@
 package job
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/convai-retention/retention/internal/natural"
 	"github.com/convai-retention/retention/policy"
 )
 
@@ -53,6 +55,10 @@ type Summary struct {
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 	// Cap is what the safety cap measured, when one was set (a real run only).
 	Cap *CapCheck `json:"safety_cap,omitempty"`
+	// EstimatedTotal is what the progress estimated the run would send, when it estimated (a
+	// count beside the run, or the safety cap's): the summary says when the run selected
+	// another number.
+	EstimatedTotal *int64 `json:"estimated_total,omitempty"`
 	// Sync is what the sync of the deployment's source into retention.sessions did before the
 	// run read it; nil when the run read its source directly.
 	Sync *SyncReport `json:"sync,omitempty"`
@@ -206,5 +212,24 @@ func (t *tally) fill(s *Summary) {
 	for _, c := range t.chars {
 		s.Characters = append(s.Characters, *c)
 	}
-	sort.Slice(s.Characters, func(i, j int) bool { return s.Characters[i].CharacterID < s.Characters[j].CharacterID })
+	slices.SortFunc(s.Characters, compareCharacters)
+}
+
+// compareCharacters orders a summary's characters as its tables show them: the exceptions
+// first (sessions failed, then sessions held), then by ID in natural order (big-2 before
+// big-10).
+func compareCharacters(a, b CharacterSummary) int {
+	rank := func(c CharacterSummary) int {
+		switch {
+		case c.Failed > 0:
+			return 0
+		case c.Held > 0:
+			return 1
+		}
+		return 2
+	}
+	if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+		return c
+	}
+	return natural.Compare(a.CharacterID, b.CharacterID)
 }

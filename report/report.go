@@ -14,11 +14,14 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/convai-retention/retention/internal/natural"
 )
 
 // DefaultSLA is how long a session may stay expired before it counts as overdue.
@@ -233,7 +236,30 @@ func Build(ctx context.Context, db Beginner, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.order()
 	return r, nil
+}
+
+// order puts the rows as every format shows them: the characters with exceptions first (sessions
+// failed or overdue, then held), then the others, each by ID in natural order (big-2 before
+// big-10); the verification rows in natural order.
+func (r *Report) order() {
+	rank := func(c CharacterRow) int {
+		switch {
+		case c.Failed > 0 || c.Overdue > 0:
+			return 0
+		case c.Held > 0:
+			return 1
+		}
+		return 2
+	}
+	slices.SortStableFunc(r.Characters, func(a, b CharacterRow) int {
+		if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+			return c
+		}
+		return natural.Compare(a.CharacterID, b.CharacterID)
+	})
+	slices.SortStableFunc(r.Verification, func(a, b VerificationRow) int { return natural.Compare(a.CharacterID, b.CharacterID) })
 }
 
 // readOnly runs fn in a read-only, repeatable-read transaction with PostgreSQL's own interval

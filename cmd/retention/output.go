@@ -31,12 +31,19 @@ func writeText(w io.Writer, s *job.Summary) error {
 		fmt.Fprintf(&b, "dry-run: nothing was sent or written. Would delete %d sessions", s.Selected)
 	case s.Status == job.StatusAborted && s.Cap != nil:
 		// Its selection never ran: say what the cap counted, not "0 selected".
-		fmt.Fprintf(&b, "run %d aborted: its policies would send %d sessions, above the safety cap of %d, so none of them was sent; "+
-			"erasure requests: %d selected, %d deleted, %d failed", s.RunID, s.Cap.WouldSend, s.Cap.Limit, s.Selected, s.Deleted, s.Failed)
+		fmt.Fprintf(&b, "run %d aborted: its policies would send %d sessions, above the safety cap of %d, so none of them was sent",
+			s.RunID, s.Cap.WouldSend, s.Cap.Limit)
+		if s.Selected > 0 {
+			fmt.Fprintf(&b, "; erasure requests: %d selected, %d deleted, %d failed", s.Selected, s.Deleted, s.Failed)
+		}
 	default:
 		fmt.Fprintf(&b, "run %d %s: %d selected, %d deleted, %d failed", s.RunID, s.Status, s.Selected, s.Deleted, s.Failed)
 	}
-	fmt.Fprintf(&b, " (cut-off %s, source %s", s.Cutoff.UTC().Format(time.RFC3339), s.Source)
+	b.WriteString(" (")
+	if !s.Cutoff.IsZero() {
+		fmt.Fprintf(&b, "cut-off %s, ", s.Cutoff.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(&b, "source %s", s.Source)
 	if s.Shard.Count > 1 {
 		fmt.Fprintf(&b, ", shard %d of %d", s.Shard.Index, s.Shard.Count)
 	}
@@ -51,6 +58,11 @@ func writeText(w io.Writer, s *job.Summary) error {
 		}
 		sort.Strings(reasons)
 		fmt.Fprintf(&b, "skipped %d: %s\n", s.Skipped, strings.Join(reasons, ", "))
+	}
+	if e := s.EstimatedTotal; e != nil && *e != s.Selected && s.Status != job.StatusAborted && !s.DryRun {
+		fmt.Fprintf(&b, "selected %d sessions where the progress estimated %d: the estimate is a separate count made while the "+
+			"run was already deleting (sessions deleted during the count, and the source's changes, count differently); the "+
+			"figures above are the run's own\n", s.Selected, *e)
 	}
 	if s.NotSent > 0 {
 		fmt.Fprintf(&b, "%d selected sessions were not sent: the run stopped first; they wait for the next run\n", s.NotSent)
@@ -123,16 +135,33 @@ func writeText(w io.Writer, s *job.Summary) error {
 	} else {
 		fmt.Fprintln(tw, "CHARACTER\tPOLICY\tMAX AGE\tSELECTED\tDELETED\tFAILED\tHELD\tOLDEST ACTIVITY")
 	}
+	// The characters come as the summary orders them: failed, then held, then the rest, each
+	// in natural order; a totals row closes the table.
+	var total job.CharacterSummary
 	for _, c := range s.Characters {
 		oldest := "-"
 		if !c.Oldest.IsZero() {
 			oldest = c.Oldest.UTC().Format(time.RFC3339)
+			if total.Oldest.IsZero() || c.Oldest.Before(total.Oldest) {
+				total.Oldest = c.Oldest
+			}
 		}
+		total.Selected, total.Deleted, total.Failed, total.Held = total.Selected+c.Selected, total.Deleted+c.Deleted,
+			total.Failed+c.Failed, total.Held+c.Held
 		if s.DryRun {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", printable(c.CharacterID), c.Policy, c.MaxAge, c.Selected, c.Held, oldest)
 		} else {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", printable(c.CharacterID), c.Policy, c.MaxAge, c.Selected, c.Deleted, c.Failed, c.Held, oldest)
 		}
+	}
+	oldest := "-"
+	if !total.Oldest.IsZero() {
+		oldest = total.Oldest.UTC().Format(time.RFC3339)
+	}
+	if s.DryRun {
+		fmt.Fprintf(tw, "(total)\t\t\t%d\t%d\t%s\n", total.Selected, total.Held, oldest)
+	} else {
+		fmt.Fprintf(tw, "(total)\t\t\t%d\t%d\t%d\t%d\t%s\n", total.Selected, total.Deleted, total.Failed, total.Held, oldest)
 	}
 	return tw.Flush()
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/convai-retention/retention/internal/natural"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/policy"
 	"github.com/convai-retention/retention/policy/policyfile"
@@ -306,6 +308,8 @@ func (a *app) plan(ctx context.Context, args []string) error {
 
 // writePlan prints a plan: the changes (withChanges) and the impact per character.
 func writePlan(w io.Writer, o planOptions, p *source.Plan, withChanges, applied bool) error {
+	// Characters in natural order (big-2 before big-10), in both formats.
+	slices.SortStableFunc(p.Impact, func(a, b source.Impact) int { return natural.Compare(a.CharacterID, b.CharacterID) })
 	limit, capped := o.limit(p.SourceSessions)
 	if o.output == "json" {
 		doc := struct {

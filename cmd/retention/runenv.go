@@ -217,6 +217,9 @@ func (e *runEnv) realRun(ctx context.Context) (*job.Summary, error) {
 		Version:  buildVersion(),
 	})
 	p.close()
+	if n := p.total.Load(); sum != nil && n >= 0 {
+		sum.EstimatedTotal = &n // what the progress showed as the total, for the summary to compare
+	}
 	if sum != nil && rep != nil {
 		sum.Sync, sum.Source = rep, e.rel.String()
 	}
