@@ -36,13 +36,14 @@ import (
 // Entry is one policy of the file.
 type Entry struct {
 	// CharacterID is the character, "" for the default policy.
-	CharacterID string
-	MaxAge      string
-	Enabled     bool
-	Note        string
+	CharacterID string `json:"character_id"`
+	MaxAge      string `json:"max_age"`
+	Enabled     bool   `json:"enabled"`
+	Note        string `json:"note"`
 	// Line is where the entry starts in the file, MaxAgeLine where its max_age is (0 for
 	// entries not read from a file).
-	Line, MaxAgeLine int
+	Line       int `json:"line,omitempty"`
+	MaxAgeLine int `json:"-"`
 }
 
 // IsDefault reports whether e is the default policy.
