@@ -82,7 +82,9 @@ exit codes:
   1    finished with some sessions failed; or audit verify found the trail broken, or audit check refused a proof;
        or verify found a deleted session still present at Convai
   2    usage or configuration error, or the schema is missing or old (run retention migrate), or an invalid
-       policy file (each mistake with its line); nothing done. Also audit check without --key: UNVERIFIED
+       policy file (every mistake, each with its line); nothing done. Also audit check without --key:
+       UNVERIFIED; a login refused a privilege (the role of sql/roles.sql to use is named); a value that
+       breaks a rule of the schema (its column and the rule are named)
   3    another run holds the lock
   4    the API rejected the key
   5    any other fatal error (database unreachable, a list verify could not read, ...)
