@@ -120,17 +120,25 @@ func Inspect(ctx context.Context, q interface {
 // present by a verification since. It is retention.is_deleted written out: PostgreSQL does not
 // inline a SQL function with sub-selects, and a function call per page row tripled the page's
 // cost (make bench). TestDeletedRuleIsOne holds this copy, the claim's and is_deleted together.
-// Scalar LIMIT 1 subqueries stay an index probe per row whatever the statistics say.
+// Scalar LIMIT 1 subqueries stay an index probe per row whatever the statistics say. The probes
+// of refuting verifications and of v1 deletions are made only when the page's one-row join g
+// (deletedOnce) says such rows exist at all: most installs have neither, and a probe of an empty
+// table per row still costs a relation-size system call (make bench, perf).
 var deletedProbe = fmt.Sprintf(`(coalesce((SELECT true FROM retention.outcomes d
 		         WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'
-		           AND NOT EXISTS (SELECT 1 FROM retention.verifications v
-		                           WHERE v.deletion_id = d.claim_id * %[1]d + d.ord AND v.result = 'present')
+		           AND NOT (g.refuted AND EXISTS (SELECT 1 FROM retention.verifications v
+		                           WHERE v.deletion_id = d.claim_id * %[1]d + d.ord AND v.result = 'present'))
 		         LIMIT 1), false)
-		  OR coalesce((SELECT true FROM retention.deletions_v1 d
+		  OR (g.v1 AND coalesce((SELECT true FROM retention.deletions_v1 d
 		         WHERE d.character_id = p.character_id AND d.session_id = p.session_id AND d.status = 'deleted'
-		           AND NOT EXISTS (SELECT 1 FROM retention.verifications v
-		                           WHERE v.deletion_id = d.id AND v.result = 'present')
-		         LIMIT 1), false))`, migrations.DeletionIDStride)
+		           AND NOT (g.refuted AND EXISTS (SELECT 1 FROM retention.verifications v
+		                           WHERE v.deletion_id = d.id AND v.result = 'present'))
+		         LIMIT 1), false)))`, migrations.DeletionIDStride)
+
+// deletedOnce is the one-row relation g that deletedProbe reads: whether any verification found
+// a deleted session present, and whether any v1 deletion exists.
+const deletedOnce = `(SELECT EXISTS (SELECT 1 FROM retention.verifications WHERE result = 'present') AS refuted,
+		       EXISTS (SELECT 1 FROM retention.deletions_v1 WHERE status = 'deleted') AS v1) g`
 
 // The bounds of a usable last activity (policy.ValidLastActive) as SQL literals: a row outside
 // them (PostgreSQL's infinities, a year BC, a year past 9999) cannot be read into a Go time or
@@ -164,7 +172,7 @@ func (s *Source) build() {
 		SELECT p.character_id, p.session_id, p.last_active_at,
 		       ` + deletedProbe + `,
 		       false
-		FROM (%s) p
+		FROM (%s) p CROSS JOIN ` + deletedOnce + `
 		ORDER BY p.last_active_at, p.character_id, p.session_id`
 		s.firstSQL = fmt.Sprintf(outer, fmt.Sprintf(inner, "", "$2"))
 		s.pageSQL = fmt.Sprintf(outer, fmt.Sprintf(inner, "AND (s.last_active_at, s.character_id, s.session_id) > ($2, $3, $4)", "$5"))
@@ -183,7 +191,7 @@ func (s *Source) build() {
 		               WHERE n.character_id = p.raw_character_id AND n.session_id = p.raw_session_id
 		                 AND (n.last_active_at > p.last_active_at OR n.last_active_at IS NULL
 		                      OR n.last_active_at <= %s))
-		FROM (%%s) p
+		FROM (%%s) p CROSS JOIN `+deletedOnce+`
 		ORDER BY p.last_active_at, coalesce(p.character_id, ''), coalesce(p.session_id, '')`, rel, lastActiveAfter)
 		after := "s.last_active_at >= $2 AND (s.last_active_at > $2 OR (coalesce(s.character_id::text, ''), coalesce(s.session_id::text, '')) > ($3, $4))"
 		s.firstSQL = fmt.Sprintf(outer, fmt.Sprintf(inner, "", "$2"))
