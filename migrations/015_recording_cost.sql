@@ -13,6 +13,21 @@
 -- check of the foreign key, one query per outcome row, repeated what they know.
 ALTER TABLE retention.outcomes DROP CONSTRAINT outcomes_claim_id_fkey;
 
+-- seal_field, as in 002, on a database whose encoding is UTF-8 (PostgreSQL's default, and the
+-- only one whose text can hold every session ID): the octet length of the text is its UTF-8
+-- length already, so it is not converted first. A database's encoding never changes; on any
+-- other, seal_field stays as it was. The bytes are the same either way.
+DO $$
+BEGIN
+    IF getdatabaseencoding() = 'UTF8' THEN
+        CREATE OR REPLACE FUNCTION retention.seal_field(v text) RETURNS text
+        LANGUAGE sql STABLE PARALLEL SAFE AS $f$
+            SELECT CASE WHEN v IS NULL THEN '-,' ELSE octet_length(v)::text || ':' || v || ',' END
+        $f$;
+    END IF;
+END
+$$;
+
 -- claim_content, as in 008, built by a loop over the claim's outcomes instead of one statement:
 -- the same bytes (audit.ClaimContent, TestClaimContentMatchesGo), without planning the encoding
 -- of every field each time a leaf is made.

@@ -1764,14 +1764,14 @@ $function$;
 -- 002_seals.sql: CREATE FUNCTION
 --     seal_field encodes one value: NULL as the two bytes "-,", anything else as a netstring: its
 --     length in UTF-8 bytes in decimal, ":", the UTF-8 bytes, ",".
+-- 015_recording_cost.sql: CREATE OR REPLACE FUNCTION
 CREATE OR REPLACE FUNCTION retention.seal_field(v text)
  RETURNS text
  LANGUAGE sql
  STABLE PARALLEL SAFE
 AS $function$
-    SELECT CASE WHEN v IS NULL THEN '-,'
-                ELSE octet_length(convert_to(v, 'UTF8'))::text || ':' || v || ',' END
-$function$;
+            SELECT CASE WHEN v IS NULL THEN '-,' ELSE octet_length(v)::text || ':' || v || ',' END
+        $function$;
 
 -- retention.seal_time(timestamp with time zone)
 -- 002_seals.sql: CREATE FUNCTION
