@@ -84,7 +84,7 @@ func (a *app) program() *cli.Program {
 func (a *app) main(ctx context.Context, args []string) int {
 	p := a.program()
 	for _, c := range p.Commands {
-		c.Run = explained(args, c.Run)
+		c.Run = explained(args, a.loginRole, c.Run)
 	}
 	return p.Main(ctx, args)
 }

@@ -12,12 +12,33 @@ import (
 )
 
 // explained wraps a command's Run so that its error passes through explainDB; args is the whole
-// command line, the command's name first.
-func explained(args []string, run func(context.Context, []string) error) func(context.Context, []string) error {
+// command line, the command's name first, and login names the role the command connects as.
+func explained(args []string, login func() string, run func(context.Context, []string) error) func(context.Context, []string) error {
 	if run == nil {
 		return nil
 	}
-	return func(ctx context.Context, rest []string) error { return explainDB(args, run(ctx, rest)) }
+	return func(ctx context.Context, rest []string) error {
+		err := run(ctx, rest)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+			return explainDB(args, err, login())
+		}
+		return explainDB(args, err, "")
+	}
+}
+
+// loginRole is the role DATABASE_URL (or DATABASE_URL_FILE) logs in as, as the driver reads it;
+// "" when it cannot tell.
+func (a *app) loginRole() string {
+	dsn, err := a.databaseURL()
+	if err != nil {
+		return ""
+	}
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return ""
+	}
+	return cfg.User
 }
 
 // columnRule is what one constraint of the schema asks of a column, in words.
@@ -63,10 +84,11 @@ func explainConstraintMessage(msg string) string {
 
 // explainDB returns err with what a refusal of PostgreSQL means to the operator of the command
 // (args are the command's name and its arguments): a value that breaks a known constraint
-// names the column and the rule; a missing privilege names the role of sql/roles.sql to
-// connect as. Both are the operator's to fix, not outages that a Job should retry: usage errors
-// (exit 2). Any other error is returned as it is.
-func explainDB(args []string, err error) error {
+// names the column and the rule; a missing privilege names the role that lacks the grant
+// (login, when known) and the role of sql/roles.sql to connect as. Both are the operator's to
+// fix, not outages that a Job should retry: usage errors (exit 2). Any other error is returned
+// as it is.
+func explainDB(args []string, err error, login string) error {
 	var pgErr *pgconn.PgError
 	var usage *usageError
 	var exit *cli.ExitError
@@ -75,7 +97,11 @@ func explainDB(args []string, err error) error {
 	}
 	switch {
 	case pgErr.Code == "42501": // insufficient_privilege
-		return &usageError{Err: fmt.Errorf("%w: the login of DATABASE_URL lacks a grant. %s", err, roleHint(args))}
+		who := "the login of DATABASE_URL"
+		if login != "" {
+			who = fmt.Sprintf("role %q, the login of DATABASE_URL,", login)
+		}
+		return &usageError{Err: fmt.Errorf("%w: %s lacks a grant. %s", err, who, roleHint(args))}
 	case pgErr.Code == "23514": // check_violation
 		if r, ok := constraintRules[pgErr.ConstraintName]; ok {
 			return &usageError{Err: fmt.Errorf("%s %s; the value written breaks constraint %s: %w", r.column, r.rule, pgErr.ConstraintName, err)}

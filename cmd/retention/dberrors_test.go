@@ -47,7 +47,7 @@ func TestConstraintViolationsNameTheColumn(t *testing.T) {
 	} {
 		_, err := b.db.Pool.Exec(ctx, c.sql)
 		require.Error(t, err, c.sql)
-		got := explainDB([]string{"erase"}, err)
+		got := explainDB([]string{"erase"}, err, "")
 		require.Contains(t, got.Error(), c.want, c.sql)
 		require.Contains(t, got.Error(), "violates", "the server's message stays: %s", c.sql)
 		require.Equal(t, exitcode.Usage, codeOf(got), c.sql)
@@ -88,5 +88,6 @@ func TestPermissionDeniedNamesTheRole(t *testing.T) {
 		require.Contains(t, r.stderr, "permission denied", "%v", c.args)
 		require.Contains(t, r.stderr, c.role, "%v", c.args)
 		require.Contains(t, r.stderr, "sql/roles.sql", "%v", c.args)
+		require.Contains(t, r.stderr, `role "`+role+`", the login of DATABASE_URL, lacks a grant`, "%v: the role missing the grant is named", c.args)
 	}
 }
