@@ -31,7 +31,7 @@ type discoverOptions struct {
 func discoverFlags(o *discoverOptions) *flagSet { return o.table().flagSet("discover") }
 
 // table is the flag table of discover: what it looks at, then the rows it shares with the other
-// commands that call the API. --output has no variable here, as before.
+// commands that call the API. --format (--output) has no variable here, as before.
 func (o *discoverOptions) table() options {
 	return slices.Concat(options{
 		{name: "character", env: noEnv, value: &o.characters, def: "",
@@ -72,7 +72,7 @@ func (a *app) discover(ctx context.Context, args []string) error {
 		return err
 	}
 	if o.output != "text" && o.output != "json" {
-		return usagef("invalid --output %q: want text or json", o.output)
+		return usagef("invalid --format %q: want text or json", o.output)
 	}
 	rel, err := source.ParseRelation(o.source)
 	if err != nil {

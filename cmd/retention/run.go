@@ -40,7 +40,7 @@ func (o *runOptions) table() options {
 	c := &o.cfg
 	return slices.Concat(options{
 		{name: "dry-run", env: noEnv, value: &o.dryRun, def: false,
-			help: "select and print what would be deleted (with --output json, every session ID); send nothing, " +
+			help: "select and print what would be deleted (with --format json, every session ID); send nothing, " +
 				"write nothing, need no API key"},
 		outputOption(&o.output),
 		{name: "source", value: &o.source, def: source.DefaultRelation, setting: "source", record: o.relation,

@@ -49,7 +49,7 @@ type runEnv struct {
 // does not answer is a fatal error, not a hang. The caller closes the result.
 func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
 	if o.output != "text" && o.output != "json" {
-		return nil, usagef("invalid --output %q: want text or json", o.output)
+		return nil, usagef("invalid --format %q: want text or json", o.output)
 	}
 	if o.pushURL != "" {
 		if u, err := url.Parse(o.pushURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -178,7 +178,7 @@ func (a *app) sync(ctx context.Context, args []string) error {
 		return err
 	}
 	if o.output != "text" && o.output != "json" {
-		return usagef("invalid --output %q: want text or json", o.output)
+		return usagef("invalid --format %q: want text or json", o.output)
 	}
 	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.redactor)
 	if err != nil {

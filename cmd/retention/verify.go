@@ -34,7 +34,7 @@ type verifyOptions struct {
 func verifyFlags(o *verifyOptions) *flagSet { return o.table().flagSet("verify") }
 
 // table is the flag table of verify: its scope, then the rows it shares with the other commands
-// that call the API. --output has no variable here, as before.
+// that call the API. --format (--output) has no variable here, as before.
 func (o *verifyOptions) table() options {
 	return slices.Concat(options{
 		{name: "character", env: noEnv, value: &o.character, def: "",
@@ -74,7 +74,7 @@ func (a *app) verify(ctx context.Context, args []string) error {
 		return err
 	}
 	if o.output != "text" && o.output != "json" {
-		return usagef("invalid --output %q: want text or json", o.output)
+		return usagef("invalid --format %q: want text or json", o.output)
 	}
 	if o.sample < 0 {
 		return usagef("invalid --sample %d: want 0 (all) or more", o.sample)
