@@ -36,6 +36,12 @@ const (
 	// database; without a bound, a connection cut for good would keep the process alive for as
 	// long as each store call's own limit, one after another.
 	WindDownReserve = 15 * time.Second
+	// MemoryConfirmWithinDefault is how long a run waits, after a memory delete-all is accepted,
+	// for the list to show the end user's memories gone before it leaves the erasure pending
+	// for the next run; MemoryPollDefault is its first wait between two lists (doubled each
+	// time, capped at BackoffMax).
+	MemoryConfirmWithinDefault = 30 * time.Second
+	MemoryPollDefault          = time.Second
 )
 
 // NoShutdownGrace is a ShutdownGrace that cancels requests in flight as soon as a run is told to
@@ -102,6 +108,12 @@ type Config struct {
 	// failed) in all, ok false while it has no estimate; the progress log then adds the total and
 	// the time left. It must return quickly. Default: none.
 	EstimatedTotal func() (total int64, ok bool)
+	// MemoryConfirmWithin bounds the wait for a memory delete-all to show in the list. Default
+	// MemoryConfirmWithinDefault.
+	MemoryConfirmWithin time.Duration
+	// MemoryPoll is the first wait between two lists of a memory being erased. Default
+	// MemoryPollDefault.
+	MemoryPoll time.Duration
 }
 
 // WithDefaults returns c with its zero fields filled with their defaults: the settings a run
@@ -123,6 +135,8 @@ func (c Config) withDefaults() Config {
 	c.SealInterval = cmp.Or(c.SealInterval, SealIntervalDefault)
 	c.Shard.Count = cmp.Or(c.Shard.Count, 1)
 	c.ProgressInterval = cmp.Or(c.ProgressInterval, ProgressIntervalDefault)
+	c.MemoryConfirmWithin = cmp.Or(c.MemoryConfirmWithin, MemoryConfirmWithinDefault)
+	c.MemoryPoll = cmp.Or(c.MemoryPoll, MemoryPollDefault)
 	if c.Observer == nil {
 		c.Observer = NopObserver{}
 	}

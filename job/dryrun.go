@@ -22,6 +22,9 @@ func (r *Runner) DryRun(ctx context.Context, source string, withIDs bool) (*Summ
 			return err
 		}
 		sum.Erasure = er.summary(sum.Cutoff)
+		if _, sum.MemoryRetention, err = readMemoryPolicies(ctx, rd, sum.Cutoff, r.cfg.Shard); err != nil {
+			return err
+		}
 		return warnUnmatchedHolds(ctx, rd, sum, r.cfg.Logger)
 	})
 	t.fill(sum)

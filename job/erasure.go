@@ -38,6 +38,11 @@ type ErasureWork struct {
 	// Refuted marks a complete request whose deletions of Sessions a verification refuted
 	// (found present at Convai): they are sent again under it; it stays complete.
 	Refuted bool
+	// EndUserRequestID is set for a child of an end user's request: Sessions are the end
+	// user's sessions of the character only, Holds the holds that block it, and the end user's
+	// request, not this one, says when it is complete (see eraseEndUsers).
+	EndUserRequestID int64
+	Holds            []int64
 }
 
 // ErasureSummary is what a run did about erasure requests.
@@ -66,6 +71,9 @@ type ErasureSummary struct {
 	// Overdue those of them past their due time.
 	Left    int `json:"left_open"`
 	Overdue int `json:"overdue"`
+	// EndUsers is what the run did about end users' requests; their sessions are counted
+	// above (Sessions, Held, Deleted, Failed), not their requests.
+	EndUsers *EndUserSummary `json:"end_users,omitempty"`
 }
 
 // erasures is a run's erasure work for its shard: the requests, their chunks, and the sessions
@@ -86,6 +94,9 @@ type erasures struct {
 	// confirmed holds the sessions this run recorded deleted.
 	confirmed map[[2]string]bool
 	sum       ErasureSummary
+	// endUsers are the open end users' requests, every shard's characters included.
+	endUsers []EndUserWork
+	euSum    EndUserSummary
 }
 
 // MissingFinder finds, among session IDs Convai listed, those the app never stored: discover
@@ -145,8 +156,17 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 	if err != nil {
 		return nil, fmt.Errorf("read erasure requests: %w", err)
 	}
+	var endUsers []EndUserWork
+	if eu, ok := rd.(EndUserReader); ok {
+		if endUsers, err = eu.OpenEndUserErasures(ctx); err != nil {
+			return nil, fmt.Errorf("read end users' erasure requests: %w", err)
+		}
+		work = append(work, endUserWork(endUsers, shard)...)
+	}
 	e := &erasures{work: work, blocked: map[int64]bool{}, covered: map[[2]string]bool{}, confirmed: map[[2]string]bool{},
-		unlisted: map[int64]bool{}}
+		unlisted: map[int64]bool{}, endUsers: endUsers}
+	e.euSum.Open = len(endUsers)
+	e.countToErase(shard)
 	type listed struct {
 		listedCharacter
 		err error
@@ -154,8 +174,8 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 	lists := map[string]listed{} // one list per character, however many requests name it
 	for i := range work {
 		w := &work[i]
-		if w.Refuted || w.Request.SessionID != "" {
-			continue
+		if w.Refuted || w.Request.SessionID != "" || w.EndUserRequestID != 0 {
+			continue // an end user's sessions at Convai cannot be told from others': the set's only
 		}
 		if list == nil || rules.Held(w.Request.CharacterID, "") {
 			e.unlisted[w.Request.ID] = true // no API, or the whole character is held: nothing to send
@@ -190,6 +210,13 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 	}
 	for _, w := range work {
 		r := w.Request
+		if w.EndUserRequestID != 0 {
+			e.euSum.Characters++
+			if len(w.Holds) > 0 { // retention.end_user_holds
+				e.blocked[r.ID] = true
+			}
+			continue
+		}
 		if w.Refuted {
 			continue
 		}
@@ -228,8 +255,10 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 			c.Sessions = append(c.Sessions, s)
 		}
 	}
-	for id := range e.blocked {
-		e.sum.Blocked = append(e.sum.Blocked, id)
+	for _, w := range work {
+		if e.blocked[w.Request.ID] && w.EndUserRequestID == 0 {
+			e.sum.Blocked = append(e.sum.Blocked, w.Request.ID)
+		}
 	}
 	slices.Sort(e.sum.Blocked)
 	return e, nil
@@ -288,7 +317,7 @@ func (e *erasures) done(id int64, characterID string, os []Outcome) {
 func (e *erasures) complete(ctx context.Context, rs RunStore) error {
 	for _, w := range e.work {
 		id := w.Request.ID
-		if w.Refuted || e.blocked[id] || e.unlisted[id] || !e.allConfirmed(w) {
+		if w.Refuted || w.EndUserRequestID != 0 || e.blocked[id] || e.unlisted[id] || !e.allConfirmed(w) {
 			continue
 		}
 		ok, err := rs.CompleteErasure(ctx, id)
@@ -320,8 +349,12 @@ func (e *erasures) summary(now time.Time) *ErasureSummary {
 	defer e.mu.Unlock()
 	s := e.sum
 	s.Left, s.Overdue = 0, 0
+	if len(e.endUsers) > 0 {
+		eu := e.euSum
+		s.EndUsers = &eu
+	}
 	for _, w := range e.work {
-		if w.Refuted || slices.Contains(s.Completed, w.Request.ID) {
+		if w.Refuted || w.EndUserRequestID != 0 || slices.Contains(s.Completed, w.Request.ID) {
 			continue
 		}
 		s.Left++

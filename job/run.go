@@ -96,6 +96,9 @@ type run struct {
 	endWindDown context.CancelFunc
 	// erasures is the shard's erasure work, sent before the policies' selection.
 	erasures *erasures
+	// memoryPolicies are the characters whose policy sets memory_max_age (see
+	// deleteOldMemories).
+	memoryPolicies []MemoryPolicy
 	// capped is set when the safety cap stopped the policies' selection: the run sends the
 	// erasure requests only, and ends aborted.
 	capped *AbortError
@@ -144,6 +147,12 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 	if err := warnUnmatchedHolds(ctx, ru.rd, ru.sum, ru.log); err != nil {
 		return ru.finish(StatusFailed, err)
 	}
+	if err := ru.expandEndUsers(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ru.finish(StatusInterrupted, context.Cause(ctx))
+		}
+		return ru.finish(StatusFailed, err)
+	}
 	var list listMissing
 	l, canList := ru.sender.(Lister)
 	m, canFind := ru.rd.(MissingFinder)
@@ -157,6 +166,12 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 		return ru.finish(StatusFailed, err)
 	}
 	ru.erasures.count(ru.tally)
+	if err := ru.loadMemoryPolicies(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ru.finish(StatusInterrupted, context.Cause(ctx))
+		}
+		return ru.finish(StatusFailed, err)
+	}
 	if s := ru.erasures.sum; s.Open > 0 {
 		ru.log.Info("erasure requests: their sessions are sent first", "open", s.Open, "sessions", s.Sessions,
 			"held", s.Held, "blocked", s.Blocked)
@@ -231,6 +246,12 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 		cctx, cancel := ru.dbCtx()
 		err := ru.erasures.complete(cctx, ru.rs)
 		cancel()
+		if err == nil {
+			err = ru.eraseEndUsers(ctx)
+		}
+		if err == nil {
+			err = ru.deleteOldMemories(ctx)
+		}
 		if err != nil {
 			ru.stop(err)
 		}

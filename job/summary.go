@@ -69,6 +69,9 @@ type Summary struct {
 	Duration        time.Duration      `json:"-"`
 	DurationSeconds float64            `json:"duration_seconds"`
 	Characters      []CharacterSummary `json:"characters"`
+	// MemoryRetention is what the run did (a dry-run: would look at) under the policies'
+	// memory_max_age; nil when no policy of its shard sets one.
+	MemoryRetention *MemoryRetentionSummary `json:"memory_retention,omitempty"`
 }
 
 // Reported returns the summary as it is printed, in every format, so that each field says what

@@ -14,7 +14,7 @@ import (
 )
 
 // OpenErasures returns the erasure requests without a completion whose character belongs to
-// shard, oldest first, each with its sessions not yet deleted: a one-session request's session
+// shard, oldest first, except the children of end users' requests (see OpenEndUserErasures), each with its sessions not yet deleted: a one-session request's session
 // (with its latest activity in the source, if the source has it), or every session of the
 // character in the source. Then the complete requests whose deletions a verification refuted,
 // with those sessions (Refuted).
@@ -24,6 +24,7 @@ func (s *Store) OpenErasures(ctx context.Context, shard job.Shard) ([]job.Erasur
 		       e.session_id IS NOT NULL AND retention.is_deleted(e.character_id, e.session_id)
 		FROM retention.erasure_requests e
 		WHERE NOT EXISTS (SELECT 1 FROM retention.erasure_completions c WHERE c.request_id = e.id)
+		  AND e.end_user_request_id IS NULL -- an end user's request's children: OpenEndUserErasures
 		ORDER BY e.id`)
 	if err != nil {
 		return nil, fmt.Errorf("read erasure requests: %w", err)

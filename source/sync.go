@@ -47,6 +47,8 @@ type Syncer struct {
 	rel     Relation
 	opts    SyncOptions
 	changed string // the changed column, "" for none
+	// endUser is set when the source has an end_user_id column: the sync copies it.
+	endUser bool
 	readSQL string
 }
 
@@ -67,7 +69,10 @@ func NewSyncer(ctx context.Context, from *pgxpool.Pool, rel Relation, opts SyncO
 		return nil, err
 	}
 	y.changed = col
-	y.readSQL = readSQL(rel, col)
+	if y.endUser, err = hasEndUserColumn(ctx, from, rel); err != nil {
+		return nil, err
+	}
+	y.readSQL = readSQL(rel, col, y.endUser)
 	return y, nil
 }
 
@@ -76,6 +81,26 @@ func (y *Syncer) Relation() Relation { return y.rel }
 
 // ChangedColumn returns the column incremental passes read by, "" when every pass is full.
 func (y *Syncer) ChangedColumn() string { return y.changed }
+
+// EndUserColumn reports whether the source has an end_user_id column, which the sync copies
+// into the set; without one the set's end users stay as they are (NULL for new sessions).
+func (y *Syncer) EndUserColumn() bool { return y.endUser }
+
+// hasEndUserColumn reports whether rel has a column end_user_id, of any type: it is read as
+// text, and a value the rules refuse as an ID is taken as none.
+func hasEndUserColumn(ctx context.Context, q querier, rel Relation) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, `
+		SELECT EXISTS (
+		    SELECT 1 FROM pg_attribute a
+		    JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		    WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = 'end_user_id' AND a.attnum > 0 AND NOT a.attisdropped)`,
+		rel.Schema, rel.Name).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("inspect source %s: %w", rel, err)
+	}
+	return ok, nil
+}
 
 // changedColumn checks the named column, or finds last_active_at leading a btree index of a
 // table.
@@ -128,13 +153,18 @@ const inRange = `(%[1]s > '0001-01-01 00:00:00+00' AND %[1]s < '10000-01-01 00:0
 
 // readSQL is the one pass over the source: every row, or with a changed column the rows at or
 // after $1 (every row when $1 is NULL: a full pass, which still tracks the high-water mark). A
-// timestamp out of range is read as NULL with bad_time set.
-func readSQL(rel Relation, changed string) string {
+// timestamp out of range is read as NULL with bad_time set. The end user is the source's
+// end_user_id as text when endUser is set, else NULL.
+func readSQL(rel Relation, changed string, endUser bool) string {
 	at := fmt.Sprintf(inRange, "s.last_active_at")
+	eu := "NULL::text"
+	if endUser {
+		eu = "s.end_user_id::text"
+	}
 	q := fmt.Sprintf(`
 		SELECT s.character_id::text, s.session_id::text,
 		       CASE WHEN %[1]s THEN s.last_active_at END,
-		       s.last_active_at IS NOT NULL AND NOT %[1]s`, at)
+		       s.last_active_at IS NOT NULL AND NOT %[1]s, %[2]s`, at, eu)
 	if changed != "" {
 		col := "s." + pgx.Identifier{changed}.Sanitize()
 		q += fmt.Sprintf(`,
@@ -182,7 +212,8 @@ func (y *Syncer) Into(ctx context.Context, tx pgx.Tx) (job.SyncReport, error) {
 	}
 
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE retention_sync_staging (
-		character_id text, session_id text, last_active_at timestamptz, bad_time boolean NOT NULL) ON COMMIT DROP`); err != nil {
+		character_id text, session_id text, last_active_at timestamptz, bad_time boolean NOT NULL,
+		end_user_id text) ON COMMIT DROP`); err != nil {
 		return rep, fmt.Errorf("sync %s: create the staging table: %w", y.rel, err)
 	}
 	high, err := y.copy(ctx, tx, since)
@@ -242,7 +273,7 @@ func (y *Syncer) copy(ctx context.Context, tx pgx.Tx, since *time.Time) (*time.T
 	defer rows.Close()
 	src := &sourceRows{rows: rows}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"retention_sync_staging"},
-		[]string{"character_id", "session_id", "last_active_at", "bad_time"}, src); err != nil {
+		[]string{"character_id", "session_id", "last_active_at", "bad_time", "end_user_id"}, src); err != nil {
 		if src.err != nil {
 			err = src.err
 		}
@@ -255,7 +286,7 @@ func (y *Syncer) copy(ctx context.Context, tx pgx.Tx, since *time.Time) (*time.T
 // value.
 type sourceRows struct {
 	rows pgx.Rows
-	vals [4]any
+	vals [5]any
 	high *time.Time
 	err  error
 }
@@ -265,16 +296,16 @@ func (s *sourceRows) Next() bool {
 		s.err = s.rows.Err()
 		return false
 	}
-	var char, sess *string
+	var char, sess, endUser *string
 	var at, chg *time.Time
 	var bad bool
-	if s.err = s.rows.Scan(&char, &sess, &at, &bad, &chg); s.err != nil {
+	if s.err = s.rows.Scan(&char, &sess, &at, &bad, &endUser, &chg); s.err != nil {
 		return false
 	}
 	if chg != nil && (s.high == nil || chg.After(*s.high)) {
 		s.high = chg
 	}
-	s.vals = [4]any{char, sess, at, bad}
+	s.vals = [5]any{char, sess, at, bad, endUser}
 	return true
 }
 

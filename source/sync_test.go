@@ -276,3 +276,76 @@ func TestRehearsedSyncLeavesNothing(t *testing.T) {
 	require.Zero(t, count(t, b.db.Pool, `SELECT count(*) FROM retention.syncs`))
 	require.Zero(t, count(t, b.db.Pool, `SELECT count(*) FROM pg_class WHERE relname LIKE 'retention_sync%'`))
 }
+
+// TestSyncEndUsers: a source with an end_user_id column (any type) has it copied into the set
+// and every end user and character seen together kept in retention.end_users, deleted
+// sessions' too; a source without one leaves the column NULL; a later row that names no end
+// user (or one the rules refuse as an ID) does not clear what the set knows; an app that writes
+// the set itself is known in retention.end_users as well (the rows it inserts).
+func TestSyncEndUsers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := newSyncBundle(t, `
+		CREATE SCHEMA app;
+		CREATE TABLE app.src (character_id text, session_id text, last_active_at timestamptz, end_user_id bigint);
+		CREATE TABLE app.plain (character_id text, session_id text, last_active_at timestamptz);`, "app.src")
+	endUsers := func() map[string]string {
+		t.Helper()
+		rows, err := b.db.Pool.Query(ctx, `SELECT character_id || '/' || session_id, coalesce(end_user_id, '-') FROM retention.sessions`)
+		require.NoError(t, err)
+		out := map[string]string{}
+		var k, v string
+		_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error { out[k] = v; return nil })
+		require.NoError(t, err)
+		return out
+	}
+	pairs := func() []string {
+		t.Helper()
+		rows, err := b.db.Pool.Query(ctx, `SELECT end_user_id || '@' || character_id FROM retention.end_users ORDER BY 1`)
+		require.NoError(t, err)
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return out
+	}
+	b.exec(t, `INSERT INTO app.src VALUES ('c1', 's1', now() - interval '2 days', 7), ('c1', 's2', now(), NULL),
+		('c2', 's3', now(), 7), ('c2', 's3', now() - interval '1 hour', 7), ('c3', 's4', now(), 8)`)
+	y, err := source.NewSyncer(ctx, b.db.Pool, b.rel, source.SyncOptions{})
+	require.NoError(t, err)
+	require.True(t, y.EndUserColumn())
+	_, err = y.Sync(ctx, b.db.Pool)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"c1/s1": "7", "c1/s2": "-", "c2/s3": "7", "c3/s4": "8"}, endUsers())
+	require.Equal(t, []string{"7@c1", "7@c2", "8@c3"}, pairs())
+
+	// A row naming no end user, or a blank one, keeps the set's; a new one replaces it.
+	b.exec(t, `UPDATE app.src SET end_user_id = NULL WHERE session_id = 's1'`)
+	b.exec(t, `UPDATE app.src SET end_user_id = 9 WHERE session_id = 's2'`)
+	b.exec(t, `ALTER TABLE app.src ALTER COLUMN end_user_id TYPE text`)
+	b.exec(t, `UPDATE app.src SET end_user_id = ' ' WHERE session_id = 's4'`)
+	b.sync(t, b.db.Pool, source.SyncOptions{})
+	require.Equal(t, map[string]string{"c1/s1": "7", "c1/s2": "9", "c2/s3": "7", "c3/s4": "8"}, endUsers())
+	require.Equal(t, []string{"7@c1", "7@c2", "8@c3", "9@c1"}, pairs())
+
+	// A session deleted leaves the set; its end user and character stay known.
+	b.exec(t, `DELETE FROM retention.sessions WHERE session_id = 's4'`)
+	b.exec(t, `DELETE FROM app.src WHERE session_id = 's4'`)
+	b.sync(t, b.db.Pool, source.SyncOptions{})
+	require.Contains(t, pairs(), "8@c3")
+
+	// A source without the column: NULL for what it adds, nothing cleared.
+	b.exec(t, `INSERT INTO app.plain VALUES ('c1', 's1', now()), ('c4', 's5', now())`)
+	plain, err := source.ParseRelation("app.plain")
+	require.NoError(t, err)
+	y, err = source.NewSyncer(ctx, b.db.Pool, plain, source.SyncOptions{})
+	require.NoError(t, err)
+	require.False(t, y.EndUserColumn())
+	_, err = y.Sync(ctx, b.db.Pool)
+	require.NoError(t, err)
+	got := endUsers()
+	require.Equal(t, "7", got["c1/s1"])
+	require.Equal(t, "-", got["c4/s5"])
+
+	// An app writing the set itself: the rows it inserts.
+	b.exec(t, `INSERT INTO retention.sessions (character_id, session_id, last_active_at, end_user_id) VALUES ('c5', 's6', now(), 'u-direct')`)
+	require.Contains(t, pairs(), "u-direct@c5")
+}

@@ -111,10 +111,18 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --                                        deletion a verification refuted, the claims made under
 --                                        a request; claim through retention.claim_erasure,
 --                                        complete through retention.complete_erasure
+--   OpenEndUserErasures, the memory phase read end_user_requests, end_user_memory (a view over
+--                                        them, memory_erasures and end_user_completions) and
+--                                        the set; write through retention.expand_end_user_requests,
+--                                        record_memory_erasure, complete_end_user_erasure
+--   MemoryPolicies, RecordMemoryDeletion read retention.memory_policies and end_users; write
+--                                        through retention.record_memory_deletion
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
                 retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes,
                 retention.verifications, retention.erasure_requests, retention.erasure_completions,
-                retention.claims, retention.syncs, retention.forgotten_sessions, retention.forgotten_in_set
+                retention.claims, retention.syncs, retention.forgotten_sessions, retention.forgotten_in_set,
+                retention.end_user_requests, retention.end_user_completions, retention.memory_erasures,
+                retention.end_user_memory, retention.end_users
     TO retention_job;
 GRANT EXECUTE ON FUNCTION
     retention.is_deleted(text, text),
@@ -133,7 +141,13 @@ GRANT EXECUTE ON FUNCTION
     retention.finish_run(bigint, text, text, bigint, bigint, bigint, bigint, jsonb, boolean, text, bigint, bytea, text,
                          bigint, bigint, bigint),
     retention.seal(),
-    retention.sync_merge(text, boolean, text, timestamptz, timestamptz, timestamptz)
+    retention.sync_merge(text, boolean, text, timestamptz, timestamptz, timestamptz),
+    retention.end_user_holds(text, text),
+    retention.expand_end_user_requests(bigint, text),
+    retention.record_memory_erasure(bigint, text, bigint, text, text, integer, integer, bigint, text, timestamptz),
+    retention.complete_end_user_erasure(bigint, text, bigint),
+    retention.memory_policies(timestamptz),
+    retention.record_memory_deletion(bigint, text, text, text, text, timestamptz, text, integer, integer, text)
     TO retention_job;
 
 -- retention_auditor: read the results, the seals, the rules and the views; call the read-only
@@ -147,7 +161,9 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.verifications, retention.verification_batches, retention.verification_head,
                 retention.discoveries, retention.erasure_requests, retention.erasure_completions,
                 retention.erasure_status, retention.syncs, retention.forgotten_sessions, retention.forgotten_in_set,
-                retention.memory_sightings
+                retention.memory_sightings, retention.end_users, retention.end_user_requests,
+                retention.end_user_completions, retention.memory_erasures, retention.end_user_memory,
+                retention.end_user_erasure_status, retention.memory_deletions
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
                           retention.expired_sessions_in(regclass, timestamptz),
@@ -156,7 +172,8 @@ GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions
                           retention.seal_time(timestamptz), retention.seal_content(retention.deletions_v1),
                           retention.claim_content(bigint),
                           retention.policies_as_of(timestamptz), retention.is_deleted(text, text),
-                          retention.verification_content(bigint)
+                          retention.verification_content(bigint), retention.end_user_holds(text, text),
+                          retention.memory_policies(timestamptz)
     TO retention_auditor;
 
 COMMIT;

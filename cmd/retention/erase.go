@@ -16,6 +16,7 @@ import (
 )
 
 const eraseUsage = `usage: retention erase --character C [--session S] --reason R [--due 72h] [flags]
+       retention erase --end-user U [--character C] [--end-user-record] --reason R [--due 72h] [flags]
 
 Files an erasure request: a person asked that a session (or, without --session, every session
 of the character, in the source and at Convai) be deleted, whatever its age and whatever the
@@ -25,6 +26,18 @@ an active hold still wins, and the request then stays open, blocked by it. A ses
 does not know is sent all the same. The request is complete when every one of its sessions is
 confirmed deleted; retention report shows it open, blocked, overdue or completed, with its lag.
 Requests are never edited or removed: to keep a requested session, place a hold.
+
+With --end-user, the request is for one end user of your app (the end_user_id your app passes to
+Convai, kept in retention.sessions.end_user_id when the source has that column): every run
+deletes every session of that end user (with every character they talked to, or with --character
+only), never another end user's, then, for each of those characters, asks Convai to delete the
+end user's long-term memory (/memory/delete-all) and lists it (/memory/list) until it is empty,
+within a bound; what is not yet empty is asked again by the next run. With --end-user-record it
+then deletes the end user's record at Convai (/user/end-users/delete). The request is complete
+only when every session is deleted and every memory is confirmed gone. A hold on the character or
+on one of the end user's sessions of it blocks that character, memory included. Each memory
+erasure is recorded (retention.memory_erasures) and shown by retention report --end-user U.
+Nothing calls the memory endpoints unless such a request is open (or a policy sets memory_max_age).
 Exit 0 when filed, 2 for a bad flag or a request the schema refuses, 5 when the database fails.
 
 `
@@ -42,6 +55,8 @@ const maxRequestedBy = 200
 // eraseOptions is the parsed command line of "retention erase".
 type eraseOptions struct {
 	character, session, reason string
+	endUser                    string
+	endUserRecord              bool
 	due                        string
 	requestedBy, requestedAt   string
 	output, source             string
@@ -49,7 +64,9 @@ type eraseOptions struct {
 
 func eraseFlags(o *eraseOptions) *flagSet {
 	fs := newFlagSet("erase")
-	fs.StringVar(&o.character, "character", "", "the character whose session(s) to erase (required)")
+	fs.StringVar(&o.character, "character", "", "the character whose session(s) to erase (required without --end-user; with it, the one character whose sessions and memory of the end user to erase)")
+	fs.StringVar(&o.endUser, "end-user", "", "the end user whose every session and long-term memory to erase (default: none; see above)")
+	fs.BoolVar(&o.endUserRecord, "end-user-record", false, "with --end-user: then delete the end user's record at Convai too, with their memories with every character of the account")
 	fs.StringVar(&o.session, "session", "", "the one session to erase (default: every session of the character, in the source and at Convai)")
 	fs.StringVar(&o.reason, "reason", "", "why: the request's reference, e.g. a ticket (required; at most 1000 characters; do not put personal data here)")
 	fs.StringVar(&o.due, "due", "", "the deadline after the request, as 72h or 30d (default 30d)")
@@ -90,9 +107,15 @@ func (o *eraseOptions) check(now time.Time) (source.ErasureRequest, error) {
 	req := source.ErasureRequest{CharacterID: o.character, SessionID: o.session, Reason: strings.TrimSpace(o.reason),
 		RequestedBy: strings.TrimSpace(o.requestedBy)}
 	switch {
-	case o.character == "":
-		return req, usagef("erase: --character is required")
-	case !policy.ValidIDs(o.character, "x"):
+	case o.endUser != "" && !policy.ValidIDs(o.endUser, "x"):
+		return req, usagef("erase: invalid --end-user %q: it must not be blank, hold control characters or exceed %d bytes", o.endUser, policy.MaxIDLength)
+	case o.endUser != "" && o.session != "":
+		return req, usagef("erase: --session and --end-user do not go together: an end user's request covers every session of the end user")
+	case o.endUserRecord && o.endUser == "":
+		return req, usagef("erase: --end-user-record needs --end-user")
+	case o.character == "" && o.endUser == "":
+		return req, usagef("erase: --character is required (or --end-user)")
+	case o.character != "" && !policy.ValidIDs(o.character, "x"):
 		return req, usagef("erase: invalid --character %q: it must not be blank, hold control characters or exceed %d bytes", o.character, policy.MaxIDLength)
 	case o.session != "" && !policy.ValidIDs("x", o.session):
 		return req, usagef("erase: invalid --session %q: it must not be blank, hold control characters or exceed %d bytes", o.session, policy.MaxIDLength)
@@ -146,6 +169,9 @@ func (a *app) erase(ctx context.Context, args []string) error {
 	if ps != nil {
 		checked = ps.name + " as last synced"
 	}
+	if o.endUser != "" {
+		return a.eraseEndUser(ctx, store, o, req, checked)
+	}
 	fp, err := store.ErasureFootprint(ctx, req.CharacterID, req.SessionID)
 	if err != nil {
 		return err
@@ -184,5 +210,50 @@ func (a *app) erase(ctx context.Context, args []string) error {
 	_, err = fmt.Fprintf(a.stdout, "filed erasure request %d: %s, requested %s by %s, due %s.\n"+
 		"The next run sends it first; retention report shows its state.\n",
 		f.ID, what, f.RequestedAt.UTC().Format(time.RFC3339), f.RequestedBy, f.DueAt.UTC().Format(time.RFC3339))
+	return err
+}
+
+// eraseEndUser files an end user's request (retention erase --end-user).
+func (a *app) eraseEndUser(ctx context.Context, store *source.Store, o eraseOptions, req source.ErasureRequest, checked string) error {
+	sessions, characters, err := store.EndUserFootprint(ctx, o.endUser)
+	if err != nil {
+		return err
+	}
+	f, err := store.FileEndUserErasure(ctx, source.EndUserErasure{EndUserID: o.endUser, CharacterID: o.character,
+		Record: o.endUserRecord, Reason: req.Reason, RequestedBy: req.RequestedBy, RequestedAt: req.RequestedAt, Due: req.Due})
+	if errors.Is(err, source.ErrBadRequest) {
+		return usagef("erase: %v", err)
+	}
+	if err != nil {
+		return err
+	}
+	if characters == 0 {
+		fmt.Fprintf(a.stderr, "WARNING: end user %q has no session in %s and was never seen with a character: the request "+
+			"erases nothing but what --character names (and, with --end-user-record, the end user's record). Check the ID "+
+			"(spaces and case count) and that the source has an end_user_id column.\n", o.endUser, checked)
+	}
+	if o.output == "json" {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			source.FiledEndUser
+			EndUserID     string `json:"end_user_id"`
+			CharacterID   string `json:"character_id,omitempty"`
+			EndUserRecord bool   `json:"end_user_record"`
+			Sessions      int64  `json:"sessions_in_set"`
+		}{f, o.endUser, o.character, o.endUserRecord, sessions})
+	}
+	what := fmt.Sprintf("every session and the long-term memory of end user %q", o.endUser)
+	if o.character != "" {
+		what += fmt.Sprintf(" with character %q", o.character)
+	}
+	if o.endUserRecord {
+		what += ", then the end user's record"
+	}
+	_, err = fmt.Fprintf(a.stdout, "filed end user erasure request %d: %s, requested %s by %s, due %s.\n"+
+		"It covers %d character(s) so far %v and %d session(s) in the set; a run adds the characters seen since.\n"+
+		"The next run sends it first; retention report --end-user shows its state.\n",
+		f.ID, what, f.RequestedAt.UTC().Format(time.RFC3339), f.RequestedBy, f.DueAt.UTC().Format(time.RFC3339),
+		len(f.Characters), f.Characters, sessions)
 	return err
 }

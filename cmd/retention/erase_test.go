@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/convai/convaitest"
 )
 
 func TestEraseCommand(t *testing.T) {
@@ -149,4 +150,100 @@ func TestEraseRequestedByKeptWhole(t *testing.T) {
 	require.Equal(t, exitcode.Usage, r.code, "%s", r)
 	require.Contains(t, r.stderr, "--requested-by is longer than 200 characters")
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM retention.erasure_requests`))
+}
+
+// TestEraseEndUser: retention erase --end-user files an end user's request; the run deletes
+// every session of that end user and no other's, erases their long-term memory with each
+// character, confirmed by a list, then their record; the summary, the report's evidence and
+// help say so.
+func TestEraseEndUser(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"erase", "--end-user", " ", "--reason", "r"}, "invalid --end-user"},
+		{[]string{"erase", "--end-user", "u1", "--session", "s", "--reason", "r"}, "--session and --end-user do not go together"},
+		{[]string{"erase", "--character", "c1", "--end-user-record", "--reason", "r"}, "--end-user-record needs --end-user"},
+		{[]string{"erase", "--end-user", "u1"}, "--reason is required"},
+	} {
+		r := b.run(t, tc.args...)
+		require.Equal(t, exitcode.Usage, r.code, "%v: %s", tc.args, r)
+		require.Contains(t, r.stderr, tc.want, "%v", tc.args)
+	}
+	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.end_user_requests`))
+
+	// u1 talked to c1 (two sessions) and c2; u2 to c1. Each session went into memory.
+	for _, s := range []struct{ char, sess, user string }{
+		{"c1", "s1", "u1"}, {"c1", "s2", "u1"}, {"c2", "s3", "u1"}, {"c1", "s4", "u2"},
+	} {
+		b.exec(t, `INSERT INTO retention.sessions (character_id, session_id, last_active_at, end_user_id) VALUES ($1, $2, now(), $3)`,
+			s.char, s.sess, s.user)
+		b.fake.AddSession(s.char, s.sess, time.Now())
+		b.fake.AddMemory(s.char, s.user, convaitest.Memory{ID: "m-" + s.sess, Text: "a fact", SessionID: s.sess})
+	}
+	r := b.run(t, "erase", "--end-user", "nobody", "--reason", "ticket 60", "--format", "json")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stderr, `WARNING: end user "nobody" has no session in retention.sessions`)
+	var filed struct {
+		ID         int64    `json:"id"`
+		EndUserID  string   `json:"end_user_id"`
+		Characters []string `json:"characters"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &filed))
+	require.Equal(t, int64(1), filed.ID)
+	require.Equal(t, "nobody", filed.EndUserID)
+	require.Empty(t, filed.Characters)
+
+	r = b.run(t, "erase", "--end-user", "u1", "--end-user-record", "--reason", "ticket 61")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, `filed end user erasure request 2: every session and the long-term memory of end user "u1", then the end user's record`)
+	require.Contains(t, r.stdout, "It covers 2 character(s) so far [c1 c2] and 3 session(s) in the set")
+
+	r = b.run(t, "run", "--dry-run")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "end users' erasure requests: 2 open over 2 character(s); would erase long-term memory with 2 of them")
+	for _, q := range b.fake.Requests() {
+		require.NotContains(t, q.Endpoint, "memory", "a dry-run calls no memory endpoint")
+	}
+
+	r = b.run(t, "run")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "end users' erasure requests: 2 open over 2 character(s); long-term memory: 2 erased, 0 pending, 0 failed; 1 end user record(s) deleted; completed [1 2]")
+	require.Equal(t, []string{"c1/s1", "c1/s2", "c2/s3"}, b.recordedDeleted(t))
+	require.Empty(t, b.fake.Memories("c1", "u1"))
+	require.Empty(t, b.fake.Memories("c2", "u1"))
+	require.Len(t, b.fake.Memories("c1", "u2"), 1)
+	require.NotContains(t, b.fake.EndUsers(), "u1")
+
+	r = b.run(t, "report", "--end-user", "u1", "--format", "table")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, `end user erasure request 2 (every character, then the end user's record): completed, requested by`)
+	require.Contains(t, r.stdout, "sessions: 3 deleted, 0 left")
+	require.Regexp(t, `(?m)^c1\s+\d+\s+2\s+0\s+0\s+erased\s+\[\]$`, r.stdout)
+	require.Regexp(t, `(?m)^\d+\s+\(end user record\)\s+erased\s+1\s+200\s+-\s+\S+\s*$`, r.stdout)
+	require.Contains(t, r.stdout, "It cannot prove that Convai keeps no other copy")
+	r = b.run(t, "report", "--end-user", "u1", "--format", "json")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	var ev struct {
+		Requests []struct {
+			State          string `json:"state"`
+			MemoryErasures []struct {
+				Status string `json:"status"`
+			} `json:"memory_erasures"`
+		} `json:"requests"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &ev))
+	require.Len(t, ev.Requests, 1)
+	require.Equal(t, "completed", ev.Requests[0].State)
+	require.Len(t, ev.Requests[0].MemoryErasures, 3)
+	r = b.run(t, "report", "--end-user", "u1", "--format", "csv")
+	require.Equal(t, exitcode.Usage, r.code, "%s", r)
+	require.NotContains(t, r.stdout+r.stderr, testKey)
+
+	r = b.run(t, "help", "erase")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "--end-user-record")
+	require.Contains(t, r.stdout, "confirmed gone")
 }

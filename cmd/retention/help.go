@@ -43,7 +43,8 @@ usage:
                                stored (last activity from their details); --dry-run only counts them
   retention erase [flags]      file an erasure request: --character C [--session S] --reason R [--due 72h];
                                every run sends requested sessions first, whatever their age or policy
-                               and never capped; an active hold wins (see retention erase --help)
+                               and never capped; an active hold wins (see retention erase --help);
+                               --end-user U: every session of that end user and their long-term memory
   retention version            print the version
   retention help [COMMAND]     print this help, or one command's (its flags, the environment, the exit codes)
 

@@ -22,6 +22,7 @@ func TestRunFlagDefaultsAreTheJobs(t *testing.T) {
 	got.Logger, got.Observer, got.MaxRetryAfter = want.Logger, want.Observer, want.MaxRetryAfter
 	got.MaxBuffered, got.LockCheckInterval, got.ProgressInterval = want.MaxBuffered, want.LockCheckInterval, want.ProgressInterval
 	got.SealInterval = want.SealInterval
+	got.MemoryConfirmWithin, got.MemoryPoll = want.MemoryConfirmWithin, want.MemoryPoll
 	require.Equal(t, want, got)
 
 	s := o.settings()

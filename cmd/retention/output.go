@@ -109,6 +109,7 @@ func writeText(w io.Writer, s *job.Summary) error {
 		}
 		b.WriteString("\n")
 	}
+	writeMemory(&b, s)
 	if c := s.Cap; c != nil {
 		if c.Aborted {
 			if c.ErasureSessions > 0 {

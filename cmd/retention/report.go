@@ -25,6 +25,7 @@ type reportOptions struct {
 	since, until string
 	character    string
 	session      string
+	endUser      string
 	format       string
 	table        string
 	out          string
@@ -43,6 +44,8 @@ func reportFlags(o *reportOptions) *flagSet {
 		{name: "character", env: noEnv, value: &o.character, def: "", help: "report on this character only"},
 		{name: "session", env: noEnv, value: &o.session, def: "",
 			help: "instead of the report, the evidence for this session ID: every attempt, or why it was never selected"},
+		{name: "end-user", env: noEnv, value: &o.endUser, def: "",
+			help: "instead of the report, the evidence for this end user's erasure requests: sessions deleted and each long-term memory erasure (table or json)"},
 		{name: "format", env: noEnv, value: &o.format, def: "",
 			help: "table, csv, json or html; text is table (default: table, or the extension of --out: .html, .json, .csv, .txt, said on stderr)"},
 		{name: "table", env: noEnv, value: &o.table, def: string(report.CSVCharacters),
@@ -59,6 +62,7 @@ func reportFlags(o *reportOptions) *flagSet {
 
 func reportHelp(w io.Writer) {
 	fmt.Fprint(w, "usage: retention report [flags]\n       retention report --session ID [--character C] [flags]\n"+
+		"       retention report --end-user U [--format table|json] [--out FILE]\n"+
 		"       retention report --policies-as-of TIME [--format F] [--out FILE]\n\n")
 	var o reportOptions
 	reportFlags(&o).usage(w)
@@ -99,6 +103,15 @@ func (a *app) report(ctx context.Context, args []string) error {
 		}
 		if format == report.FormatHTML {
 			return usagef("--policies-as-of writes table, csv or json, not html")
+		}
+	case o.endUser != "":
+		for _, name := range []string{"session", "since", "until", "sla", "table", "character"} {
+			if o.set[name] {
+				return usagef("--%s does not apply to --end-user: the evidence covers every request of the end user", name)
+			}
+		}
+		if format != report.FormatTable && format != report.FormatJSON {
+			return usagef("--end-user writes table or json, not %s", format)
 		}
 	case o.session == "":
 		if opts, err = o.period(time.Now()); err != nil {
@@ -145,6 +158,13 @@ func (a *app) report(ctx context.Context, args []string) error {
 				return err
 			}
 			return p.Write(w, format)
+		}
+		if o.endUser != "" {
+			ev, err := report.EndUser(ctx, pool, o.endUser)
+			if err != nil {
+				return err
+			}
+			return ev.Write(w, format)
 		}
 		if o.session != "" {
 			ev, err := report.Session(ctx, pool, report.SessionOptions{SessionID: o.session, Character: o.character, Source: ident})

@@ -1,0 +1,261 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EndUserEvidence is everything recorded about one end user's erasure requests: per request,
+// its state; per character, the sessions deleted under it and each memory erasure.
+type EndUserEvidence struct {
+	GeneratedAt time.Time        `json:"generated_at"`
+	EndUserID   string           `json:"end_user_id"`
+	Requests    []EndUserRequest `json:"requests"`
+	// Characters are the characters the end user was seen with (retention.end_users).
+	Characters []string `json:"characters_seen"`
+	// MemoryDeletions are the end user's memories deleted under a policy's memory_max_age.
+	MemoryDeletions []MemoryDeletion `json:"memory_deletions"`
+	// Caveat says what the memory checks prove and what they cannot.
+	Caveat string `json:"caveat"`
+}
+
+// EndUserRequest is one end user's request as retention.end_user_erasure_status has it.
+type EndUserRequest struct {
+	ID            int64      `json:"id"`
+	CharacterID   string     `json:"character_id,omitempty"`
+	EndUserRecord bool       `json:"end_user_record"`
+	Reason        string     `json:"reason"`
+	RequestedBy   string     `json:"requested_by"`
+	RequestedAt   time.Time  `json:"requested_at"`
+	DueAt         time.Time  `json:"due_at"`
+	State         string     `json:"state"`
+	CompletedAt   *time.Time `json:"completed_at,omitempty"`
+	BlockedBy     []int64    `json:"blocked_by,omitempty"`
+	RecordStatus  string     `json:"record_status,omitempty"`
+	// SessionsDeleted counts the end user's sessions deleted under it; SessionsLeft those still
+	// to delete.
+	SessionsDeleted int64              `json:"sessions_deleted"`
+	SessionsLeft    int64              `json:"sessions_left"`
+	Characters      []EndUserCharacter `json:"characters"`
+	MemoryErasures  []MemoryErasure    `json:"memory_erasures"`
+}
+
+// EndUserCharacter is one character of a request.
+type EndUserCharacter struct {
+	CharacterID     string  `json:"character_id"`
+	ErasureRequest  int64   `json:"erasure_request_id"`
+	SessionsDeleted int64   `json:"sessions_deleted"`
+	SessionsLeft    int64   `json:"sessions_left"`
+	BlockedBy       []int64 `json:"blocked_by,omitempty"`
+	// InMemory counts the sessions deleted under it that a verification had seen listed with
+	// is_added_to_memory true (retention.memory_sightings).
+	InMemory     int64  `json:"sessions_seen_in_memory"`
+	MemoryStatus string `json:"memory_status,omitempty"`
+}
+
+// MemoryErasure is one row of retention.memory_erasures.
+type MemoryErasure struct {
+	RunID       int64     `json:"run_id"`
+	CharacterID string    `json:"character_id,omitempty"` // "" for the end user's record
+	Status      string    `json:"status"`
+	Attempts    int       `json:"attempts"`
+	HTTPStatus  *int      `json:"http_status,omitempty"`
+	Remaining   *int64    `json:"remaining,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
+	CompletedAt time.Time `json:"completed_at"`
+}
+
+// MemoryDeletion is one row of retention.memory_deletions.
+type MemoryDeletion struct {
+	RunID        int64     `json:"run_id"`
+	CharacterID  string    `json:"character_id"`
+	MemoryID     string    `json:"memory_id"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	MemoryMaxAge string    `json:"memory_max_age"`
+	Status       string    `json:"status"`
+	Attempts     int       `json:"attempts"`
+	Error        string    `json:"error,omitempty"`
+	CompletedAt  time.Time `json:"completed_at"`
+}
+
+// endUserCaveat is the evidence's statement of what it proves.
+const endUserCaveat = "A memory erasure 'erased' proves that Convai accepted the deletion of every memory of the end user with " +
+	"the character and that a whole list read afterwards, at completed_at, showed none (total_count 0). It cannot prove " +
+	"that Convai keeps no other copy, nor that no memory was added later (a session that closes after the check may add one): " +
+	"it is evidence of that moment only. A session's deletion is not known to remove what went into memory."
+
+// EndUser reads the evidence for one end user, in one read-only transaction.
+func EndUser(ctx context.Context, db Beginner, endUserID string) (*EndUserEvidence, error) {
+	var ev *EndUserEvidence
+	err := readOnly(ctx, db, func(tx pgx.Tx) error {
+		var err error
+		ev, err = endUser(ctx, tx, endUserID)
+		return err
+	})
+	return ev, err
+}
+
+func endUser(ctx context.Context, q pgx.Tx, endUserID string) (*EndUserEvidence, error) {
+	ev := &EndUserEvidence{EndUserID: endUserID, Caveat: endUserCaveat, Requests: []EndUserRequest{}, Characters: []string{},
+		MemoryDeletions: []MemoryDeletion{}}
+	if err := q.QueryRow(ctx, `SELECT now()`).Scan(&ev.GeneratedAt); err != nil {
+		return nil, fmt.Errorf("end user evidence: %w", err)
+	}
+	rows, err := q.Query(ctx, `SELECT character_id FROM retention.end_users WHERE end_user_id = $1 ORDER BY 1`, endUserID)
+	if err != nil {
+		return nil, fmt.Errorf("end user evidence: %w", err)
+	}
+	if ev.Characters, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return nil, fmt.Errorf("end user evidence: %w", err)
+	}
+	rows, err = q.Query(ctx, `
+		SELECT run_id, character_id, memory_id, updated_at, memory_max_age::text, status, attempts, coalesce(error, ''), completed_at
+		FROM retention.memory_deletions WHERE end_user_id = $1 ORDER BY id`, endUserID)
+	if err != nil {
+		return nil, fmt.Errorf("end user evidence: %w", err)
+	}
+	var d MemoryDeletion
+	if _, err = pgx.ForEachRow(rows, []any{&d.RunID, &d.CharacterID, &d.MemoryID, &d.UpdatedAt, &d.MemoryMaxAge, &d.Status,
+		&d.Attempts, &d.Error, &d.CompletedAt}, func() error {
+		ev.MemoryDeletions = append(ev.MemoryDeletions, d)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("end user evidence: %w", err)
+	}
+	rows, err = q.Query(ctx, `
+		SELECT id, coalesce(character_id, ''), end_user_record, reason, requested_by, requested_at, due_at, state,
+		       completed_at, coalesce(blocked_by, '{}'), coalesce(record_status, ''), sessions_deleted, sessions_left
+		FROM retention.end_user_erasure_status WHERE end_user_id = $1 ORDER BY id`, endUserID)
+	if err != nil {
+		return nil, fmt.Errorf("end user evidence: %w", err)
+	}
+	var r EndUserRequest
+	_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.CharacterID, &r.EndUserRecord, &r.Reason, &r.RequestedBy, &r.RequestedAt,
+		&r.DueAt, &r.State, &r.CompletedAt, &r.BlockedBy, &r.RecordStatus, &r.SessionsDeleted, &r.SessionsLeft}, func() error {
+		ev.Requests = append(ev.Requests, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("end user evidence: %w", err)
+	}
+	for i := range ev.Requests {
+		req := &ev.Requests[i]
+		rows, err := q.Query(ctx, `
+			SELECT m.character_id, m.erasure_request_id, m.sessions_deleted, m.sessions_left, coalesce(m.blocked_by, '{}'),
+			       (SELECT count(DISTINCT x.session_id) FROM retention.claims cl
+			        CROSS JOIN LATERAL unnest(cl.session_ids) AS x(session_id)
+			        JOIN retention.memory_sightings ms ON ms.character_id = cl.character_id AND ms.session_id = x.session_id
+			        WHERE cl.erasure_request_id = m.erasure_request_id),
+			       coalesce(m.memory_status, '')
+			FROM retention.end_user_memory m WHERE m.request_id = $1 ORDER BY m.character_id`, req.ID)
+		if err != nil {
+			return nil, fmt.Errorf("end user evidence: %w", err)
+		}
+		var c EndUserCharacter
+		if _, err = pgx.ForEachRow(rows, []any{&c.CharacterID, &c.ErasureRequest, &c.SessionsDeleted, &c.SessionsLeft,
+			&c.BlockedBy, &c.InMemory, &c.MemoryStatus}, func() error {
+			req.Characters = append(req.Characters, c)
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("end user evidence: %w", err)
+		}
+		rows, err = q.Query(ctx, `
+			SELECT run_id, coalesce(character_id, ''), status, attempts, http_status, remaining, coalesce(error, ''),
+			       started_at, completed_at
+			FROM retention.memory_erasures WHERE request_id = $1 ORDER BY id`, req.ID)
+		if err != nil {
+			return nil, fmt.Errorf("end user evidence: %w", err)
+		}
+		var m MemoryErasure
+		if _, err = pgx.ForEachRow(rows, []any{&m.RunID, &m.CharacterID, &m.Status, &m.Attempts, &m.HTTPStatus, &m.Remaining,
+			&m.Error, &m.StartedAt, &m.CompletedAt}, func() error {
+			req.MemoryErasures = append(req.MemoryErasures, m)
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("end user evidence: %w", err)
+		}
+	}
+	return ev, nil
+}
+
+// Write writes the evidence as a table or JSON.
+func (e *EndUserEvidence) Write(w io.Writer, f Format) error {
+	switch f {
+	case FormatJSON:
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(e)
+	case FormatTable:
+	default:
+		return fmt.Errorf("the end user evidence is written as table or json, not %s", f)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "End user %q (generated %s)\n", e.EndUserID, e.GeneratedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "seen with %d character(s): %s\n", len(e.Characters), strings.Join(e.Characters, ", "))
+	if len(e.Requests) == 0 {
+		b.WriteString("no erasure request names this end user\n")
+	}
+	for _, r := range e.Requests {
+		scope := "every character"
+		if r.CharacterID != "" {
+			scope = "character " + r.CharacterID
+		}
+		fmt.Fprintf(&b, "\nend user erasure request %d (%s%s): %s, requested by %s at %s, due %s, reason %q\n",
+			r.ID, scope, map[bool]string{true: ", then the end user's record", false: ""}[r.EndUserRecord], r.State,
+			r.RequestedBy, r.RequestedAt.UTC().Format(time.RFC3339), r.DueAt.UTC().Format(time.RFC3339), r.Reason)
+		if r.CompletedAt != nil {
+			fmt.Fprintf(&b, "completed at %s\n", r.CompletedAt.UTC().Format(time.RFC3339))
+		}
+		if len(r.BlockedBy) > 0 {
+			fmt.Fprintf(&b, "blocked by hold(s) %v\n", r.BlockedBy)
+		}
+		fmt.Fprintf(&b, "sessions: %d deleted, %d left\n", r.SessionsDeleted, r.SessionsLeft)
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CHARACTER\tERASURE REQUEST\tDELETED\tLEFT\tSEEN IN MEMORY\tMEMORY\tBLOCKED BY")
+		for _, c := range r.Characters {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%v\n", c.CharacterID, c.ErasureRequest, c.SessionsDeleted, c.SessionsLeft,
+				c.InMemory, dash(c.MemoryStatus), c.BlockedBy)
+		}
+		_ = tw.Flush()
+		b.WriteString("memory erasures:\n")
+		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RUN\tCHARACTER\tSTATUS\tATTEMPTS\tHTTP\tREMAINING\tCOMPLETED\tERROR")
+		for _, m := range r.MemoryErasures {
+			char := m.CharacterID
+			if char == "" {
+				char = "(end user record)"
+			}
+			http, left := "-", "-"
+			if m.HTTPStatus != nil {
+				http = fmt.Sprint(*m.HTTPStatus)
+			}
+			if m.Remaining != nil {
+				left = fmt.Sprint(*m.Remaining)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", m.RunID, char, m.Status, m.Attempts, http, left,
+				m.CompletedAt.UTC().Format(time.RFC3339), m.Error)
+		}
+		_ = tw.Flush()
+	}
+	if len(e.MemoryDeletions) > 0 {
+		fmt.Fprintf(&b, "\nmemories deleted under a policy's memory_max_age:\n")
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RUN\tCHARACTER\tMEMORY\tUPDATED\tMEMORY_MAX_AGE\tSTATUS\tATTEMPTS\tCOMPLETED\tERROR")
+		for _, d := range e.MemoryDeletions {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.RunID, d.CharacterID, printable(d.MemoryID),
+				d.UpdatedAt.UTC().Format(time.RFC3339), d.MemoryMaxAge, d.Status, d.Attempts, d.CompletedAt.UTC().Format(time.RFC3339), d.Error)
+		}
+		_ = tw.Flush()
+	}
+	fmt.Fprintf(&b, "\n%s\n", e.Caveat)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
