@@ -113,7 +113,18 @@ SELECT coalesce(json_object_agg(character_id, sessions), '{}') FROM (
                json_build_array(to_char(last_active_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))) AS sessions
     FROM retention.sessions GROUP BY character_id) x;
 EOF
-CONVAI_API_KEY=$API_KEY bin/convai-fake --listen 127.0.0.1:0 --sessions "$work/fake-sessions.json" >"$work/fake.log" 2>&1 &
+# Convai kept long-term memory of player-42 with each character they talked to (one fact per
+# session), and of another end user with the same characters; a delete-all takes a second.
+psql "$DATABASE_URL" -XAt -v ON_ERROR_STOP=1 >"$work/fake-memories.json" <<'EOF'
+SELECT json_build_object('end_users', json_build_array('player-42', 'player-7'), 'memories',
+       json_object_agg(character_id, users))
+FROM (SELECT character_id, json_build_object('player-42', json_agg(json_build_object(
+             'id', 'memory-' || session_id, 'memory', 'likes dragons', 'session_id', session_id)),
+             'player-7', json_build_array(json_build_object('id', 'memory-p7-' || character_id, 'memory', 'speaks French'))) AS users
+      FROM retention.sessions WHERE end_user_id = 'player-42' GROUP BY character_id) x;
+EOF
+CONVAI_API_KEY=$API_KEY bin/convai-fake --listen 127.0.0.1:0 --sessions "$work/fake-sessions.json" \
+	--memories "$work/fake-memories.json" --memory-delete-delay 1s >"$work/fake.log" 2>&1 &
 fake_pid=$!
 addr=''
 for _ in $(seq 1 100); do
@@ -156,6 +167,10 @@ bin/retention erase --character char-atlas --session session-never-stored --reas
 	die "erase failed (exit status $?)"
 bin/retention erase --character char-ember --session "$ember" --reason "ticket DSR-1003" --requested-by privacy-desk ||
 	die "erase failed (exit status $?)"
+# An end user of the app asks to be forgotten: every session with every character, then their
+# long-term memory with each (confirmed by a list), then their record at Convai.
+bin/retention erase --end-user player-42 --end-user-record --reason "ticket DSR-1004" --requested-by privacy-desk ||
+	die "erase failed (exit status $?)"
 
 step "retention run --dry-run"
 bin/retention run --dry-run || die "the dry run failed (exit status $?)"
@@ -187,6 +202,12 @@ psql "$DATABASE_URL" -X -v ON_ERROR_STOP=1 -P footer=off <<'EOF'
 SELECT id, character_id, session_id, state, blocked_by, sessions_deleted, due_at, completed_at
 FROM retention.erasure_status ORDER BY id;
 EOF
+
+step "the end user's erasure: sessions deleted, memory confirmed gone (retention report --end-user player-42)"
+bin/retention report --end-user player-42 --format table || die "the end user's evidence failed (exit status $?)"
+echo "what the fake Convai API holds of player-42 with char-atlas, and of player-7 (another end user, untouched):"
+http_get "$addr" "/_fake/memories?character=char-atlas&end_user=player-42" || echo "demo.sh: could not read /_fake/memories" >&2
+http_get "$addr" "/_fake/memories?character=char-atlas&end_user=player-7" || echo "demo.sh: could not read /_fake/memories" >&2
 
 step "retention report (what compliance reads)"
 bin/retention report --format table || die "the report failed (exit status $?)"
