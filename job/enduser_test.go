@@ -3,6 +3,8 @@ package job_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -162,19 +164,31 @@ func TestEndUserErasure(t *testing.T) {
 		require.Equal(t, "completed", b.endUserState(t, id))
 	})
 
-	t.Run("a memory that reappears before the check keeps the request open", func(t *testing.T) {
+	t.Run("a memory that reappears after the delete-all keeps the request open; the next run erases it", func(t *testing.T) {
 		t.Parallel()
-		// Each delete-all is answered; a new memory is added right after it, as if a session
-		// that closed late had been drawn on.
-		b := setup(t, setupOpts{})
+		// Right after the first delete-all is answered, a new memory appears, as if a session
+		// that closed late had been drawn on: the delete-all does not cover it, so the lists
+		// keep showing it.
+		var once sync.Once
+		var fake *convaitest.Fake
+		b := setup(t, setupOpts{handler: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				h.ServeHTTP(w, r)
+				if r.URL.Path == convaitest.MemoryDeleteAllPath {
+					once.Do(func() { fake.AddMemory("c1", "u1", convaitest.Memory{ID: "late", Text: "drawn later"}) })
+				}
+			})
+		}})
+		fake = b.fake
 		b.endUserSessions(t, "u1", "c1", 1)
 		id := b.fileEndUser(t, "u1", nil, false)
-		b.fake.Update(func(o *convaitest.Options) { o.MemoryDeleteDelay = time.Hour })
-		_, err := b.run(t, memoryConfig())
+		sum, err := b.run(t, memoryConfig())
 		require.NoError(t, err)
+		require.Equal(t, 1, sum.Erasure.EndUsers.Pending)
 		require.Equal(t, "open", b.endUserState(t, id))
-		b.fake.Update(func(o *convaitest.Options) { o.MemoryDeleteDelay = 0 })
-		b.fake.AddMemory("c1", "u1", convaitest.Memory{ID: "late", Text: "drawn later"})
+		require.Equal(t, []string{"pending 1"}, b.strings(t, `SELECT status || ' ' || remaining FROM retention.memory_erasures WHERE request_id = $1`, id))
+		require.Equal(t, []string{"late"}, []string{b.fake.Memories("c1", "u1")[0].ID})
+
 		_, err = b.run(t, memoryConfig())
 		require.NoError(t, err)
 		require.Equal(t, "completed", b.endUserState(t, id))
