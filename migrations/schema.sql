@@ -2540,7 +2540,7 @@ BEGIN
                                              WHERE v.deletion_id = d.id AND v.result = 'present'))) AS deleted
         FROM (SELECT st.character_id, st.session_id, max(st.last_active_at) AS last_active_at,
                      bool_or(st.last_active_at IS NULL) AS undated,
-                     max(st.end_user_id) FILTER (WHERE retention.well_formed_id(st.end_user_id)) AS end_user_id
+                     max(st.end_user_id) FILTER (WHERE st.end_user_id IS NOT NULL AND retention.well_formed_id(st.end_user_id)) AS end_user_id
               FROM pg_temp.retention_sync_staging st
               WHERE retention.well_formed_id(st.character_id) AND retention.well_formed_id(st.session_id)
               GROUP BY 1, 2) g
