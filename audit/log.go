@@ -134,103 +134,9 @@ const leavesSQL = `
 // verifyLog recomputes the v2 log from the claims and outcomes: every leaf, every stored hash,
 // every recorded root and the runs' checkpoints; then checks the given checkpoints.
 func (v *verifier) verifyLog(ctx context.Context, tx pgx.Tx, opts Options) error {
-	var hashes memHashes
-	var n int64
-	after := int64(-1)
-	for {
-		rows, err := tx.Query(ctx, leavesSQL, after, opts.BatchSize)
-		if err != nil {
-			return fmt.Errorf("read log leaves: %w", err)
-		}
-		type leaf struct {
-			idx, claimID int64
-			hash         []byte
-			found        bool
-			c            Claim
-		}
-		var batch []leaf
-		var l leaf
-		var er ErasureTerms
-		var erID *int64
-		var erBy *string
-		_, err = pgx.ForEachRow(rows, []any{&l.idx, &l.claimID, &l.hash, &l.found, &l.c.RunID, &l.c.CharacterID,
-			&l.c.PolicyID, &l.c.PolicyCharacterID, &l.c.MaxAge, &l.c.RequestedAt, &l.c.SessionIDs, &l.c.LastActiveAt,
-			&erID, &er.SessionID, &erBy, &er.RequestedAt, &er.DueAt}, func() error {
-			c := l
-			c.hash = bytes.Clone(l.hash)
-			c.c.ID = l.claimID
-			c.c.Erasure = nil
-			if erID != nil {
-				t := er
-				t.ID = *erID
-				if erBy != nil {
-					t.RequestedBy = *erBy
-				}
-				c.c.Erasure = &t
-			}
-			batch = append(batch, c)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("read log leaves: %w", err)
-		}
-		if len(batch) == 0 {
-			break
-		}
-		ids := make([]int64, len(batch))
-		at := make(map[int64]int, len(batch))
-		for i, b := range batch {
-			ids[i], at[b.claimID] = b.claimID, i
-		}
-		rows, err = tx.Query(ctx, `
-			SELECT claim_id, ord, session_id, status, attempts, http_status, error, completed_at
-			FROM retention.outcomes WHERE claim_id = ANY($1) ORDER BY claim_id, ord`, ids)
-		if err != nil {
-			return fmt.Errorf("read outcomes: %w", err)
-		}
-		var claimID int64
-		var o Outcome
-		_, err = pgx.ForEachRow(rows, []any{&claimID, &o.Ord, &o.SessionID, &o.Status, &o.Attempts, &o.HTTPStatus, &o.Error, &o.CompletedAt}, func() error {
-			b := &batch[at[claimID]]
-			b.c.Outcomes = append(b.c.Outcomes, o)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("read outcomes: %w", err)
-		}
-		for _, b := range batch {
-			if b.idx != n {
-				v.report(Problem{Kind: LeafMissing, Seq: n + 1, Detail: fmt.Sprintf("leaves %d to %d are missing: they were removed", n, b.idx-1)})
-				return nil // the tree cannot be rebuilt past a gap
-			}
-			content := ClaimContent(b.c)
-			rec := tlog.RecordHash(content)
-			switch {
-			case !b.found:
-				v.report(Problem{Kind: LeafMissing, Seq: n + 1, Detail: fmt.Sprintf("leaf %d names claim %d, which is gone", n, b.claimID)})
-			case !bytes.Equal(rec[:], b.hash):
-				v.report(Problem{Kind: LeafEdited, Seq: n + 1, DeletionID: migrations.DeletionID(b.claimID, 0),
-					Detail: fmt.Sprintf("claim %d (run %d, character %q) or its outcomes were edited: they no longer hash to leaf %d", b.claimID, b.c.RunID, b.c.CharacterID, n)})
-			default:
-				for i, o := range b.c.Outcomes {
-					if int(o.Ord) != i+1 || i >= len(b.c.SessionIDs) || o.SessionID != b.c.SessionIDs[i] {
-						v.report(Problem{Kind: LeafEdited, Seq: n + 1, Detail: fmt.Sprintf("claim %d: outcome %d does not match the claimed session", b.claimID, i+1)})
-						break
-					}
-				}
-			}
-			// The tree is rebuilt from the rows as they are: a stored hash that disagrees shows.
-			stored, err := tlog.StoredHashesForRecordHash(n, rec, hashes)
-			if err != nil {
-				return fmt.Errorf("rebuild log: %w", err)
-			}
-			hashes = append(hashes, stored...)
-			n++
-			after = b.idx
-		}
-		if len(batch) < opts.BatchSize {
-			break
-		}
+	hashes, n, complete, err := v.rebuildLog(ctx, tx, opts.BatchSize)
+	if err != nil || !complete {
+		return err // the tree cannot be checked past a gap in the leaves
 	}
 	v.res.Log.Leaves = n
 	root, err := tlog.TreeHash(n, hashes)
@@ -240,7 +146,145 @@ func (v *verifier) verifyLog(ctx context.Context, tx pgx.Tx, opts Options) error
 	v.res.Log.Root = hex.EncodeToString(root[:])
 	v.logRoot, v.logHashes = root, hashes
 
-	// Stored hashes.
+	if err := v.checkStoredHashes(ctx, tx); err != nil {
+		return err
+	}
+	if err := v.checkLogRoots(ctx, tx, opts.VerifierKeys); err != nil {
+		return err
+	}
+	v.checkGivenCheckpoints(opts)
+	return v.checkUnsealedClaims(ctx, tx)
+}
+
+// logLeaf is one leaf of the v2 log with the claim it names, as the rows give it.
+type logLeaf struct {
+	idx, claimID int64
+	hash         []byte
+	found        bool // the claim still exists
+	c            Claim
+}
+
+// rebuildLog walks the leaves in batches, checks each against its claim and rebuilds the tree
+// from the rows as they are, so that a stored hash that disagrees shows. complete is false when
+// the leaf indexes have a gap: it is reported and the tree cannot be rebuilt past it.
+func (v *verifier) rebuildLog(ctx context.Context, tx pgx.Tx, batchSize int) (hashes memHashes, n int64, complete bool, err error) {
+	after := int64(-1)
+	for {
+		batch, err := readLeaves(ctx, tx, after, batchSize)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		for _, b := range batch {
+			if b.idx != n {
+				v.report(Problem{Kind: LeafMissing, Seq: n + 1, Detail: fmt.Sprintf("leaves %d to %d are missing: they were removed", n, b.idx-1)})
+				return nil, 0, false, nil
+			}
+			rec := tlog.RecordHash(ClaimContent(b.c))
+			v.checkLeaf(n, b, rec)
+			stored, err := tlog.StoredHashesForRecordHash(n, rec, hashes)
+			if err != nil {
+				return nil, 0, false, fmt.Errorf("rebuild log: %w", err)
+			}
+			hashes = append(hashes, stored...)
+			n++
+			after = b.idx
+		}
+		if len(batch) < batchSize {
+			return hashes, n, true, nil
+		}
+	}
+}
+
+// checkLeaf reports a leaf whose claim is gone, whose claim or outcomes no longer hash to it,
+// or whose outcomes do not match the claimed sessions. rec is the record hash of the claim.
+func (v *verifier) checkLeaf(n int64, b logLeaf, rec tlog.Hash) {
+	switch {
+	case !b.found:
+		v.report(Problem{Kind: LeafMissing, Seq: n + 1, Detail: fmt.Sprintf("leaf %d names claim %d, which is gone", n, b.claimID)})
+	case !bytes.Equal(rec[:], b.hash):
+		v.report(Problem{Kind: LeafEdited, Seq: n + 1, DeletionID: migrations.DeletionID(b.claimID, 0),
+			Detail: fmt.Sprintf("claim %d (run %d, character %q) or its outcomes were edited: they no longer hash to leaf %d", b.claimID, b.c.RunID, b.c.CharacterID, n)})
+	default:
+		for i, o := range b.c.Outcomes {
+			if int(o.Ord) != i+1 || i >= len(b.c.SessionIDs) || o.SessionID != b.c.SessionIDs[i] {
+				v.report(Problem{Kind: LeafEdited, Seq: n + 1, Detail: fmt.Sprintf("claim %d: outcome %d does not match the claimed session", b.claimID, i+1)})
+				return
+			}
+		}
+	}
+}
+
+// readLeaves reads up to limit leaves after index after, each with its claim, the claim's
+// erasure terms and its outcomes.
+func readLeaves(ctx context.Context, tx pgx.Tx, after int64, limit int) ([]logLeaf, error) {
+	rows, err := tx.Query(ctx, leavesSQL, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read log leaves: %w", err)
+	}
+	var batch []logLeaf
+	var l logLeaf
+	var er ErasureTerms
+	var erID *int64
+	var erBy *string
+	_, err = pgx.ForEachRow(rows, []any{&l.idx, &l.claimID, &l.hash, &l.found, &l.c.RunID, &l.c.CharacterID,
+		&l.c.PolicyID, &l.c.PolicyCharacterID, &l.c.MaxAge, &l.c.RequestedAt, &l.c.SessionIDs, &l.c.LastActiveAt,
+		&erID, &er.SessionID, &erBy, &er.RequestedAt, &er.DueAt}, func() error {
+		c := l
+		c.hash = bytes.Clone(l.hash)
+		c.c.ID = l.claimID
+		c.c.Erasure = nil
+		if erID != nil {
+			t := er
+			t.ID = *erID
+			if erBy != nil {
+				t.RequestedBy = *erBy
+			}
+			c.c.Erasure = &t
+		}
+		batch = append(batch, c)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read log leaves: %w", err)
+	}
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	if err := readLeafOutcomes(ctx, tx, batch); err != nil {
+		return nil, err
+	}
+	return batch, nil
+}
+
+// readLeafOutcomes adds to each leaf's claim its outcomes, in order.
+func readLeafOutcomes(ctx context.Context, tx pgx.Tx, batch []logLeaf) error {
+	ids := make([]int64, len(batch))
+	at := make(map[int64]int, len(batch))
+	for i, b := range batch {
+		ids[i], at[b.claimID] = b.claimID, i
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT claim_id, ord, session_id, status, attempts, http_status, error, completed_at
+		FROM retention.outcomes WHERE claim_id = ANY($1) ORDER BY claim_id, ord`, ids)
+	if err != nil {
+		return fmt.Errorf("read outcomes: %w", err)
+	}
+	var claimID int64
+	var o Outcome
+	_, err = pgx.ForEachRow(rows, []any{&claimID, &o.Ord, &o.SessionID, &o.Status, &o.Attempts, &o.HTTPStatus, &o.Error, &o.CompletedAt}, func() error {
+		b := &batch[at[claimID]]
+		b.c.Outcomes = append(b.c.Outcomes, o)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read outcomes: %w", err)
+	}
+	return nil
+}
+
+// checkStoredHashes compares the stored hashes of the tree with the ones the leaves give.
+func (v *verifier) checkStoredHashes(ctx context.Context, tx pgx.Tx) error {
+	hashes := v.logHashes
 	var bad, count int64
 	rows, err := tx.Query(ctx, `SELECT id, hash FROM retention.log_hashes ORDER BY id`)
 	if err != nil {
@@ -264,43 +308,28 @@ func (v *verifier) verifyLog(ctx context.Context, tx pgx.Tx, opts Options) error
 	if count != int64(len(hashes)) && bad == 0 {
 		v.report(Problem{Kind: HashMismatch, Detail: fmt.Sprintf("the log stores %d hashes; the leaves give %d", count, len(hashes))})
 	}
+	return nil
+}
 
-	// Recorded roots: the head, every seal's, every run's checkpoint.
-	check := func(what string, size int64, root []byte, note *string) {
-		switch {
-		case size > n:
-			v.report(Problem{Kind: RootMismatch, Detail: fmt.Sprintf("%s names a tree of %d leaves, but the log has %d: leaves were removed", what, size, n)})
-			return
-		}
-		want, err := tlog.TreeHash(size, hashes)
-		if err == nil && !bytes.Equal(want[:], root) {
-			v.report(Problem{Kind: RootMismatch, Detail: fmt.Sprintf("%s: the tree of %d leaves has root %x, not %x: the log up to it was rewritten", what, size, want, root)})
-		}
-		if note != nil && len(opts.VerifierKeys) > 0 {
-			t, err := OpenCheckpoint([]byte(*note), opts.VerifierKeys...)
-			switch {
-			case err != nil:
-				v.report(Problem{Kind: BadSignature, Detail: fmt.Sprintf("%s: %v", what, err)})
-			case t.N != size || !bytes.Equal(t.Hash[:], root):
-				v.report(Problem{Kind: BadSignature, Detail: fmt.Sprintf("%s: the signed note names another tree (%d leaves) than its row", what, t.N)})
-			}
-		}
-	}
+// checkLogRoots checks the recorded roots against the rebuilt tree: the head, every seal's,
+// every run's checkpoint (and its signature when keys are given).
+func (v *verifier) checkLogRoots(ctx context.Context, tx pgx.Tx, keys []string) error {
+	n := v.res.Log.Leaves
 	var size int64
-	var root2 []byte
-	if err := tx.QueryRow(ctx, `SELECT size, root FROM retention.log_head`).Scan(&size, &root2); err != nil {
+	var root []byte
+	if err := tx.QueryRow(ctx, `SELECT size, root FROM retention.log_head`).Scan(&size, &root); err != nil {
 		return fmt.Errorf("read log head: %w", err)
 	}
-	check("the log head", size, root2, nil)
+	v.checkLogRoot("the log head", size, root, nil, keys)
 	if size != n {
 		v.report(Problem{Kind: RootMismatch, Detail: fmt.Sprintf("the log head names %d leaves, the log has %d", size, n)})
 	}
-	rows, err = tx.Query(ctx, `SELECT size, root FROM retention.log_roots ORDER BY size`)
+	rows, err := tx.Query(ctx, `SELECT size, root FROM retention.log_roots ORDER BY size`)
 	if err != nil {
 		return fmt.Errorf("read log roots: %w", err)
 	}
-	_, err = pgx.ForEachRow(rows, []any{&size, &root2}, func() error {
-		check(fmt.Sprintf("the root recorded at size %d", size), size, bytes.Clone(root2), nil)
+	_, err = pgx.ForEachRow(rows, []any{&size, &root}, func() error {
+		v.checkLogRoot(fmt.Sprintf("the root recorded at size %d", size), size, bytes.Clone(root), nil, keys)
 		return nil
 	})
 	if err != nil {
@@ -312,20 +341,47 @@ func (v *verifier) verifyLog(ctx context.Context, tx pgx.Tx, opts Options) error
 	if err != nil {
 		return fmt.Errorf("read checkpoints: %w", err)
 	}
-	_, err = pgx.ForEachRow(rows, []any{&runID, &size, &root2, &note}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&runID, &size, &root, &note}, func() error {
 		v.res.Log.Checkpoints++
 		what := "a checkpoint"
 		if runID != nil {
 			what = fmt.Sprintf("the checkpoint of run %d", *runID)
 		}
-		check(what, size, bytes.Clone(root2), note)
+		v.checkLogRoot(what, size, bytes.Clone(root), note, keys)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("read checkpoints: %w", err)
 	}
+	return nil
+}
 
-	// Checkpoints kept outside the database: the log must extend each (a consistency proof).
+// checkLogRoot checks one recorded root, named by what, against the rebuilt tree's root for its
+// size, and its signed note, if any, against keys.
+func (v *verifier) checkLogRoot(what string, size int64, root []byte, note *string, keys []string) {
+	if n := v.res.Log.Leaves; size > n {
+		v.report(Problem{Kind: RootMismatch, Detail: fmt.Sprintf("%s names a tree of %d leaves, but the log has %d: leaves were removed", what, size, n)})
+		return
+	}
+	want, err := tlog.TreeHash(size, v.logHashes)
+	if err == nil && !bytes.Equal(want[:], root) {
+		v.report(Problem{Kind: RootMismatch, Detail: fmt.Sprintf("%s: the tree of %d leaves has root %x, not %x: the log up to it was rewritten", what, size, want, root)})
+	}
+	if note != nil && len(keys) > 0 {
+		t, err := OpenCheckpoint([]byte(*note), keys...)
+		switch {
+		case err != nil:
+			v.report(Problem{Kind: BadSignature, Detail: fmt.Sprintf("%s: %v", what, err)})
+		case t.N != size || !bytes.Equal(t.Hash[:], root):
+			v.report(Problem{Kind: BadSignature, Detail: fmt.Sprintf("%s: the signed note names another tree (%d leaves) than its row", what, t.N)})
+		}
+	}
+}
+
+// checkGivenCheckpoints checks the checkpoints kept outside the database: the log must extend
+// each (a consistency proof).
+func (v *verifier) checkGivenCheckpoints(opts Options) {
+	n := v.res.Log.Leaves
 	for i, msg := range opts.SignedCheckpoints {
 		v.res.Log.Checkpoints++
 		t, err := OpenCheckpoint(msg, opts.VerifierKeys...)
@@ -337,20 +393,23 @@ func (v *verifier) verifyLog(ctx context.Context, tx pgx.Tx, opts Options) error
 			v.report(Problem{Kind: CheckpointMismatch, Detail: fmt.Sprintf("checkpoint %d given names %d leaves; the log has only %d: leaves were removed", i+1, t.N, n)})
 			continue
 		}
-		proof, err := tlog.ProveTree(n, t.N, hashes)
+		proof, err := tlog.ProveTree(n, t.N, v.logHashes)
 		if err == nil {
-			err = tlog.CheckTree(proof, n, root, t.N, t.Hash)
+			err = tlog.CheckTree(proof, n, v.logRoot, t.N, t.Hash)
 		}
 		if err != nil {
 			v.report(Problem{Kind: CheckpointMismatch, Detail: fmt.Sprintf("checkpoint %d given (%d leaves, root %s): the log does not extend it: it was rewritten", i+1, t.N, t.Hash)})
 		}
 	}
+}
 
-	// Outcomes outside the log: a claim with outcomes has a leaf, or waits in the queue.
+// checkUnsealedClaims counts the claims queued for the next seal and reports outcomes outside
+// the log: a claim with outcomes has a leaf, or waits in the queue.
+func (v *verifier) checkUnsealedClaims(ctx context.Context, tx pgx.Tx) error {
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM retention.unsealed`).Scan(&v.res.Log.Queued); err != nil {
 		return fmt.Errorf("count queued claims: %w", err)
 	}
-	rows, err = tx.Query(ctx, `
+	rows, err := tx.Query(ctx, `
 		SELECT DISTINCT o.claim_id FROM retention.outcomes o
 		WHERE NOT EXISTS (SELECT 1 FROM retention.log_leaves l WHERE l.claim_id = o.claim_id)
 		  AND NOT EXISTS (SELECT 1 FROM retention.unsealed u WHERE u.claim_id = o.claim_id)
@@ -358,6 +417,7 @@ func (v *verifier) verifyLog(ctx context.Context, tx pgx.Tx, opts Options) error
 	if err != nil {
 		return fmt.Errorf("find unsealed claims: %w", err)
 	}
+	var id int64
 	_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
 		v.report(Problem{Kind: UnsealedClaim, DeletionID: migrations.DeletionID(id, 0), Detail: fmt.Sprintf("claim %d has outcomes but no leaf: they were written outside the protocol", id)})
 		return nil

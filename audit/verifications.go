@@ -102,83 +102,113 @@ var verificationRowsSQL = fmt.Sprintf(`
 // rows and the previous hash, every link and the head are checked, and every row must name a
 // deletion of its batch's character with its session.
 func (v *verifier) verifyVerifications(ctx context.Context, tx pgx.Tx, batchSize int) error {
-	res := &v.res.Verifications
 	prev := make([]byte, sha256.Size) // the head's hash before the first batch
 	var lastSeq int64
 	for {
-		rows, err := tx.Query(ctx, verificationBatchesSQL, lastSeq, batchSize)
+		batch, err := readVerificationBatches(ctx, tx, lastSeq, batchSize)
 		if err != nil {
-			return fmt.Errorf("read verification batches: %w", err)
-		}
-		var batch []VerificationBatch
-		var b VerificationBatch
-		_, err = pgx.ForEachRow(rows, []any{&b.Seq, &b.VerifyID, &b.CharacterID, &b.ListedAt, &b.RecordedAt, &b.Count, &b.PrevHash, &b.Hash}, func() error {
-			c := b
-			c.PrevHash, c.Hash = bytes.Clone(b.PrevHash), bytes.Clone(b.Hash)
-			batch = append(batch, c)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("read verification batches: %w", err)
+			return err
 		}
 		if len(batch) == 0 {
 			break
 		}
-		seqs := make([]int64, len(batch))
-		at := make(map[int64]int, len(batch))
-		for i, b := range batch {
-			seqs[i], at[b.Seq] = b.Seq, i
-		}
-		rows, err = tx.Query(ctx, verificationRowsSQL, seqs)
-		if err != nil {
-			return fmt.Errorf("read verifications: %w", err)
-		}
-		var seq int64
-		var r Verification
-		var delChar, delSess *string
-		_, err = pgx.ForEachRow(rows, []any{&seq, &r.Pos, &r.DeletionID, &r.CharacterID, &r.SessionID, &r.Result, &delChar, &delSess}, func() error {
-			b := &batch[at[seq]]
-			b.Verifications = append(b.Verifications, r)
-			res.Verifications++
-			switch {
-			case delChar == nil:
-				v.report(Problem{Kind: VerificationEdited, Detail: fmt.Sprintf("verification batch %d, row %d: deletion %d does not exist", seq, r.Pos, r.DeletionID)})
-			case *delChar != b.CharacterID || r.CharacterID != b.CharacterID || *delSess != r.SessionID:
-				v.report(Problem{Kind: VerificationEdited, Detail: fmt.Sprintf("verification batch %d, row %d: it names session %q of %q, deletion %d is of session %q of %q",
-					seq, r.Pos, r.SessionID, r.CharacterID, r.DeletionID, *delSess, *delChar)})
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("read verifications: %w", err)
+		if err := v.readVerificationRows(ctx, tx, batch); err != nil {
+			return err
 		}
 		for _, b := range batch {
-			res.Batches++
-			if b.Seq != lastSeq+1 {
-				v.report(Problem{Kind: VerificationLinkBroken, Detail: fmt.Sprintf("verification batches %d to %d are missing", lastSeq+1, b.Seq-1)})
-			}
-			if !bytes.Equal(b.PrevHash, prev) {
-				v.report(Problem{Kind: VerificationLinkBroken, Detail: fmt.Sprintf("verification batch %d does not link to the batch before it", b.Seq)})
-			}
-			sum := sha256.Sum256(append(bytes.Clone(b.PrevHash), VerificationContent(b)...))
-			if !bytes.Equal(sum[:], b.Hash) || int(b.Count) != len(b.Verifications) {
-				v.report(Problem{Kind: VerificationEdited, Detail: fmt.Sprintf("verification batch %d (verify run %d, character %q) or its rows were edited: they no longer hash to the batch's hash",
-					b.Seq, b.VerifyID, b.CharacterID)})
-			}
+			v.checkVerificationBatch(b, lastSeq, prev)
 			prev, lastSeq = b.Hash, b.Seq
 		}
 		if len(batch) < batchSize {
 			break
 		}
 	}
+	return v.checkVerificationHead(ctx, tx, lastSeq, prev)
+}
+
+// readVerificationBatches reads up to limit batches of the chain after seq after, without
+// their rows.
+func readVerificationBatches(ctx context.Context, tx pgx.Tx, after int64, limit int) ([]VerificationBatch, error) {
+	rows, err := tx.Query(ctx, verificationBatchesSQL, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read verification batches: %w", err)
+	}
+	var batch []VerificationBatch
+	var b VerificationBatch
+	_, err = pgx.ForEachRow(rows, []any{&b.Seq, &b.VerifyID, &b.CharacterID, &b.ListedAt, &b.RecordedAt, &b.Count, &b.PrevHash, &b.Hash}, func() error {
+		c := b
+		c.PrevHash, c.Hash = bytes.Clone(b.PrevHash), bytes.Clone(b.Hash)
+		batch = append(batch, c)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read verification batches: %w", err)
+	}
+	return batch, nil
+}
+
+// readVerificationRows adds to each batch its rows and reports a row that names a deletion
+// that does not exist, or one of another character or session.
+func (v *verifier) readVerificationRows(ctx context.Context, tx pgx.Tx, batch []VerificationBatch) error {
+	seqs := make([]int64, len(batch))
+	at := make(map[int64]int, len(batch))
+	for i, b := range batch {
+		seqs[i], at[b.Seq] = b.Seq, i
+	}
+	rows, err := tx.Query(ctx, verificationRowsSQL, seqs)
+	if err != nil {
+		return fmt.Errorf("read verifications: %w", err)
+	}
+	var seq int64
+	var r Verification
+	var delChar, delSess *string
+	_, err = pgx.ForEachRow(rows, []any{&seq, &r.Pos, &r.DeletionID, &r.CharacterID, &r.SessionID, &r.Result, &delChar, &delSess}, func() error {
+		b := &batch[at[seq]]
+		b.Verifications = append(b.Verifications, r)
+		v.res.Verifications.Verifications++
+		switch {
+		case delChar == nil:
+			v.report(Problem{Kind: VerificationEdited, Detail: fmt.Sprintf("verification batch %d, row %d: deletion %d does not exist", seq, r.Pos, r.DeletionID)})
+		case *delChar != b.CharacterID || r.CharacterID != b.CharacterID || *delSess != r.SessionID:
+			v.report(Problem{Kind: VerificationEdited, Detail: fmt.Sprintf("verification batch %d, row %d: it names session %q of %q, deletion %d is of session %q of %q",
+				seq, r.Pos, r.SessionID, r.CharacterID, r.DeletionID, *delSess, *delChar)})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read verifications: %w", err)
+	}
+	return nil
+}
+
+// checkVerificationBatch checks one batch against the one before it (lastSeq, whose hash is
+// prev): no batch missing between them, the link, and the batch's hash over its rows.
+func (v *verifier) checkVerificationBatch(b VerificationBatch, lastSeq int64, prev []byte) {
+	v.res.Verifications.Batches++
+	if b.Seq != lastSeq+1 {
+		v.report(Problem{Kind: VerificationLinkBroken, Detail: fmt.Sprintf("verification batches %d to %d are missing", lastSeq+1, b.Seq-1)})
+	}
+	if !bytes.Equal(b.PrevHash, prev) {
+		v.report(Problem{Kind: VerificationLinkBroken, Detail: fmt.Sprintf("verification batch %d does not link to the batch before it", b.Seq)})
+	}
+	sum := sha256.Sum256(append(bytes.Clone(b.PrevHash), VerificationContent(b)...))
+	if !bytes.Equal(sum[:], b.Hash) || int(b.Count) != len(b.Verifications) {
+		v.report(Problem{Kind: VerificationEdited, Detail: fmt.Sprintf("verification batch %d (verify run %d, character %q) or its rows were edited: they no longer hash to the batch's hash",
+			b.Seq, b.VerifyID, b.CharacterID)})
+	}
+}
+
+// checkVerificationHead compares the chain's stored head with its last batch (lastSeq, whose
+// hash is last) and records the head in the result.
+func (v *verifier) checkVerificationHead(ctx context.Context, tx pgx.Tx, lastSeq int64, last []byte) error {
 	var headSeq int64
 	var headHash []byte
 	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM retention.verification_head`).Scan(&headSeq, &headHash); err != nil {
 		return fmt.Errorf("read the verification chain's head: %w", err)
 	}
-	if headSeq != lastSeq || !bytes.Equal(headHash, prev) {
+	if headSeq != lastSeq || !bytes.Equal(headHash, last) {
 		v.report(Problem{Kind: VerificationHeadMismatch, Detail: fmt.Sprintf("the verification chain's head names batch %d, the last batch is %d", headSeq, lastSeq)})
 	}
-	res.HeadSeq, res.HeadHash = lastSeq, hex.EncodeToString(prev)
+	v.res.Verifications.HeadSeq, v.res.Verifications.HeadHash = lastSeq, hex.EncodeToString(last)
 	return nil
 }
