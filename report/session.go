@@ -336,7 +336,6 @@ func (r *rules) inForce(character string) PolicyInForce {
 // (policy.Set, the code a run judges its records with).
 func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Finding, src sourceRow) error {
 	p := r.inForce(f.CharacterID)
-	d := r.set.InForce(f.CharacterID)
 	f.Policy = &p
 	rec := policy.Record{CharacterID: f.CharacterID, SessionID: sessionID, Superseded: src.undated}
 	if f.LastActiveAt != nil {
@@ -345,15 +344,46 @@ func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Findin
 	// The IDs as Check sees them, whatever the date.
 	wellFormed := policy.Check(policy.Record{CharacterID: rec.CharacterID, SessionID: rec.SessionID, LastActive: time.Unix(0, 0)}) == policy.SkipNone
 	verdict := r.set.Judge(rec)
-	if d.Delete && f.LastActiveAt != nil {
-		var expiresAt time.Time
-		if err := tx.QueryRow(ctx, `SELECT (($1::timestamptz AT TIME ZONE 'UTC') + $2::interval) AT TIME ZONE 'UTC'`,
-			*f.LastActiveAt, d.Policy.MaxAge).Scan(&expiresAt); err != nil {
-			return fmt.Errorf("expiry of character %q's session: %w", f.CharacterID, err)
-		}
-		expiresAt = expiresAt.UTC()
-		f.ExpiresAt = &expiresAt
+	if err := judgeExpiry(ctx, tx, r.set.InForce(f.CharacterID), f); err != nil {
+		return err
 	}
+	if err := readHold(ctx, tx, sessionID, f); err != nil {
+		return err
+	}
+	erasures, err := readErasures(ctx, tx, `character_id = $1 AND (session_id IS NULL OR session_id = $2)`, `id`,
+		f.CharacterID, sessionID)
+	if err != nil {
+		return fmt.Errorf("character %q: %w", f.CharacterID, err)
+	}
+	if len(erasures) > 0 {
+		f.Erasures = erasures
+	}
+	if judgeAttempts(f) {
+		return nil
+	}
+	judgeNotDeleted(f, wellFormed, src.undated, verdict.Eligible)
+	return nil
+}
+
+// judgeExpiry sets f's expiry when the policy in force (d) deletes and f has a last activity:
+// last_active_at plus max_age, computed by the database as a run computes it.
+func judgeExpiry(ctx context.Context, tx pgx.Tx, d policy.Decision, f *Finding) error {
+	if !d.Delete || f.LastActiveAt == nil {
+		return nil
+	}
+	var expiresAt time.Time
+	if err := tx.QueryRow(ctx, `SELECT (($1::timestamptz AT TIME ZONE 'UTC') + $2::interval) AT TIME ZONE 'UTC'`,
+		*f.LastActiveAt, d.Policy.MaxAge).Scan(&expiresAt); err != nil {
+		return fmt.Errorf("expiry of character %q's session: %w", f.CharacterID, err)
+	}
+	expiresAt = expiresAt.UTC()
+	f.ExpiresAt = &expiresAt
+	return nil
+}
+
+// readHold sets f's hold: the first unreleased hold on the session or its whole character.
+// A hold on the whole character also holds the policy in force.
+func readHold(ctx context.Context, tx pgx.Tx, sessionID string, f *Finding) error {
 	var h Hold
 	err := tx.QueryRow(ctx, `
 		SELECT id, session_id IS NULL, reason, created_by, created_at FROM retention.holds
@@ -370,16 +400,13 @@ func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Findin
 	case !errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("read holds of character %q: %w", f.CharacterID, err)
 	}
+	return nil
+}
 
-	erasures, err := readErasures(ctx, tx, `character_id = $1 AND (session_id IS NULL OR session_id = $2)`, `id`,
-		f.CharacterID, sessionID)
-	if err != nil {
-		return fmt.Errorf("character %q: %w", f.CharacterID, err)
-	}
-	if len(erasures) > 0 {
-		f.Erasures = erasures
-	}
-
+// judgeAttempts names f's deletion from its attempts (a deletion a verification refuted is
+// history, not a deletion) and sets the state when the attempts decide it: deleted, or pending
+// while a run has sent it and recorded no answer. It reports whether they did.
+func judgeAttempts(f *Finding) bool {
 	for i := range f.Attempts {
 		switch f.Attempts[i].Status {
 		case "deleted":
@@ -399,7 +426,7 @@ func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Findin
 		f.State, f.ReasonCode = StateDeleted, "deleted"
 		f.Reason = fmt.Sprintf("deleted: confirmed at %s by run %d, under erasure request %d (whatever its age or policy)",
 			stamp(*d.CompletedAt), d.RunID, *d.ErasureRequestID)
-		return nil
+		return true
 	}
 	if d := f.Deletion; d != nil {
 		f.State, f.ReasonCode = StateDeleted, "deleted"
@@ -409,12 +436,16 @@ func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Findin
 		}
 		f.Reason = fmt.Sprintf("deleted: confirmed at %s by run %d, under %s (max_age %s; expired at %s)",
 			stamp(*d.CompletedAt), d.RunID, under, d.MaxAge, stamp(d.ExpiredAt))
-		return nil
+		return true
 	}
-	if f.State == StatePending {
-		return nil
-	}
+	return f.State == StatePending
+}
 
+// judgeNotDeleted sets the state and reason of a session that is neither deleted nor pending:
+// the first rule that keeps it, or expired and waiting for the next run. wellFormed, undated
+// and eligible are what the job's rules say of its record.
+func judgeNotDeleted(f *Finding, wellFormed, undated, eligible bool) {
+	p := f.Policy
 	tried := ""
 	if n := len(f.Attempts); n > 0 {
 		last := f.Attempts[n-1]
@@ -435,7 +466,7 @@ func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Findin
 	case !wellFormed:
 		f.ReasonCode = "malformed"
 		f.Reason = never + "its IDs are malformed (blank, too long or with control characters), so the job skips it" + tried
-	case src.undated:
+	case undated:
 		f.ReasonCode = "undated"
 		f.Reason = never + "a row of it in the source has no usable last_active_at (none, infinite, or outside the years 1 to 9999), so it never expires" + tried
 	case p.Decision == "no_policy":
@@ -452,16 +483,15 @@ func judge(ctx context.Context, tx pgx.Tx, r *rules, sessionID string, f *Findin
 		}
 		f.Reason = never + fmt.Sprintf("held by hold %d on %s (reason: %s; placed by %s at %s)",
 			f.Hold.ID, what, f.Hold.Reason, f.Hold.CreatedBy, stamp(f.Hold.CreatedAt)) + tried
-	case !verdict.Eligible:
+	case !eligible:
 		f.ReasonCode = "not_expired"
 		f.Reason = never + fmt.Sprintf("not yet expired: last active %s, max_age %s under %s; it expires at %s",
-			stamp(*f.LastActiveAt), p.MaxAge, policyName(p.PolicyID, policyChar(p, f.CharacterID)), stamp(*f.ExpiresAt)) + tried
+			stamp(*f.LastActiveAt), p.MaxAge, policyName(p.PolicyID, policyChar(*p, f.CharacterID)), stamp(*f.ExpiresAt)) + tried
 	default:
 		f.State, f.ReasonCode = StateWaiting, "expired"
 		f.Reason = fmt.Sprintf("expired at %s under %s and not deleted yet: the next run sends it", stamp(*f.ExpiresAt),
-			policyName(p.PolicyID, policyChar(p, f.CharacterID))) + tried
+			policyName(p.PolicyID, policyChar(*p, f.CharacterID))) + tried
 	}
-	return nil
 }
 
 func policyChar(p PolicyInForce, character string) *string {

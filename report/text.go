@@ -105,34 +105,7 @@ func (e *Evidence) writeText(w io.Writer) error {
 		if f.CharacterID == "" {
 			continue
 		}
-		if f.InSource {
-			last := "no last_active_at"
-			if f.LastActiveAt != nil {
-				last = "last active " + rfc3339(*f.LastActiveAt)
-			}
-			fmt.Fprintf(&b, "  in the source: yes, %s\n", last)
-		} else {
-			b.WriteString("  in the source: no\n")
-		}
-		fmt.Fprintf(&b, "  policy now: %s\n", f.Policy)
-		if f.ExpiresAt != nil {
-			fmt.Fprintf(&b, "  expires at: %s (under the policy now)\n", rfc3339(*f.ExpiresAt))
-		}
-		if f.Hold != nil {
-			fmt.Fprintf(&b, "  hold: %d, %s, by %s at %s\n", f.Hold.ID, f.Hold.Reason, f.Hold.CreatedBy, rfc3339(f.Hold.CreatedAt))
-		}
-		for _, e := range f.Erasures {
-			fmt.Fprintf(&b, "  erasure request %d (%s): %s, requested by %s at %s, due %s", e.ID, e.Scope(), e.StateText(),
-				printableText(e.RequestedBy), rfc3339(e.RequestedAt), rfc3339(e.DueAt))
-			if e.CompletedAt != nil {
-				fmt.Fprintf(&b, ", completed %s", rfc3339(*e.CompletedAt))
-			}
-			if len(e.BlockedBy) > 0 {
-				fmt.Fprintf(&b, ", blocked by %s", e.BlockedByText())
-			}
-			fmt.Fprintf(&b, "; reason: %s\n", printableText(e.Reason))
-		}
-		fmt.Fprintf(&b, "  attempts: %d\n", len(f.Attempts))
+		writeFindingText(&b, f)
 		if _, err := io.WriteString(w, b.String()); err != nil {
 			return err
 		}
@@ -140,37 +113,75 @@ func (e *Evidence) writeText(w io.Writer) error {
 		if len(f.Attempts) == 0 {
 			continue
 		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "    DELETION\tRUN\tRUN STATUS\tSTATUS\tTRIES\tHTTP\tPOLICY\tMAX AGE\tEXPIRED\tREQUESTED\tCOMPLETED\tSEAL\tVERIFIED\tERROR")
-		for _, a := range f.Attempts {
-			seal := "-"
-			if a.SealSeq != nil {
-				seal = fmt.Sprintf("%d:%s", *a.SealSeq, optString(a.SealHash))
-			}
-			verified := "-"
-			switch {
-			case a.FoundPresentAt != nil:
-				verified = "PRESENT at Convai " + rfc3339(*a.FoundPresentAt)
-			case a.VerifiedAbsentAt != nil:
-				verified = "absent " + rfc3339(*a.VerifiedAbsentAt)
-			}
-			under, expired := dash(optInt(a.PolicyID)), "-"
-			if a.ErasureRequestID != nil {
-				under = fmt.Sprintf("erasure %d", *a.ErasureRequestID)
-			}
-			if !a.ExpiredAt.IsZero() {
-				expired = rfc3339(a.ExpiredAt)
-			}
-			fmt.Fprintf(tw, "    %d\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.DeletionID, a.RunID, a.RunStatus, a.Status,
-				a.Attempts, dash(optInt(a.HTTPStatus)), under, dash(a.MaxAge), expired,
-				rfc3339(a.RequestedAt), dash(optTime(a.CompletedAt)), seal, verified, dash(optString(a.Error)))
-		}
-		if err := tw.Flush(); err != nil {
+		if err := writeAttemptsText(w, f.Attempts); err != nil {
 			return err
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeFindingText writes what the evidence knows of a session of one character, down to the
+// count of its attempts: the source, the policy now, the expiry, the hold, the erasure requests.
+func writeFindingText(b *strings.Builder, f Finding) {
+	if f.InSource {
+		last := "no last_active_at"
+		if f.LastActiveAt != nil {
+			last = "last active " + rfc3339(*f.LastActiveAt)
+		}
+		fmt.Fprintf(b, "  in the source: yes, %s\n", last)
+	} else {
+		b.WriteString("  in the source: no\n")
+	}
+	fmt.Fprintf(b, "  policy now: %s\n", f.Policy)
+	if f.ExpiresAt != nil {
+		fmt.Fprintf(b, "  expires at: %s (under the policy now)\n", rfc3339(*f.ExpiresAt))
+	}
+	if f.Hold != nil {
+		fmt.Fprintf(b, "  hold: %d, %s, by %s at %s\n", f.Hold.ID, f.Hold.Reason, f.Hold.CreatedBy, rfc3339(f.Hold.CreatedAt))
+	}
+	for _, e := range f.Erasures {
+		fmt.Fprintf(b, "  erasure request %d (%s): %s, requested by %s at %s, due %s", e.ID, e.Scope(), e.StateText(),
+			printableText(e.RequestedBy), rfc3339(e.RequestedAt), rfc3339(e.DueAt))
+		if e.CompletedAt != nil {
+			fmt.Fprintf(b, ", completed %s", rfc3339(*e.CompletedAt))
+		}
+		if len(e.BlockedBy) > 0 {
+			fmt.Fprintf(b, ", blocked by %s", e.BlockedByText())
+		}
+		fmt.Fprintf(b, "; reason: %s\n", printableText(e.Reason))
+	}
+	fmt.Fprintf(b, "  attempts: %d\n", len(f.Attempts))
+}
+
+// writeAttemptsText writes a finding's attempts as an indented table.
+func writeAttemptsText(w io.Writer, attempts []Attempt) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "    DELETION\tRUN\tRUN STATUS\tSTATUS\tTRIES\tHTTP\tPOLICY\tMAX AGE\tEXPIRED\tREQUESTED\tCOMPLETED\tSEAL\tVERIFIED\tERROR")
+	for _, a := range attempts {
+		seal := "-"
+		if a.SealSeq != nil {
+			seal = fmt.Sprintf("%d:%s", *a.SealSeq, optString(a.SealHash))
+		}
+		verified := "-"
+		switch {
+		case a.FoundPresentAt != nil:
+			verified = "PRESENT at Convai " + rfc3339(*a.FoundPresentAt)
+		case a.VerifiedAbsentAt != nil:
+			verified = "absent " + rfc3339(*a.VerifiedAbsentAt)
+		}
+		under, expired := dash(optInt(a.PolicyID)), "-"
+		if a.ErasureRequestID != nil {
+			under = fmt.Sprintf("erasure %d", *a.ErasureRequestID)
+		}
+		if !a.ExpiredAt.IsZero() {
+			expired = rfc3339(a.ExpiredAt)
+		}
+		fmt.Fprintf(tw, "    %d\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.DeletionID, a.RunID, a.RunStatus, a.Status,
+			a.Attempts, dash(optInt(a.HTTPStatus)), under, dash(a.MaxAge), expired,
+			rfc3339(a.RequestedAt), dash(optTime(a.CompletedAt)), seal, verified, dash(optString(a.Error)))
+	}
+	return tw.Flush()
 }
 
 func dash(s string) string {

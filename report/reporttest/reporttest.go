@@ -320,31 +320,54 @@ func FromHTML(page string) (Figures, error) {
 // FromCSV reads the CSV format: one file per table, every table of report.CSVTables.
 func FromCSV(tables map[report.CSVTable]string) (Figures, error) {
 	f := newFigures()
-	read := func(t report.CSVTable) ([]map[string]string, error) {
-		text, ok := tables[t]
-		if !ok {
-			return nil, fmt.Errorf("csv: no table %s", t)
+	for _, t := range []struct {
+		table report.CSVTable
+		read  func(rows []map[string]string) error
+	}{
+		{report.CSVSummary, f.csvSummary},
+		{report.CSVCharacters, f.csvCharacters},
+		{report.CSVDays, f.csvDays},
+		{report.CSVRuns, f.csvRuns},
+		{report.CSVVerification, f.csvVerification},
+		{report.CSVErasures, f.csvErasures},
+		{report.CSVUnmatchedHolds, f.csvUnmatchedHolds},
+	} {
+		rows, err := readCSVTable(tables, t.table)
+		if err != nil {
+			return f, err
 		}
-		recs, err := csv.NewReader(strings.NewReader(text)).ReadAll()
-		if err != nil || len(recs) == 0 {
-			return nil, fmt.Errorf("csv: table %s: %v", t, err)
+		if err := t.read(rows); err != nil {
+			return f, err
 		}
-		var out []map[string]string
-		for _, rec := range recs[1:] {
-			m := map[string]string{}
-			for i, h := range recs[0] {
-				m[h] = rec[i]
-			}
-			out = append(out, m)
-		}
-		return out, nil
 	}
-	summary, err := read(report.CSVSummary)
-	if err != nil {
-		return f, err
+	return f, nil
+}
+
+// readCSVTable returns the rows of table t, each a map from its header's names to its values.
+func readCSVTable(tables map[report.CSVTable]string, t report.CSVTable) ([]map[string]string, error) {
+	text, ok := tables[t]
+	if !ok {
+		return nil, fmt.Errorf("csv: no table %s", t)
 	}
+	recs, err := csv.NewReader(strings.NewReader(text)).ReadAll()
+	if err != nil || len(recs) == 0 {
+		return nil, fmt.Errorf("csv: table %s: %v", t, err)
+	}
+	var out []map[string]string
+	for _, rec := range recs[1:] {
+		m := map[string]string{}
+		for i, h := range recs[0] {
+			m[h] = rec[i]
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// csvSummary reads the summary table: the checks and the figures of the statements.
+func (f *Figures) csvSummary(rows []map[string]string) error {
 	s := map[string]string{}
-	for _, row := range summary {
+	for _, row := range rows {
 		if row["figure"] == "check" {
 			f.Checks = append(f.Checks, row["value"])
 			continue
@@ -361,11 +384,11 @@ func FromCSV(tables map[report.CSVTable]string) (Figures, error) {
 	f.HoldsStated = int(atoi(s["unmatched_holds"]))
 	f.Verification[Total] = [5]int64{atoi(s["verification_deleted"]), atoi(s["verified"]), atoi(s["found_present"]), atoi(s["discovered"]),
 		atoi(s["in_memory"])}
+	return nil
+}
 
-	rows, err := read(report.CSVCharacters)
-	if err != nil {
-		return f, err
-	}
+// csvCharacters reads the characters table, its total row included.
+func (f *Figures) csvCharacters(rows []map[string]string) error {
 	for _, c := range rows {
 		key := c["character_id"]
 		if c["scope"] == "total" {
@@ -374,21 +397,27 @@ func FromCSV(tables map[report.CSVTable]string) (Figures, error) {
 		f.Characters[key] = [6]int64{atoi(c["deleted"]), atoi(c["deleted_late"]), atoi(c["failed_not_deleted"]), atoi(c["outstanding"]),
 			atoi(c["held"]), atoi(c["overdue"])}
 	}
-	if rows, err = read(report.CSVDays); err != nil {
-		return f, err
-	}
+	return nil
+}
+
+// csvDays reads the days table.
+func (f *Figures) csvDays(rows []map[string]string) error {
 	for _, d := range rows {
 		f.Days[d["day"]] = [5]int64{atoi(d["deleted"]), atoi(d["deleted_late"]), atoi(d["failed"]), atoi(d["backlog"]), atoi(d["overdue"])}
 	}
-	if rows, err = read(report.CSVRuns); err != nil {
-		return f, err
-	}
+	return nil
+}
+
+// csvRuns checks that the runs table has as many rows as the summary counts runs.
+func (f *Figures) csvRuns(rows []map[string]string) error {
 	if len(rows) != f.Runs {
-		return f, fmt.Errorf("csv: the summary counts %d runs, the runs table has %d", f.Runs, len(rows))
+		return fmt.Errorf("csv: the summary counts %d runs, the runs table has %d", f.Runs, len(rows))
 	}
-	if rows, err = read(report.CSVVerification); err != nil {
-		return f, err
-	}
+	return nil
+}
+
+// csvVerification reads the verification table; its total row must state the summary's figures.
+func (f *Figures) csvVerification(rows []map[string]string) error {
 	for _, v := range rows {
 		key := v["character_id"]
 		if v["scope"] == "total" {
@@ -396,13 +425,15 @@ func FromCSV(tables map[report.CSVTable]string) (Figures, error) {
 		}
 		got := [5]int64{atoi(v["deleted"]), atoi(v["verified"]), atoi(v["found_present"]), atoi(v["discovered"]), atoi(v["in_memory"])}
 		if key == Total && got != f.Verification[Total] {
-			return f, fmt.Errorf("csv: the summary's verification figures %v, the total row %v", f.Verification[Total], got)
+			return fmt.Errorf("csv: the summary's verification figures %v, the total row %v", f.Verification[Total], got)
 		}
 		f.Verification[key] = got
 	}
-	if rows, err = read(report.CSVErasures); err != nil {
-		return f, err
-	}
+	return nil
+}
+
+// csvErasures reads the erasure requests' states, overdue included.
+func (f *Figures) csvErasures(rows []map[string]string) error {
 	for _, e := range rows {
 		state := e["state"]
 		if e["overdue"] == "true" && state != "overdue" {
@@ -410,13 +441,15 @@ func FromCSV(tables map[report.CSVTable]string) (Figures, error) {
 		}
 		f.Erasures[atoi(e["request_id"])] = state
 	}
-	if rows, err = read(report.CSVUnmatchedHolds); err != nil {
-		return f, err
-	}
+	return nil
+}
+
+// csvUnmatchedHolds reads the IDs of the holds that match no session.
+func (f *Figures) csvUnmatchedHolds(rows []map[string]string) error {
 	for _, h := range rows {
 		f.UnmatchedHolds = append(f.UnmatchedHolds, atoi(h["hold_id"]))
 	}
-	return f, nil
+	return nil
 }
 
 // header returns the section whose table header line is, or "".
