@@ -120,6 +120,8 @@ type MemoryErasure struct {
 	HTTPStatus int
 	// Remaining is the last whole list's count; -1 when no list was read whole.
 	Remaining int64
+	// Before is what a whole list showed before the delete-all; -1 when none was read.
+	Before int64
 	Error     string
 	// StartedAt is when the erasure started, on the database's clock.
 	StartedAt time.Time

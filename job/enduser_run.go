@@ -197,15 +197,28 @@ func (e *erasures) countMemory(s MemoryStatus) {
 // eraseCharacter asks for the deletion of every memory of the request's end user with
 // characterID, then confirms it with lists: erased only when a whole list shows none.
 func (m *memoryEraser) eraseCharacter(ctx context.Context, r EndUserRequest, characterID string) MemoryErasure {
-	rec := MemoryErasure{RequestID: r.ID, CharacterID: characterID, StartedAt: m.now(), Remaining: -1}
+	rec := MemoryErasure{RequestID: r.ID, CharacterID: characterID, StartedAt: m.now(), Remaining: -1, Before: -1}
 	if m.api == nil {
 		rec.Status, rec.Error = MemoryFailed, "the run has no client for the long-term memory endpoints"
 		return rec
 	}
-	last, attempts, err := try(ctx, m.cfg, m.limiter, func(ctx context.Context) Answer {
+	// A list first: what the witness saw before. A route without memory, or a character this
+	// key may not touch, ends it here; another failure does not keep the delete-all from being
+	// asked.
+	n, last, attempts, err := m.count(ctx, characterID, r.EndUserID)
+	rec.Attempts, rec.HTTPStatus = attempts, last.StatusCode
+	switch {
+	case err == nil:
+		rec.Before = n
+	case errors.Is(last.Err, ErrMemoryUnavailable), errors.Is(last.Err, ErrMemoryForbidden), ctx.Err() != nil:
+		rec.Status, rec.Error = memoryFailure(last, err)
+		m.logFailure(r, characterID, rec)
+		return rec
+	}
+	last, attempts, err = try(ctx, m.cfg, m.limiter, func(ctx context.Context) Answer {
 		return m.api.DeleteAllMemories(ctx, characterID, r.EndUserID)
 	})
-	rec.Attempts, rec.HTTPStatus = attempts, last.StatusCode
+	rec.Attempts, rec.HTTPStatus = rec.Attempts+attempts, last.StatusCode
 	switch {
 	case err == nil, errors.Is(last.Err, ErrMemoryNotFound):
 		// accepted, or no such end user: the list says what is left
@@ -264,7 +277,7 @@ func (m *memoryEraser) count(ctx context.Context, characterID, endUserID string)
 
 // eraseRecord asks for the deletion of the end user's record.
 func (m *memoryEraser) eraseRecord(ctx context.Context, r EndUserRequest) MemoryErasure {
-	rec := MemoryErasure{RequestID: r.ID, StartedAt: m.now(), Remaining: -1}
+	rec := MemoryErasure{RequestID: r.ID, StartedAt: m.now(), Remaining: -1, Before: -1}
 	if m.api == nil {
 		rec.Status, rec.Error = MemoryFailed, "the run has no client for the long-term memory endpoints"
 		return rec

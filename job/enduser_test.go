@@ -94,9 +94,10 @@ func TestEndUserErasure(t *testing.T) {
 		require.Equal(t, 1, eu.RecordsErased)
 		require.Equal(t, []int64{id}, eu.Completed)
 		require.Equal(t, "completed", b.endUserState(t, id))
-		require.Equal(t, []string{"c1 erased 0", "c2 erased 0", "record erased -"}, b.strings(t, `
-			SELECT coalesce(character_id, 'record') || ' ' || status || ' ' || coalesce(remaining::text, '-')
-			FROM retention.memory_erasures WHERE request_id = $1`, id))
+		require.Equal(t, []string{"c1 erased 2 0", "c2 erased 1 0", "record erased - -"}, b.strings(t, `
+			SELECT coalesce(character_id, 'record') || ' ' || status || ' ' || coalesce(listed_before::text, '-') || ' ' ||
+			       coalesce(remaining::text, '-')
+			FROM retention.memory_erasures WHERE request_id = $1`, id), "the same list saw the memories, then none")
 		require.Equal(t, 2, b.count(t, `SELECT count(*) FROM retention.erasure_status WHERE end_user_request_id = $1 AND state = 'completed'`, id))
 		require.Equal(t, 3, b.count(t, `SELECT sessions_deleted FROM retention.end_user_erasure_status WHERE id = $1`, id))
 

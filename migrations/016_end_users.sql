@@ -297,7 +297,9 @@ $$;
 -- then empty; the record's deletion accepted), pending (accepted, the list not yet empty when
 -- the run stopped waiting: the next run asks again), failed, unavailable (404: this account or
 -- API does not offer long-term memory), forbidden (403: the key may not touch the character).
--- remaining is the last list's total_count. started_at and completed_at are the server's clock.
+-- remaining is the last list's count; listed_before what a whole list showed before the
+-- delete-all (NULL: none could be read), so that an erased row says the same list saw memories
+-- and then none. started_at and completed_at are the server's clock.
 CREATE TABLE retention.memory_erasures (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     request_id   bigint NOT NULL REFERENCES retention.end_user_requests (id),
@@ -307,6 +309,7 @@ CREATE TABLE retention.memory_erasures (
     attempts     integer NOT NULL CHECK (attempts >= 0),
     http_status  integer NULL,
     remaining    bigint NULL CHECK (remaining >= 0),
+    listed_before bigint NULL CHECK (listed_before >= 0),
     error        text NULL CHECK (length(error) <= 1000),
     started_at   timestamptz NOT NULL,
     completed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -335,7 +338,8 @@ CREATE TRIGGER end_user_completions_append_only BEFORE UPDATE OR DELETE OR TRUNC
 -- on it now; the record's erasure needs every character's memory erased. Returns the row's id.
 CREATE FUNCTION retention.record_memory_erasure(p_run bigint, p_token text, p_request bigint, p_character text,
                                                 p_status text, p_attempts integer, p_http_status integer,
-                                                p_remaining bigint, p_error text, p_started_at timestamptz)
+                                                p_remaining bigint, p_error text, p_started_at timestamptz,
+                                                p_listed_before bigint DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
@@ -375,13 +379,14 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     INSERT INTO retention.memory_erasures (request_id, run_id, character_id, status, attempts, http_status, remaining,
-                                           error, started_at)
-    VALUES (p_request, p_run, p_character, p_status, p_attempts, p_http_status, p_remaining, left(p_error, 1000), p_started_at)
+                                           listed_before, error, started_at)
+    VALUES (p_request, p_run, p_character, p_status, p_attempts, p_http_status, p_remaining, p_listed_before,
+            left(p_error, 1000), p_started_at)
     RETURNING memory_erasures.id INTO id;
     RETURN id;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION retention.record_memory_erasure(bigint, text, bigint, text, text, integer, integer, bigint, text, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION retention.record_memory_erasure(bigint, text, bigint, text, text, integer, integer, bigint, text, timestamptz, bigint) FROM PUBLIC;
 
 -- end_user_memory: each child of each end user's request (one character) with where it stands:
 -- the end user's sessions of the character still to delete (in the set, or claimed under it and
@@ -404,7 +409,7 @@ CREATE VIEW retention.end_user_memory AS
            CASE WHEN uc.request_id IS NULL THEN retention.end_user_holds(q.end_user_id, e.character_id) END AS blocked_by,
            m.status AS memory_status, m.attempts AS memory_attempts, m.http_status AS memory_http_status,
            m.remaining AS memory_remaining, m.error AS memory_error, m.completed_at AS memory_checked_at,
-           m.run_id AS memory_run_id,
+           m.run_id AS memory_run_id, m.listed_before AS memory_listed_before,
            (SELECT count(*) FROM retention.memory_erasures x
             WHERE x.request_id = q.id AND x.character_id = e.character_id) AS memory_erasures
     FROM retention.end_user_requests q

@@ -801,19 +801,22 @@ CREATE TRIGGER memory_deletions_append_only BEFORE DELETE OR UPDATE OR TRUNCATE 
 --     then empty; the record's deletion accepted), pending (accepted, the list not yet empty when
 --     the run stopped waiting: the next run asks again), failed, unavailable (404: this account or
 --     API does not offer long-term memory), forbidden (403: the key may not touch the character).
---     remaining is the last list's total_count. started_at and completed_at are the server's clock.
+--     remaining is the last list's count; listed_before what a whole list showed before the
+--     delete-all (NULL: none could be read), so that an erased row says the same list saw memories
+--     and then none. started_at and completed_at are the server's clock.
 CREATE TABLE retention.memory_erasures (
-    id           bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
-    request_id   bigint NOT NULL,
-    run_id       bigint NOT NULL,
-    character_id text,
-    status       text NOT NULL,
-    attempts     integer NOT NULL,
-    http_status  integer,
-    remaining    bigint,
-    error        text,
-    started_at   timestamp with time zone NOT NULL,
-    completed_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    id            bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    request_id    bigint NOT NULL,
+    run_id        bigint NOT NULL,
+    character_id  text,
+    status        text NOT NULL,
+    attempts      integer NOT NULL,
+    http_status   integer,
+    remaining     bigint,
+    listed_before bigint,
+    error         text,
+    started_at    timestamp with time zone NOT NULL,
+    completed_at  timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     CONSTRAINT memory_erasures_pkey PRIMARY KEY (id),
     CONSTRAINT memory_erasures_request_id_fkey FOREIGN KEY (request_id) REFERENCES retention.end_user_requests(id),
     CONSTRAINT memory_erasures_run_id_fkey FOREIGN KEY (run_id) REFERENCES retention.runs(id),
@@ -821,6 +824,7 @@ CREATE TABLE retention.memory_erasures (
     CONSTRAINT memory_erasure_erased_empty CHECK (status <> 'erased'::text OR character_id IS NULL OR remaining = 0),
     CONSTRAINT memory_erasures_attempts_check CHECK (attempts >= 0),
     CONSTRAINT memory_erasures_error_check CHECK (length(error) <= 1000),
+    CONSTRAINT memory_erasures_listed_before_check CHECK (listed_before >= 0),
     CONSTRAINT memory_erasures_remaining_check CHECK (remaining >= 0),
     CONSTRAINT memory_erasures_status_check CHECK (status = ANY (ARRAY['erased'::text, 'pending'::text, 'failed'::text, 'unavailable'::text, 'forbidden'::text]))
 );
@@ -1160,6 +1164,7 @@ SELECT q.id AS request_id,
     m.error AS memory_error,
     m.completed_at AS memory_checked_at,
     m.run_id AS memory_run_id,
+    m.listed_before AS memory_listed_before,
     ( SELECT count(*) AS count
            FROM retention.memory_erasures x
           WHERE x.request_id = q.id AND x.character_id = e.character_id) AS memory_erasures
@@ -1175,6 +1180,7 @@ SELECT q.id AS request_id,
             x.attempts,
             x.http_status,
             x.remaining,
+            x.listed_before,
             x.error,
             x.started_at,
             x.completed_at
@@ -3163,12 +3169,12 @@ END
 $function$;
 REVOKE EXECUTE ON FUNCTION retention.record_memory_deletion(bigint,text,text,text,text,timestamp with time zone,text,integer,integer,text) FROM PUBLIC;
 
--- retention.record_memory_erasure(bigint,text,bigint,text,text,integer,integer,bigint,text,timestamp with time zone)
+-- retention.record_memory_erasure(bigint,text,bigint,text,text,integer,integer,bigint,text,timestamp with time zone,bigint)
 -- 016_end_users.sql: CREATE FUNCTION
 --     record_memory_erasure records one memory erasure of a running run, at the server's clock (the
 --     start is the caller's estimate of it, kept within the run). A character's erasure must be of a child of the open request, and an erased one needs no hold
 --     on it now; the record's erasure needs every character's memory erased. Returns the row's id.
-CREATE OR REPLACE FUNCTION retention.record_memory_erasure(p_run bigint, p_token text, p_request bigint, p_character text, p_status text, p_attempts integer, p_http_status integer, p_remaining bigint, p_error text, p_started_at timestamp with time zone)
+CREATE OR REPLACE FUNCTION retention.record_memory_erasure(p_run bigint, p_token text, p_request bigint, p_character text, p_status text, p_attempts integer, p_http_status integer, p_remaining bigint, p_error text, p_started_at timestamp with time zone, p_listed_before bigint DEFAULT NULL::bigint)
  RETURNS bigint
  LANGUAGE plpgsql
  SECURITY DEFINER
@@ -3212,10 +3218,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     INSERT INTO retention.memory_erasures (request_id, run_id, character_id, status, attempts, http_status, remaining,
-                                           error, started_at)
-    VALUES (p_request, p_run, p_character, p_status, p_attempts, p_http_status, p_remaining, left(p_error, 1000), p_started_at)
+                                           listed_before, error, started_at)
+    VALUES (p_request, p_run, p_character, p_status, p_attempts, p_http_status, p_remaining, p_listed_before,
+            left(p_error, 1000), p_started_at)
     RETURNING memory_erasures.id INTO id;
     RETURN id;
 END
 $function$;
-REVOKE EXECUTE ON FUNCTION retention.record_memory_erasure(bigint,text,bigint,text,text,integer,integer,bigint,text,timestamp with time zone) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION retention.record_memory_erasure(bigint,text,bigint,text,text,integer,integer,bigint,text,timestamp with time zone,bigint) FROM PUBLIC;

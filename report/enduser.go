@@ -62,12 +62,14 @@ type EndUserCharacter struct {
 
 // MemoryErasure is one row of retention.memory_erasures.
 type MemoryErasure struct {
-	RunID       int64     `json:"run_id"`
-	CharacterID string    `json:"character_id,omitempty"` // "" for the end user's record
-	Status      string    `json:"status"`
-	Attempts    int       `json:"attempts"`
-	HTTPStatus  *int      `json:"http_status,omitempty"`
-	Remaining   *int64    `json:"remaining,omitempty"`
+	RunID       int64  `json:"run_id"`
+	CharacterID string `json:"character_id,omitempty"` // "" for the end user's record
+	Status      string `json:"status"`
+	Attempts    int    `json:"attempts"`
+	HTTPStatus  *int   `json:"http_status,omitempty"`
+	Remaining   *int64 `json:"remaining,omitempty"`
+	// Before is what a whole list showed before the delete-all, when one could be read.
+	Before      *int64    `json:"listed_before,omitempty"`
 	Error       string    `json:"error,omitempty"`
 	StartedAt   time.Time `json:"started_at"`
 	CompletedAt time.Time `json:"completed_at"`
@@ -168,15 +170,15 @@ func endUser(ctx context.Context, q pgx.Tx, endUserID string) (*EndUserEvidence,
 			return nil, fmt.Errorf("end user evidence: %w", err)
 		}
 		rows, err = q.Query(ctx, `
-			SELECT run_id, coalesce(character_id, ''), status, attempts, http_status, remaining, coalesce(error, ''),
-			       started_at, completed_at
+			SELECT run_id, coalesce(character_id, ''), status, attempts, http_status, remaining, listed_before,
+			       coalesce(error, ''), started_at, completed_at
 			FROM retention.memory_erasures WHERE request_id = $1 ORDER BY id`, req.ID)
 		if err != nil {
 			return nil, fmt.Errorf("end user evidence: %w", err)
 		}
 		var m MemoryErasure
 		if _, err = pgx.ForEachRow(rows, []any{&m.RunID, &m.CharacterID, &m.Status, &m.Attempts, &m.HTTPStatus, &m.Remaining,
-			&m.Error, &m.StartedAt, &m.CompletedAt}, func() error {
+			&m.Before, &m.Error, &m.StartedAt, &m.CompletedAt}, func() error {
 			req.MemoryErasures = append(req.MemoryErasures, m)
 			return nil
 		}); err != nil {
@@ -227,20 +229,23 @@ func (e *EndUserEvidence) Write(w io.Writer, f Format) error {
 		_ = tw.Flush()
 		b.WriteString("memory erasures:\n")
 		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "RUN\tCHARACTER\tSTATUS\tATTEMPTS\tHTTP\tREMAINING\tCOMPLETED\tERROR")
+		fmt.Fprintln(tw, "RUN\tCHARACTER\tSTATUS\tATTEMPTS\tHTTP\tBEFORE\tREMAINING\tCOMPLETED\tERROR")
 		for _, m := range r.MemoryErasures {
 			char := m.CharacterID
 			if char == "" {
 				char = "(end user record)"
 			}
-			http, left := "-", "-"
+			http, before, left := "-", "-", "-"
 			if m.HTTPStatus != nil {
 				http = fmt.Sprint(*m.HTTPStatus)
+			}
+			if m.Before != nil {
+				before = fmt.Sprint(*m.Before)
 			}
 			if m.Remaining != nil {
 				left = fmt.Sprint(*m.Remaining)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", m.RunID, char, m.Status, m.Attempts, http, left,
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", m.RunID, char, m.Status, m.Attempts, http, before, left,
 				m.CompletedAt.UTC().Format(time.RFC3339), m.Error)
 		}
 		_ = tw.Flush()

@@ -128,14 +128,17 @@ func (r *Run) RecordMemoryErasure(ctx context.Context, m job.MemoryErasure) erro
 	if m.HTTPStatus != 0 {
 		httpStatus = &m.HTTPStatus
 	}
-	var remaining *int64
+	var remaining, before *int64
 	if m.Remaining >= 0 {
 		remaining = &m.Remaining
 	}
+	if m.Before >= 0 {
+		before = &m.Before
+	}
 	err := r.s.retrying(ctx, func(ctx context.Context) error {
-		_, err := r.s.q.Exec(ctx, `SELECT retention.record_memory_erasure($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		_, err := r.s.q.Exec(ctx, `SELECT retention.record_memory_erasure($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			r.id, r.token, m.RequestID, nullable(m.CharacterID), string(m.Status), m.Attempts, httpStatus, remaining,
-			nullable(m.Error), m.StartedAt)
+			nullable(m.Error), m.StartedAt, before)
 		return err
 	})
 	if err != nil {

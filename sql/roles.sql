@@ -144,7 +144,7 @@ GRANT EXECUTE ON FUNCTION
     retention.sync_merge(text, boolean, text, timestamptz, timestamptz, timestamptz),
     retention.end_user_holds(text, text),
     retention.expand_end_user_requests(bigint, text),
-    retention.record_memory_erasure(bigint, text, bigint, text, text, integer, integer, bigint, text, timestamptz),
+    retention.record_memory_erasure(bigint, text, bigint, text, text, integer, integer, bigint, text, timestamptz, bigint),
     retention.complete_end_user_erasure(bigint, text, bigint),
     retention.memory_policies(timestamptz),
     retention.record_memory_deletion(bigint, text, text, text, text, timestamptz, text, integer, integer, text)
