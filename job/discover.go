@@ -166,45 +166,39 @@ type discoverer struct {
 // character discovers one character's sessions into dc. It returns an error only for what
 // stops discover altogether: a rejected key, the database, a cancelled context.
 func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *DiscoveredCharacter) error {
-	var candidates []string // missing, and started at or before the threshold
-	var batch []ListedSession
-	var batchErr error
-	flush := func(ctx context.Context) error {
-		if len(batch) == 0 {
-			return nil
-		}
-		ids := make([]string, len(batch))
-		started := make(map[string]time.Time, len(batch))
-		added := make(map[string]bool)
-		for i, s := range batch {
-			ids[i] = s.SessionID
-			started[s.SessionID] = s.Start
-			if s.Memory == MemoryAdded {
-				added[s.SessionID] = true
-			}
-		}
-		batch = batch[:0]
-		missing, err := d.store.Missing(ctx, dc.CharacterID, ids)
+	candidates, listed, err := d.listCandidates(ctx, threshold, dc)
+	if err != nil || !listed {
+		return err
+	}
+	found, err := d.dateCandidates(ctx, threshold, dc, candidates)
+	if err != nil {
+		return err
+	}
+	if d.o.DryRun || !d.o.CanAdd {
+		return nil
+	}
+	for start := 0; start < len(found); start += DiscoverBatch {
+		n, err := d.store.AddDiscovered(ctx, dc.CharacterID, found[start:min(start+DiscoverBatch, len(found))])
 		if err != nil {
 			return err
 		}
-		for _, id := range missing {
-			dc.Missing++
-			if added[id] {
-				dc.InMemory++
-			}
-			// A session without a list date may be old: its details decide.
-			if st := started[id]; !st.IsZero() && st.After(threshold) {
-				dc.Recent++
-				continue
-			}
-			candidates = append(candidates, id)
-		}
-		return nil
+		dc.Added += n
 	}
-	_, err := listAll(ctx, d.lister, d.cfg, d.limiter, dc.CharacterID,
+	d.log.Info("character discovered", "character_id", dc.CharacterID, "listed", dc.Listed, "missing", dc.Missing,
+		"expired", dc.Expired, "added", dc.Added, "in_memory", dc.InMemory)
+	return nil
+}
+
+// listCandidates lists the character's sessions and returns those missing from the source that
+// started at or before the threshold (or have no list date), counting what the list showed in
+// dc. listed is false when the list could not be read: dc.Error says why, and the character is
+// done.
+func (d *discoverer) listCandidates(ctx context.Context, threshold time.Time, dc *DiscoveredCharacter) (candidates []string, listed bool, err error) {
+	m := &missingSessions{store: d.store, threshold: threshold, dc: dc}
+	var batchErr error
+	_, err = listAll(ctx, d.lister, d.cfg, d.limiter, dc.CharacterID,
 		func() {
-			candidates, batch, batchErr = nil, nil, nil
+			m.candidates, m.batch, batchErr = nil, nil, nil
 			dc.Listed, dc.Missing, dc.Recent, dc.Malformed, dc.InMemory = 0, 0, 0, 0, 0
 		},
 		func(s ListedSession) error {
@@ -213,9 +207,9 @@ func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *Dis
 				dc.Malformed++ // an over-long ID comes empty: it was never read
 				return nil
 			}
-			batch = append(batch, s)
-			if len(batch) == DiscoverBatch {
-				if err := flush(ctx); err != nil {
+			m.batch = append(m.batch, s)
+			if len(m.batch) == DiscoverBatch {
+				if err := m.flush(ctx); err != nil {
 					batchErr = err
 					return err
 				}
@@ -223,35 +217,85 @@ func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *Dis
 			return nil
 		})
 	if err == nil {
-		err = flush(ctx)
+		err = m.flush(ctx)
 		batchErr = err
 	}
 	switch {
 	case batchErr != nil:
-		return batchErr
+		return nil, false, batchErr
 	case errors.Is(err, ErrKeyRejected):
-		return fmt.Errorf("list the sessions of %s: %w", dc.CharacterID, err)
+		return nil, false, fmt.Errorf("list the sessions of %s: %w", dc.CharacterID, err)
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return nil, false, ctx.Err()
 	case err != nil:
 		dc.Error = "could not list: " + err.Error()
 		d.log.Warn("could not list a character's sessions", "character_id", dc.CharacterID, "err", err)
+		return nil, false, nil
+	}
+	return m.candidates, true, nil
+}
+
+// missingSessions asks the store, a batch of listed sessions at a time, which are missing from
+// the source, and keeps those that may have expired as candidates.
+type missingSessions struct {
+	store      DiscoverStore
+	threshold  time.Time
+	dc         *DiscoveredCharacter
+	batch      []ListedSession
+	candidates []string // missing, and started at or before the threshold
+}
+
+// flush asks the store about the batch and empties it.
+func (m *missingSessions) flush(ctx context.Context) error {
+	if len(m.batch) == 0 {
 		return nil
 	}
+	ids := make([]string, len(m.batch))
+	started := make(map[string]time.Time, len(m.batch))
+	added := make(map[string]bool)
+	for i, s := range m.batch {
+		ids[i] = s.SessionID
+		started[s.SessionID] = s.Start
+		if s.Memory == MemoryAdded {
+			added[s.SessionID] = true
+		}
+	}
+	m.batch = m.batch[:0]
+	missing, err := m.store.Missing(ctx, m.dc.CharacterID, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range missing {
+		m.dc.Missing++
+		if added[id] {
+			m.dc.InMemory++
+		}
+		// A session without a list date may be old: its details decide.
+		if st := started[id]; !st.IsZero() && st.After(m.threshold) {
+			m.dc.Recent++
+			continue
+		}
+		m.candidates = append(m.candidates, id)
+	}
+	return nil
+}
 
+// dateCandidates reads the details of the candidates and returns those with a usable latest
+// interaction, counting in dc the undated, the out-of-range and the expired.
+func (d *discoverer) dateCandidates(ctx context.Context, threshold time.Time, dc *DiscoveredCharacter, candidates []string) ([]Discovered, error) {
 	var found []Discovered
 	details := d.allDetails(ctx, dc.CharacterID, candidates)
 	now, err := d.store.Now(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i, r := range details {
 		id, latest, err := candidates[i], r.latest, r.err
 		switch {
 		case errors.Is(err, ErrKeyRejected):
-			return fmt.Errorf("read the details of a session of %s: %w", dc.CharacterID, err)
+			return nil, fmt.Errorf("read the details of a session of %s: %w", dc.CharacterID, err)
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return nil, ctx.Err()
 		case err != nil:
 			dc.Undated++
 			d.log.Warn("could not read a session's details: not added", "character_id", dc.CharacterID, "err", err)
@@ -272,19 +316,7 @@ func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *Dis
 		}
 		found = append(found, Discovered{SessionID: id, LastActive: latest})
 	}
-	if d.o.DryRun || !d.o.CanAdd {
-		return nil
-	}
-	for start := 0; start < len(found); start += DiscoverBatch {
-		n, err := d.store.AddDiscovered(ctx, dc.CharacterID, found[start:min(start+DiscoverBatch, len(found))])
-		if err != nil {
-			return err
-		}
-		dc.Added += n
-	}
-	d.log.Info("character discovered", "character_id", dc.CharacterID, "listed", dc.Listed, "missing", dc.Missing,
-		"expired", dc.Expired, "added", dc.Added, "in_memory", dc.InMemory)
-	return nil
+	return found, nil
 }
 
 // detailResult is what the details of one session said.

@@ -204,47 +204,76 @@ func (v *verifier) character(ctx context.Context, characterID string) error {
 	if err != nil {
 		return err
 	}
-	var present map[string]bool
+	l, err := v.list(ctx, characterID, want, listedAt)
+	if err != nil {
+		return err
+	}
+	vc := VerifiedCharacter{CharacterID: characterID, ListedInMemory: l.memory.added}
+	switch {
+	case errors.Is(l.err, ErrKeyRejected):
+		return fmt.Errorf("list the sessions of %s: %w", characterID, l.err)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case l.err != nil:
+		vc.Error = l.err.Error()
+		v.sum.Unlisted++
+		v.sum.Characters = append(v.sum.Characters, vc)
+		v.log.Warn("no usable list of a character's sessions: its deletions stay unverified", "character_id", characterID, "err", l.err)
+		return nil
+	}
+	if err := v.record(ctx, characterID, listedAt, want, l.present, &vc); err != nil {
+		return err
+	}
+	v.tally(vc, l.memory)
+	return nil
+}
+
+// characterList is what one list of a character's sessions showed.
+type characterList struct {
+	present map[string]bool // the sessions checked that the list shows
+	memory  *memorySeen     // what it said of long-term memory
+	err     error           // why the list is not usable, if it is not
+}
+
+// list lists the character's sessions, notes which of want it shows and records what it says
+// of long-term memory. A list that shows none of want must show it can see (a witness). The
+// error returned is one that stops the verification; a list that is not usable says why in err.
+func (v *verifier) list(ctx context.Context, characterID string, want map[string][]int64, listedAt time.Time) (characterList, error) {
 	var w *witness
-	memory := &memorySeen{rec: v.store, characterID: characterID, listedAt: listedAt}
-	_, err = listAll(ctx, v.lister, v.cfg, v.limiter, characterID,
-		func() { present, w = make(map[string]bool), &witness{}; memory.reset() },
+	l := characterList{memory: &memorySeen{rec: v.store, characterID: characterID, listedAt: listedAt}}
+	_, err := listAll(ctx, v.lister, v.cfg, v.limiter, characterID,
+		func() { l.present, w = make(map[string]bool), &witness{}; l.memory.reset() },
 		func(s ListedSession) error {
 			if _, ok := want[s.SessionID]; ok {
-				present[s.SessionID] = true
+				l.present[s.SessionID] = true
 			}
 			w.add(s.SessionID)
-			return memory.add(ctx, s)
+			return l.memory.add(ctx, s)
 		})
 	if err == nil {
-		err = memory.flush(ctx)
+		err = l.memory.flush(ctx)
 	}
-	if memory.err != nil {
-		return memory.err
+	if l.memory.err != nil {
+		return l, l.memory.err
 	}
-	if err == nil && len(present) == 0 {
+	if err == nil && len(l.present) == 0 {
 		// A list that shows none of the deletions checked must show that it can see: a
 		// session the job knows is live. A list that shows a deleted session refutes it,
 		// whatever else it shows.
 		err = w.credible(ctx, v.store, characterID)
 		var nw *errNoWitness
 		if err != nil && !errors.As(err, &nw) {
-			return err
+			return l, err
 		}
 	}
-	vc := VerifiedCharacter{CharacterID: characterID, ListedInMemory: memory.added}
-	switch {
-	case errors.Is(err, ErrKeyRejected):
-		return fmt.Errorf("list the sessions of %s: %w", characterID, err)
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case err != nil:
-		vc.Error = err.Error()
-		v.sum.Unlisted++
-		v.sum.Characters = append(v.sum.Characters, vc)
-		v.log.Warn("no usable list of a character's sessions: its deletions stay unverified", "character_id", characterID, "err", err)
-		return nil
-	}
+	l.err = err
+	return l, nil
+}
+
+// record records a verification of every deletion of want, present or absent as the list
+// showed, in batches of VerifyBatchSize, and counts them in vc.
+func (v *verifier) record(ctx context.Context, characterID string, listedAt time.Time, want map[string][]int64,
+	present map[string]bool, vc *VerifiedCharacter) error {
 	batch := make([]Verification, 0, min(len(want), VerifyBatchSize))
 	flush := func() error {
 		if len(batch) == 0 {
@@ -275,9 +304,11 @@ func (v *verifier) character(ctx context.Context, characterID string) error {
 			vc.PresentIDs = append(vc.PresentIDs, id)
 		}
 	}
-	if err := flush(); err != nil {
-		return err
-	}
+	return flush()
+}
+
+// tally adds a verified character to the summary and the observer, and logs it.
+func (v *verifier) tally(vc VerifiedCharacter, memory *memorySeen) {
 	v.sum.Checked += vc.Checked
 	v.sum.Present += vc.Present
 	v.sum.Absent += vc.Absent
@@ -287,15 +318,14 @@ func (v *verifier) character(ctx context.Context, characterID string) error {
 	}
 	if vc.Present > 0 {
 		v.log.Warn("deleted sessions found present at Convai: the next run sends them again",
-			"character_id", characterID, "present", vc.Present, "checked", vc.Checked)
+			"character_id", vc.CharacterID, "present", vc.Present, "checked", vc.Checked)
 	} else {
-		v.log.Info("character verified", "character_id", characterID, "checked", vc.Checked)
+		v.log.Info("character verified", "character_id", vc.CharacterID, "checked", vc.Checked)
 	}
 	if memory.added > 0 {
 		v.log.Info("sessions listed as added to long-term memory: deleting their chat history is not known to remove it",
-			"character_id", characterID, "listed_in_memory", memory.added, "listed_not_in_memory", memory.notAdded)
+			"character_id", vc.CharacterID, "listed_in_memory", memory.added, "listed_not_in_memory", memory.notAdded)
 	}
-	return nil
 }
 
 // finish writes the final row and returns the summary and the error that ended the
