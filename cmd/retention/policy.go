@@ -312,63 +312,17 @@ func writePlan(w io.Writer, o planOptions, p *source.Plan, withChanges, applied 
 	slices.SortStableFunc(p.Impact, func(a, b source.Impact) int { return natural.Compare(a.CharacterID, b.CharacterID) })
 	limit, capped := o.limit(p.SourceSessions)
 	if o.output == "json" {
-		doc := struct {
-			*source.Plan
-			DueNow       int64  `json:"due_now"`
-			NewDeletions int64  `json:"new_deletions"`
-			Cap          *int64 `json:"safety_cap,omitempty"`
-			Applied      bool   `json:"applied"`
-		}{Plan: p, DueNow: p.DueNow(), NewDeletions: p.NewDeletions(), Applied: applied}
-		if capped {
-			doc.Cap = &limit
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(doc)
+		return writePlanJSON(w, p, limit, capped, applied)
 	}
 	var b strings.Builder
 	if withChanges {
-		fmt.Fprintf(&b, "plan: %d change(s) to retention.policies\n", len(p.Changes))
-		for _, c := range p.Changes {
-			who := "default policy"
-			if c.CharacterID != "" {
-				who = fmt.Sprintf("character %q", c.CharacterID)
-			}
-			switch c.Op {
-			case "insert":
-				fmt.Fprintf(&b, "  + %s: %s\n", who, entryText(c.New))
-			case "update":
-				fmt.Fprintf(&b, "  ~ %s: %s -> %s\n", who, entryText(c.Old), entryText(c.New))
-			case "delete":
-				fmt.Fprintf(&b, "  - %s: %s\n", who, entryText(c.Old))
-			}
-		}
+		writeChangesText(&b, p.Changes)
 	}
 	fmt.Fprintf(&b, "impact on %s (%d sessions; due = expired and not held; at %s):\n", p.Source, p.SourceSessions, p.At.UTC().Format(time.RFC3339))
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	if withChanges {
-		fmt.Fprintln(tw, "CHARACTER\tDUE NOW\tDUE NOW (PLANNED)\tWITHIN 7D\tWITHIN 7D (PLANNED)")
-	} else {
-		fmt.Fprintln(tw, "CHARACTER\tDUE NOW\tWITHIN 7D")
-	}
-	var now, nowP, week, weekP int64
-	for _, i := range p.Impact {
-		if withChanges {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", printable(i.CharacterID), i.NowCurrent, i.NowPlanned, i.WeekCurrent, i.WeekPlanned)
-		} else {
-			fmt.Fprintf(tw, "%s\t%d\t%d\n", printable(i.CharacterID), i.NowCurrent, i.WeekCurrent)
-		}
-		now, nowP, week, weekP = now+i.NowCurrent, nowP+i.NowPlanned, week+i.WeekCurrent, weekP+i.WeekPlanned
-	}
-	if withChanges {
-		fmt.Fprintf(tw, "(total)\t%d\t%d\t%d\t%d\n", now, nowP, week, weekP)
-	} else {
-		fmt.Fprintf(tw, "(total)\t%d\t%d\n", now, week)
-	}
-	if err := tw.Flush(); err != nil {
+	if err := writeImpactTable(w, p.Impact, withChanges); err != nil {
 		return err
 	}
 	b.Reset()
@@ -395,6 +349,69 @@ func writePlan(w io.Writer, o planOptions, p *source.Plan, withChanges, applied 
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writePlanJSON writes the plan as one JSON document with its totals, the safety cap when one
+// applies (limit, capped) and whether it was applied.
+func writePlanJSON(w io.Writer, p *source.Plan, limit int64, capped, applied bool) error {
+	doc := struct {
+		*source.Plan
+		DueNow       int64  `json:"due_now"`
+		NewDeletions int64  `json:"new_deletions"`
+		Cap          *int64 `json:"safety_cap,omitempty"`
+		Applied      bool   `json:"applied"`
+	}{Plan: p, DueNow: p.DueNow(), NewDeletions: p.NewDeletions(), Applied: applied}
+	if capped {
+		doc.Cap = &limit
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+// writeChangesText lists the changes to retention.policies, one a line.
+func writeChangesText(b *strings.Builder, changes []source.Change) {
+	fmt.Fprintf(b, "plan: %d change(s) to retention.policies\n", len(changes))
+	for _, c := range changes {
+		who := "default policy"
+		if c.CharacterID != "" {
+			who = fmt.Sprintf("character %q", c.CharacterID)
+		}
+		switch c.Op {
+		case "insert":
+			fmt.Fprintf(b, "  + %s: %s\n", who, entryText(c.New))
+		case "update":
+			fmt.Fprintf(b, "  ~ %s: %s -> %s\n", who, entryText(c.Old), entryText(c.New))
+		case "delete":
+			fmt.Fprintf(b, "  - %s: %s\n", who, entryText(c.Old))
+		}
+	}
+}
+
+// writeImpactTable writes the impact per character and its total: due now and within 7 days,
+// with the planned figures beside the current ones when withChanges.
+func writeImpactTable(w io.Writer, impact []source.Impact, withChanges bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if withChanges {
+		fmt.Fprintln(tw, "CHARACTER\tDUE NOW\tDUE NOW (PLANNED)\tWITHIN 7D\tWITHIN 7D (PLANNED)")
+	} else {
+		fmt.Fprintln(tw, "CHARACTER\tDUE NOW\tWITHIN 7D")
+	}
+	var now, nowP, week, weekP int64
+	for _, i := range impact {
+		if withChanges {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", printable(i.CharacterID), i.NowCurrent, i.NowPlanned, i.WeekCurrent, i.WeekPlanned)
+		} else {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", printable(i.CharacterID), i.NowCurrent, i.WeekCurrent)
+		}
+		now, nowP, week, weekP = now+i.NowCurrent, nowP+i.NowPlanned, week+i.WeekCurrent, weekP+i.WeekPlanned
+	}
+	if withChanges {
+		fmt.Fprintf(tw, "(total)\t%d\t%d\t%d\t%d\n", now, nowP, week, weekP)
+	} else {
+		fmt.Fprintf(tw, "(total)\t%d\t%d\n", now, week)
+	}
+	return tw.Flush()
 }
 
 func entryText(e *policyfile.Entry) string {
