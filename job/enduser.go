@@ -122,7 +122,7 @@ type MemoryErasure struct {
 	Remaining int64
 	// Before is what a whole list showed before the delete-all; -1 when none was read.
 	Before int64
-	Error     string
+	Error  string
 	// StartedAt is when the erasure started, on the database's clock.
 	StartedAt time.Time
 }
