@@ -5,8 +5,9 @@ package natural
 import "strings"
 
 // Compare returns -1, 0 or +1 as a sorts before, with or after b. Runs of ASCII digits compare
-// by their value (leading zeros aside, then fewer leading zeros first); everything else
-// compares byte by byte. Only equal strings compare equal, so the order is total.
+// by their value, leading zeros aside; everything else compares byte by byte. Strings equal
+// but for leading zeros fall back to byte order ("a01" before "a1"), so only equal strings
+// compare equal and the order is total.
 func Compare(a, b string) int {
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
