@@ -530,6 +530,9 @@ func (ru *run) finish(status Status, runErr error) (*Summary, error) {
 		status = StatusPartial
 	}
 	sum.Status = status
+	// The budget ended only a run that went through its selection: the row, the log and the
+	// summary say the same (Summary.Reported).
+	sum.BudgetReached = sum.Reported().BudgetReached
 	sum.Duration = time.Since(ru.began)
 	sum.DurationSeconds = sum.Duration.Seconds()
 

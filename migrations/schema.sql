@@ -2507,7 +2507,10 @@ REVOKE EXECUTE ON FUNCTION retention.complete_erasure(bigint,text,bigint) FROM P
 --     the source has none); a session's end user is the greatest well-formed one of its rows; a new
 --     session gets it, a session of the set gets it when the source names one (a source that names
 --     none never clears it); every end user and character read, deleted sessions' included, go into
---     retention.end_users.
+--     retention.end_users. And "deleted already" is asked as an anti-join in the insert of the new
+--     sessions, not as a probe per session read in the temporary table's target list, where the
+--     planner cannot hash it: after a first run deleted a view's sessions, every sync probed the
+--     deleted outcomes once for each session it read (make bench, scenarios w and x).
 CREATE OR REPLACE FUNCTION retention.sync_merge(p_source text, p_full boolean, p_changed_column text, p_since timestamp with time zone, p_high_water timestamp with time zone, p_started timestamp with time zone)
  RETURNS retention.syncs
  LANGUAGE plpgsql
@@ -2517,8 +2520,10 @@ CREATE OR REPLACE FUNCTION retention.sync_merge(p_source text, p_full boolean, p
  SET plan_cache_mode TO 'force_custom_plan'
 AS $function$
 DECLARE
-    r retention.syncs;
-    n bigint;
+    r       retention.syncs;
+    n       bigint;
+    refuted boolean;
+    v1      boolean;
 BEGIN
     PERFORM pg_advisory_xact_lock(1380275271, 1); -- "RETG" 1: one merge at a time
     IF btrim(coalesce(p_source, '')) = '' OR length(p_source) > 200 THEN
@@ -2530,20 +2535,11 @@ BEGIN
       INTO r.rows_read, r.malformed
       FROM pg_temp.retention_sync_staging st;
 
-    -- One pass: each session read, with where the set stands on it. in_set and set_at come from
-    -- the set; deleted is retention.is_deleted written out as anti-joins the planner can hash.
+    -- One pass: each session read, with where the set stands on it (in_set and set_at). Whether
+    -- a session not in the set is deleted already is asked by the insert below, as an anti-join.
     CREATE TEMP TABLE retention_sync_sessions ON COMMIT DROP AS
         SELECT g.character_id, g.session_id, g.last_active_at, g.undated, g.end_user_id,
-               s.session_id IS NOT NULL AS in_set, s.last_active_at AS set_at,
-               s.session_id IS NULL AND (
-                   EXISTS (SELECT 1 FROM retention.outcomes d
-                           WHERE d.character_id = g.character_id AND d.session_id = g.session_id AND d.status = 'deleted'
-                             AND NOT EXISTS (SELECT 1 FROM retention.verifications v
-                                             WHERE v.deletion_id = d.claim_id * 16384 + d.ord AND v.result = 'present'))
-                OR EXISTS (SELECT 1 FROM retention.deletions_v1 d
-                           WHERE d.character_id = g.character_id AND d.session_id = g.session_id AND d.status = 'deleted'
-                             AND NOT EXISTS (SELECT 1 FROM retention.verifications v
-                                             WHERE v.deletion_id = d.id AND v.result = 'present'))) AS deleted
+               s.session_id IS NOT NULL AS in_set, s.last_active_at AS set_at
         FROM (SELECT st.character_id, st.session_id, max(st.last_active_at) AS last_active_at,
                      bool_or(st.last_active_at IS NULL) AS undated,
                      max(st.end_user_id) FILTER (WHERE st.end_user_id IS NOT NULL AND retention.well_formed_id(st.end_user_id)) AS end_user_id
@@ -2553,9 +2549,11 @@ BEGIN
         LEFT JOIN retention.sessions s ON s.character_id = g.character_id AND s.session_id = g.session_id;
     ANALYZE pg_temp.retention_sync_sessions;
 
-    SELECT count(*), count(*) FILTER (WHERE g.undated), count(*) FILTER (WHERE g.deleted)
-      INTO r.sessions, r.undated, r.already_deleted
+    SELECT count(*), count(*) FILTER (WHERE g.undated)
+      INTO r.sessions, r.undated
       FROM pg_temp.retention_sync_sessions g;
+    refuted := EXISTS (SELECT 1 FROM retention.verifications v WHERE v.result = 'present');
+    v1 := EXISTS (SELECT 1 FROM retention.deletions_v1 d WHERE d.status = 'deleted');
 
     -- An undated session stays in the set (an erasure request still finds it, and no sync can
     -- make a session leave the set) with the last activity 'infinity': no policy ever selects it.
@@ -2567,12 +2565,25 @@ BEGIN
                 ELSE g.last_active_at > g.set_at OR g.set_at = 'infinity' END;
     GET DIAGNOSTICS n = ROW_COUNT;
     r.changed := n;
+    -- retention.is_deleted written out, in the WHERE clause where the planner can hash it: an
+    -- anti-join of the sessions read against the deleted outcomes. The probes of refutations and
+    -- v1 deletions are planned only where such rows exist.
     INSERT INTO retention.sessions (character_id, session_id, last_active_at, end_user_id)
     SELECT g.character_id, g.session_id, CASE WHEN g.undated THEN 'infinity' ELSE g.last_active_at END, g.end_user_id
       FROM pg_temp.retention_sync_sessions g
-     WHERE NOT g.in_set AND NOT g.deleted;
+     WHERE NOT g.in_set
+       AND NOT EXISTS (SELECT 1 FROM retention.outcomes d
+                       WHERE d.character_id = g.character_id AND d.session_id = g.session_id AND d.status = 'deleted'
+                         AND NOT (refuted AND EXISTS (SELECT 1 FROM retention.verifications v
+                                                      WHERE v.deletion_id = d.claim_id * 16384 + d.ord AND v.result = 'present')))
+       AND NOT (v1 AND EXISTS (SELECT 1 FROM retention.deletions_v1 d
+                               WHERE d.character_id = g.character_id AND d.session_id = g.session_id AND d.status = 'deleted'
+                                 AND NOT EXISTS (SELECT 1 FROM retention.verifications v
+                                                 WHERE v.deletion_id = d.id AND v.result = 'present')));
     GET DIAGNOSTICS n = ROW_COUNT;
     r.added := n;
+    -- A session read and not in the set was added, or is deleted already.
+    r.already_deleted := (SELECT count(*) FROM pg_temp.retention_sync_sessions g WHERE NOT g.in_set) - r.added;
     -- The end user: a source that names one sets it; one that names none (no such column, or
     -- NULL) leaves what the set knows. Not counted as a change of the session.
     UPDATE retention.sessions s

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,10 @@ func TestJSONOutputMatchesTheDocumentedSchemas(t *testing.T) {
 	s = requireValid(t, summary, "run refused with 401", r.stdout)
 	require.Equal(t, "failed", s["status"])
 	require.Equal(t, false, s["budget_reached"], "a refused run did not stop at its budget")
+	var recorded bool
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(),
+		`SELECT budget_reached FROM retention.runs WHERE id = $1`, int64(s["run_id"].(float64))).Scan(&recorded))
+	require.False(t, recorded, "retention.runs says what the summary says")
 	b.fake.SetAPIKey(testKey)
 
 	// A run that reaches its budget says so; then one that finishes the rest.

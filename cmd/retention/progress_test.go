@@ -95,12 +95,14 @@ func TestProgressEstimate(t *testing.T) {
 		<-release
 		return 60, nil
 	}, 0)
+	// Recorded before the run starts, so the count begins with these 18 deleted whenever its
+	// goroutine is scheduled (a count that began before them would find them not yet deleted).
+	p.Recorded(18, 2)
 	p.RunStarted(job.RunInfo{})
 	defer p.close()
 	for range 50 {
 		p.Selected("c")
 	}
-	p.Recorded(18, 2)
 	c.add(10 * time.Second)
 	_, ok := p.estimated()
 	require.False(t, ok, "no total before the count ends")
