@@ -67,7 +67,7 @@ func TestDryRunJob_CannotBeTakenForARealRun(t *testing.T) {
 	job := f.dryRun.Jobs[0]
 	c := container(t, job.Spec.Template.Spec)
 
-	require.Equal(t, []string{"run", "--dry-run", "--output", "text"}, c.Args)
+	require.Equal(t, []string{"run", "--dry-run", "--format", "text"}, c.Args)
 	require.Empty(t, c.Command)
 	_, ok := f.env(t, c, "CONVAI_API_KEY_FILE")
 	require.False(t, ok, "without a key it cannot delete, whatever its arguments")

@@ -148,7 +148,7 @@ const newSessions = 10_000
 func (b *bench) prime(ctx context.Context, sc scenario, dbURL, apiURL string) (int, error) {
 	b.logf("scenario %s: deleting the whole seed first (not measured)", sc.Name)
 	cmd := exec.CommandContext(ctx, filepath.Join(b.o.binDir, "retention"), "run", "--rate", "0",
-		"--concurrency", strconv.Itoa(sc.Concurrency), "--chunk-size", strconv.Itoa(sc.ChunkSize), "--output", "json")
+		"--concurrency", strconv.Itoa(sc.Concurrency), "--chunk-size", strconv.Itoa(sc.ChunkSize), "--format", "json")
 	cmd.Env = childEnv("DATABASE_URL="+dbURL, "CONVAI_API_URL="+apiURL, "CONVAI_API_KEY="+benchKey, "LOG_LEVEL=warn")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("priming run: %w: %s", err, truncate(string(out), 400))
@@ -300,7 +300,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario, seed string) (*res
 
 	r := &result{Scenario: sc, Sessions: sessions, Limit: sc.limit(), Log: filepath.Join(o.outDir, "retention-"+sc.Name+".log")}
 	args := []string{"run", "--rate", "0", "--concurrency", strconv.Itoa(sc.Concurrency),
-		"--chunk-size", strconv.Itoa(sc.ChunkSize), "--output", "json"}
+		"--chunk-size", strconv.Itoa(sc.ChunkSize), "--format", "json"}
 	if isSourceScenario(sc.Name) {
 		args = append(args, "--source", sourceScenarios[sc.Name])
 	}

@@ -103,7 +103,7 @@ func isSourceScenario(name string) bool { _, ok := sourceScenarios[name]; return
 func (b *bench) primeSource(ctx context.Context, sc scenario, dbURL, apiURL string) (int, error) {
 	b.logf("scenario %s: syncing and deleting the whole seed first (not measured)", sc.Name)
 	cmd := exec.CommandContext(ctx, filepath.Join(b.o.binDir, "retention"), "run", "--rate", "0",
-		"--concurrency", strconv.Itoa(sc.Concurrency), "--chunk-size", strconv.Itoa(sc.ChunkSize), "--output", "json",
+		"--concurrency", strconv.Itoa(sc.Concurrency), "--chunk-size", strconv.Itoa(sc.ChunkSize), "--format", "json",
 		"--source", sourceScenarios[sc.Name])
 	cmd.Env = childEnv("DATABASE_URL="+dbURL, "CONVAI_API_URL="+apiURL, "CONVAI_API_KEY="+benchKey, "LOG_LEVEL=warn")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -256,7 +256,7 @@ func TestImage_MigratesAndDeletes(t *testing.T) {
 		"-e", "CONVAI_API_KEY_FILE=" + keyPath,
 		"-v", keyFile + ":" + keyPath + ":ro",
 	})
-	res = f.podman.run(t, f.image, runEnv, "run", "--output", "json")
+	res = f.podman.run(t, f.image, runEnv, "run", "--format", "json")
 	require.Equal(t, exitcode.OK, res.code, "run:\n%s", res.stderr)
 
 	var status string
