@@ -13,60 +13,8 @@ import (
 
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/policy/policyfile"
+	"github.com/convai-retention/retention/policy/policyplan"
 )
-
-// PlanHorizon is how far ahead a plan looks: it counts the sessions a change makes due now and
-// within this much.
-const PlanHorizon = 7 * 24 * time.Hour
-
-// Change is one change of a policy file to the policies table.
-type Change struct {
-	// Op is "insert", "update" or "delete".
-	Op string `json:"op"`
-	// CharacterID is the policy's character, "" for the default.
-	CharacterID string `json:"character_id"`
-	// Old is the row before (nil for an insert), New the row after (nil for a delete).
-	Old *policyfile.Entry `json:"old,omitempty"`
-	New *policyfile.Entry `json:"new,omitempty"`
-}
-
-// Impact is what the policies make due in one character's sessions: now and within
-// PlanHorizon, under the current policies and under the planned ones (the same when nothing
-// is planned), counted as a run selects them: held sessions, sessions already deleted and
-// malformed rows are not counted.
-type Impact struct {
-	CharacterID string `json:"character_id"`
-	NowCurrent  int64  `json:"due_now_current"`
-	NowPlanned  int64  `json:"due_now_planned"`
-	WeekCurrent int64  `json:"due_within_7d_current"`
-	WeekPlanned int64  `json:"due_within_7d_planned"`
-}
-
-// Plan is the changes a policy file makes, their impact per character, and the source's size.
-type Plan struct {
-	At             time.Time `json:"at"`
-	Source         string    `json:"source"`
-	SourceSessions int64     `json:"source_sessions"`
-	Changes        []Change  `json:"changes"`
-	Impact         []Impact  `json:"impact"`
-}
-
-// DueNow is the sessions due now under the planned policies.
-func (p *Plan) DueNow() (n int64) {
-	for _, i := range p.Impact {
-		n += i.NowPlanned
-	}
-	return n
-}
-
-// NewDeletions is the sessions the changes make due now that the current policies do not: per
-// character, what the planned policies add.
-func (p *Plan) NewDeletions() (n int64) {
-	for _, i := range p.Impact {
-		n += max(i.NowPlanned-i.NowCurrent, 0)
-	}
-	return n
-}
 
 // DueFunc counts, per character, the sessions a run with cut-off at would select through rd
 // (job.Runner.Due): the plan counts with the job's own rules and selection.
@@ -79,10 +27,10 @@ type ApplyOptions struct {
 	// Due counts what is due; required.
 	Due DueFunc
 	// Commit decides, seeing the plan, whether the changes are committed; nil commits nothing.
-	Commit func(*Plan) (bool, error)
+	Commit func(*policyplan.Plan) (bool, error)
 	// Sync, if set, brings the job's own set up to date inside the transaction before anything
 	// is measured (an app's source, synced as a run would): committed with the changes, rolled
-	// back with them. SourceName, if set, is the Plan's Source.
+	// back with them. SourceName, if set, is the plan's Source.
 	Sync       func(ctx context.Context, tx pgx.Tx) error
 	SourceName string
 }
@@ -112,7 +60,7 @@ func (s *Store) PolicyFile(ctx context.Context) (*policyfile.File, error) {
 }
 
 // Plan returns the impact of the policies as they are, changing nothing.
-func (s *Store) Plan(ctx context.Context, due DueFunc) (*Plan, error) {
+func (s *Store) Plan(ctx context.Context, due DueFunc) (*policyplan.Plan, error) {
 	return s.ApplyPolicies(ctx, nil, ApplyOptions{Due: due})
 }
 
@@ -121,7 +69,7 @@ func (s *Store) Plan(ctx context.Context, due DueFunc) (*Plan, error) {
 // rolls everything back. With f nil it changes nothing and plans the policies as they are. A
 // value the schema refuses (a bad interval, under one hour) is a policyfile.ErrorList naming the
 // entry's line, and nothing changes.
-func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOptions) (*Plan, error) {
+func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOptions) (*policyplan.Plan, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
@@ -143,7 +91,7 @@ func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOp
 			return nil, err
 		}
 	}
-	p := &Plan{Source: cmp.Or(o.SourceName, s.src.rel.String()), Changes: []Change{}, Impact: []Impact{}}
+	p := &policyplan.Plan{Source: cmp.Or(o.SourceName, s.src.rel.String()), Changes: []policyplan.Change{}, Impact: []policyplan.Impact{}}
 	if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&p.At); err != nil {
 		return nil, fmt.Errorf("read database clock: %w", err)
 	}
@@ -160,7 +108,7 @@ func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOp
 		if err != nil {
 			return nil, err
 		}
-		p.Changes = diff(have, f)
+		p.Changes = policyplan.Diff(have, f)
 		if err := ts.write(ctx, p.Changes); err != nil {
 			return nil, err
 		}
@@ -168,18 +116,7 @@ func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOp
 			return nil, err
 		}
 	}
-	chars := map[string]bool{}
-	for c := range current {
-		chars[c] = true
-	}
-	for c := range planned {
-		chars[c] = true
-	}
-	for c := range chars {
-		p.Impact = append(p.Impact, Impact{CharacterID: c, NowCurrent: current[c][0], WeekCurrent: current[c][1],
-			NowPlanned: planned[c][0], WeekPlanned: planned[c][1]})
-	}
-	sort.Slice(p.Impact, func(i, j int) bool { return p.Impact[i].CharacterID < p.Impact[j].CharacterID })
+	p.Impact = policyplan.Impacts(current, planned)
 	if f == nil || o.Commit == nil || len(p.Changes) == 0 {
 		return p, nil
 	}
@@ -193,60 +130,23 @@ func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOp
 	return p, nil
 }
 
-// due counts, per character, the sessions due at `at` and within PlanHorizon of it, with the
-// job's selection reading through s (inside the plan's transaction).
-func (s *Store) due(ctx context.Context, count DueFunc, at time.Time) (map[string][2]int64, error) {
+// due counts, per character, the sessions due at `at` and within policyplan.Horizon of it,
+// with the job's selection reading through s (inside the plan's transaction).
+func (s *Store) due(ctx context.Context, count DueFunc, at time.Time) (map[string]policyplan.Due, error) {
 	now, err := count(ctx, s, at)
 	if err != nil {
 		return nil, fmt.Errorf("count due sessions: %w", err)
 	}
-	week, err := count(ctx, s, at.Add(PlanHorizon))
+	within, err := count(ctx, s, at.Add(policyplan.Horizon))
 	if err != nil {
-		return nil, fmt.Errorf("count sessions due within %s: %w", PlanHorizon, err)
+		return nil, fmt.Errorf("count sessions due within %s: %w", policyplan.Horizon, err)
 	}
-	out := make(map[string][2]int64, len(week))
-	for c, n := range week {
-		out[c] = [2]int64{now[c], n}
-	}
-	for c, n := range now {
-		if _, ok := week[c]; !ok {
-			out[c] = [2]int64{n, n}
-		}
-	}
-	return out, nil
-}
-
-// diff lists the changes that make have equal to want: updates and inserts in want's order,
-// then deletes.
-func diff(have, want *policyfile.File) []Change {
-	rows := map[string]policyfile.Entry{}
-	for _, e := range have.Entries() {
-		rows[e.CharacterID] = e
-	}
-	changes := []Change{}
-	for _, e := range want.Entries() {
-		e := e
-		old, ok := rows[e.CharacterID]
-		delete(rows, e.CharacterID)
-		switch {
-		case !ok:
-			changes = append(changes, Change{Op: "insert", CharacterID: e.CharacterID, New: &e})
-		case old.MaxAge != e.MaxAge || old.Enabled != e.Enabled || old.Note != e.Note:
-			changes = append(changes, Change{Op: "update", CharacterID: e.CharacterID, Old: &old, New: &e})
-		}
-	}
-	for _, e := range have.Entries() {
-		if _, gone := rows[e.CharacterID]; gone {
-			e := e
-			changes = append(changes, Change{Op: "delete", CharacterID: e.CharacterID, Old: &e})
-		}
-	}
-	return changes
+	return policyplan.Dues(now, within), nil
 }
 
 // write runs the changes. An update whose max_age is the same interval spelled differently
 // ("1 week", "7 days") changes the row to the file's spelling.
-func (s *Store) write(ctx context.Context, changes []Change) error {
+func (s *Store) write(ctx context.Context, changes []policyplan.Change) error {
 	for _, c := range changes {
 		var char *string
 		if c.CharacterID != "" {
@@ -271,7 +171,7 @@ func (s *Store) write(ctx context.Context, changes []Change) error {
 }
 
 // entryError names the file's line for a value the schema refused.
-func entryError(c Change, err error) error {
+func entryError(c policyplan.Change, err error) error {
 	var pgErr *pgconn.PgError
 	if c.New == nil || !errors.As(err, &pgErr) {
 		return fmt.Errorf("%s policy %q: %w", c.Op, c.CharacterID, err)

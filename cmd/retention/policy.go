@@ -22,6 +22,7 @@ import (
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/policy"
 	"github.com/convai-retention/retention/policy/policyfile"
+	"github.com/convai-retention/retention/policy/policyplan"
 	"github.com/convai-retention/retention/source"
 )
 
@@ -307,9 +308,9 @@ func (a *app) plan(ctx context.Context, args []string) error {
 }
 
 // writePlan prints a plan: the changes (withChanges) and the impact per character.
-func writePlan(w io.Writer, o planOptions, p *source.Plan, withChanges, applied bool) error {
+func writePlan(w io.Writer, o planOptions, p *policyplan.Plan, withChanges, applied bool) error {
 	// Characters in natural order (big-2 before big-10), in both formats.
-	slices.SortStableFunc(p.Impact, func(a, b source.Impact) int { return natural.Compare(a.CharacterID, b.CharacterID) })
+	slices.SortStableFunc(p.Impact, func(a, b policyplan.Impact) int { return natural.Compare(a.CharacterID, b.CharacterID) })
 	limit, capped := o.limit(p.SourceSessions)
 	if o.output == "json" {
 		return writePlanJSON(w, p, limit, capped, applied)
@@ -353,9 +354,9 @@ func writePlan(w io.Writer, o planOptions, p *source.Plan, withChanges, applied 
 
 // writePlanJSON writes the plan as one JSON document with its totals, the safety cap when one
 // applies (limit, capped) and whether it was applied.
-func writePlanJSON(w io.Writer, p *source.Plan, limit int64, capped, applied bool) error {
+func writePlanJSON(w io.Writer, p *policyplan.Plan, limit int64, capped, applied bool) error {
 	doc := struct {
-		*source.Plan
+		*policyplan.Plan
 		DueNow       int64  `json:"due_now"`
 		NewDeletions int64  `json:"new_deletions"`
 		Cap          *int64 `json:"safety_cap,omitempty"`
@@ -370,7 +371,7 @@ func writePlanJSON(w io.Writer, p *source.Plan, limit int64, capped, applied boo
 }
 
 // writeChangesText lists the changes to retention.policies, one a line.
-func writeChangesText(b *strings.Builder, changes []source.Change) {
+func writeChangesText(b *strings.Builder, changes []policyplan.Change) {
 	fmt.Fprintf(b, "plan: %d change(s) to retention.policies\n", len(changes))
 	for _, c := range changes {
 		who := "default policy"
@@ -390,7 +391,7 @@ func writeChangesText(b *strings.Builder, changes []source.Change) {
 
 // writeImpactTable writes the impact per character and its total: due now and within 7 days,
 // with the planned figures beside the current ones when withChanges.
-func writeImpactTable(w io.Writer, impact []source.Impact, withChanges bool) error {
+func writeImpactTable(w io.Writer, impact []policyplan.Impact, withChanges bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if withChanges {
 		fmt.Fprintln(tw, "CHARACTER\tDUE NOW\tDUE NOW (PLANNED)\tWITHIN 7D\tWITHIN 7D (PLANNED)")

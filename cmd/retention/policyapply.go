@@ -8,6 +8,7 @@ import (
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
 	"github.com/convai-retention/retention/internal/cli"
 	"github.com/convai-retention/retention/policy/policyfile"
+	"github.com/convai-retention/retention/policy/policyplan"
 	"github.com/convai-retention/retention/source"
 )
 
@@ -66,7 +67,7 @@ func (c *confirmCount) Set(s string) error {
 
 // refusal says why the plan p must not be committed, or "" when it may: its new deletions are
 // above a cap and --confirm does not give their count, or --confirm gives another count.
-func (o *applyOptions) refusal(p *source.Plan) string {
+func (o *applyOptions) refusal(p *policyplan.Plan) string {
 	n, total := p.NewDeletions(), p.SourceSessions
 	limit, capped := o.plan.limit(total)
 	switch {
@@ -121,7 +122,7 @@ func (a *app) policyApply(ctx context.Context, args []string) error {
 	}
 	var refused string
 	p, err := store.ApplyPolicies(ctx, f, ps.options(source.ApplyOptions{Actor: o.actor, Reason: o.reason, Due: due,
-		Commit: func(p *source.Plan) (bool, error) {
+		Commit: func(p *policyplan.Plan) (bool, error) {
 			if o.dryRun {
 				return false, nil
 			}
