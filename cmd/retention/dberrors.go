@@ -46,10 +46,15 @@ type columnRule struct {
 	column, rule string
 }
 
-// constraintRules are the constraints of the schema that a value an operator writes can break
-// (with retention policy apply, retention erase or plain SQL), by name: the column and the rule.
-// The migrations hold the rules; TestConstraintRulesNameTheSchemasConstraints checks that each
-// name here is a constraint of the schema on that column's table.
+// operatorTables are the tables of the schema an operator writes (with retention policy apply,
+// retention erase or plain SQL). A value refused there is the operator's to fix; a refusal on
+// any other table comes from the job's own writes.
+var operatorTables = []string{"policies", "holds", "erasure_requests", "end_user_requests"}
+
+// constraintRules are the check constraints of operatorTables, by name: the column and the
+// rule. The migrations hold the rules; TestConstraintRulesNameTheSchemasConstraints checks that
+// each name here is a constraint of the schema on that column, and that every check constraint
+// of operatorTables is here.
 var constraintRules = map[string]columnRule{
 	"policies_character_id_check":        {"retention.policies.character_id", "must not be blank: NULL is the default policy, any other value names a character"},
 	"policies_max_age_at_least_one_hour": {"retention.policies.max_age", "must be at least one hour; write the unit ('30' is 30 seconds), e.g. '30 days'"},
@@ -63,6 +68,13 @@ var constraintRules = map[string]columnRule{
 	"erasure_reason_given":               {"retention.erasure_requests.reason", "must not be blank, and at most 1,000 characters"},
 	"erasure_requester_named":            {"retention.erasure_requests.requested_by", "must not be blank, and at most 200 characters"},
 	"erasure_due_after_request":          {"retention.erasure_requests.due_at", "must be after requested_at"},
+	"policies_memory_max_age_check": {"retention.policies.memory_max_age",
+		"must be NULL (memory kept as long as Convai keeps it), or at least one hour, at most 200 years, and have no negative part"},
+	"end_user_request_user_well_formed":      {"retention.end_user_requests.end_user_id", "must be a well-formed ID: not blank, no control characters, at most 256 bytes"},
+	"end_user_request_character_well_formed": {"retention.end_user_requests.character_id", "must be NULL (every character) or a well-formed ID: not blank, no control characters, at most 256 bytes"},
+	"end_user_request_reason_given":          {"retention.end_user_requests.reason", "must not be blank, and at most 1,000 characters"},
+	"end_user_request_requester_named":       {"retention.end_user_requests.requested_by", "must not be blank, and at most 200 characters"},
+	"end_user_request_due_after_request":     {"retention.end_user_requests.due_at", "must be after requested_at"},
 }
 
 // constraintInMessage finds the constraint a PostgreSQL message names, for errors that kept

@@ -12,17 +12,29 @@ import (
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
 )
 
-// Every constraint named in constraintRules is a constraint of the schema, on the table its
-// column names.
+// Every constraint named in constraintRules is a check constraint of the schema that covers the
+// column it names, and every check constraint of the tables an operator writes is named there.
 func TestConstraintRulesNameTheSchemasConstraints(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	for name, r := range constraintRules {
 		table := r.column[:strings.LastIndex(r.column, ".")]
 		column := r.column[strings.LastIndex(r.column, ".")+1:]
-		n := b.count(t, `SELECT count(*) FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attname = $3
+		require.Contains(t, operatorTables, strings.TrimPrefix(table, "retention."), "constraint %s", name)
+		n := b.count(t, `SELECT count(*) FROM pg_constraint c
+			JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) AND a.attname = $3
 			WHERE c.conname = $1 AND c.conrelid = $2::regclass AND c.contype = 'c'`, name, table, column)
-		require.Equal(t, 1, n, "constraint %s on %s", name, r.column)
+		require.Equal(t, 1, n, "constraint %s covers %s", name, r.column)
+	}
+	var tables []string
+	for _, tbl := range operatorTables {
+		tables = append(tables, "retention."+tbl)
+	}
+	all := b.strings(t, `SELECT c.conname FROM pg_constraint c
+		WHERE c.contype = 'c' AND c.conrelid = ANY($1::regclass[]) ORDER BY 1`, tables)
+	require.NotEmpty(t, all)
+	for _, name := range all {
+		require.Contains(t, constraintRules, name, "check constraint %s of a table an operator writes has no rule in words", name)
 	}
 }
 
@@ -44,6 +56,12 @@ func TestConstraintViolationsNameTheColumn(t *testing.T) {
 		{`INSERT INTO retention.erasure_requests (character_id, reason, requested_by) VALUES ('', 'ticket 1', 'alice')`,
 			"retention.erasure_requests.character_id must be a well-formed ID"},
 		{`INSERT INTO retention.policies (character_id, max_age) VALUES ('c', NULL)`, "policies.max_age must be given (not NULL)"},
+		{`INSERT INTO retention.policies (character_id, max_age, memory_max_age) VALUES ('c', '30 days', '1 minute')`,
+			"retention.policies.memory_max_age must be NULL (memory kept as long as Convai keeps it), or at least one hour"},
+		{`INSERT INTO retention.end_user_requests (end_user_id, reason, due_at) VALUES ('player-1', ' ', now() + interval '30 days')`,
+			"retention.end_user_requests.reason must not be blank"},
+		{`INSERT INTO retention.end_user_requests (end_user_id, reason, due_at) VALUES ('', 'ticket 2', now() + interval '30 days')`,
+			"retention.end_user_requests.end_user_id must be a well-formed ID"},
 	} {
 		_, err := b.db.Pool.Exec(ctx, c.sql)
 		require.Error(t, err, c.sql)
