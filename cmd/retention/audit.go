@@ -111,28 +111,41 @@ func readKeys(paths []string) ([]string, error) {
 	return keys, nil
 }
 
+// auditVerifyOptions is the parsed command line of "retention audit verify".
+type auditVerifyOptions struct {
+	cps               checkpoints
+	cpFiles, keyFiles files
+	format            string
+}
+
+// table is the flag table of audit verify. Its --format is text or json, read from no
+// variable, with no former name.
+func (o *auditVerifyOptions) table() options {
+	return options{
+		{name: "checkpoint", env: []string{"RETENTION_AUDIT_CHECKPOINT"}, value: &o.cps,
+			help: "a v1 chain head noted from an earlier verify, SEQ:HASH, that must still be in the chain (repeatable)"},
+		{name: "checkpoint-file", env: noEnv, value: &o.cpFiles,
+			help: "a signed checkpoint of the log kept outside the database (a run's RETENTION_CHECKPOINT_DIR/latest.note): the log must extend it (repeatable)"},
+		{name: "key", env: noEnv, value: &o.keyFiles,
+			help: "a file holding a verifier key of the checkpoints (retention audit keygen prints it) (repeatable)"},
+		{name: "format", env: noEnv, value: &o.format, def: "text", help: "text or json"},
+	}
+}
+
 func (a *app) auditVerify(ctx context.Context, args []string) error {
-	fs := newFlagSet("audit verify")
-	var cps checkpoints
-	var cpFiles, keyFiles files
-	var format string
-	fs.Var(&cps, "checkpoint", "a v1 chain head noted from an earlier verify, SEQ:HASH, that must still be in the chain (repeatable)")
-	fs.Var(&cpFiles, "checkpoint-file", "a signed checkpoint of the log kept outside the database (a run's RETENTION_CHECKPOINT_DIR/latest.note): the log must extend it (repeatable)")
-	fs.Var(&keyFiles, "key", "a file holding a verifier key of the checkpoints (retention audit keygen prints it) (repeatable)")
-	fs.StringVar(&format, "format", "text", "text or json")
-	fs.envName("checkpoint", "RETENTION_AUDIT_CHECKPOINT")
-	if done, err := a.parseAudit(fs, args); done || err != nil {
+	var o auditVerifyOptions
+	if done, err := a.parseAudit(o.table().flagSet("audit verify"), args); done || err != nil {
 		return err
 	}
-	if format != "text" && format != "json" {
-		return usagef("invalid --format %q: want text or json", format)
+	if o.format != "text" && o.format != "json" {
+		return usagef("invalid --format %q: want text or json", o.format)
 	}
-	keys, err := readKeys(keyFiles)
+	keys, err := readKeys(o.keyFiles)
 	if err != nil {
 		return err
 	}
 	var signed [][]byte
-	for _, f := range cpFiles {
+	for _, f := range o.cpFiles {
 		b, err := readKeyFile("--checkpoint-file", f)
 		if err != nil {
 			return err
@@ -151,11 +164,11 @@ func (a *app) auditVerify(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	res, err := audit.Verify(ctx, pool, audit.Options{Checkpoints: cps, SignedCheckpoints: signed, VerifierKeys: keys})
+	res, err := audit.Verify(ctx, pool, audit.Options{Checkpoints: o.cps, SignedCheckpoints: signed, VerifierKeys: keys})
 	if err != nil {
 		return err
 	}
-	if format == "json" {
+	if o.format == "json" {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(res); err != nil {
@@ -168,11 +181,12 @@ func (a *app) auditVerify(ctx context.Context, args []string) error {
 }
 
 func (a *app) auditProve(ctx context.Context, args []string) error {
-	fs := newFlagSet("audit prove")
 	var char, sess, out string
-	fs.StringVar(&char, "character", "", "the session's character ID")
-	fs.StringVar(&sess, "session", "", "the session ID")
-	fs.StringVar(&out, "out", "", "write the proof to this file instead of stdout")
+	fs := options{
+		{name: "character", env: noEnv, value: &char, def: "", help: "the session's character ID"},
+		{name: "session", env: noEnv, value: &sess, def: "", help: "the session ID"},
+		{name: "out", env: noEnv, value: &out, def: "", help: "write the proof to this file instead of stdout"},
+	}.flagSet("audit prove")
 	if done, err := a.parseAudit(fs, args); done || err != nil {
 		return err
 	}
@@ -205,11 +219,13 @@ func (a *app) auditProve(ctx context.Context, args []string) error {
 }
 
 func (a *app) auditCheck(args []string) error {
-	fs := newFlagSet("audit check")
 	var proofFile string
 	var keyFiles files
-	fs.StringVar(&proofFile, "proof", "", "the proof, as retention audit prove wrote it")
-	fs.Var(&keyFiles, "key", "a file holding the checkpoints' verifier key (repeatable); without it the answer is UNVERIFIED, exit 2")
+	fs := options{
+		{name: "proof", env: noEnv, value: &proofFile, def: "", help: "the proof, as retention audit prove wrote it"},
+		{name: "key", env: noEnv, value: &keyFiles,
+			help: "a file holding the checkpoints' verifier key (repeatable); without it the answer is UNVERIFIED, exit 2"},
+	}.flagSet("audit check")
 	if done, err := a.parseAudit(fs, args); done || err != nil {
 		return err
 	}
@@ -254,9 +270,11 @@ func (a *app) auditCheck(args []string) error {
 }
 
 func (a *app) auditKeygen(args []string) error {
-	fs := newFlagSet("audit keygen")
 	var out string
-	fs.StringVar(&out, "out", "", "write the signing key to this new file (mode 0600); the verifier key goes to stdout")
+	fs := options{
+		{name: "out", env: noEnv, value: &out, def: "",
+			help: "write the signing key to this new file (mode 0600); the verifier key goes to stdout"},
+	}.flagSet("audit keygen")
 	if done, err := a.parseAudit(fs, args); done || err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"time"
 )
@@ -13,8 +14,9 @@ type option struct {
 	// RETENTION_<NAME> (upper case, - as _), noEnv none.
 	env []string
 	// value points at the variable the flag sets: *bool, *string, *int, *int64, *float64 or
-	// *time.Duration. def is its default, of the same type: for the job's settings, the job's
-	// own …Default constant.
+	// *time.Duration, or is a flag.Value (a repeatable or checked flag) that holds its own
+	// default. def is the default, of the same type (nil for a flag.Value): for the job's
+	// settings, the job's own …Default constant.
 	value any
 	def   any
 	help  string
@@ -49,6 +51,8 @@ func (o option) define(fs *flagSet) {
 		fs.Float64Var(p, o.name, o.def.(float64), o.help)
 	case *time.Duration:
 		fs.DurationVar(p, o.name, o.def.(time.Duration), o.help)
+	case flag.Value:
+		fs.Var(p, o.name, o.help)
 	default:
 		panic(fmt.Sprintf("option --%s: unsupported type %T", o.name, o.value))
 	}

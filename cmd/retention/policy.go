@@ -43,16 +43,28 @@ type planOptions struct {
 	dueShare float64
 }
 
-func (o *planOptions) define(fs *flagSet) {
-	fs.StringVar(&o.source, "source", source.DefaultRelation, "SCHEMA.RELATION with columns character_id, session_id, last_active_at")
-	fs.StringVar(&o.output, "format", "text", "text or json")
-	fs.alias("output", "format")
-	fs.choose("format", textFormats...)
-	fs.Int64Var(&o.abortAbove, "abort-above", 0, "the safety cap in sessions, as for retention run; 0 for off")
-	fs.Float64Var(&o.abortPercent, "abort-above-percent", 0, "the safety cap in percent of the source's sessions, as for retention run; 0 for off")
-	fs.envName("source")
-	fs.envName("abort-above")
-	fs.envName("abort-above-percent")
+// table is the flag table plan and policy apply share: the source, the format and the caps.
+// --format reads no variable here, as before, and keeps its short help.
+func (o *planOptions) table() options {
+	format := outputOption(&o.output).withEnv(noEnv)
+	format.help = "text or json"
+	return options{
+		{name: "source", value: &o.source, def: source.DefaultRelation,
+			help: "SCHEMA.RELATION with columns character_id, session_id, last_active_at"},
+		format,
+		{name: "abort-above", value: &o.abortAbove, def: int64(0),
+			help: "the safety cap in sessions, as for retention run; 0 for off"},
+		{name: "abort-above-percent", value: &o.abortPercent, def: 0.0,
+			help: "the safety cap in percent of the source's sessions, as for retention run; 0 for off"},
+	}
+}
+
+// planFlags is the flag set of "retention plan": the shared rows and the next run's budget.
+func planFlags(o *planOptions, budget *int64) *flagSet {
+	return slices.Concat(o.table(), options{
+		{name: "max-deletions", value: budget, def: int64(0),
+			help: "the budget of the next run, as for retention run; 0 for no limit"},
+	}).flagSet("plan")
 }
 
 func (o *planOptions) check() error {
@@ -176,8 +188,10 @@ func (ps *planSync) close() {
 }
 
 func (a *app) policyExport(ctx context.Context, args []string) error {
-	fs := newFlagSet("policy export")
-	out := fs.String("out", "", "write to FILE instead of stdout (replaced whole, or not at all)")
+	var out string
+	fs := options{
+		{name: "out", env: noEnv, value: &out, def: "", help: "write to FILE instead of stdout (replaced whole, or not at all)"},
+	}.flagSet("policy export")
 	if err := fs.parse(args, a.getenv); err != nil {
 		return err
 	}
@@ -192,7 +206,7 @@ func (a *app) policyExport(ctx context.Context, args []string) error {
 	}
 	header := fmt.Sprintf("retention policies, exported %s\napply with: retention policy apply -f FILE (see retention policy --help)",
 		time.Now().UTC().Format(time.RFC3339))
-	return a.writeOut(*out, func(w io.Writer) error { return policyfile.Write(w, f, header) })
+	return a.writeOut(out, func(w io.Writer) error { return policyfile.Write(w, f, header) })
 }
 
 // parsePolicyFile parses raw, the policy file at path, reading its intervals with the database
@@ -254,18 +268,15 @@ func due(ctx context.Context, rd job.Reader, at time.Time) (map[string]int64, er
 // plan runs "retention plan": the impact of the policies as they are.
 func (a *app) plan(ctx context.Context, args []string) error {
 	var o planOptions
-	fs := newFlagSet("plan")
-	o.define(fs)
-	budget := fs.Int64("max-deletions", 0, "the budget of the next run, as for retention run; 0 for no limit")
-	fs.envName("max-deletions")
-	if err := fs.parse(args, a.getenv); err != nil {
+	var budget int64
+	if err := planFlags(&o, &budget).parse(args, a.getenv); err != nil {
 		return err
 	}
 	if err := o.check(); err != nil {
 		return err
 	}
-	if *budget < 0 {
-		return usagef("invalid --max-deletions %d: want 0 (no limit) or more", *budget)
+	if budget < 0 {
+		return usagef("invalid --max-deletions %d: want 0 (no limit) or more", budget)
 	}
 	pool, store, ps, err := a.policyStore(ctx, o.source)
 	if err != nil {
@@ -281,8 +292,8 @@ func (a *app) plan(ctx context.Context, args []string) error {
 		return err
 	}
 	next := p.DueNow()
-	if *budget > 0 {
-		next = min(next, *budget)
+	if budget > 0 {
+		next = min(next, budget)
 	}
 	if limit, ok := o.limit(p.SourceSessions); ok && next > limit {
 		fmt.Fprintf(a.stdout, "the next run would send %d sessions, above the safety cap of %d: it would abort (exit 6)\n", next, limit)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
@@ -26,21 +27,25 @@ type applyOptions struct {
 }
 
 func applyFlags(o *applyOptions) *flagSet {
-	fs := newFlagSet("policy apply")
-	fs.StringVar(&o.file, "f", "", fmt.Sprintf("the policy file to apply (as policy export writes it): one YAML document, "+
-		"a regular file of at most %d MiB", maxPolicyFile>>20))
-	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
-	fs.Var(&o.confirm, "confirm", "N: apply although the new deletions exceed a cap, N being the plan's count of sessions "+
-		"newly due now (new deletions due now, from --dry-run); any other N refuses")
-	fs.StringVar(&o.actor, "actor", "", "who applies the file, recorded in retention.policy_history")
-	fs.StringVar(&o.reason, "reason", "", "why, recorded in retention.policy_history (default: each policy's note)")
-	fs.envName("actor")
-	o.plan.define(fs)
 	o.plan.shareCap = true
-	fs.Float64Var(&o.plan.dueShare, "max-due-share", maxDueShareDefault, "the safety cap in percent of the source's sessions "+
-		"that a change may make newly due, whatever the other caps; 100 lets any change through")
-	fs.envName("max-due-share")
-	return fs
+	return o.table().flagSet("policy apply")
+}
+
+// table is the flag table of policy apply: the file and who applies it, the rows it shares with
+// plan, and --max-due-share, the cap that holds even when no other is given.
+func (o *applyOptions) table() options {
+	return slices.Concat(options{
+		{name: "f", env: noEnv, value: &o.file, def: "", help: fmt.Sprintf("the policy file to apply (as policy export writes it): one YAML document, "+
+			"a regular file of at most %d MiB", maxPolicyFile>>20)},
+		{name: "dry-run", env: noEnv, value: &o.dryRun, def: false, help: "print the plan and change nothing"},
+		{name: "confirm", env: noEnv, value: &o.confirm, help: "N: apply although the new deletions exceed a cap, N being the plan's count of sessions " +
+			"newly due now (new deletions due now, from --dry-run); any other N refuses"},
+		{name: "actor", value: &o.actor, def: "", help: "who applies the file, recorded in retention.policy_history"},
+		{name: "reason", env: noEnv, value: &o.reason, def: "", help: "why, recorded in retention.policy_history (default: each policy's note)"},
+	}, o.plan.table(), options{
+		{name: "max-due-share", value: &o.plan.dueShare, def: maxDueShareDefault, help: "the safety cap in percent of the source's sessions " +
+			"that a change may make newly due, whatever the other caps; 100 lets any change through"},
+	})
 }
 
 // confirmCount is --confirm N: the count of newly due sessions the operator read in the plan.
