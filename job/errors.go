@@ -5,10 +5,12 @@ import (
 	"fmt"
 )
 
-// ErrLocked is wrapped by Store.Lock, and so by Run, when another run holds the lock.
+// ErrLocked is wrapped by Store.StartRun, and so by Run, when another run holds the lock of the
+// shard, or runs with another shard layout are in progress.
 var ErrLocked = errors.New("another retention run holds the lock")
 
-// ErrLockLost is wrapped by Lock.Check, and so by Run, when the run lock's connection is gone.
+// ErrLockLost is wrapped by RunStore.Claim and RunStore.CheckLock, and so by Run, when the run
+// lock may have been lost: its connection or its lease is gone.
 var ErrLockLost = errors.New("lost the run lock")
 
 // ErrKeyRejected is returned by Run when the API answered 401 or 403: the run stopped sending.
