@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -94,17 +95,30 @@ func explainConstraintMessage(msg string) string {
 	return msg
 }
 
+// dbRefusalError is what explainDB returns for a refusal of PostgreSQL that the operator is to
+// fix, not an outage that a Job should retry: a missing grant, or a value written to a table
+// an operator writes that breaks its rules. codeOf maps it to exit 2. It is not a usage error:
+// the command line was right, and a run refused a grant mid-way has printed its summary, which
+// says what it did first.
+type dbRefusalError struct {
+	Err error
+}
+
+func (e *dbRefusalError) Error() string { return e.Err.Error() }
+func (e *dbRefusalError) Unwrap() error { return e.Err }
+
 // explainDB returns err with what a refusal of PostgreSQL means to the operator of the command
-// (args are the command's name and its arguments): a value that breaks a known constraint
-// names the column and the rule; a missing privilege names the role that lacks the grant
-// (login, when known) and the role of sql/roles.sql to connect as. Both are the operator's to
-// fix, not outages that a Job should retry: usage errors (exit 2). Any other error is returned
-// as it is.
+// (args are the command's name and its arguments): a value that breaks a known constraint, or
+// a NULL in a NOT NULL column, of a table an operator writes (operatorTables) names the column
+// and the rule; a missing privilege names the role that lacks the grant (login, when known)
+// and the role of sql/roles.sql to connect as. Those are *dbRefusalError (exit 2). Any other
+// error is returned as it is: a refusal of the job's own writes is a fault of the job.
 func explainDB(args []string, err error, login string) error {
 	var pgErr *pgconn.PgError
 	var usage *usageError
 	var exit *cli.ExitError
-	if err == nil || errors.As(err, &usage) || errors.As(err, &exit) || !errors.As(err, &pgErr) {
+	var refusal *dbRefusalError
+	if err == nil || errors.As(err, &usage) || errors.As(err, &exit) || errors.As(err, &refusal) || !errors.As(err, &pgErr) {
 		return err
 	}
 	switch {
@@ -113,18 +127,23 @@ func explainDB(args []string, err error, login string) error {
 		if login != "" {
 			who = fmt.Sprintf("role %q, the login of DATABASE_URL,", login)
 		}
-		return &usageError{Err: fmt.Errorf("%w: %s lacks a grant. %s", err, who, roleHint(args))}
+		return &dbRefusalError{Err: fmt.Errorf("%w: %s lacks a grant. %s", err, who, roleHint(args))}
 	case pgErr.Code == "23514": // check_violation
 		if r, ok := constraintRules[pgErr.ConstraintName]; ok {
-			return &usageError{Err: fmt.Errorf("%s %s; the value written breaks constraint %s: %w", r.column, r.rule, pgErr.ConstraintName, err)}
+			return &dbRefusalError{Err: fmt.Errorf("%s %s; the value written breaks constraint %s: %w", r.column, r.rule, pgErr.ConstraintName, err)}
 		}
 		if pgErr.TableName != "" {
 			return fmt.Errorf("a value breaks constraint %s of table %s: %w", pgErr.ConstraintName, pgErr.TableName, err)
 		}
-	case pgErr.Code == "23502" && pgErr.ColumnName != "": // not_null_violation
-		return &usageError{Err: fmt.Errorf("%s.%s must be given (not NULL): %w", pgErr.TableName, pgErr.ColumnName, err)}
+	case pgErr.Code == "23502" && pgErr.ColumnName != "" && operatorTable(pgErr.SchemaName, pgErr.TableName): // not_null_violation
+		return &dbRefusalError{Err: fmt.Errorf("%s.%s.%s must be given (not NULL): %w", pgErr.SchemaName, pgErr.TableName, pgErr.ColumnName, err)}
 	}
 	return err
+}
+
+// operatorTable reports whether schema.table is one of operatorTables.
+func operatorTable(schema, table string) bool {
+	return schema == "retention" && slices.Contains(operatorTables, table)
 }
 
 // roleHint says which role of sql/roles.sql the command needs, for a refused privilege.

@@ -75,6 +75,30 @@ func TestConstraintViolationsNameTheColumn(t *testing.T) {
 		explainConstraintMessage(`new row for relation "erasure_requests" violates check constraint "erasure_reason_given"`))
 }
 
+// A NULL refused in a table an operator writes is the operator's to fix (exit 2, no usage
+// hint); one refused in a table only the job writes is a fault of the job, not a usage error,
+// and keeps its exit code and message.
+func TestNotNullIsTheOperatorsOnlyInTheTablesTheyWrite(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+
+	_, err := b.db.Pool.Exec(ctx, `INSERT INTO retention.policies (character_id, max_age) VALUES ('c', NULL)`)
+	require.Error(t, err)
+	got := explainDB([]string{"policy", "apply"}, err, "")
+	var refusal *dbRefusalError
+	require.ErrorAs(t, got, &refusal)
+	require.Contains(t, got.Error(), "retention.policies.max_age must be given (not NULL)")
+	require.Equal(t, exitcode.Usage, codeOf(got))
+
+	_, err = b.db.Pool.Exec(ctx, `INSERT INTO retention.runs (cutoff, source) VALUES (now(), NULL)`)
+	require.Error(t, err)
+	got = explainDB([]string{"run"}, err, "")
+	require.Same(t, err, got, "a refusal of the job's own write is returned as it is")
+	require.NotErrorAs(t, got, &refusal)
+	require.Equal(t, exitcode.Fatal, codeOf(got))
+}
+
 // A login that may read the schema's version but not what a command reads is told which role
 // of sql/roles.sql the command needs, with exit 2, not exit 5 that a Job retries.
 func TestPermissionDeniedNamesTheRole(t *testing.T) {
@@ -107,5 +131,6 @@ func TestPermissionDeniedNamesTheRole(t *testing.T) {
 		require.Contains(t, r.stderr, c.role, "%v", c.args)
 		require.Contains(t, r.stderr, "sql/roles.sql", "%v", c.args)
 		require.Contains(t, r.stderr, `role "`+role+`", the login of DATABASE_URL, lacks a grant`, "%v: the role missing the grant is named", c.args)
+		require.NotContains(t, r.stderr, "for usage", "%v: the command line was right: no usage hint", c.args)
 	}
 }

@@ -18,6 +18,7 @@ import (
 func codeOf(err error) int {
 	var (
 		usage    *usageError
+		refusal  *dbRefusalError
 		cfg      *job.ConfigError
 		apiCfg   *convai.ConfigError
 		srcErr   *source.SourceError
@@ -30,7 +31,7 @@ func codeOf(err error) int {
 	switch {
 	case err == nil:
 		return exitcode.OK
-	case errors.As(err, &usage), errors.As(err, &cfg), errors.As(err, &apiCfg), errors.As(err, &srcErr),
+	case errors.As(err, &usage), errors.As(err, &refusal), errors.As(err, &cfg), errors.As(err, &apiCfg), errors.As(err, &srcErr),
 		errors.As(err, &relErr), errors.As(err, &outdated), errors.Is(err, migrations.ErrSchemaMissing),
 		errors.Is(err, flag.ErrHelp), errors.As(err, &format), errors.As(err, &cp):
 		return exitcode.Usage

@@ -84,8 +84,9 @@ exit codes:
        or verify found a deleted session still present at Convai
   2    usage or configuration error, or the schema is missing or old (run retention migrate), or an invalid
        policy file (every mistake, each with its line); nothing done. Also audit check without --key:
-       UNVERIFIED; a login refused a privilege (the role of sql/roles.sql to use is named); a value that
-       breaks a rule of the schema (its column and the rule are named)
+       UNVERIFIED; a login refused a privilege (the role of sql/roles.sql to use is named; a run refused
+       one mid-way has printed its summary first, which says what it did); a value written to a table
+       an operator writes that breaks a rule of the schema (its column and the rule are named)
   3    another run holds the lock
   4    the API rejected the key
   5    any other fatal error (database unreachable, a list verify could not read, ...)

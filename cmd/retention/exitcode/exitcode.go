@@ -8,9 +8,11 @@ const (
 	OK = 0
 	// Partial: the run finished with some sessions failed.
 	Partial = 1
-	// Usage: a usage or configuration error, or the schema is missing or older than the binary.
-	// Nothing was done. audit check without --key exits so too, after printing UNVERIFIED: a
-	// proof whose checkpoint signature was not checked proves nothing.
+	// Usage: a usage or configuration error, or the schema is missing or older than the binary:
+	// nothing was done. audit check without --key exits so too, after printing UNVERIFIED: a
+	// proof whose checkpoint signature was not checked proves nothing. So does a refusal of the
+	// database that the operator is to fix: a missing grant (a run refused one mid-way has
+	// printed its summary first, which says what it did) or a value that breaks a rule of the schema.
 	Usage = 2
 	// Locked: another run holds the lock.
 	Locked = 3
