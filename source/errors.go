@@ -38,3 +38,19 @@ type SourceError struct {
 func (e *SourceError) Error() string {
 	return fmt.Sprintf("source %s: %s", e.Relation, e.Problem)
 }
+
+// ReadError is returned by Syncer.Sync and Syncer.Into when reading the source failed: the
+// error came from the source's database, as Login, not from the retention database. A refused
+// privilege there is a grant on the source to Login.
+type ReadError struct {
+	Relation Relation
+	// Login is the role the source's pool connects as ("" when its configuration names none).
+	Login string
+	Err   error
+}
+
+func (e *ReadError) Error() string {
+	return fmt.Sprintf("sync %s: read the source: %v", e.Relation, e.Err)
+}
+
+func (e *ReadError) Unwrap() error { return e.Err }

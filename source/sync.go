@@ -258,28 +258,33 @@ func (y *Syncer) copy(ctx context.Context, tx pgx.Tx, since *time.Time) (*time.T
 	// A read-only transaction: the source may be a replica, and the job writes nothing there.
 	stx, err := y.from.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, fmt.Errorf("sync %s: read the source: %w", y.rel, err)
+		return nil, y.readError(err)
 	}
 	defer stx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only: nothing to lose
 	// A view that aggregates hashes every session once: give the one pass the memory to do it
 	// without spilling (a setting of this transaction only).
 	if _, err := stx.Exec(ctx, "SET LOCAL work_mem = '"+sourceWorkMem+"'"); err != nil {
-		return nil, fmt.Errorf("sync %s: read the source: %w", y.rel, err)
+		return nil, y.readError(err)
 	}
 	rows, err := stx.Query(ctx, y.readSQL, since)
 	if err != nil {
-		return nil, fmt.Errorf("sync %s: read the source: %w", y.rel, err)
+		return nil, y.readError(err)
 	}
 	defer rows.Close()
 	src := &sourceRows{rows: rows}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"retention_sync_staging"},
 		[]string{"character_id", "session_id", "last_active_at", "bad_time", "end_user_id"}, src); err != nil {
 		if src.err != nil {
-			err = src.err
+			return nil, y.readError(src.err)
 		}
-		return nil, fmt.Errorf("sync %s: read the source: %w", y.rel, err)
+		return nil, fmt.Errorf("sync %s: stage the source's rows: %w", y.rel, err)
 	}
 	return src.high, nil
+}
+
+// readError is err, from the source's database, as a *ReadError.
+func (y *Syncer) readError(err error) error {
+	return &ReadError{Relation: y.rel, Login: y.from.Config().ConnConfig.User, Err: err}
 }
 
 // sourceRows hands the source's rows to CopyFrom one at a time, keeping the latest changed

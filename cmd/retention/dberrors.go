@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/convai-retention/retention/internal/cli"
+	"github.com/convai-retention/retention/source"
 )
 
 // explained wraps a command's Run so that its error passes through explainDB; args is the whole
@@ -121,7 +122,17 @@ func explainDB(args []string, err error, login string) error {
 	if err == nil || errors.As(err, &usage) || errors.As(err, &exit) || errors.As(err, &refusal) || !errors.As(err, &pgErr) {
 		return err
 	}
+	var read *source.ReadError
 	switch {
+	case pgErr.Code == "42501" && errors.As(err, &read): // insufficient_privilege, on the source
+		who := "the login the source is read as"
+		if read.Login != "" {
+			who = fmt.Sprintf("role %q, %s,", read.Login, who)
+		}
+		rel := read.Relation.String()
+		return &dbRefusalError{Err: fmt.Errorf("%w: %s lacks a grant on the source. In the source's database (SOURCE_DATABASE_URL, "+
+			"or DATABASE_URL when that is not set), GRANT USAGE ON SCHEMA %s and GRANT SELECT ON %s to that role",
+			err, who, read.Relation.Schema, rel)}
 	case pgErr.Code == "42501": // insufficient_privilege
 		who := "the login of DATABASE_URL"
 		if login != "" {

@@ -134,3 +134,33 @@ func TestPermissionDeniedNamesTheRole(t *testing.T) {
 		require.NotContains(t, r.stderr, "for usage", "%v: the command line was right: no usage hint", c.args)
 	}
 }
+
+// A source read on SOURCE_DATABASE_URL as a login that may not SELECT it is refused with the
+// grant that login needs on the source, not with the login of DATABASE_URL or retention_job's.
+func TestPermissionDeniedOnTheSourceNamesItsLogin(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	schema := "src_" + strings.ToLower(rand.Text()[:8])
+	role := "src_reader_" + strings.ToLower(rand.Text()[:8])
+	b.exec(t, "CREATE SCHEMA "+schema)
+	b.exec(t, "CREATE TABLE "+schema+".s (character_id text, session_id text, last_active_at timestamptz)")
+	b.exec(t, "INSERT INTO "+schema+".s VALUES ('c', 's1', now() - interval '400 days')")
+	b.exec(t, "CREATE ROLE "+role+" LOGIN")
+	t.Cleanup(func() {
+		_, _ = b.db.Pool.Exec(context.Background(), "DROP OWNED BY "+role)
+		_, _ = b.db.Pool.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+	})
+	b.exec(t, "GRANT USAGE ON SCHEMA "+schema+" TO "+role) // but no SELECT on the table
+	u, err := url.Parse(b.db.URL)
+	require.NoError(t, err)
+	u.User = url.User(role)
+	env := with(b.env, "SOURCE_DATABASE_URL", u.String())
+
+	r := run(t, env, "run", "--dry-run", "--source", schema+".s")
+	require.Equal(t, exitcode.Usage, r.code, "%s", r)
+	require.Contains(t, r.stderr, "permission denied")
+	require.Contains(t, r.stderr, `role "`+role+`", the login the source is read as, lacks a grant on the source`)
+	require.Contains(t, r.stderr, "GRANT USAGE ON SCHEMA "+schema+" and GRANT SELECT ON "+schema+".s to that role")
+	require.NotContains(t, r.stderr, "the login of DATABASE_URL")
+	require.NotContains(t, r.stderr, "retention_job")
+}
