@@ -8,9 +8,6 @@ import (
 	"github.com/convai-retention/retention/internal/pgtest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(pgtest.Wrap(m),
-		// pgx pools keep a health-check goroutine until closed in a test's cleanup.
-		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
-	)
-}
+// Every test closes its pools in its cleanup, and pgtest.Wrap closes the shared one: no pool's
+// health check is left to ignore.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.Wrap(m)) }

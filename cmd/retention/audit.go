@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/convai-retention/retention/audit"
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
 	"github.com/convai-retention/retention/internal/cli"
@@ -98,6 +100,16 @@ func (a *app) parseAudit(fs *flagSet, args []string) (done bool, err error) {
 	return false, nil
 }
 
+// auditPool connects, with one connection, to the database of DATABASE_URL, which must be at
+// the current schema.
+func (a *app) auditPool(ctx context.Context) (*pgxpool.Pool, error) {
+	dsn, err := a.databaseURL()
+	if err != nil {
+		return nil, err
+	}
+	return connectCurrent(ctx, dsn, 1)
+}
+
 // readKeys reads verifier key files.
 func readKeys(paths []string) ([]string, error) {
 	var keys []string
@@ -155,11 +167,7 @@ func (a *app) auditVerify(ctx context.Context, args []string) error {
 	if len(signed) > 0 && len(keys) == 0 {
 		return usagef("--checkpoint-file needs --key: a signed checkpoint is only worth its signature")
 	}
-	dsn, err := a.databaseURL()
-	if err != nil {
-		return err
-	}
-	pool, err := connectCurrent(ctx, dsn, 1)
+	pool, err := a.auditPool(ctx)
 	if err != nil {
 		return err
 	}
@@ -193,11 +201,7 @@ func (a *app) auditProve(ctx context.Context, args []string) error {
 	if char == "" || sess == "" {
 		return usagef("audit prove: --character and --session are required")
 	}
-	dsn, err := a.databaseURL()
-	if err != nil {
-		return err
-	}
-	pool, err := connectCurrent(ctx, dsn, 1)
+	pool, err := a.auditPool(ctx)
 	if err != nil {
 		return err
 	}

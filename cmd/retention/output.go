@@ -59,7 +59,9 @@ func writeText(w io.Writer, s *job.Summary) error {
 		sort.Strings(reasons)
 		fmt.Fprintf(&b, "skipped %d: %s\n", s.Skipped, strings.Join(reasons, ", "))
 	}
-	if e := s.EstimatedTotal; e != nil && *e != s.Selected && s.Status != job.StatusAborted && !s.DryRun {
+	// Only a run that went to its end selected what it would: a failed or interrupted one
+	// selected less because it stopped, which the status and not_sent say already.
+	if e := s.EstimatedTotal; e != nil && *e != s.Selected && (s.Status == job.StatusSucceeded || s.Status == job.StatusPartial) && !s.DryRun {
 		fmt.Fprintf(&b, "selected %d sessions where the progress estimated %d: the estimate is a separate count made while the "+
 			"run was already deleting (sessions deleted during the count, and the source's changes, count differently); the "+
 			"figures above are the run's own\n", s.Selected, *e)

@@ -193,14 +193,16 @@ func (p *progress) estimate(ctx context.Context) {
 	p.log.Info("estimated the sessions this run will send", "total", total)
 }
 
-// CapChecked implements job.CapObserver: the safety cap's count is what the run will send, so
+// CapChecked implements job.CapObserver: the safety cap's count, with the sessions erasure
+// requests ask for (which it leaves out, and the run sends first), is what the run will send, so
 // it is the estimate when no count runs beside the run.
 func (p *progress) CapChecked(c job.CapCheck) {
 	if p.count != nil || c.Aborted {
 		return
 	}
-	p.total.Store(c.WouldSend)
-	p.log.Info("estimated the sessions this run will send", "total", c.WouldSend, "from", "safety cap count")
+	total := c.WouldSend + c.ErasureSessions
+	p.total.Store(total)
+	p.log.Info("estimated the sessions this run will send", "total", total, "from", "safety cap count")
 }
 
 // estimated is the job's EstimatedTotal: the estimate, never below what is already done.
