@@ -140,7 +140,7 @@ func (o *auditVerifyOptions) table() options {
 			help: "a signed checkpoint of the log kept outside the database (a run's RETENTION_CHECKPOINT_DIR/latest.note): the log must extend it (repeatable)"},
 		{name: "key", env: noEnv, value: &o.keyFiles,
 			help: "a file holding a verifier key of the checkpoints (retention audit keygen prints it) (repeatable)"},
-		{name: "format", env: noEnv, value: &o.format, def: "text", help: "text or json"},
+		{name: "format", env: noEnv, value: &o.format, def: "text", choices: textFormats, help: "text or json"},
 	}
 }
 
@@ -148,9 +148,6 @@ func (a *app) auditVerify(ctx context.Context, args []string) error {
 	var o auditVerifyOptions
 	if done, err := a.parseAudit(o.table().flagSet("audit verify"), args); done || err != nil {
 		return err
-	}
-	if o.format != "text" && o.format != "json" {
-		return usagef("invalid --format %q: want text or json", o.format)
 	}
 	keys, err := readKeys(o.keyFiles)
 	if err != nil {

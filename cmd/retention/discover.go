@@ -71,9 +71,6 @@ func (a *app) discover(ctx context.Context, args []string) error {
 	if err := o.table().check(); err != nil {
 		return err
 	}
-	if o.output != "text" && o.output != "json" {
-		return usagef("invalid --format %q: want text or json", o.output)
-	}
 	rel, err := source.ParseRelation(o.source)
 	if err != nil {
 		return err

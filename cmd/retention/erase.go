@@ -126,8 +126,6 @@ func (o *eraseOptions) check(now time.Time) (source.ErasureRequest, error) {
 	case utf8.RuneCountInString(req.RequestedBy) > maxRequestedBy:
 		return req, usagef("erase: --requested-by is longer than %d characters (%d): name who asked, e.g. an e-mail address or a team",
 			maxRequestedBy, utf8.RuneCountInString(req.RequestedBy))
-	case o.output != "text" && o.output != "json":
-		return req, usagef("invalid --format %q: want text or json", o.output)
 	}
 	if o.due != "" {
 		d, err := parseDue(o.due)

@@ -49,8 +49,9 @@ func (f *flagSet) envName(name string, vars ...string) {
 	f.env[name] = strings.Join(vars, ",")
 }
 
-// parse parses args, then fills unset flags from the environment. Errors are usage errors
-// naming the flag or variable and the value.
+// parse parses args, then fills unset flags from the environment, then refuses a value a flag
+// does not take (choose): every command's check of its choices is this one. Errors are usage
+// errors naming the flag or variable and the value.
 func (f *flagSet) parse(args []string, getenv env) error {
 	strictNumbers(f.FlagSet)
 	if err := f.Parse(args); err != nil {
@@ -69,6 +70,7 @@ func (f *flagSet) parse(args []string, getenv env) error {
 			set[name] = true // given by its former name: the environment does not override it
 		}
 	})
+	from := map[string]string{} // flag name -> the variable that set it
 	for name, vars := range f.env {
 		if set[name] {
 			continue
@@ -81,11 +83,17 @@ func (f *flagSet) parse(args []string, getenv env) error {
 			if err := f.Set(name, val); err != nil {
 				return usagef("invalid %s=%q (for --%s): %v", v, val, name, err)
 			}
+			from[name] = v
 			break
 		}
 	}
 	for name, values := range f.choices {
-		if v := f.Lookup(name).Value.String(); !slices.Contains(values, v) {
+		v := f.Lookup(name).Value.String()
+		switch {
+		case slices.Contains(values, v):
+		case from[name] != "":
+			return usagef("invalid %s=%q (for --%s): want %s", from[name], v, name, orList(values))
+		default:
 			return usagef("invalid --%s %q: want %s", name, v, orList(values))
 		}
 	}

@@ -47,10 +47,33 @@ func TestFormatIsOneFlagOnEveryCommand(t *testing.T) {
 	r = run(t, env, "report", "--format", "text")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
 	require.Contains(t, r.stdout, "Retention compliance report")
-	for _, args := range [][]string{{"plan", "--format", "csv"}, {"erase", "--character", "c", "--reason", "r", "--output", "yaml"}} {
-		r = run(t, env, args...)
+	// Every command refuses it when parsing its flags, by either name, before it connects.
+	offline := with(env, "DATABASE_URL", "postgres://127.0.0.1:1/none")
+	for _, args := range [][]string{
+		{"run", "--format", "csv"},
+		{"run", "--dry-run", "--output", "yaml"},
+		{"schedule", "--cron", "@daily", "--format", "csv"},
+		{"plan", "--format", "csv"},
+		{"plan", "--output", "yaml"},
+		{"sync", "--source", "app.sessions", "--format", "csv"},
+		{"verify", "--format", "csv"},
+		{"discover", "--output", "yaml"},
+		{"erase", "--character", "c", "--reason", "r", "--output", "yaml"},
+		{"policy", "apply", "-f", writeFile(t, "default:\n  max_age: 30 days\n"), "--format", "csv"},
+		{"audit", "verify", "--format", "csv"},
+	} {
+		r = run(t, offline, args...)
 		require.Equal(t, exitcode.Usage, r.code, "%v: %s", args, r)
-		require.Contains(t, r.stderr, "invalid --format", "%v", args)
+		require.Contains(t, r.stderr, `invalid --format "`, "%v", args)
 		require.Contains(t, r.stderr, "want text or json", "%v", args)
+	}
+	// A value from the environment is refused too, naming the variable, on every command that
+	// reads one.
+	for _, args := range [][]string{{"run"}, {"run", "--dry-run"}, {"schedule", "--cron", "@daily"}, {"sync", "--source", "app.sessions"}} {
+		for _, v := range []string{"RETENTION_FORMAT", "RETENTION_OUTPUT"} {
+			r = run(t, with(offline, v, "yaml"), args...)
+			require.Equal(t, exitcode.Usage, r.code, "%s %v: %s", v, args, r)
+			require.Contains(t, r.stderr, `invalid `+v+`="yaml" (for --format): want text or json`, "%v", args)
+		}
 	}
 }

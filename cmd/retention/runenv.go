@@ -48,9 +48,6 @@ type runEnv struct {
 // newRunEnv checks o, reads the environment and connects. Setup is bounded: a database that
 // does not answer is a fatal error, not a hang. The caller closes the result.
 func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
-	if o.output != "text" && o.output != "json" {
-		return nil, usagef("invalid --format %q: want text or json", o.output)
-	}
 	if o.pushURL != "" {
 		if u, err := url.Parse(o.pushURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, usagef("invalid --pushgateway-url %q: want http(s)://host:port of a Pushgateway", safeURL(o.pushURL))

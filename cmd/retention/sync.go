@@ -177,9 +177,6 @@ func (a *app) sync(ctx context.Context, args []string) error {
 	if err := o.table().flagSet("sync").parse(args, a.getenv); err != nil {
 		return err
 	}
-	if o.output != "text" && o.output != "json" {
-		return usagef("invalid --format %q: want text or json", o.output)
-	}
 	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.redactor)
 	if err != nil {
 		return err

@@ -73,9 +73,6 @@ func (a *app) verify(ctx context.Context, args []string) error {
 	if err := o.table().check(); err != nil {
 		return err
 	}
-	if o.output != "text" && o.output != "json" {
-		return usagef("invalid --format %q: want text or json", o.output)
-	}
 	if o.sample < 0 {
 		return usagef("invalid --sample %d: want 0 (all) or more", o.sample)
 	}
