@@ -14,13 +14,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/convai-retention/retention/internal/natural"
 	"github.com/convai-retention/retention/job"
-	"github.com/convai-retention/retention/policy"
 	"github.com/convai-retention/retention/policy/policyfile"
 	"github.com/convai-retention/retention/policy/policyplan"
 	"github.com/convai-retention/retention/source"
@@ -209,36 +206,25 @@ func (a *app) policyExport(ctx context.Context, args []string) error {
 	return a.writeOut(out, func(w io.Writer) error { return policyfile.Write(w, f, header) })
 }
 
-// parsePolicyFile parses raw, the policy file at path, reading its intervals with the database
-// behind pool; its mistakes, all of them, are one usage error naming the file and each line.
-func parsePolicyFile(ctx context.Context, pool *pgxpool.Pool, path string, raw []byte) (*policyfile.File, error) {
+// checkPolicyFile parses raw, the policy file at path, reading every max_age with the database
+// behind pool in one round trip; its mistakes, all of them, are one usage error naming the file
+// and each line.
+func checkPolicyFile(ctx context.Context, pool *pgxpool.Pool, path string, raw []byte) (*policyfile.File, error) {
 	f, err := policyfile.ParseChecked(bytes.NewReader(raw), intervalReader(ctx, pool))
 	if err != nil {
-		var list policyfile.ErrorList
-		if asErrorList(err, &list) {
-			return nil, fileError(path, list)
-		}
-		return nil, fmt.Errorf("policy apply: read %s: %w", path, err)
+		return nil, policyFileError(path, err)
 	}
 	return f, nil
 }
 
-// intervalReader reads a max_age as PostgreSQL does, with its text and fields; a value it
-// refuses as an interval (SQLSTATE class 22, data exception) is a Reading with Invalid set.
-func intervalReader(ctx context.Context, pool *pgxpool.Pool) policyfile.ReadInterval {
-	return func(maxAge string) (policyfile.Reading, error) {
-		var iv pgtype.Interval
-		var text string
-		err := pool.QueryRow(ctx, `SELECT $1::text::interval, $1::text::interval::text`, maxAge).Scan(&iv, &text)
-		var pgErr *pgconn.PgError
-		switch {
-		case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22"):
-			return policyfile.Reading{Invalid: pgErr.Message}, nil
-		case err != nil:
-			return policyfile.Reading{}, fmt.Errorf("read max_age %q: %w", maxAge, err)
-		}
-		return policyfile.Reading{Text: text, Interval: policy.Interval{Months: iv.Months, Days: iv.Days, Micros: iv.Microseconds}}, nil
+// policyFileError is err, a failure to parse the file at path: a usage error listing the
+// file's mistakes when it is some.
+func policyFileError(path string, err error) error {
+	var list policyfile.ErrorList
+	if asErrorList(err, &list) {
+		return fileError(path, list)
 	}
+	return fmt.Errorf("policy apply: read %s: %w", path, err)
 }
 
 func asErrorList(err error, list *policyfile.ErrorList) bool { return errors.As(err, list) }

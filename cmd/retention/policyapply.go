@@ -121,7 +121,7 @@ func (a *app) policyApply(ctx context.Context, args []string) error {
 	defer ps.close()
 	// The database reads the intervals, so the file is parsed once connected: every mistake of
 	// the file, of its shape and of its values, is reported at once.
-	f, err := parsePolicyFile(ctx, pool, o.file, raw)
+	f, err := checkPolicyFile(ctx, pool, o.file, raw)
 	if err != nil {
 		return err
 	}

@@ -3,13 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
 	"github.com/convai-retention/retention/policy"
+	"github.com/convai-retention/retention/policy/policyfile"
 	"github.com/convai-retention/retention/policy/policytest"
 )
 
@@ -57,16 +63,103 @@ characters:
 	require.Equal(t, before, b.policies(t))
 }
 
+// A file of 2,000 characters, each with its own max_age, some of them wrong: every wrong one is
+// named at its line, and nothing changes.
+func TestPolicyApplyManyEntries(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seedWorld(t)
+	before := b.policies(t)
+	var f strings.Builder
+	f.WriteString("default:\n  max_age: 30 days\ncharacters:\n")
+	var want []string
+	for i := range 2000 {
+		maxAge := fmt.Sprintf("%d days", i+1)
+		switch {
+		case i%250 == 7:
+			maxAge = fmt.Sprintf("%d fortnights", i)
+			want = append(want, fmt.Sprintf(`:%d: character "c%04d": max_age "%s" is not an interval PostgreSQL reads`, 5+2*i, i, maxAge))
+		case i%250 == 100:
+			maxAge = fmt.Sprintf("%d minutes", 1+i%59)
+			want = append(want, fmt.Sprintf(`:%d: character "c%04d": max_age '00:%02d:00' is under one hour`, 5+2*i, i, 1+i%59))
+		}
+		fmt.Fprintf(&f, "  c%04d:\n    max_age: %s\n", i, maxAge)
+	}
+	file := writeFile(t, f.String())
+	r := b.run(t, "policy", "apply", "-f", file)
+	require.Equal(t, exitcode.Usage, r.code, "%.2000s", r)
+	for _, w := range want {
+		require.Contains(t, r.stderr, file+w)
+	}
+	require.Equal(t, len(want), strings.Count(r.stderr, file+":"), "%s", r.stderr)
+	require.Equal(t, before, b.policies(t))
+}
+
+// The intervals of a file are read in one round trip, however many there are, and a value
+// PostgreSQL refuses fails only itself.
+func TestIntervalsReadInOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(b.db.URL)
+	require.NoError(t, err)
+	var writes atomic.Int64
+	dial := cfg.ConnConfig.DialFunc
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		return countingConn{Conn: c, writes: &writes}, err
+	}
+	cfg.HealthCheckPeriod = time.Hour
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	require.NoError(t, pool.Ping(ctx))
+
+	var texts []string
+	for i := range 2000 {
+		texts = append(texts, fmt.Sprintf("%d days", i+2), fmt.Sprintf("%d fortnights", i+2))
+	}
+	before := writes.Load()
+	got, err := intervalReader(ctx, pool)(texts)
+	require.NoError(t, err)
+	// One write sends every statement; a second may be the pool's check of an idle connection.
+	require.LessOrEqual(t, writes.Load()-before, int64(2))
+	require.Len(t, got, len(texts))
+	for i := range 2000 {
+		require.Equal(t, policyfile.Reading{Text: fmt.Sprintf("%d days", i+2), Interval: policy.Interval{Days: int32(i + 2)}},
+			got[fmt.Sprintf("%d days", i+2)])
+		require.Contains(t, got[fmt.Sprintf("%d fortnights", i+2)].Invalid, "invalid input syntax for type interval")
+	}
+	// The connection is back in the pool, usable.
+	var one int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT 1`).Scan(&one))
+}
+
+// countingConn counts the writes to a connection.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
 // The rule of policy.CheckMaxAge is the table's: PostgreSQL reads every case's text as the
 // case's interval, and retention.policies refuses exactly the cases with a fault.
 func TestMaxAgeRuleIsTheTables(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	read := intervalReader(ctx, b.db.Pool)
+	texts := []string{"thirty days"}
+	for _, c := range policytest.MaxAgeCases {
+		texts = append(texts, c.Text)
+	}
+	read, err := intervalReader(ctx, b.db.Pool)(texts)
+	require.NoError(t, err)
 	for i, c := range policytest.MaxAgeCases {
-		r, err := read(c.Text)
-		require.NoError(t, err)
+		r := read[c.Text]
 		require.Empty(t, r.Invalid, c.Text)
 		require.Equal(t, c.Interval, r.Interval, c.Text)
 
@@ -81,7 +174,5 @@ func TestMaxAgeRuleIsTheTables(t *testing.T) {
 			require.Error(t, err, "%s: the Go rule finds fault %d, the table takes it", c.Text, c.Fault)
 		}
 	}
-	r, err := read("thirty days")
-	require.NoError(t, err)
-	require.Contains(t, r.Invalid, "invalid input syntax for type interval")
+	require.Contains(t, read["thirty days"].Invalid, "invalid input syntax for type interval")
 }

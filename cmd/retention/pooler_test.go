@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -121,6 +122,28 @@ func TestPoolerMigrateRunVerifyReport(t *testing.T) {
 		require.Equal(t, len(eligible), rep.Total.Deleted)
 		require.Equal(t, worldSkippedHeld, rep.Total.Held)
 		require.Equal(t, []struct{ Status string }{{"succeeded"}}, rep.Runs)
+	})
+}
+
+// TestPoolerPolicyApply: through PgBouncer, policy apply reads the intervals of a file in one
+// pipeline, a statement and a Sync per value, and a value PostgreSQL refuses fails only itself.
+func TestPoolerPolicyApply(t *testing.T) {
+	t.Parallel()
+	eachPoolerMode(t, func(t *testing.T, mode pgbouncertest.Mode) {
+		b := setup(t)
+		b.seedWorld(t)
+		env := pooled(t, b, mode)
+		file := writeFile(t, "default:\n  max_age: 30 days\ncharacters:\n  a:\n    max_age: thirty days\n"+
+			"  b:\n    max_age: 10 minutes\n  c:\n    max_age: 1 year\n")
+		r := run(t, env, "policy", "apply", "-f", file, "--dry-run")
+		require.Equal(t, exitcode.Usage, r.code, "%s", r)
+		require.Contains(t, r.stderr, file+`:5: character "a": max_age "thirty days" is not an interval PostgreSQL reads`)
+		require.Contains(t, r.stderr, file+`:7: character "b": max_age '00:10:00' is under one hour`)
+		require.Equal(t, 2, strings.Count(r.stderr, file+":"), "%s", r)
+
+		r = run(t, env, "policy", "apply", "-f", writeFile(t, "default:\n  max_age: 30 days\ncharacters:\n  c:\n    max_age: 1 year\n"), "--dry-run")
+		require.Equal(t, exitcode.OK, r.code, "%s", r)
+		require.Contains(t, r.stdout, `+ character "c": max_age 1 year`)
 	})
 }
 

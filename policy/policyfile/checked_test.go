@@ -2,6 +2,7 @@ package policyfile_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -13,13 +14,17 @@ import (
 
 // readKnown reads the intervals of policytest.MaxAgeCases, as PostgreSQL reads them (the
 // database's own test in cmd/retention checks that it does), and nothing else.
-func readKnown(text string) (policyfile.Reading, error) {
-	for _, c := range policytest.MaxAgeCases {
-		if c.Text == text {
-			return policyfile.Reading{Text: "<" + text + ">", Interval: c.Interval}, nil
+func readKnown(texts []string) (map[string]policyfile.Reading, error) {
+	out := map[string]policyfile.Reading{}
+	for _, text := range texts {
+		out[text] = policyfile.Reading{Invalid: `invalid input syntax for type interval: "` + text + `"`}
+		for _, c := range policytest.MaxAgeCases {
+			if c.Text == text {
+				out[text] = policyfile.Reading{Text: "<" + text + ">", Interval: c.Interval}
+			}
 		}
 	}
-	return policyfile.Reading{Invalid: `invalid input syntax for type interval: "` + text + `"`}, nil
+	return out, nil
 }
 
 func TestParseCheckedEveryMistakeInOnePass(t *testing.T) {
@@ -83,9 +88,41 @@ func TestParseCheckedReaderFailure(t *testing.T) {
 	boom := errors.New("connection lost")
 	calls := 0
 	_, err := policyfile.ParseChecked(strings.NewReader("characters:\n  a:\n    max_age: 1 day\n  b:\n    max_age: 2 days\n"),
-		func(string) (policyfile.Reading, error) { calls++; return policyfile.Reading{}, boom })
+		func([]string) (map[string]policyfile.Reading, error) { calls++; return nil, boom })
 	require.ErrorIs(t, err, boom)
 	var list policyfile.ErrorList
 	require.False(t, errors.As(err, &list), "a failure to ask is not a mistake of the file")
-	require.Equal(t, 1, calls, "no more reads after a failure")
+	require.Equal(t, 1, calls)
+
+	// A reader that leaves a value out is a failure too, never a value taken as good.
+	_, err = policyfile.ParseChecked(strings.NewReader("default:\n  max_age: 1 day\n"),
+		func([]string) (map[string]policyfile.Reading, error) { return map[string]policyfile.Reading{}, nil })
+	require.ErrorContains(t, err, `no reading of max_age "1 day"`)
+	require.False(t, errors.As(err, &list))
+}
+
+// The intervals of a file are read in one call, each distinct text once, whatever the number of
+// entries; each mistake is still named at the line of each entry that has it.
+func TestParseCheckedReadsOnce(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("default:\n  max_age: 30 days\ncharacters:\n")
+	for i := range 1000 {
+		maxAge := []string{"30 days", "1 hour", "thirty days", "10 minutes"}[i%4]
+		fmt.Fprintf(&b, "  c%04d:\n    max_age: %s\n", i, maxAge)
+	}
+	var calls [][]string
+	_, err := policyfile.ParseChecked(strings.NewReader(b.String()), func(texts []string) (map[string]policyfile.Reading, error) {
+		calls = append(calls, texts)
+		return readKnown(texts)
+	})
+	require.Equal(t, [][]string{{"30 days", "1 hour", "thirty days", "10 minutes"}}, calls)
+	var list policyfile.ErrorList
+	require.True(t, errors.As(err, &list), "%.200v", err)
+	require.Len(t, list, 500)
+	for j, e := range list {
+		i := 2 + 4*(j/2) + j%2 // the entries c0002, c0003, c0006, c0007, ...
+		require.Equal(t, 5+2*i, e.Line, "%v", e)
+		require.Contains(t, e.Reason, fmt.Sprintf("character \"c%04d\": max_age ", i))
+	}
 }

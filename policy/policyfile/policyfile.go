@@ -14,9 +14,9 @@
 //
 // Each entry has max_age (a PostgreSQL interval, required), enabled (default true) and note
 // (default empty). It is pure: it checks the shape of the file, with the line of every
-// mistake. PostgreSQL reads the intervals: ParseChecked takes a reader that asks it, and checks
-// what it read against the rule of package policy, so that every mistake of a file, of its shape
-// and of its values, is named in one pass.
+// mistake. PostgreSQL reads the intervals: ParseChecked takes a reader that asks it about every
+// max_age at once, and checks what it read against the rule of package policy, so that every
+// mistake of a file, of its shape and of its values, is named in one pass.
 package policyfile
 
 import (
@@ -105,22 +105,23 @@ type Reading struct {
 	Invalid string
 }
 
-// ReadInterval reads one max_age as PostgreSQL does. An error is a failure to ask (the
-// connection), not a mistake of the file: ParseChecked returns it as it is.
-type ReadInterval func(maxAge string) (Reading, error)
+// ReadIntervals reads max_age texts, each once, as PostgreSQL does, and returns a Reading for
+// every one of them. An error is a failure to ask (the connection), not a mistake of the file:
+// ParseChecked returns it as it is.
+type ReadIntervals func(maxAges []string) (map[string]Reading, error)
 
-// ParseChecked is Parse, and also reads every max_age with read and checks it with
-// policy.CheckMaxAge: a value PostgreSQL does not read, one without a unit, one under an hour,
-// over 200 years or with a negative part is a mistake at its line, with a hint that fits it, in
-// the same ErrorList as the file's other mistakes.
-func ParseChecked(r io.Reader, read ReadInterval) (*File, error) {
+// ParseChecked is Parse, and also reads every max_age with read, in one call with each distinct
+// text once, and checks it with policy.CheckMaxAge: a value PostgreSQL does not read, one without
+// a unit, one under an hour, over 200 years or with a negative part is a mistake at its line,
+// with a hint that fits it, in the same ErrorList as the file's other mistakes.
+func ParseChecked(r io.Reader, read ReadIntervals) (*File, error) {
 	if read == nil {
-		return nil, errors.New("policyfile: ParseChecked needs a ReadInterval")
+		return nil, errors.New("policyfile: ParseChecked needs a ReadIntervals")
 	}
 	return parse(r, read)
 }
 
-func parse(r io.Reader, read ReadInterval) (*File, error) {
+func parse(r io.Reader, read ReadIntervals) (*File, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
@@ -139,10 +140,12 @@ func parse(r io.Reader, read ReadInterval) (*File, error) {
 	default:
 		return nil, ErrorList{{Line: next.Line, Reason: "a second YAML document: a policy file is one document; nothing after the first would be applied"}}
 	}
-	p := &parser{read: read}
+	p := &parser{}
 	f := p.file(&doc)
-	if p.err != nil {
-		return nil, p.err
+	if read != nil {
+		if err := p.checkMaxAges(read); err != nil {
+			return nil, err
+		}
 	}
 	if len(p.errs) > 0 {
 		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
@@ -163,9 +166,14 @@ func yamlError(err error) *Error {
 
 type parser struct {
 	errs ErrorList
-	read ReadInterval
-	// err is the first failure of read; parsing goes on, and Parse returns it.
-	err error
+	// maxAges are the max_age values of the right shape, which ParseChecked reads once parsed.
+	maxAges []maxAge
+}
+
+// maxAge is a max_age value of the file: the node it is at and the policy it belongs to.
+type maxAge struct {
+	node *yaml.Node
+	who  string
 }
 
 func (p *parser) fail(n *yaml.Node, format string, args ...any) {
@@ -279,10 +287,7 @@ func (p *parser) entry(n *yaml.Node, character string) *Entry {
 					who, v.Value, strings.TrimSpace(v.Value))
 				continue
 			}
-			if reason := p.checkMaxAge(v.Value); reason != "" {
-				p.fail(v, "%s: %s", who, reason)
-				continue
-			}
+			p.maxAges = append(p.maxAges, maxAge{node: v, who: who})
 			e.MaxAge, e.MaxAgeLine = v.Value, v.Line
 		case "enabled":
 			var b bool
@@ -313,17 +318,39 @@ func (p *parser) entry(n *yaml.Node, character string) *Entry {
 // bareNumber is a max_age without a unit, which PostgreSQL reads as seconds.
 var bareNumber = regexp.MustCompile(`^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$`)
 
-// checkMaxAge reads an interval through p.read and says what is wrong with it, with a hint; ""
-// when nothing is, or when there is no reader.
-func (p *parser) checkMaxAge(text string) string {
-	if p.read == nil || p.err != nil {
-		return ""
+// checkMaxAges reads every max_age of the file with one call of read, each distinct text once,
+// and adds a mistake at the line of each value that is wrong. An error is read's.
+func (p *parser) checkMaxAges(read ReadIntervals) error {
+	if len(p.maxAges) == 0 {
+		return nil
 	}
-	r, err := p.read(text)
+	var texts []string
+	seen := map[string]bool{}
+	for _, m := range p.maxAges {
+		if !seen[m.node.Value] {
+			seen[m.node.Value] = true
+			texts = append(texts, m.node.Value)
+		}
+	}
+	readings, err := read(texts)
 	if err != nil {
-		p.err = err
-		return ""
+		return err
 	}
+	for _, m := range p.maxAges {
+		r, ok := readings[m.node.Value]
+		if !ok {
+			return fmt.Errorf("policyfile: no reading of max_age %q", m.node.Value)
+		}
+		if reason := maxAgeMistake(m.node.Value, r); reason != "" {
+			p.fail(m.node, "%s: %s", m.who, reason)
+		}
+	}
+	return nil
+}
+
+// maxAgeMistake says what is wrong with text, which PostgreSQL read as r, with a hint; "" when
+// nothing is.
+func maxAgeMistake(text string, r Reading) string {
 	if r.Invalid != "" {
 		return fmt.Sprintf("max_age %q is not an interval PostgreSQL reads (%s); write e.g. '30 days'", text, r.Invalid)
 	}
