@@ -206,6 +206,16 @@ func (a *app) policyExport(ctx context.Context, args []string) error {
 	return a.writeOut(out, func(w io.Writer) error { return policyfile.Write(w, f, header) })
 }
 
+// parsePolicyFile parses raw, the policy file at path, without the database: its mistakes of
+// shape, all of them, are one usage error naming the file and each line.
+func parsePolicyFile(path string, raw []byte) (*policyfile.File, error) {
+	f, err := policyfile.Parse(bytes.NewReader(raw))
+	if err != nil {
+		return nil, policyFileError(path, err)
+	}
+	return f, nil
+}
+
 // checkPolicyFile parses raw, the policy file at path, reading every max_age with the database
 // behind pool in one round trip; its mistakes, all of them, are one usage error naming the file
 // and each line.

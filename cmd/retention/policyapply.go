@@ -113,14 +113,18 @@ func (a *app) policyApply(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The file's shape is checked before connecting: its mistakes are reported even when the
+	// database cannot be reached.
+	if _, err := parsePolicyFile(o.file, raw); err != nil {
+		return err
+	}
 	pool, store, ps, err := a.policyStore(ctx, o.plan.source)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 	defer ps.close()
-	// The database reads the intervals, so the file is parsed once connected: every mistake of
-	// the file, of its shape and of its values, is reported at once.
+	// The database reads the intervals: every mistake of their values is reported at once.
 	f, err := checkPolicyFile(ctx, pool, o.file, raw)
 	if err != nil {
 		return err

@@ -19,16 +19,28 @@ import (
 	"github.com/convai-retention/retention/policy/policytest"
 )
 
-// A file with mistakes of every kind, of its shape and of its values, names them all at once,
-// each at FILE:LINE with the hint that fits it, and changes nothing.
+// A file with mistakes of its shape names them all at once, each at FILE:LINE, before it
+// connects; once its shape is right, the mistakes of its values are named all at once, each at
+// FILE:LINE with the hint that fits it. Nothing changes.
 func TestPolicyApplyEveryMistakeInOnePass(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.seedWorld(t)
 	before := b.policies(t)
-	file := writeFile(t, `default:
+	shape := `default:
   max_age: 30 days
   colour: red
+characters:
+  a:
+    max_age: 10 minutes
+  d:
+    max_age: "30"
+  g:
+    max_age: 1 year
+    enabled: maybe
+`
+	values := `default:
+  max_age: 30 days
 characters:
   a:
     max_age: 10 minutes
@@ -36,31 +48,78 @@ characters:
     max_age: -1 day
   c:
     max_age: thirty days
-  d:
-    max_age: "30"
   e:
     max_age: 1 mon -2 days
   f:
     max_age: 1 year
+`
+	for _, tt := range []struct {
+		file string
+		want []string
+	}{
+		{shape, []string{
+			`:3: the default policy: unknown key "colour"`,
+			`:8: character "d": max_age 30 has no unit: PostgreSQL would read it as seconds`,
+			`:11: character "g": enabled must be true or false, not "maybe"`,
+		}},
+		{values, []string{
+			`:5: character "a": max_age '00:10:00' is under one hour ("10 minutes")`,
+			`:7: character "b": max_age '-1 days' is not positive`,
+			`:9: character "c": max_age "thirty days" is not an interval PostgreSQL reads`,
+			`:11: character "e": max_age '1 mon -2 days' has a negative part`,
+		}},
+	} {
+		file := writeFile(t, tt.file)
+		r := b.run(t, "policy", "apply", "-f", file, "--dry-run")
+		require.Equal(t, exitcode.Usage, r.code, "%s", r)
+		for _, w := range tt.want {
+			require.Contains(t, r.stderr, file+w)
+		}
+		require.Equal(t, len(tt.want), strings.Count(r.stderr, file+":"), "%s", r.stderr)
+		require.Contains(t, r.stderr, "nothing changed")
+	}
+	r := b.run(t, "policy", "apply", "-f", writeFile(t, values), "--dry-run")
+	line5 := r.stderr[strings.Index(r.stderr, ":5:"):]
+	line5 = line5[:strings.Index(line5, "\n")]
+	require.NotContains(t, line5, "seconds", "a value with a unit gets no hint about a missing unit")
+	require.Equal(t, before, b.policies(t))
+}
+
+// The mistakes of a file's shape are named without the database: with none to reach, the
+// operator still gets every one of them, and exit 2, not the connection's exit 5.
+func TestPolicyApplyShapeMistakesWithoutDatabase(t *testing.T) {
+	t.Parallel()
+	env := with(offline(t), "DATABASE_URL", "postgres://127.0.0.1:1/x")
+	file := writeFile(t, `default:
+  max_age: 30 days
+  max_age: 7 days
+characters:
+  a:
+    max_age: 1 day
+    enabled: sometimes
+  b:
+    max_age: 1 day
+    colour: red
+  a:
+    max_age: 2 days
 `)
-	r := b.run(t, "policy", "apply", "-f", file, "--dry-run")
+	r := run(t, env, "policy", "apply", "-f", file, "--dry-run")
 	require.Equal(t, exitcode.Usage, r.code, "%s", r)
 	for _, w := range []string{
-		file + `:3: the default policy: unknown key "colour"`,
-		file + `:6: character "a": max_age '00:10:00' is under one hour ("10 minutes")`,
-		file + `:8: character "b": max_age '-1 days' is not positive`,
-		file + `:10: character "c": max_age "thirty days" is not an interval PostgreSQL reads`,
-		file + `:12: character "d": max_age 30 has no unit: PostgreSQL would read it as seconds`,
-		file + `:14: character "e": max_age '1 mon -2 days' has a negative part`,
+		file + `:3: the default policy: max_age appears twice`,
+		file + `:7: character "a": enabled must be true or false, not "sometimes"`,
+		file + `:10: character "b": unknown key "colour"`,
+		file + `:11: character "a" appears twice (first on line 5)`,
 	} {
 		require.Contains(t, r.stderr, w)
 	}
-	require.Equal(t, 6, strings.Count(r.stderr, file+":"), "%s", r.stderr)
-	line6 := r.stderr[strings.Index(r.stderr, file+":6:"):]
-	line6 = line6[:strings.Index(line6, "\n")]
-	require.NotContains(t, line6, "seconds", "a value with a unit gets no hint about a missing unit")
-	require.Contains(t, r.stderr, "nothing changed")
-	require.Equal(t, before, b.policies(t))
+	require.Equal(t, 4, strings.Count(r.stderr, file+":"), "%s", r.stderr)
+	require.NotContains(t, r.stderr, "connect", "%s", r)
+
+	// A file of the right shape needs the database for its intervals: then the connection's
+	// error it is.
+	r = run(t, env, "policy", "apply", "-f", writeFile(t, "default:\n  max_age: 30 days\n"), "--dry-run")
+	require.Equal(t, exitcode.Fatal, r.code, "%s", r)
 }
 
 // A file of 2,000 characters, each with its own max_age, some of them wrong: every wrong one is
