@@ -67,8 +67,7 @@ func (a *app) audit(ctx context.Context, args []string) error {
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
-		fmt.Fprint(a.stdout, auditUsage)
-		return nil
+		return flag.ErrHelp // the Program prints auditHelp: every subcommand's flags and the exit codes
 	case "verify":
 		return a.auditVerify(ctx, args[1:])
 	case "prove":
@@ -81,18 +80,28 @@ func (a *app) audit(ctx context.Context, args []string) error {
 	return usagef("audit: unknown subcommand %q: want verify, prove, check or keygen", args[0])
 }
 
-// auditHelp prints the usage of "retention audit" and the flags of verify.
+// auditHelp prints the usage of "retention audit" and the flags of every subcommand.
 func auditHelp(w io.Writer) {
-	fmt.Fprint(w, auditUsage+"\n")
-	newFlagSet("audit verify").usage(w)
+	fmt.Fprint(w, auditUsage)
+	for _, fs := range []*flagSet{
+		(&auditVerifyOptions{}).table().flagSet("audit verify"),
+		(&auditProveOptions{}).table().flagSet("audit prove"),
+		(&auditCheckOptions{}).table().flagSet("audit check"),
+		(&auditKeygenOptions{}).table().flagSet("audit keygen"),
+	} {
+		fmt.Fprintf(w, "\nflags of %s:\n", fs.Name())
+		fs.usage(w)
+	}
 }
 
-// parseAudit parses an audit subcommand's flags; done is true when help was printed.
+// parseAudit parses an audit subcommand's flags; done is true when help was printed: the usage,
+// the subcommand's flags, the environment and the exit codes.
 func (a *app) parseAudit(fs *flagSet, args []string) (done bool, err error) {
 	if err := fs.parse(args, a.getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(a.stdout, auditUsage+"\n")
+			fmt.Fprintf(a.stdout, "%s\nflags of %s:\n", auditUsage, fs.Name())
 			fs.usage(a.stdout)
+			fmt.Fprint(a.stdout, "\n"+helpFooter)
 			return true, nil
 		}
 		return false, err
@@ -185,16 +194,23 @@ func (a *app) auditVerify(ctx context.Context, args []string) error {
 	return res.Err()
 }
 
+// auditProveOptions is the parsed command line of "retention audit prove".
+type auditProveOptions struct{ character, session, out string }
+
+func (o *auditProveOptions) table() options {
+	return options{
+		{name: "character", env: noEnv, value: &o.character, def: "", help: "the session's character ID"},
+		{name: "session", env: noEnv, value: &o.session, def: "", help: "the session ID"},
+		{name: "out", env: noEnv, value: &o.out, def: "", help: "write the proof to this file instead of stdout"},
+	}
+}
+
 func (a *app) auditProve(ctx context.Context, args []string) error {
-	var char, sess, out string
-	fs := options{
-		{name: "character", env: noEnv, value: &char, def: "", help: "the session's character ID"},
-		{name: "session", env: noEnv, value: &sess, def: "", help: "the session ID"},
-		{name: "out", env: noEnv, value: &out, def: "", help: "write the proof to this file instead of stdout"},
-	}.flagSet("audit prove")
-	if done, err := a.parseAudit(fs, args); done || err != nil {
+	var o auditProveOptions
+	if done, err := a.parseAudit(o.table().flagSet("audit prove"), args); done || err != nil {
 		return err
 	}
+	char, sess, out := o.character, o.session, o.out
 	if char == "" || sess == "" {
 		return usagef("audit prove: --character and --session are required")
 	}
@@ -219,17 +235,26 @@ func (a *app) auditProve(ctx context.Context, args []string) error {
 	return err
 }
 
-func (a *app) auditCheck(args []string) error {
-	var proofFile string
-	var keyFiles files
-	fs := options{
-		{name: "proof", env: noEnv, value: &proofFile, def: "", help: "the proof, as retention audit prove wrote it"},
-		{name: "key", env: noEnv, value: &keyFiles,
+// auditCheckOptions is the parsed command line of "retention audit check".
+type auditCheckOptions struct {
+	proof string
+	keys  files
+}
+
+func (o *auditCheckOptions) table() options {
+	return options{
+		{name: "proof", env: noEnv, value: &o.proof, def: "", help: "the proof, as retention audit prove wrote it"},
+		{name: "key", env: noEnv, value: &o.keys,
 			help: "a file holding the checkpoints' verifier key (repeatable); without it the answer is UNVERIFIED, exit 2"},
-	}.flagSet("audit check")
-	if done, err := a.parseAudit(fs, args); done || err != nil {
+	}
+}
+
+func (a *app) auditCheck(args []string) error {
+	var o auditCheckOptions
+	if done, err := a.parseAudit(o.table().flagSet("audit check"), args); done || err != nil {
 		return err
 	}
+	proofFile, keyFiles := o.proof, o.keys
 	if proofFile == "" {
 		return usagef("audit check: --proof is required")
 	}
@@ -270,15 +295,22 @@ func (a *app) auditCheck(args []string) error {
 	return nil
 }
 
-func (a *app) auditKeygen(args []string) error {
-	var out string
-	fs := options{
-		{name: "out", env: noEnv, value: &out, def: "",
+// auditKeygenOptions is the parsed command line of "retention audit keygen".
+type auditKeygenOptions struct{ out string }
+
+func (o *auditKeygenOptions) table() options {
+	return options{
+		{name: "out", env: noEnv, value: &o.out, def: "",
 			help: "write the signing key to this new file (mode 0600); the verifier key goes to stdout"},
-	}.flagSet("audit keygen")
-	if done, err := a.parseAudit(fs, args); done || err != nil {
+	}
+}
+
+func (a *app) auditKeygen(args []string) error {
+	var o auditKeygenOptions
+	if done, err := a.parseAudit(o.table().flagSet("audit keygen"), args); done || err != nil {
 		return err
 	}
+	out := o.out
 	if out == "" {
 		return usagef("audit keygen: --out is required (the signing key is a secret: it never goes to stdout)")
 	}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"flag"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -42,27 +45,82 @@ func TestEditDistance(t *testing.T) {
 	}
 }
 
-// Each command has help of its own, by "retention help COMMAND" or "COMMAND --help", and every
-// one of them ends with the environment and the exit codes.
+// Every command, and every subcommand, has its own help: "retention CMD --help", "CMD -h" and
+// "retention help CMD" exit 0 and show each flag of the command's option table, the
+// environment and the exit codes; for a command with subcommands, its help shows each
+// subcommand's flags.
 func TestHelpPerCommand(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{}
 	whole := run(t, env, "help")
 	require.Equal(t, exitcode.OK, whole.code)
-	for _, cmd := range []string{"run", "schedule", "migrate", "sync", "report", "policy", "plan", "audit", "verify", "discover", "erase"} {
-		r := run(t, env, "help", cmd)
-		require.Equal(t, exitcode.OK, r.code, "%s: %s", cmd, r)
-		require.NotEqual(t, whole.stdout, r.stdout, "help %s is the command's own", cmd)
-		require.Contains(t, r.stdout, "environment:", cmd)
-		require.Contains(t, r.stdout, "exit codes:", cmd)
-		require.Contains(t, r.stdout, "143  terminated by SIGTERM", cmd)
-		own := run(t, env, cmd, "--help")
-		require.Equal(t, exitcode.OK, own.code, "%s --help: %s", cmd, own)
-		switch cmd {
-		case "policy", "plan", "audit": // commands of subcommands: --help gives their usage line
-			require.Contains(t, own.stdout+own.stderr, "usage:", cmd)
-		default:
-			require.Equal(t, r.stdout, own.stdout, "help %s and %s --help say the same", cmd, cmd)
+	var o struct {
+		run      runOptions
+		schedule scheduleOptions
+		sync     syncOptions
+		report   reportOptions
+		plan     planOptions
+		budget   int64
+		verify   verifyOptions
+		discover discoverOptions
+		erase    eraseOptions
+		apply    applyOptions
+		export   string
+		level    string
+	}
+	flags := map[string]*flagSet{
+		"run":           runFlags(&o.run),
+		"schedule":      scheduleFlags(&o.schedule),
+		"migrate":       migrateOptions(&o.level).flagSet("migrate"),
+		"sync":          o.sync.table().flagSet("sync"),
+		"report":        reportFlags(&o.report),
+		"plan":          planFlags(&o.plan, &o.budget),
+		"verify":        verifyFlags(&o.verify),
+		"discover":      discoverFlags(&o.discover),
+		"erase":         eraseFlags(&o.erase),
+		"version":       newFlagSet("version"),
+		"policy export": exportFlags(&o.export),
+		"policy apply":  applyFlags(&o.apply),
+		"audit verify":  (&auditVerifyOptions{}).table().flagSet("audit verify"),
+		"audit prove":   (&auditProveOptions{}).table().flagSet("audit prove"),
+		"audit check":   (&auditCheckOptions{}).table().flagSet("audit check"),
+		"audit keygen":  (&auditKeygenOptions{}).table().flagSet("audit keygen"),
+	}
+	for _, c := range (&app{}).program().Commands {
+		_, ok := flags[c.Name]
+		require.True(t, ok || c.Name == "policy" || c.Name == "audit", "command %s has no case here", c.Name)
+	}
+	shows := func(t *testing.T, what, text string, fs *flagSet) {
+		t.Helper()
+		require.NotEqual(t, whole.stdout, text, "%s is the command's own", what)
+		require.Contains(t, text, "environment:", what)
+		require.Contains(t, text, "exit codes:", what)
+		require.Contains(t, text, "143  terminated by SIGTERM", what)
+		fs.VisitAll(func(f *flag.Flag) {
+			require.Regexp(t, `(?m)^  --`+regexp.QuoteMeta(f.Name)+`\b`, text, "%s shows --%s", what, f.Name)
+		})
+	}
+	for path, fs := range flags {
+		cmd, _, isSub := strings.Cut(path, " ")
+		help := run(t, env, "help", cmd)
+		require.Equal(t, exitcode.OK, help.code, "help %s: %s", cmd, help)
+		shows(t, "help "+cmd, help.stdout, fs)
+		for _, h := range []string{"--help", "-h"} {
+			own := run(t, env, append(strings.Fields(path), h)...)
+			require.Equal(t, exitcode.OK, own.code, "%s %s: %s", path, h, own)
+			require.Empty(t, own.stderr, "%s %s", path, h)
+			shows(t, path+" "+h, own.stdout, fs)
+			if !isSub {
+				require.Equal(t, help.stdout, own.stdout, "help %s and %s %s say the same", cmd, cmd, h)
+			}
+		}
+	}
+	for _, cmd := range []string{"policy", "audit"} {
+		help := run(t, env, "help", cmd)
+		for _, h := range []string{"--help", "-h", "help"} {
+			own := run(t, env, cmd, h)
+			require.Equal(t, exitcode.OK, own.code, "%s %s: %s", cmd, h, own)
+			require.Equal(t, help.stdout, own.stdout, "help %s and %s %s say the same", cmd, cmd, h)
 		}
 	}
 	r := run(t, env, "help", "nope")

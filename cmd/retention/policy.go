@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -98,8 +99,7 @@ func (a *app) policy(ctx context.Context, args []string) error {
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
-		fmt.Fprint(a.stdout, policyUsage)
-		return nil
+		return flag.ErrHelp // the Program prints policyHelp: every subcommand's flags and the exit codes
 	case "export":
 		return a.policyExport(ctx, args[1:])
 	case "apply":
@@ -108,15 +108,35 @@ func (a *app) policy(ctx context.Context, args []string) error {
 	return usagef("policy: unknown subcommand %q: want export or apply", args[0])
 }
 
+// policyHelp is the help of "retention policy" and of its subcommands: the flags of each.
 func policyHelp(w io.Writer) {
 	fmt.Fprintf(w, policyUsage+"\nFILE is one YAML document, a regular file of at most %d MiB.\n", maxPolicyFile>>20)
 	fmt.Fprintf(w, "policy apply refuses (exit 6, nothing changed) a change that makes more sessions newly due than a cap "+
 		"allows: --max-due-share (default %v%% of the source's sessions, even with no other cap) and --abort-above, "+
 		"--abort-above-percent; --confirm N, with N the plan's count of newly due sessions (see --dry-run), applies it.\n",
 		maxDueShareDefault)
-	fmt.Fprint(w, "\nflags of policy apply (plan takes --source, --format and the --abort-above caps):\n")
+	fmt.Fprint(w, "\nflags of policy export:\n")
+	var out string
+	exportFlags(&out).usage(w)
+	fmt.Fprint(w, "\nflags of policy apply (for plan's, see retention plan --help):\n")
 	var o applyOptions
 	applyFlags(&o).usage(w)
+}
+
+// planHelp is the help of "retention plan".
+func planHelp(w io.Writer) {
+	fmt.Fprint(w, `usage: retention plan [flags]
+
+What the next run would delete per character under the policies as they are (due now and within
+7 days, over all shards), whether it would trip the safety cap (with --max-deletions, the budget
+first), and how many sessions the open erasure requests ask for (sent first, never capped). It
+changes nothing; an app's source (--source) is synced into retention.sessions inside the plan's
+transaction, which is rolled back.
+
+`)
+	var o planOptions
+	var budget int64
+	planFlags(&o, &budget).usage(w)
 }
 
 // policyStore connects and returns a store on the job's own set, retention.sessions. For an
@@ -184,12 +204,16 @@ func (ps *planSync) close() {
 	}
 }
 
+// exportFlags is the flag set of "retention policy export".
+func exportFlags(out *string) *flagSet {
+	return options{
+		{name: "out", env: noEnv, value: out, def: "", help: "write to FILE instead of stdout (replaced whole, or not at all)"},
+	}.flagSet("policy export")
+}
+
 func (a *app) policyExport(ctx context.Context, args []string) error {
 	var out string
-	fs := options{
-		{name: "out", env: noEnv, value: &out, def: "", help: "write to FILE instead of stdout (replaced whole, or not at all)"},
-	}.flagSet("policy export")
-	if err := fs.parse(args, a.getenv); err != nil {
+	if err := exportFlags(&out).parse(args, a.getenv); err != nil {
 		return err
 	}
 	pool, store, _, err := a.policyStore(ctx, source.DefaultRelation)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"runtime/debug"
 )
 
@@ -20,8 +22,15 @@ func buildVersion() string {
 	return "dev"
 }
 
+func versionHelp(w io.Writer) {
+	fmt.Fprint(w, "usage: retention version\n\nPrints the version of the binary: the one set at build time, else the module's, else dev. It takes no flags.\n")
+}
+
 // version is "retention version".
 func (a *app) version(_ context.Context, args []string) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		return flag.ErrHelp
+	}
 	if len(args) > 0 {
 		return usagef("version takes no arguments")
 	}
