@@ -113,18 +113,21 @@ func (a *app) policyApply(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The file's shape is checked before connecting: its mistakes are reported even when the
-	// database cannot be reached.
-	if _, err := parsePolicyFile(o.file, raw); err != nil {
-		return err
-	}
+	// The file's shape is checked before connecting, so that its mistakes are reported even when
+	// the database cannot be reached; when it can, the mistakes of both kinds go together.
+	_, shapeErr := parsePolicyFile(o.file, raw)
 	pool, store, ps, err := a.policyStore(ctx, o.plan.source)
 	if err != nil {
+		if shapeErr != nil {
+			fmt.Fprintf(a.stderr, "policy apply: the max_age values were not read (%v); the file's other mistakes follow\n", err)
+			return shapeErr
+		}
 		return err
 	}
 	defer pool.Close()
 	defer ps.close()
-	// The database reads the intervals: every mistake of their values is reported at once.
+	// The database reads the intervals: every mistake of the file, of its shape and of its
+	// values, is reported at once.
 	f, err := checkPolicyFile(ctx, pool, o.file, raw)
 	if err != nil {
 		return err
