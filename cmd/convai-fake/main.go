@@ -5,7 +5,8 @@
 // CONVAI_API_KEY, prints "convai-fake listening on http://ADDR" once it listens, and also serves
 // GET /_fake/deleted, GET /_fake/sessions?character=C, GET /_fake/memories?character=C&end_user=U,
 // GET /_fake/end-users and GET /_fake/stats so scripts can check what happened, and POST
-// /_fake/memories to add end users and memories while it runs.
+// /_fake/memories to add end users and memories, and set what the session lists say of
+// is_added_to_memory, while it runs.
 //
 // Exit codes: 0 after a clean shutdown on SIGINT or SIGTERM, 2 on bad flags or environment, 1
 // on any other error.

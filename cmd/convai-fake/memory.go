@@ -16,7 +16,8 @@ import (
 const maxMemorySeed = 16 << 20
 
 // memorySeedShape is the shape of a memory seed, for error messages.
-const memorySeedShape = `{"end_users": ["USER"], "memories": {"CHARACTER": {"USER": [{"id": "M", "memory": "TEXT", "session_id": "S"}]}}}`
+const memorySeedShape = `{"end_users": ["USER"], "memories": {"CHARACTER": {"USER": [{"id": "M", "memory": "TEXT", "session_id": "S"}]}}, ` +
+	`"list_flags": {"CHARACTER": {"S": "true|false|absent|JSON"}}}`
 
 // readMemorySeed reads the end users and memories of --memories: a regular file of at most
 // maxMemorySeed bytes, one JSON object.
@@ -54,8 +55,9 @@ type memoryReport struct {
 	Pending   bool                `json:"delete_all_pending"`
 }
 
-// memoryRoutes adds the fake's control endpoints for long-term memory: seed end users and
-// memories (POST /_fake/memories, a MemorySeed), look at one end user's memories with a
+// memoryRoutes adds the fake's control endpoints for long-term memory: seed end users,
+// memories and what the session lists say of is_added_to_memory (POST /_fake/memories, a
+// MemorySeed), look at one end user's memories with a
 // character (GET /_fake/memories?character=C&end_user=U) and at the end users (GET
 // /_fake/end-users).
 func memoryRoutes(mux *http.ServeMux, fake *convaitest.Fake) {

@@ -163,3 +163,48 @@ func TestPostedMemorySeedIsBounded(t *testing.T) {
 	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 	require.Zero(t, fake.Stats().Memories)
 }
+
+// TestRunSeedsListFlags: POST /_fake/memories sets what the session list says of
+// is_added_to_memory: true, false, left out, or another value; a flag that is not JSON is
+// refused. The list says true of a session a memory was drawn from, false of the others.
+func TestRunSeedsListFlags(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/sessions.json"
+	sessions := `{"c": {"drawn": [], "plain": [], "yes": [], "no": [], "absent": [], "odd": []}}`
+	require.NoError(t, os.WriteFile(path, []byte(sessions), 0o600))
+	b := start(t, "--sessions", path)
+	code, out := postJSON(t, b.baseURL+"/_fake/memories", `{"memories": {"c": {"u": [{"id": "m1", "session_id": "drawn"}]}},
+		"list_flags": {"c": {"yes": "true", "no": "false", "absent": "absent", "odd": "\"maybe\""}}}`)
+	require.Equal(t, http.StatusOK, code, out)
+	code, out = postJSON(t, b.baseURL+"/_fake/memories", `{"list_flags": {"c": {"yes": "not json"}}}`)
+	require.Equal(t, http.StatusBadRequest, code, out)
+
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, b.baseURL+"/character/chatHistory/list",
+		strings.NewReader(`{"charID": "c", "limit": "-1"}`))
+	require.NoError(t, err)
+	req.Header.Set("CONVAI-API-KEY", key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var raw []map[string]json.RawMessage
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&raw))
+	said := map[string]string{}
+	for _, el := range raw {
+		var id string
+		require.NoError(t, json.Unmarshal(el["sessionID"], &id))
+		if v, ok := el["is_added_to_memory"]; ok {
+			said[id] = string(v)
+		}
+	}
+	require.Equal(t, map[string]string{"drawn": "true", "plain": "false", "yes": "true", "no": "false", "odd": `"maybe"`}, said,
+		"absent is left out")
+
+	var got = map[string]convai.MemoryFlag{}
+	res := newClient(t, b.baseURL, key).List(context.Background(), "c", func(s convai.ListedSession) error {
+		got[s.SessionID] = s.Memory
+		return nil
+	})
+	require.Equal(t, convai.Confirmed, res.Class, res.Detail)
+	require.Equal(t, map[string]convai.MemoryFlag{"drawn": convai.MemoryAdded, "plain": convai.MemoryNotAdded, "yes": convai.MemoryAdded,
+		"no": convai.MemoryNotAdded, "absent": convai.MemoryUnstated, "odd": convai.MemoryUnstated}, got)
+}

@@ -50,7 +50,8 @@ var malformedDetails = []badBody{
 
 // answerList applies the drawn fault, or streams the character's sessions, newest start first,
 // at most limit of them (-1: all). A session's is_added_to_memory is true once a memory was drawn
-// from it (Memory.SessionID, SetAddedToMemory).
+// from it (Memory.SessionID, SetAddedToMemory), false otherwise, unless a list flag says what it
+// says (MemorySeed.ListFlags, SetListFlag).
 func (f *Fake) answerList(w http.ResponseWriter, r *http.Request, opts Options, charID string, limit int) (int, Outcome) {
 	if code, out, faulted := f.fault(w, r, opts, malformedLists); faulted {
 		return code, out
@@ -68,10 +69,10 @@ func (f *Fake) answerList(w http.ResponseWriter, r *http.Request, opts Options, 
 			_, _ = bw.WriteString(", ")
 		}
 		el, _ := json.Marshal(struct {
-			SessionID string `json:"sessionID"`
-			Date      string `json:"date"`
-			Time      string `json:"time"`
-			Memory    bool   `json:"is_added_to_memory"`
+			SessionID string          `json:"sessionID"`
+			Date      string          `json:"date"`
+			Time      string          `json:"time"`
+			Memory    json.RawMessage `json:"is_added_to_memory,omitempty"`
 		}{s.id, s.start.Format(listDateLayout), s.start.Format(listTimeLayout), s.memory})
 		_, _ = bw.Write(el)
 		if r.Context().Err() != nil {
@@ -161,7 +162,7 @@ func (f *Fake) firstUnknown(charID string, ids []string) (string, bool) {
 type listedSession struct {
 	id     string
 	start  time.Time
-	memory bool // is_added_to_memory
+	memory json.RawMessage // is_added_to_memory, as JSON; nil leaves it out
 }
 
 // listed returns the sessions of charID, newest start first (then by ID), and the RejectIDs it
@@ -171,7 +172,7 @@ func (f *Fake) listed(charID string) []listedSession {
 	f.mu.Lock()
 	out := make([]listedSession, 0, len(f.sessions[charID]))
 	for id, times := range f.sessions[charID] {
-		s := listedSession{id: id, memory: f.addedToMemoryLocked(charID, id)}
+		s := listedSession{id: id, memory: f.listFlagLocked(charID, id)}
 		if len(times) > 0 {
 			s.start = slices.MinFunc(times, time.Time.Compare).UTC()
 		}
@@ -179,7 +180,7 @@ func (f *Fake) listed(charID string) []listedSession {
 	}
 	for id := range f.reject {
 		if _, ok := f.sessions[charID][id]; !ok {
-			out = append(out, listedSession{id: id, memory: f.addedToMemoryLocked(charID, id)})
+			out = append(out, listedSession{id: id, memory: f.listFlagLocked(charID, id)})
 		}
 	}
 	f.mu.Unlock()

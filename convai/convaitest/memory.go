@@ -2,6 +2,7 @@ package convaitest
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -60,7 +61,16 @@ type MemorySeed struct {
 	// Memories is character ID to end user ID to that end user's memories with the character.
 	// Each end user named is known to the account.
 	Memories map[string]map[string][]Memory `json:"memories,omitempty"`
+	// ListFlags is character ID to session ID to what that session's list element says of
+	// is_added_to_memory, whatever memory holds: "true", "false", "absent" (the member left
+	// out), or any other JSON value, written as given (null, "yes", 1). A session not named
+	// here says true once a memory was drawn from it, false otherwise.
+	ListFlags map[string]map[string]string `json:"list_flags,omitempty"`
 }
+
+// ListFlagAbsent, as a value of MemorySeed.ListFlags, leaves is_added_to_memory out of the
+// session's list element.
+const ListFlagAbsent = "absent"
 
 // memoryState is the Fake's long-term memory. The Fake's mutex guards it.
 type memoryState struct {
@@ -69,6 +79,9 @@ type memoryState struct {
 	endUsers map[string]bool
 	// added is character to the sessions whose list element says is_added_to_memory.
 	added map[string]map[string]bool
+	// flags is character to session to what its list element says of is_added_to_memory, as
+	// JSON, or ListFlagAbsent; it wins over added.
+	flags map[string]map[string]string
 	// pending are the delete-alls in progress, by character and end user.
 	pending map[[2]string]deleteAll
 }
@@ -85,6 +98,7 @@ func newMemoryState() memoryState {
 		held:     make(map[string]map[string]map[string]Memory),
 		endUsers: make(map[string]bool),
 		added:    make(map[string]map[string]bool),
+		flags:    make(map[string]map[string]string),
 		pending:  make(map[[2]string]deleteAll),
 	}
 }
@@ -176,6 +190,16 @@ func (f *Fake) AddMemories(seed MemorySeed) error {
 			}
 		}
 	}
+	for char, sessions := range seed.ListFlags {
+		for id, said := range sessions {
+			if char == "" || id == "" {
+				return errors.New("list_flags: a character or session ID is empty")
+			}
+			if said != ListFlagAbsent && !json.Valid([]byte(said)) {
+				return fmt.Errorf("list_flags of session %q of character %q: %q is neither %q nor a JSON value", id, char, said, ListFlagAbsent)
+			}
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, u := range seed.EndUsers {
@@ -189,7 +213,30 @@ func (f *Fake) AddMemories(seed MemorySeed) error {
 			}
 		}
 	}
+	for char, sessions := range seed.ListFlags {
+		for id, said := range sessions {
+			f.memory.setFlagLocked(char, id, said)
+		}
+	}
 	return nil
+}
+
+// SetListFlag sets what the list of characterID says of sessionID's is_added_to_memory, as
+// MemorySeed.ListFlags does; it panics on a value that is neither ListFlagAbsent nor JSON, as a
+// test's mistake.
+func (f *Fake) SetListFlag(characterID, sessionID, said string) {
+	if err := f.AddMemories(MemorySeed{ListFlags: map[string]map[string]string{characterID: {sessionID: said}}}); err != nil {
+		panic(err)
+	}
+}
+
+func (m *memoryState) setFlagLocked(characterID, sessionID, said string) {
+	set := m.flags[characterID]
+	if set == nil {
+		set = make(map[string]string)
+		m.flags[characterID] = set
+	}
+	set[sessionID] = said
 }
 
 // AddMemory adds one memory of endUserID with characterID, as AddMemories does; it panics on an
@@ -222,10 +269,19 @@ func (f *Fake) SetAddedToMemory(characterID, sessionID string, added bool) {
 	f.memory.setAddedLocked(characterID, sessionID, added)
 }
 
-// addedToMemory reports whether sessionID of characterID is listed as added to memory. The
-// caller holds mu.
-func (f *Fake) addedToMemoryLocked(characterID, sessionID string) bool {
-	return f.memory.added[characterID][sessionID]
+// listFlagLocked returns what the list element of sessionID of characterID says of
+// is_added_to_memory, as JSON; nil leaves the member out. The caller holds mu.
+func (f *Fake) listFlagLocked(characterID, sessionID string) json.RawMessage {
+	if said, ok := f.memory.flags[characterID][sessionID]; ok {
+		if said == ListFlagAbsent {
+			return nil
+		}
+		return json.RawMessage(said)
+	}
+	if f.memory.added[characterID][sessionID] {
+		return json.RawMessage("true")
+	}
+	return json.RawMessage("false")
 }
 
 // DeleteAllPending reports whether a delete-all of endUserID's memories with characterID is in
