@@ -77,3 +77,60 @@ func TestRolesEndUsers(t *testing.T) {
 	require.Equal(t, "deleted", ev.MemoryDeletions[0].Status)
 	require.Equal(t, "c2", ev.MemoryDeletions[0].CharacterID)
 }
+
+// TestRolesMemoryFlags: the least-privilege job role records what verify's lists say of
+// long-term memory through record_memory_flags alone and reads what erasures left behind; it
+// cannot write the records itself; the auditor reads them in the report and the evidence.
+func TestRolesMemoryFlags(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	r := applyRoles(t, b)
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	b.exec(t, `INSERT INTO retention.sessions (character_id, session_id, last_active_at, end_user_id) VALUES
+		('c1', 'old', now() - interval '2 days', NULL), ('c1', 'kept', now(), 'u1'), ('c1', 'quiet', now(), NULL)`)
+	a := newAPI(t, convaitest.Options{})
+	for _, s := range []string{"old", "kept", "quiet"} {
+		a.fake.AddSession("c1", s, time.Now())
+	}
+	a.fake.SetListFlag("c1", "kept", "true")
+	a.fake.SetListFlag("c1", "quiet", convaitest.ListFlagAbsent)
+
+	jobPool := b.poolAs(t, r.job)
+	_, err := a.run(t, jobPool, job.Shard{})
+	require.NoError(t, err)
+	request := b.count(t, `INSERT INTO retention.erasure_requests (character_id, session_id, reason) VALUES ('c1', 'kept', 'ticket') RETURNING id`)
+	vsum, err := a.verify(t, jobPool)
+	require.NoError(t, err)
+	require.Equal(t, &job.MemoryLeft{}, vsum.MemoryLeft)
+	_, err = a.run(t, jobPool, job.Shard{})
+	require.NoError(t, err)
+	vsum, err = a.verify(t, jobPool)
+	require.NoError(t, err)
+	require.Equal(t, &job.MemoryLeft{Sessions: 1, ErasureRequests: 1}, vsum.MemoryLeft)
+
+	for _, sql := range []string{
+		`INSERT INTO retention.memory_listings (character_id, session_id, said, verify_id, listed_at) VALUES ('c1', 'x', 'unstated', 1, now())`,
+		`INSERT INTO retention.memory_sightings (character_id, session_id, verify_id, listed_at) VALUES ('c1', 'x', 1, now())`,
+		`SELECT retention.record_memory_sightings(1, 'guess', 'c1', now(), ARRAY['x'])`,
+		`SELECT retention.record_memory_flags(1, 'guess', 'c1', now(), ARRAY['x'], ARRAY['added'])`,
+	} {
+		_, err := jobPool.Exec(ctx, sql)
+		require.Error(t, err, sql)
+	}
+
+	auditorPool := b.poolAs(t, r.auditor)
+	rep, err := report.Build(ctx, auditorPool, report.Options{Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, rep.VerificationTotal.InMemory)
+	require.Zero(t, rep.VerificationTotal.InMemoryErased)
+	ev, err := report.Session(ctx, auditorPool, report.SessionOptions{SessionID: "kept"})
+	require.NoError(t, err)
+	require.NotNil(t, ev.Findings[0].Memory)
+	require.Equal(t, report.MemoryAdded, ev.Findings[0].Memory.Said)
+	require.Equal(t, "u1", ev.Findings[0].Memory.EndUserID)
+	ev, err = report.Session(ctx, auditorPool, report.SessionOptions{SessionID: "quiet"})
+	require.NoError(t, err)
+	require.Equal(t, report.MemoryUnstated, ev.Findings[0].Memory.Said)
+	require.EqualValues(t, 1, b.count(t, `SELECT count(*) FROM retention.erasure_memory_left WHERE request_id = $1`, request))
+}

@@ -266,10 +266,13 @@ func TestRolesRunReportAndAuditWithLeastPrivilege(t *testing.T) {
 	// Discover, as the job: it adds a session the app never stored, only through its function,
 	// and the auditor sees the discovery.
 	var added int64
-	require.NoError(t, jobPool.QueryRow(ctx, `SELECT retention.add_discovered('c9', ARRAY['lost'], ARRAY[now() - interval '40 days'])`).Scan(&added))
+	require.NoError(t, jobPool.QueryRow(ctx,
+		`SELECT retention.add_discovered('c9', ARRAY['lost'], ARRAY[now() - interval '40 days'], ARRAY['added'])`).Scan(&added))
 	require.EqualValues(t, 1, added)
-	_, err = jobPool.Exec(ctx, `SELECT retention.add_discovered('c9', ARRAY['later'], ARRAY[now() + interval '1 day'])`)
+	_, err = jobPool.Exec(ctx, `SELECT retention.add_discovered('c9', ARRAY['later'], ARRAY[now() + interval '1 day'], ARRAY['added'])`)
 	require.ErrorContains(t, err, "in the future")
+	_, err = jobPool.Exec(ctx, `SELECT retention.add_discovered('c9', ARRAY['other'], ARRAY[now() - interval '40 days'])`)
+	denied(t, err, "job: the add_discovered that keeps no memory answer")
 	_, err = jobPool.Exec(ctx, `INSERT INTO retention.discoveries (character_id, session_id, last_active_at) VALUES ('c9', 'x', now())`)
 	denied(t, err, "job: insert a discovery")
 	var found int64

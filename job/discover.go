@@ -49,6 +49,8 @@ type Discovered struct {
 	SessionID string
 	// LastActive is its latest interaction, from the details endpoint.
 	LastActive time.Time
+	// Memory is what the list said of its is_added_to_memory; the store records it.
+	Memory MemoryFlag
 }
 
 // DiscoverOptions says what discover does.
@@ -193,7 +195,7 @@ func (d *discoverer) character(ctx context.Context, threshold time.Time, dc *Dis
 // started at or before the threshold (or have no list date), counting what the list showed in
 // dc. listed is false when the list could not be read: dc.Error says why, and the character is
 // done.
-func (d *discoverer) listCandidates(ctx context.Context, threshold time.Time, dc *DiscoveredCharacter) (candidates []string, listed bool, err error) {
+func (d *discoverer) listCandidates(ctx context.Context, threshold time.Time, dc *DiscoveredCharacter) (candidates []ListedSession, listed bool, err error) {
 	m := &missingSessions{store: d.store, threshold: threshold, dc: dc}
 	var batchErr error
 	_, err = listAll(ctx, d.lister, d.cfg, d.limiter, dc.CharacterID,
@@ -242,7 +244,7 @@ type missingSessions struct {
 	threshold  time.Time
 	dc         *DiscoveredCharacter
 	batch      []ListedSession
-	candidates []string // missing, and started at or before the threshold
+	candidates []ListedSession // missing, and started at or before the threshold
 }
 
 // flush asks the store about the batch and empties it.
@@ -251,14 +253,10 @@ func (m *missingSessions) flush(ctx context.Context) error {
 		return nil
 	}
 	ids := make([]string, len(m.batch))
-	started := make(map[string]time.Time, len(m.batch))
-	added := make(map[string]bool)
+	listed := make(map[string]ListedSession, len(m.batch))
 	for i, s := range m.batch {
 		ids[i] = s.SessionID
-		started[s.SessionID] = s.Start
-		if s.Memory == MemoryAdded {
-			added[s.SessionID] = true
-		}
+		listed[s.SessionID] = s
 	}
 	m.batch = m.batch[:0]
 	missing, err := m.store.Missing(ctx, m.dc.CharacterID, ids)
@@ -267,30 +265,35 @@ func (m *missingSessions) flush(ctx context.Context) error {
 	}
 	for _, id := range missing {
 		m.dc.Missing++
-		if added[id] {
+		s := listed[id]
+		if s.Memory == MemoryAdded {
 			m.dc.InMemory++
 		}
 		// A session without a list date may be old: its details decide.
-		if st := started[id]; !st.IsZero() && st.After(m.threshold) {
+		if !s.Start.IsZero() && s.Start.After(m.threshold) {
 			m.dc.Recent++
 			continue
 		}
-		m.candidates = append(m.candidates, id)
+		m.candidates = append(m.candidates, s)
 	}
 	return nil
 }
 
 // dateCandidates reads the details of the candidates and returns those with a usable latest
 // interaction, counting in dc the undated, the out-of-range and the expired.
-func (d *discoverer) dateCandidates(ctx context.Context, threshold time.Time, dc *DiscoveredCharacter, candidates []string) ([]Discovered, error) {
+func (d *discoverer) dateCandidates(ctx context.Context, threshold time.Time, dc *DiscoveredCharacter, candidates []ListedSession) ([]Discovered, error) {
 	var found []Discovered
-	details := d.allDetails(ctx, dc.CharacterID, candidates)
+	ids := make([]string, len(candidates))
+	for i, c := range candidates {
+		ids[i] = c.SessionID
+	}
+	details := d.allDetails(ctx, dc.CharacterID, ids)
 	now, err := d.store.Now(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for i, r := range details {
-		id, latest, err := candidates[i], r.latest, r.err
+		id, latest, err := ids[i], r.latest, r.err
 		switch {
 		case errors.Is(err, ErrKeyRejected):
 			return nil, fmt.Errorf("read the details of a session of %s: %w", dc.CharacterID, err)
@@ -314,7 +317,7 @@ func (d *discoverer) dateCandidates(ctx context.Context, threshold time.Time, dc
 		if !latest.After(threshold) {
 			dc.Expired++
 		}
-		found = append(found, Discovered{SessionID: id, LastActive: latest})
+		found = append(found, Discovered{SessionID: id, LastActive: latest, Memory: candidates[i].Memory})
 	}
 	return found, nil
 }

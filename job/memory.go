@@ -34,31 +34,38 @@ func (m MemoryFlag) String() string {
 	return "unstated"
 }
 
-// MemoryRecorder records which listed sessions Convai said had gone into long-term memory.
-type MemoryRecorder interface {
-	// RecordMemory records that the list of characterID read at listedAt (the database's
-	// clock, taken before the list was asked for) showed each of sessionIDs (at most
-	// VerifyBatchSize, well-formed) with is_added_to_memory true. A session recorded before
-	// is left as it was: once added, a session stays added.
-	RecordMemory(ctx context.Context, characterID string, listedAt time.Time, sessionIDs []string) error
+// MemoryListed is what a list said of one session's is_added_to_memory.
+type MemoryListed struct {
+	SessionID string
+	Memory    MemoryFlag
 }
 
-// memorySeen gathers, from one list, the sessions it showed as added to memory, and hands them
-// to a MemoryRecorder in batches of at most VerifyBatchSize as they come: memory stays bounded
+// MemoryRecorder records what lists said of each listed session's is_added_to_memory.
+type MemoryRecorder interface {
+	// RecordMemory records that the list of characterID read at listedAt (the database's
+	// clock, taken before the list was asked for) showed each of listed (at most
+	// VerifyBatchSize, well-formed IDs) with what it said of is_added_to_memory: added,
+	// not added, or unstated (never taken as not added). A session and answer recorded before
+	// are left as they were: once added, a session stays added.
+	RecordMemory(ctx context.Context, characterID string, listedAt time.Time, listed []MemoryListed) error
+}
+
+// memorySeen gathers what one list said of each session's is_added_to_memory and hands it to a
+// MemoryRecorder in batches of at most VerifyBatchSize as it comes: memory stays bounded
 // whatever the length of the list.
 type memorySeen struct {
 	rec         MemoryRecorder
 	characterID string
 	listedAt    time.Time
-	batch       []string
-	// added and notAdded count what the list said, malformed IDs included.
-	added, notAdded int64
-	err             error
+	batch       []MemoryListed
+	// added, notAdded and unstated count what the list said, malformed IDs included.
+	added, notAdded, unstated int64
+	err                       error
 }
 
 // reset forgets what a failed try showed; what it recorded stays recorded (the list said it).
 func (m *memorySeen) reset() {
-	m.batch, m.added, m.notAdded, m.err = m.batch[:0], 0, 0, nil
+	m.batch, m.added, m.notAdded, m.unstated, m.err = m.batch[:0], 0, 0, 0, nil
 }
 
 // add notes one listed session; an error is the store's, and ends the list.
@@ -66,16 +73,15 @@ func (m *memorySeen) add(ctx context.Context, s ListedSession) error {
 	switch s.Memory {
 	case MemoryNotAdded:
 		m.notAdded++
-		return nil
 	case MemoryAdded:
 		m.added++
 	default:
-		return nil
+		m.unstated++
 	}
 	if !policy.ValidIDs(m.characterID, s.SessionID) {
 		return nil // never sendable, never recorded: counted only
 	}
-	m.batch = append(m.batch, s.SessionID)
+	m.batch = append(m.batch, MemoryListed{SessionID: s.SessionID, Memory: s.Memory})
 	if len(m.batch) < VerifyBatchSize {
 		return nil
 	}

@@ -1,6 +1,8 @@
 package job_test
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -106,7 +108,7 @@ func TestVerifyRecordsMemoryInBatches(t *testing.T) {
 	b.inMemory("big", "one-more")
 	b.fake.AddSession("big", "one-more")
 	sum, err = b.verify(t, cfg, job.VerifyScope{})
-	require.ErrorContains(t, err, "record the sessions of big in long-term memory")
+	require.ErrorContains(t, err, "record what the list of big said of long-term memory")
 	require.Equal(t, job.VerifyFailed, sum.Status)
 }
 
@@ -165,4 +167,82 @@ func TestErasureCountsSessionsInMemory(t *testing.T) {
 	require.EqualValues(t, 5, sum.Erasure.Deleted, "c's three, never-stored, d-s0001")
 	require.EqualValues(t, 2, sum.Erasure.ListedInMemory)
 	require.Len(t, b.fake.Memories("c", "user-1"), 2, "deleting chat history leaves the memories")
+}
+
+// memoryLeftObserver keeps what a verification said was left in long-term memory.
+type memoryLeftObserver struct{ left []job.MemoryLeft }
+
+func (o *memoryLeftObserver) Verified(int, int)           {}
+func (o *memoryLeftObserver) MemoryLeft(l job.MemoryLeft) { o.left = append(o.left, l) }
+
+// TestVerifyRecordsEveryMemoryAnswer: verify records what its lists say of each session's
+// is_added_to_memory: true (a sighting, with the end user the set names), false, and absent or
+// unreadable (unstated, never taken as false). A completed erasure request whose session went
+// into memory leaves memory behind until that end user's memory is erased, and verify says so.
+func TestVerifyRecordsEveryMemoryAnswer(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	b.seed(t, "c", 1, days(2))
+	b.live(t, "c")
+	require.EqualValues(t, 1, b.realRun(t).Deleted)
+	for id, said := range map[string]string{"c-yes": "true", "c-no": "false", "c-absent": convaitest.ListFlagAbsent, "c-odd": `"yes"`} {
+		b.fake.AddSession("c", id, time.Now())
+		b.fake.SetListFlag("c", id, said)
+	}
+	b.exec(t, `INSERT INTO retention.sessions (character_id, session_id, last_active_at, end_user_id)
+		VALUES ('c', 'c-yes', now(), 'u1'), ('c', 'c-no', now(), 'u1'), ('c', 'c-absent', now(), NULL), ('c', 'c-odd', now(), NULL)`)
+
+	obs := &memoryLeftObserver{}
+	sum, err := job.Verify(context.Background(), b.store, b.send.(job.Lister), fastConfig(), obs, job.VerifyStart{Host: "test"})
+	require.NoError(t, err)
+	require.Equal(t, []job.VerifiedCharacter{{CharacterID: "c", Checked: 1, Absent: 1, ListedInMemory: 1, ListedMemoryUnstated: 2}}, sum.Characters)
+	require.Equal(t, []string{"c-yes/u1"}, b.strings(t, `SELECT session_id || '/' || coalesce(end_user_id, '-') FROM retention.memory_sightings`))
+	require.Equal(t, []string{"c-absent/unstated", "c-live/not_added", "c-no/not_added", "c-odd/unstated"},
+		b.strings(t, `SELECT session_id || '/' || said FROM retention.memory_listings`))
+	require.Equal(t, &job.MemoryLeft{}, sum.MemoryLeft, "nothing deleted went into memory yet")
+
+	// The whole character is erased: c-yes went into memory, and u1's memory stays.
+	request := b.fileErasure(t, "c", nil, "asked by the user")
+	b.realRun(t)
+	state, _ := b.erasureState(t, request)
+	require.Equal(t, "completed", state)
+	sum, err = job.Verify(context.Background(), b.store, b.send.(job.Lister), fastConfig(), obs, job.VerifyStart{Host: "test"})
+	require.NoError(t, err)
+	require.Equal(t, &job.MemoryLeft{Sessions: 1, ErasureRequests: 1}, sum.MemoryLeft)
+	require.Equal(t, []string{fmt.Sprintf("%d/1/{u1}", request)},
+		b.strings(t, `SELECT request_id || '/' || sessions_in_memory || '/' || end_user_ids::text FROM retention.erasure_memory_left`))
+
+	// u1's memory of c is erased: nothing is left.
+	b.fake.AddMemory("c", "u1", convaitest.Memory{ID: "m1", Text: "likes tea"})
+	eu := b.fileEndUser(t, "u1", "c", false)
+	b.realRun(t)
+	require.Equal(t, "completed", b.endUserState(t, eu))
+	sum, err = job.Verify(context.Background(), b.store, b.send.(job.Lister), fastConfig(), obs, job.VerifyStart{Host: "test"})
+	require.NoError(t, err)
+	require.Equal(t, &job.MemoryLeft{}, sum.MemoryLeft)
+	require.Len(t, obs.left, 3, "every verification that ends tells the observer")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.deleted_in_memory
+		WHERE session_id = 'c-yes' AND end_user_id = 'u1' AND memory_erased_at >= deleted_at`))
+}
+
+// TestDiscoverRecordsMemoryAnswers: discover keeps what the list said of the memory of each
+// session it adds; a deleted one that went into memory counts as such.
+func TestDiscoverRecordsMemoryAnswers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age) VALUES (NULL, '1 day')`)
+	b.live(t, "c")
+	old := time.Now().Add(-72 * time.Hour)
+	for id, said := range map[string]string{"lost-yes": "true", "lost-no": "false", "lost-absent": convaitest.ListFlagAbsent} {
+		b.fake.AddSession("c", id, old)
+		b.fake.SetListFlag("c", id, said)
+	}
+	sum, err := b.discover(t, job.DiscoverOptions{CanAdd: true})
+	require.NoError(t, err)
+	require.EqualValues(t, 3, sum.Characters[0].Added)
+	require.Equal(t, []string{"lost-absent/unstated", "lost-no/not_added", "lost-yes/added"},
+		b.strings(t, `SELECT session_id || '/' || memory FROM retention.discoveries`))
+	require.EqualValues(t, 3, b.realRun(t).Deleted)
+	require.Equal(t, []string{"lost-yes/discover"}, b.strings(t, `SELECT session_id || '/' || listed_by FROM retention.deleted_in_memory`))
 }

@@ -46,9 +46,34 @@ type VerifyRunStore interface {
 	// Live counts the listed sessions the job knows are live: a list that shows none of them
 	// verifies nothing (see LiveChecker).
 	LiveChecker
-	// RecordMemory records the listed sessions Convai said had gone into long-term memory, live
-	// or deleted, as the lists show them (see MemoryRecorder).
+	// RecordMemory records what the lists said of each listed session's is_added_to_memory,
+	// live or deleted (see MemoryRecorder).
 	MemoryRecorder
+	// MemoryLeft reads, over all time and every character, what deletions left in long-term
+	// memory: the store's reading after this verification's records.
+	MemoryLeft(ctx context.Context) (MemoryLeft, error)
+}
+
+// MemoryLeft is what deletions left in long-term memory, as the lists recorded it: deleted
+// sessions Convai listed with is_added_to_memory true, with no erasure of their end user's
+// memory of the character completed since the deletion. The flag is Convai's word.
+type MemoryLeft struct {
+	// Sessions counts such deleted sessions (each deletion once).
+	Sessions int64 `json:"sessions"`
+	// EndUserUnknown counts those of Sessions whose end user is not known: their memory cannot
+	// be erased by end user.
+	EndUserUnknown int64 `json:"end_user_unknown"`
+	// ErasureRequests counts the completed erasure requests with such sessions: memory left
+	// behind by an erasure (a child of an end user's request counts once that request is
+	// complete).
+	ErasureRequests int64 `json:"erasure_requests"`
+}
+
+// MemoryLeftObserver is told what deletions left in long-term memory at the end of a
+// verification that listed every character in scope or gave up on some (not one that failed).
+// A VerifyObserver may implement it.
+type MemoryLeftObserver interface {
+	MemoryLeft(MemoryLeft)
 }
 
 // VerifyStart describes a verification for its row.
@@ -113,6 +138,9 @@ type VerifySummary struct {
 	Absent     int64               `json:"absent"`
 	Unlisted   int64               `json:"unlisted"`
 	Characters []VerifiedCharacter `json:"characters"`
+	// MemoryLeft is what deletions left in long-term memory, over all time, read at the end;
+	// nil when the verification failed or was interrupted.
+	MemoryLeft *MemoryLeft `json:"memory_left,omitempty"`
 }
 
 // VerifiedCharacter is one character's part of a VerifySummary.
@@ -125,8 +153,12 @@ type VerifiedCharacter struct {
 	PresentIDs []string `json:"present_ids,omitempty"`
 	// ListedInMemory counts the sessions the character's list showed with is_added_to_memory
 	// true: Convai drew long-term memory from them, which deleting their chat history is not
-	// known to remove. They are recorded (retention.memory_sightings).
+	// known to remove. They are recorded (retention.memory_sightings), as are those listed
+	// with false or without a readable answer (retention.memory_listings).
 	ListedInMemory int64 `json:"listed_in_memory,omitempty"`
+	// ListedMemoryUnstated counts the listed sessions whose is_added_to_memory was absent or
+	// neither true nor false: unknown, never taken as false.
+	ListedMemoryUnstated int64 `json:"listed_memory_unstated,omitempty"`
 	// Error says why the character's list could not be read; empty when it was.
 	Error string `json:"error,omitempty"`
 }
@@ -208,7 +240,7 @@ func (v *verifier) character(ctx context.Context, characterID string) error {
 	if err != nil {
 		return err
 	}
-	vc := VerifiedCharacter{CharacterID: characterID, ListedInMemory: l.memory.added}
+	vc := VerifiedCharacter{CharacterID: characterID, ListedInMemory: l.memory.added, ListedMemoryUnstated: l.memory.unstated}
 	switch {
 	case errors.Is(l.err, ErrKeyRejected):
 		return fmt.Errorf("list the sessions of %s: %w", characterID, l.err)
@@ -324,8 +356,28 @@ func (v *verifier) tally(vc VerifiedCharacter, memory *memorySeen) {
 	}
 	if memory.added > 0 {
 		v.log.Info("sessions listed as added to long-term memory: deleting their chat history is not known to remove it",
-			"character_id", vc.CharacterID, "listed_in_memory", memory.added, "listed_not_in_memory", memory.notAdded)
+			"character_id", vc.CharacterID, "listed_in_memory", memory.added, "listed_not_in_memory", memory.notAdded,
+			"listed_memory_unstated", memory.unstated)
 	}
+}
+
+// memoryLeft reads what deletions left in long-term memory into the summary, tells the
+// observer, and warns when an erasure left some.
+func (v *verifier) memoryLeft(ctx context.Context) error {
+	left, err := v.store.MemoryLeft(ctx)
+	if err != nil {
+		return fmt.Errorf("read what deletions left in long-term memory: %w", err)
+	}
+	v.sum.MemoryLeft = &left
+	if o, ok := v.obs.(MemoryLeftObserver); ok {
+		o.MemoryLeft(left)
+	}
+	if left.ErasureRequests > 0 {
+		v.log.Warn("completed erasure requests left long-term memory behind: Convai listed some of their sessions as added to memory, "+
+			"and no erasure of that end user's memory followed (retention.erasure_memory_left)",
+			"erasure_requests", left.ErasureRequests, "sessions", left.Sessions, "end_user_unknown", left.EndUserUnknown)
+	}
+	return nil
 }
 
 // finish writes the final row and returns the summary and the error that ended the
@@ -344,6 +396,13 @@ func (v *verifier) finish(ctx context.Context, err error) (*VerifySummary, error
 	v.sum.Status = end.Status
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	if err == nil {
+		err = v.memoryLeft(ctx)
+		if err != nil {
+			end.Status, end.Error = VerifyFailed, err.Error()
+			v.sum.Status = end.Status
+		}
+	}
 	if ferr := v.store.Finish(fctx, end); ferr != nil {
 		return v.sum, errors.Join(err, fmt.Errorf("finish verify: %w", ferr))
 	}

@@ -199,13 +199,18 @@ CREATE TABLE retention.forgotten_sessions (
 --     Discoveries: sessions found in Convai's list that the app had never stored, added to
 --     retention.sessions by `retention discover` with their latest interaction from the details
 --     endpoint as last_active_at.
+-- 016_end_users.sql: ALTER TABLE
+--     What the list said of a session discover added: added, not_added or unstated; NULL for the
+--     rows added before 016.
 CREATE TABLE retention.discoveries (
     id             bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
     character_id   text NOT NULL,
     session_id     text NOT NULL,
     last_active_at timestamp with time zone NOT NULL,
     discovered_at  timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
-    CONSTRAINT discoveries_pkey PRIMARY KEY (id)
+    memory         text,
+    CONSTRAINT discoveries_pkey PRIMARY KEY (id),
+    CONSTRAINT discoveries_memory_check CHECK (memory = ANY (ARRAY['added'::text, 'not_added'::text, 'unstated'::text]))
 );
 CREATE INDEX discoveries_by_character ON retention.discoveries USING btree (character_id);
 CREATE TRIGGER discoveries_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON retention.discoveries FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
@@ -614,12 +619,21 @@ CREATE TRIGGER verifications_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON 
 --     One row per session a verification's list showed with is_added_to_memory true: the first such
 --     list (once added, a session stays added). A session never shown so may still have gone into
 --     memory: no list saw it, or none saw it before its deletion took it off the list.
+-- 016_end_users.sql: ALTER TABLE
+--     The memory flag as evidence (issue 18, part 1). Convai's session list says of each session
+--     is_added_to_memory: whether long-term memory was drawn from it. A verification records every
+--     answer its lists give: true in retention.memory_sightings (014; now with the end user the set
+--     named then, since a deletion takes the session's row, and its end user, out of the set),
+--     false or no readable answer in retention.memory_listings; discover records the answer of each
+--     session it adds (retention.discoveries.memory). The flag is Convai's word: docs/COMPLIANCE.md
+--     ("Long-term memory") says what it proves and what it cannot.
 CREATE TABLE retention.memory_sightings (
     character_id text NOT NULL,
     session_id   text NOT NULL,
     verify_id    bigint NOT NULL,
     listed_at    timestamp with time zone NOT NULL,
     recorded_at  timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    end_user_id  text,
     CONSTRAINT memory_sightings_pkey PRIMARY KEY (character_id, session_id),
     CONSTRAINT memory_sightings_verify_id_fkey FOREIGN KEY (verify_id) REFERENCES retention.verify_runs(id)
 );
@@ -830,6 +844,27 @@ CREATE TABLE retention.memory_erasures (
 );
 CREATE INDEX memory_erasures_by_request ON retention.memory_erasures USING btree (request_id, character_id, id);
 CREATE TRIGGER memory_erasures_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON retention.memory_erasures FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
+
+-- retention.memory_listings
+-- Sessions a verification's list showed with is_added_to_memory false (not_added) or without a
+-- readable answer (unstated), the first list each.
+-- 016_end_users.sql: CREATE TABLE
+--     One row per session and answer a verification's list gave other than true: not_added (false)
+--     or unstated (no is_added_to_memory, or neither true nor false; never taken as false), the
+--     first list that said so. A session may have both, and a sighting too: memory is drawn when a
+--     session closes, so a later list may say true of a session an earlier one said false of.
+CREATE TABLE retention.memory_listings (
+    character_id text NOT NULL,
+    session_id   text NOT NULL,
+    said         text NOT NULL,
+    verify_id    bigint NOT NULL,
+    listed_at    timestamp with time zone NOT NULL,
+    recorded_at  timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT memory_listings_pkey PRIMARY KEY (character_id, session_id, said),
+    CONSTRAINT memory_listings_verify_id_fkey FOREIGN KEY (verify_id) REFERENCES retention.verify_runs(id),
+    CONSTRAINT memory_listings_said_check CHECK (said = ANY (ARRAY['not_added'::text, 'unstated'::text]))
+);
+CREATE TRIGGER memory_listings_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON retention.memory_listings FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
 
 ----------------------------------------------------------------------------------------------------
 -- 2. VIEWS
@@ -1078,6 +1113,57 @@ SELECT f.character_id,
 -- ===============================
 -- Add them to a section in migrations/schemasections_test.go and regenerate.
 
+-- retention.deleted_in_memory
+-- Each deleted row whose session a list showed as added to long-term memory, with its end user
+-- where known and the first erasure of that memory since.
+-- 016_end_users.sql: CREATE VIEW
+--     deleted_in_memory: each deleted row whose session a list showed as added to long-term memory
+--     (a verification's, retention.memory_sightings, or discover's), with the end user where known
+--     (the set's when the list was recorded, or the end user whose request the session was deleted
+--     under) and the first erasure of that end user's memory of the character completed since the
+--     deletion (memory_erased_at NULL: none; the memory the session gave may still be there).
+CREATE VIEW retention.deleted_in_memory AS
+SELECT x.id AS deletion_id,
+    x.character_id,
+    x.session_id,
+    x.completed_at AS deleted_at,
+    x.erasure_request_id,
+    f.listed_at,
+    f.listed_by,
+    f.verify_id,
+    COALESCE(q.end_user_id, f.end_user_id) AS end_user_id,
+    me.id AS memory_erasure_id,
+    me.completed_at AS memory_erased_at
+   FROM ( SELECT ms.character_id,
+            ms.session_id,
+            ms.listed_at,
+            'verify'::text AS listed_by,
+            ms.verify_id,
+            ms.end_user_id
+           FROM retention.memory_sightings ms
+        UNION ALL
+         SELECT d.character_id,
+            d.session_id,
+            min(d.discovered_at) AS min,
+            'discover'::text,
+            NULL::bigint AS int8,
+            NULL::text AS text
+           FROM retention.discoveries d
+          WHERE d.memory = 'added'::text AND NOT (EXISTS ( SELECT 1
+                   FROM retention.memory_sightings ms
+                  WHERE ms.character_id = d.character_id AND ms.session_id = d.session_id))
+          GROUP BY d.character_id, d.session_id) f
+     JOIN retention.deletions x ON x.character_id = f.character_id AND x.session_id = f.session_id AND x.status = 'deleted'::text
+     LEFT JOIN retention.erasure_requests er ON er.id = x.erasure_request_id
+     LEFT JOIN retention.end_user_requests q ON q.id = er.end_user_request_id
+     LEFT JOIN LATERAL ( SELECT m.id,
+            m.completed_at
+           FROM retention.memory_erasures m
+             JOIN retention.end_user_requests mq ON mq.id = m.request_id
+          WHERE mq.end_user_id = COALESCE(q.end_user_id, f.end_user_id) AND m.character_id = x.character_id AND m.status = 'erased'::text AND m.completed_at >= x.completed_at
+          ORDER BY m.completed_at, m.id
+         LIMIT 1) me ON true;
+
 -- retention.end_user_erasure_status
 -- Each end user request with its state (open, blocked, overdue, completed), its characters and its
 -- memory erasures.
@@ -1188,6 +1274,33 @@ SELECT q.id AS request_id,
           WHERE x.request_id = q.id AND x.character_id = e.character_id
           ORDER BY x.id DESC
          LIMIT 1) m ON true;
+
+-- retention.erasure_memory_left
+-- Completed erasure requests with deleted sessions that went into long-term memory and no erasure
+-- of that memory since.
+-- 016_end_users.sql: CREATE VIEW
+--     erasure_memory_left: each completed erasure request some of whose deleted sessions a list
+--     showed as added to long-term memory with no erasure of their end user's memory of the
+--     character since: memory left behind by an erasure. A child of an end user's request counts
+--     only once that request is complete (until then its memory erasure is still to come).
+--     end_user_unknown counts the sessions whose end user is not known: their memory cannot be
+--     erased by end user from here.
+CREATE VIEW retention.erasure_memory_left AS
+SELECT er.id AS request_id,
+    er.character_id,
+    er.session_id AS request_session_id,
+    er.end_user_request_id,
+    ec.completed_at,
+    count(*) AS sessions_in_memory,
+    count(*) FILTER (WHERE d.end_user_id IS NULL) AS end_user_unknown,
+    array_agg(DISTINCT d.end_user_id ORDER BY d.end_user_id) FILTER (WHERE d.end_user_id IS NOT NULL) AS end_user_ids
+   FROM retention.erasure_requests er
+     JOIN retention.erasure_completions ec ON ec.request_id = er.id
+     JOIN retention.deleted_in_memory d ON d.erasure_request_id = er.id
+  WHERE d.memory_erased_at IS NULL AND (er.end_user_request_id IS NULL OR (EXISTS ( SELECT 1
+           FROM retention.end_user_completions uc
+          WHERE uc.request_id = er.end_user_request_id)))
+  GROUP BY er.id, er.character_id, er.session_id, er.end_user_request_id, ec.completed_at;
 
 ----------------------------------------------------------------------------------------------------
 -- 3. FUNCTIONS
@@ -2668,6 +2781,56 @@ BEGIN
 END
 $function$;
 
+-- retention.add_discovered(text,text[],timestamp with time zone[],text[])
+-- 016_end_users.sql: CREATE FUNCTION
+--     add_discovered, as in 011, with what the list said of each session's is_added_to_memory
+--     (added, not_added or unstated; NULL is unstated), kept in retention.discoveries.memory.
+CREATE OR REPLACE FUNCTION retention.add_discovered(p_character text, p_ids text[], p_last_active timestamp with time zone[], p_memory text[])
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET plan_cache_mode TO 'force_custom_plan'
+AS $function$
+DECLARE
+    n bigint;
+BEGIN
+    IF cardinality(p_ids) IS DISTINCT FROM cardinality(p_last_active) OR cardinality(p_ids) IS DISTINCT FROM cardinality(p_memory)
+       OR cardinality(p_ids) > 10000 THEN
+        RAISE EXCEPTION 'add_discovered: want at most 10000 session IDs and as many times and memory answers'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(p_last_active) t WHERE t IS NULL OR t > now() OR t <= '0001-01-01T00:00:00Z') THEN
+        RAISE EXCEPTION 'add_discovered: a last activity is missing, in the future or before the year 1'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(p_memory) x WHERE x NOT IN ('added', 'not_added', 'unstated')) THEN
+        RAISE EXCEPTION 'add_discovered: a memory answer is not added, not_added or unstated'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WITH listed AS (
+        SELECT DISTINCT ON (u.id) u.id, u.at, coalesce(u.memory, 'unstated') AS memory
+          FROM unnest(p_ids, p_last_active, p_memory) AS u(id, at, memory)
+         ORDER BY u.id
+    ), added AS (
+        INSERT INTO retention.sessions (character_id, session_id, last_active_at)
+        SELECT p_character, l.id, l.at
+          FROM listed l
+         WHERE retention.well_formed_id(l.id) AND NOT retention.is_deleted(p_character, l.id)
+        ON CONFLICT (character_id, session_id) DO NOTHING
+        RETURNING session_id, last_active_at
+    ), logged AS (
+        INSERT INTO retention.discoveries (character_id, session_id, last_active_at, memory)
+        SELECT p_character, a.session_id, a.last_active_at, l.memory
+          FROM added a JOIN listed l ON l.id = a.session_id
+        RETURNING 1
+    )
+    SELECT count(*) INTO n FROM logged;
+    RETURN n;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION retention.add_discovered(text,text[],timestamp with time zone[],text[]) FROM PUBLIC;
+
 -- 3.7 Trigger functions: guards, history, stamps
 -- ==============================================
 -- Called by the triggers listed with the tables.
@@ -3237,3 +3400,59 @@ BEGIN
 END
 $function$;
 REVOKE EXECUTE ON FUNCTION retention.record_memory_erasure(bigint,text,bigint,text,text,integer,integer,bigint,text,timestamp with time zone,bigint) FROM PUBLIC;
+
+-- retention.record_memory_flags(bigint,text,text,timestamp with time zone,text[],text[])
+-- 016_end_users.sql: CREATE FUNCTION
+--     record_memory_flags records what the list of p_character read at p_listed_at (between the
+--     verify run's start and now) said of each of p_session_ids (1 to 10000 well-formed IDs):
+--     p_said[i] is added, not_added or unstated. An added session goes into memory_sightings with
+--     the end user the set names for it now (NULL if none), the others into memory_listings; a
+--     session and answer recorded before keep their first row. It returns how many rows it added.
+CREATE OR REPLACE FUNCTION retention.record_memory_flags(p_verify bigint, p_token text, p_character text, p_listed_at timestamp with time zone, p_session_ids text[], p_said text[])
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET plan_cache_mode TO 'force_custom_plan'
+AS $function$
+DECLARE
+    n        integer := cardinality(p_session_ids);
+    added    integer;
+    others   integer;
+BEGIN
+    PERFORM retention.authorize_verify(p_verify, p_token);
+    IF n IS NULL OR n = 0 OR n > 10000 OR cardinality(p_said) IS DISTINCT FROM n THEN
+        RAISE EXCEPTION 'record_memory_flags: want 1 to 10000 session IDs and as many answers'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(p_said) x WHERE x IS NULL OR x NOT IN ('added', 'not_added', 'unstated')) THEN
+        RAISE EXCEPTION 'record_memory_flags: an answer is not added, not_added or unstated'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_listed_at IS NULL OR p_listed_at < (SELECT started_at FROM retention.verify_runs WHERE id = p_verify)
+       OR p_listed_at > now() THEN
+        RAISE EXCEPTION 'record_memory_flags: the list time % is not within the verify run', p_listed_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT retention.well_formed_id(p_character)
+       OR EXISTS (SELECT 1 FROM unnest(p_session_ids) x WHERE NOT retention.well_formed_id(x)) THEN
+        RAISE EXCEPTION 'record_memory_flags: every ID must be well-formed'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO retention.memory_sightings (character_id, session_id, verify_id, listed_at, end_user_id)
+    SELECT DISTINCT p_character, u.id, p_verify, p_listed_at,
+           (SELECT s.end_user_id FROM retention.sessions s WHERE s.character_id = p_character AND s.session_id = u.id)
+      FROM unnest(p_session_ids, p_said) AS u(id, said)
+     WHERE u.said = 'added'
+    ON CONFLICT (character_id, session_id) DO NOTHING;
+    GET DIAGNOSTICS added = ROW_COUNT;
+    INSERT INTO retention.memory_listings (character_id, session_id, said, verify_id, listed_at)
+    SELECT DISTINCT p_character, u.id, u.said, p_verify, p_listed_at
+      FROM unnest(p_session_ids, p_said) AS u(id, said)
+     WHERE u.said <> 'added'
+    ON CONFLICT (character_id, session_id, said) DO NOTHING;
+    GET DIAGNOSTICS others = ROW_COUNT;
+    RETURN added + others;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION retention.record_memory_flags(bigint,text,text,timestamp with time zone,text[],text[]) FROM PUBLIC;

@@ -53,16 +53,19 @@ func (s *Store) Missing(ctx context.Context, characterID string, ids []string) (
 	return out, nil
 }
 
-// AddDiscovered adds sessions to retention.sessions through retention.add_discovered.
+// AddDiscovered adds sessions to retention.sessions through retention.add_discovered, which
+// records each one added in retention.discoveries with what the list said of its
+// is_added_to_memory.
 func (s *Store) AddDiscovered(ctx context.Context, characterID string, found []job.Discovered) (int64, error) {
 	ids := make([]string, len(found))
 	ats := make([]time.Time, len(found))
+	memory := make([]string, len(found))
 	for i, f := range found {
-		ids[i], ats[i] = f.SessionID, f.LastActive
+		ids[i], ats[i], memory[i] = f.SessionID, f.LastActive, memoryWord(f.Memory)
 	}
 	var n int64
 	err := s.retrying(ctx, func(ctx context.Context) error {
-		return s.q.QueryRow(ctx, `SELECT retention.add_discovered($1, $2, $3)`, characterID, ids, ats).Scan(&n)
+		return s.q.QueryRow(ctx, `SELECT retention.add_discovered($1, $2, $3, $4)`, characterID, ids, ats, memory).Scan(&n)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("add discovered sessions of %s: %w", characterID, err)

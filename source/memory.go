@@ -4,19 +4,49 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/convai-retention/retention/job"
 )
 
-// RecordMemory records that the list of characterID read at listedAt showed sessionIDs as added
-// to long-term memory (retention.record_memory_sightings, with the verification's credentials).
-// It implements job.MemoryRecorder for a verification.
-func (v *Verify) RecordMemory(ctx context.Context, characterID string, listedAt time.Time, sessionIDs []string) error {
+// memoryWord is how the schema writes a job.MemoryFlag: added, not_added or unstated.
+func memoryWord(m job.MemoryFlag) string { return m.String() }
+
+// RecordMemory records what the list of characterID read at listedAt said of each listed
+// session's is_added_to_memory (retention.record_memory_flags, with the verification's
+// credentials): added into retention.memory_sightings, with the end user the set names for the
+// session now; not added and unstated into retention.memory_listings. It implements
+// job.MemoryRecorder for a verification.
+func (v *Verify) RecordMemory(ctx context.Context, characterID string, listedAt time.Time, listed []job.MemoryListed) error {
+	ids := make([]string, len(listed))
+	said := make([]string, len(listed))
+	for i, l := range listed {
+		ids[i], said[i] = l.SessionID, memoryWord(l.Memory)
+	}
 	err := v.s.retrying(ctx, func(ctx context.Context) error {
-		_, err := v.s.q.Exec(ctx, `SELECT retention.record_memory_sightings($1, $2, $3, $4, $5)`,
-			v.id, v.token, characterID, listedAt, sessionIDs)
+		_, err := v.s.q.Exec(ctx, `SELECT retention.record_memory_flags($1, $2, $3, $4, $5, $6)`,
+			v.id, v.token, characterID, listedAt, ids, said)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("record the sessions of %s in long-term memory: %w", characterID, err)
+		return fmt.Errorf("record what the list of %s said of long-term memory: %w", characterID, err)
 	}
 	return nil
+}
+
+// MemoryLeft reads what deletions left in long-term memory, over all time: the deleted sessions
+// of retention.deleted_in_memory with no memory erasure since, and the completed erasure
+// requests of retention.erasure_memory_left. It implements part of job.VerifyRunStore.
+func (v *Verify) MemoryLeft(ctx context.Context) (job.MemoryLeft, error) {
+	var left job.MemoryLeft
+	err := v.s.retrying(ctx, func(ctx context.Context) error {
+		return v.s.q.QueryRow(ctx, `
+			SELECT (SELECT count(*) FROM retention.deleted_in_memory WHERE memory_erased_at IS NULL),
+			       (SELECT count(*) FROM retention.deleted_in_memory WHERE memory_erased_at IS NULL AND end_user_id IS NULL),
+			       (SELECT count(*) FROM retention.erasure_memory_left)`).
+			Scan(&left.Sessions, &left.EndUserUnknown, &left.ErasureRequests)
+	})
+	if err != nil {
+		return job.MemoryLeft{}, fmt.Errorf("read retention.deleted_in_memory: %w", err)
+	}
+	return left, nil
 }

@@ -104,9 +104,11 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --                                        finish_run
 --   Verify                               reads deletions and verifications; writes through
 --                                        retention.start_verify, record_verifications,
---                                        record_memory_sightings, finish_verify
+--                                        record_memory_flags, finish_verify; at its end reads
+--                                        deleted_in_memory and erasure_memory_left (views)
 --   Discover                             reads the source and retention.is_deleted; adds through
---                                        retention.add_discovered
+--                                        retention.add_discovered (the four-argument one, which
+--                                        keeps what the list said of long-term memory)
 --   OpenErasures, CompleteErasure        read erasure_requests, erasure_completions and, for a
 --                                        deletion a verification refuted, the claims made under
 --                                        a request; claim through retention.claim_erasure,
@@ -122,15 +124,16 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.verifications, retention.erasure_requests, retention.erasure_completions,
                 retention.claims, retention.syncs, retention.forgotten_sessions, retention.forgotten_in_set,
                 retention.end_user_requests, retention.end_user_completions, retention.memory_erasures,
-                retention.end_user_memory, retention.end_users
+                retention.end_user_memory, retention.end_users, retention.deleted_in_memory,
+                retention.erasure_memory_left
     TO retention_job;
 GRANT EXECUTE ON FUNCTION
     retention.is_deleted(text, text),
     retention.start_verify(jsonb, text, text),
     retention.record_verifications(bigint, text, text, timestamptz, bigint[], boolean[]),
-    retention.record_memory_sightings(bigint, text, text, timestamptz, text[]),
+    retention.record_memory_flags(bigint, text, text, timestamptz, text[], text[]),
     retention.finish_verify(bigint, text, text, bigint, text),
-    retention.add_discovered(text, text[], timestamptz[]),
+    retention.add_discovered(text, text[], timestamptz[], text[]),
     retention.start_run(integer, integer, text, jsonb, text, integer, text),
     retention.start_run(integer, integer, text, jsonb, text, integer, text, integer),
     retention.claim(bigint, text, text, bigint, text, interval, text[], timestamptz[]),
@@ -163,7 +166,8 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.erasure_status, retention.syncs, retention.forgotten_sessions, retention.forgotten_in_set,
                 retention.memory_sightings, retention.end_users, retention.end_user_requests,
                 retention.end_user_completions, retention.memory_erasures, retention.end_user_memory,
-                retention.end_user_erasure_status, retention.memory_deletions
+                retention.end_user_erasure_status, retention.memory_deletions, retention.memory_listings,
+                retention.deleted_in_memory, retention.erasure_memory_left
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
                           retention.expired_sessions_in(regclass, timestamptz),
