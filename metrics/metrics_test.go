@@ -299,3 +299,22 @@ convai_retention_erasure_requests_overdue 2
 convai_retention_erasure_requests_open 3
 `, "convai_retention_erasure_requests_open")
 }
+
+// TestVerifyMemoryLeftGauges: the gauges of memory left behind are absent until a verification
+// reads them, then hold the last reading.
+func TestVerifyMemoryLeftGauges(t *testing.T) {
+	t.Parallel()
+	v := metrics.NewVerify(metrics.Config{})
+	names := []string{"convai_retention_deleted_sessions_memory_left", "convai_retention_erasure_requests_memory_left"}
+	require.NoError(t, testutil.GatherAndCompare(v.Gatherer(), strings.NewReader(""), names...))
+	v.MemoryLeft(job.MemoryLeft{Sessions: 5, EndUserUnknown: 2, ErasureRequests: 1})
+	v.MemoryLeft(job.MemoryLeft{Sessions: 3, EndUserUnknown: 2, ErasureRequests: 1})
+	require.NoError(t, testutil.GatherAndCompare(v.Gatherer(), strings.NewReader(`
+# HELP convai_retention_deleted_sessions_memory_left Deleted sessions Convai listed as added to long-term memory, with no erasure of their end user's memory of the character since (over all time; Convai's word, as verifications and discover recorded it). Absent until a verification read it.
+# TYPE convai_retention_deleted_sessions_memory_left gauge
+convai_retention_deleted_sessions_memory_left 3
+# HELP convai_retention_erasure_requests_memory_left Completed erasure requests with such sessions: long-term memory left behind by an erasure. Absent until a verification read it.
+# TYPE convai_retention_erasure_requests_memory_left gauge
+convai_retention_erasure_requests_memory_left 1
+`), names...))
+}

@@ -19,9 +19,15 @@ type Verify struct {
 	reg      *prometheus.Registry
 	verified *prometheus.CounterVec
 	last     *gauge
+	// memoryLeft and erasureMemoryLeft are what deletions left in long-term memory.
+	memoryLeft        *gauge
+	erasureMemoryLeft *gauge
 }
 
-var _ job.VerifyObserver = (*Verify)(nil)
+var (
+	_ job.VerifyObserver     = (*Verify)(nil)
+	_ job.MemoryLeftObserver = (*Verify)(nil)
+)
 
 // NewVerify returns the metrics of a verification, both results at zero.
 func NewVerify(cfg Config) *Verify {
@@ -35,7 +41,12 @@ func NewVerify(cfg Config) *Verify {
 	v.verified.WithLabelValues("absent")
 	v.verified.WithLabelValues("present")
 	v.last = newGauge("last_verify_timestamp_seconds", "When the last verification finished, in Unix seconds.")
-	v.reg.MustRegister(v.verified, v.last)
+	v.memoryLeft = newGauge("deleted_sessions_memory_left",
+		"Deleted sessions Convai listed as added to long-term memory, with no erasure of their end user's memory of the character since "+
+			"(over all time; Convai's word, as verifications and discover recorded it). Absent until a verification read it.")
+	v.erasureMemoryLeft = newGauge("erasure_requests_memory_left",
+		"Completed erasure requests with such sessions: long-term memory left behind by an erasure. Absent until a verification read it.")
+	v.reg.MustRegister(v.verified, v.last, v.memoryLeft, v.erasureMemoryLeft)
 	return v
 }
 
@@ -46,6 +57,12 @@ func (v *Verify) Gatherer() prometheus.Gatherer { return v.reg }
 func (v *Verify) Verified(present, absent int) {
 	v.verified.WithLabelValues("present").Add(float64(present))
 	v.verified.WithLabelValues("absent").Add(float64(absent))
+}
+
+// MemoryLeft implements job.MemoryLeftObserver.
+func (v *Verify) MemoryLeft(left job.MemoryLeft) {
+	v.memoryLeft.set(float64(left.Sessions))
+	v.erasureMemoryLeft.set(float64(left.ErasureRequests))
 }
 
 // Finished sets the time of the last verification.
