@@ -74,7 +74,7 @@ func TestReportFormatsAgree(t *testing.T) {
 	require.Equal(t, map[int64]string{1: "open", 2: "overdue", 3: "blocked"}, want.Erasures)
 	require.Equal(t, 2, want.HoldsStated)
 	require.Equal(t, []int64{3, 4}, want.UnmatchedHolds)
-	require.Equal(t, [5]int64{10, 0, 0, 0, 0}, want.Verification[reporttest.Total], "8 v1 deletions, b-x1 and b-x2; never verified")
+	require.Equal(t, [7]int64{10, 0, 0, 0, 0, 0, 0}, want.Verification[reporttest.Total], "8 v1 deletions, b-x1 and b-x2; never verified")
 }
 
 func TestReportUnmatchedHolds(t *testing.T) {
@@ -132,6 +132,6 @@ func TestReportCSVSummary(t *testing.T) {
 	_, err := report.ParseCSVTable("holds")
 	require.EqualError(t, err, `invalid --table "holds": want characters, runs, days, erasures, verification, unmatched-holds or summary`)
 	require.NoError(t, r.Write(&buf, report.FormatCSV, report.CSVVerification))
-	require.Equal(t, "scope,character_id,deleted,verified,found_present,last_verified,discovered,in_memory\n"+
-		"character,alpha,5,0,0,,0,0\ncharacter,beta,3,0,0,,0,0\ntotal,,8,0,0,,0,0\n", buf.String())
+	require.Equal(t, "scope,character_id,deleted,verified,found_present,last_verified,discovered,in_memory,in_memory_erased,in_memory_end_user_unknown\n"+
+		"character,alpha,5,0,0,,0,0,0,0\ncharacter,beta,3,0,0,,0,0,0,0\ntotal,,8,0,0,,0,0,0,0\n", buf.String())
 }

@@ -63,10 +63,11 @@ func (r *Report) writeCSV(w io.Writer, table CSVTable) error {
 			_ = cw.Write([]string{d.Day, itoa(d.Deleted), itoa(d.Failed), itoa(d.Backlog), itoa(d.Overdue), itoa(d.DeletedLate)})
 		}
 	case CSVVerification:
-		_ = cw.Write([]string{"scope", "character_id", "deleted", "verified", "found_present", "last_verified", "discovered", "in_memory"})
+		_ = cw.Write([]string{"scope", "character_id", "deleted", "verified", "found_present", "last_verified", "discovered", "in_memory",
+			"in_memory_erased", "in_memory_end_user_unknown"})
 		row := func(scope string, v VerificationRow) {
 			_ = cw.Write([]string{scope, v.CharacterID, itoa(v.Deleted), itoa(v.Verified), itoa(v.Present), optTime(v.LastVerified), itoa(v.Discovered),
-				itoa(v.InMemory)})
+				itoa(v.InMemory), itoa(v.InMemoryErased), itoa(v.InMemoryEndUserUnknown)})
 		}
 		for _, v := range r.Verification {
 			row("character", v)
@@ -121,6 +122,7 @@ func (r *Report) summary() [][2]string {
 		{"log_size", itoa(r.Chain.LogSize)}, {"log_root", r.Chain.LogRoot}, {"v1_chain_seq", itoa(r.Chain.Seq)}, {"v1_chain_hash", r.Chain.Hash},
 		{"verification_deleted", itoa(v.Deleted)}, {"verified", itoa(v.Verified)}, {"found_present", itoa(v.Present)},
 		{"last_verified", optTime(v.LastVerified)}, {"discovered", itoa(v.Discovered)}, {"in_memory", itoa(v.InMemory)},
+		{"in_memory_erased", itoa(v.InMemoryErased)}, {"in_memory_end_user_unknown", itoa(v.InMemoryEndUserUnknown)},
 		{"erasure_open", strconv.Itoa(e.Open)}, {"erasure_overdue", strconv.Itoa(e.Overdue)}, {"erasure_blocked", strconv.Itoa(e.Blocked)},
 		{"erasure_completed", strconv.Itoa(e.Completed)}, {"erasure_lag_max_seconds", seconds(e.LagMax)},
 		{"unmatched_holds", strconv.Itoa(len(r.UnmatchedHolds))},
@@ -141,11 +143,15 @@ func (e *Evidence) writeCSV(w io.Writer) error {
 	cw := newCSV(w)
 	_ = cw.Write([]string{"session_id", "character_id", "state", "reason_code", "deletion_id", "run_id", "run_status", "status",
 		"attempts", "http_status", "error", "policy_id", "policy_character_id", "max_age", "last_active_at", "expired_at",
-		"requested_at", "completed_at", "lag_seconds", "seal_seq", "seal_hash", "reason"})
+		"requested_at", "completed_at", "lag_seconds", "seal_seq", "seal_hash", "memory", "memory_end_user_id", "memory_erased_at", "reason"})
 	for _, f := range e.Findings {
+		var memory, endUser, erased string
+		if m := f.Memory; m != nil {
+			memory, endUser, erased = m.Said, m.EndUserID, optTime(m.MemoryErasedAt)
+		}
 		if len(f.Attempts) == 0 {
 			_ = cw.Write([]string{e.SessionID, f.CharacterID, f.State, f.ReasonCode, "", "", "", "", "", "", "", "", "", "", "", "",
-				"", "", "", "", "", f.Reason})
+				"", "", "", "", "", memory, endUser, erased, f.Reason})
 			continue
 		}
 		for _, a := range f.Attempts {
@@ -153,7 +159,7 @@ func (e *Evidence) writeCSV(w io.Writer) error {
 				strconv.FormatInt(a.RunID, 10), a.RunStatus, a.Status, strconv.FormatInt(int64(a.Attempts), 10),
 				optInt(a.HTTPStatus), optString(a.Error), optInt(a.PolicyID), optString(a.PolicyCharacterID), a.MaxAge,
 				optZeroTime(a.LastActiveAt), optZeroTime(a.ExpiredAt), rfc3339(a.RequestedAt), optTime(a.CompletedAt),
-				seconds(a.LagSeconds), optInt(a.SealSeq), optString(a.SealHash), f.Reason})
+				seconds(a.LagSeconds), optInt(a.SealSeq), optString(a.SealHash), memory, endUser, erased, f.Reason})
 		}
 	}
 	cw.Flush()

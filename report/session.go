@@ -61,6 +61,9 @@ type Finding struct {
 	// Erasures are the erasure requests that ask for the session: for it alone, or for every
 	// session of its character.
 	Erasures []ErasureRow `json:"erasure_requests,omitempty"`
+	// Memory is what Convai's lists said of the session's long-term memory and what became of
+	// its end user's memory; nil when no list recorded anything of it.
+	Memory *SessionMemory `json:"memory,omitempty"`
 }
 
 // Attempt is one row of retention.deletions, with its run and its seal.
@@ -167,6 +170,9 @@ func Session(ctx context.Context, db Beginner, o SessionOptions) (*Evidence, err
 				f.LastActiveAt = &t
 			}
 			if err := judge(ctx, tx, rules, o.SessionID, &f, src); err != nil {
+				return err
+			}
+			if err := readSessionMemory(ctx, tx, o.SessionID, &f); err != nil {
 				return err
 			}
 			ev.Findings = append(ev.Findings, f)

@@ -151,6 +151,9 @@ func writeFindingText(b *strings.Builder, f Finding) {
 		}
 		fmt.Fprintf(b, "; reason: %s\n", printableText(e.Reason))
 	}
+	if f.Memory != nil {
+		fmt.Fprintf(b, "  long-term memory: %s\n", f.Memory.Text(f.Deleted()))
+	}
 	fmt.Fprintf(b, "  attempts: %d\n", len(f.Attempts))
 }
 

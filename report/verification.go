@@ -27,12 +27,22 @@ type VerificationRow struct {
 	// Discovered counts the sessions found at Convai that the app had not stored, added by
 	// retention discover.
 	Discovered int64 `json:"discovered"`
-	// InMemory counts the deleted rows whose session a verification's list showed with
-	// is_added_to_memory true (retention.memory_sightings): Convai drew long-term memory from it,
-	// which deleting its chat history is not known to remove. A session no list showed so may
-	// have gone into memory all the same.
+	// InMemory counts the deleted rows whose session a list showed with is_added_to_memory
+	// true (retention.deleted_in_memory: a verification's or discover's list): Convai drew
+	// long-term memory from it, which deleting its chat history is not known to remove. A session
+	// no list showed so may have gone into memory all the same.
 	InMemory int64 `json:"in_memory"`
+	// InMemoryErased counts those of InMemory whose end user's memory of the character was
+	// erased (retention.memory_erasures, erased) after the deletion.
+	InMemoryErased int64 `json:"in_memory_erased"`
+	// InMemoryEndUserUnknown counts those of InMemory whose end user is not known: their memory
+	// cannot be erased by end user. The rest of InMemory is known and not erased.
+	InMemoryEndUserUnknown int64 `json:"in_memory_end_user_unknown"`
 }
+
+// InMemoryLeft counts the deleted rows that went into memory with no erasure of it since,
+// whether their end user is known or not.
+func (v VerificationRow) InMemoryLeft() int64 { return v.InMemory - v.InMemoryErased }
 
 // Coverage is Verified / Deleted, 0 without deletions.
 func (v VerificationRow) Coverage() float64 {
@@ -44,11 +54,16 @@ func (v VerificationRow) Coverage() float64 {
 
 const verificationSQL = `
 	WITH d AS (
-	    SELECT character_id, count(*) AS deleted,
-	           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM retention.memory_sightings m
-	                                          WHERE m.character_id = x.character_id AND m.session_id = x.session_id)) AS in_memory
+	    SELECT character_id, count(*) AS deleted
 	    FROM retention.deletions x
 	    WHERE status = 'deleted' AND ($1::text = '' OR character_id = $1::text)
+	    GROUP BY 1
+	), m AS (
+	    SELECT character_id, count(*) AS in_memory,
+	           count(*) FILTER (WHERE memory_erased_at IS NOT NULL) AS erased,
+	           count(*) FILTER (WHERE end_user_id IS NULL) AS unknown
+	    FROM retention.deleted_in_memory
+	    WHERE $1::text = '' OR character_id = $1::text
 	    GROUP BY 1
 	), per_deletion AS (
 	    SELECT x.character_id, x.deletion_id,
@@ -68,8 +83,8 @@ const verificationSQL = `
 	    GROUP BY 1
 	)
 	SELECT character_id, coalesce(d.deleted, 0), coalesce(v.verified, 0), coalesce(v.present, 0), v.last,
-	       coalesce(f.discovered, 0), coalesce(d.in_memory, 0)
-	FROM d FULL JOIN v USING (character_id) FULL JOIN f USING (character_id)
+	       coalesce(f.discovered, 0), coalesce(m.in_memory, 0), coalesce(m.erased, 0), coalesce(m.unknown, 0)
+	FROM d FULL JOIN v USING (character_id) FULL JOIN f USING (character_id) LEFT JOIN m USING (character_id)
 	ORDER BY 1`
 
 func (q query) verification(ctx context.Context, r *Report) error {
@@ -79,7 +94,8 @@ func (q query) verification(ctx context.Context, r *Report) error {
 	}
 	r.Verification = []VerificationRow{}
 	var v VerificationRow
-	_, err = pgx.ForEachRow(rows, []any{&v.CharacterID, &v.Deleted, &v.Verified, &v.Present, &v.LastVerified, &v.Discovered, &v.InMemory}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&v.CharacterID, &v.Deleted, &v.Verified, &v.Present, &v.LastVerified, &v.Discovered, &v.InMemory,
+		&v.InMemoryErased, &v.InMemoryEndUserUnknown}, func() error {
 		row := v
 		if row.LastVerified != nil {
 			t := row.LastVerified.UTC()
@@ -91,6 +107,8 @@ func (q query) verification(ctx context.Context, r *Report) error {
 		r.VerificationTotal.Present += row.Present
 		r.VerificationTotal.Discovered += row.Discovered
 		r.VerificationTotal.InMemory += row.InMemory
+		r.VerificationTotal.InMemoryErased += row.InMemoryErased
+		r.VerificationTotal.InMemoryEndUserUnknown += row.InMemoryEndUserUnknown
 		if row.LastVerified != nil && (r.VerificationTotal.LastVerified == nil || row.LastVerified.After(*r.VerificationTotal.LastVerified)) {
 			r.VerificationTotal.LastVerified = row.LastVerified
 		}
@@ -106,8 +124,9 @@ func (q query) verification(ctx context.Context, r *Report) error {
 func (r *Report) VerificationText() string {
 	t := r.VerificationTotal
 	return fmt.Sprintf("%d of %d deleted sessions, %d found present; %d sessions found at Convai that the app had not stored; "+
-		"%d deleted sessions had gone into long-term memory, as a verification's list showed them",
-		t.Verified, t.Deleted, t.Present, t.Discovered, t.InMemory)
+		"%d deleted sessions had gone into long-term memory, as Convai's list said (%d with their end user's memory erased since, "+
+		"%d whose end user is not known)",
+		t.Verified, t.Deleted, t.Present, t.Discovered, t.InMemory, t.InMemoryErased, t.InMemoryEndUserUnknown)
 }
 
 // writeVerificationText writes the verification section of the table format.
@@ -119,13 +138,14 @@ func (r *Report) writeVerificationText(w io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHARACTER\tDELETED\tVERIFIED\tCOVERAGE\tFOUND PRESENT\tLAST VERIFIED\tDISCOVERED\tIN MEMORY")
+	fmt.Fprintln(tw, "CHARACTER\tDELETED\tVERIFIED\tCOVERAGE\tFOUND PRESENT\tLAST VERIFIED\tDISCOVERED\tIN MEMORY\tMEMORY ERASED\tEND USER UNKNOWN")
 	row := func(name string, v VerificationRow) {
 		last := "never"
 		if v.LastVerified != nil {
 			last = v.LastVerified.Format(time.DateTime)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%d\t%d\n", name, v.Deleted, v.Verified, percent(v.Coverage()), v.Present, last, v.Discovered, v.InMemory)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%d\t%d\t%d\t%d\n", name, v.Deleted, v.Verified, percent(v.Coverage()), v.Present, last,
+			v.Discovered, v.InMemory, v.InMemoryErased, v.InMemoryEndUserUnknown)
 	}
 	for _, v := range r.Verification {
 		row(printable(v.CharacterID), v)

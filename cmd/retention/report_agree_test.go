@@ -147,7 +147,7 @@ func testReportFormatsAgree(t *testing.T, v1 bool) {
 	}
 	require.Equal(t, late, daysLate, "the days' late deletions add up to the total's")
 	require.Equal(t, runs, want.Runs, "the run (and run 900)")
-	require.Equal(t, [5]int64{deleted, deleted, 0, 0, 0}, want.Verification[reporttest.Total], "every deletion verified absent")
+	require.Equal(t, [7]int64{deleted, deleted, 0, 0, 0, 0, 0}, want.Verification[reporttest.Total], "every deletion verified absent")
 	require.Equal(t, [4]int64{0, 0, 1, 1}, want.ErasureTotals)
 	require.Equal(t, map[int64]string{1: "completed", 2: "blocked"}, want.Erasures)
 	require.Equal(t, []int64{3, 4}, want.UnmatchedHolds)

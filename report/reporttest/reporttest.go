@@ -37,8 +37,8 @@ type Figures struct {
 	Days map[string][5]int64
 	Runs int
 	// Verification maps a character (or Total) to deleted, verified, found present,
-	// discovered, in memory.
-	Verification map[string][5]int64
+	// discovered, in memory, in memory and erased since, in memory with no known end user.
+	Verification map[string][7]int64
 	// ErasureTotals is open, overdue, blocked, completed; Erasures maps a request to its
 	// state as the table writes it (e.g. "blocked, overdue").
 	ErasureTotals [4]int64
@@ -51,7 +51,7 @@ type Figures struct {
 }
 
 func newFigures() Figures {
-	return Figures{Characters: map[string][6]int64{}, Days: map[string][5]int64{}, Verification: map[string][5]int64{},
+	return Figures{Characters: map[string][6]int64{}, Days: map[string][5]int64{}, Verification: map[string][7]int64{},
 		Erasures: map[int64]string{}, UnmatchedHolds: []int64{}, Checks: []string{}}
 }
 
@@ -79,10 +79,10 @@ func FromJSON(data []byte) (Figures, error) {
 	}
 	f.Runs = len(r.Runs)
 	for _, v := range r.Verification {
-		f.Verification[v.CharacterID] = [5]int64{v.Deleted, v.Verified, v.Present, v.Discovered, v.InMemory}
+		f.Verification[v.CharacterID] = [7]int64{v.Deleted, v.Verified, v.Present, v.Discovered, v.InMemory, v.InMemoryErased, v.InMemoryEndUserUnknown}
 	}
 	t := r.VerificationTotal
-	f.Verification[Total] = [5]int64{t.Deleted, t.Verified, t.Present, t.Discovered, t.InMemory}
+	f.Verification[Total] = [7]int64{t.Deleted, t.Verified, t.Present, t.Discovered, t.InMemory, t.InMemoryErased, t.InMemoryEndUserUnknown}
 	e := r.ErasureTotals
 	f.ErasureTotals = [4]int64{int64(e.Open), int64(e.Overdue), int64(e.Blocked), int64(e.Completed)}
 	for _, x := range r.Erasures {
@@ -105,7 +105,7 @@ var (
 	overdueRE = regexp.MustCompile(`^(?:(\d+) session\(s\) now: expired for longer than the SLA|none now: every session expired for longer than the SLA)`)
 	lateRE    = regexp.MustCompile(`^(\d+) of the (\d+) deletion\(s\) in the period: confirmed more than the SLA`)
 	holdsRE   = regexp.MustCompile(`^(?:(\d+) active hold\(s\) match no session of the source|every active hold matches a session of the source$)`)
-	verRE     = regexp.MustCompile(`^(\d+) of (\d+) deleted sessions, (\d+) found present; (\d+) sessions found at Convai.*; (\d+) deleted sessions had gone into long-term memory`)
+	verRE     = regexp.MustCompile(`^(\d+) of (\d+) deleted sessions, (\d+) found present; (\d+) sessions found at Convai.*; (\d+) deleted sessions had gone into long-term memory, as Convai's list said \((\d+) with their end user's memory erased since, (\d+) whose end user is not known\)`)
 	erasureRE = regexp.MustCompile(`^(\d+) open \((\d+) overdue\), (\d+) blocked by a hold, (\d+) completed in the period`)
 )
 
@@ -146,7 +146,7 @@ func (f *Figures) verificationTotals(s string) error {
 	if err != nil {
 		return err
 	}
-	got := [5]int64{atoi(m[2]), atoi(m[1]), atoi(m[3]), atoi(m[4]), atoi(m[5])}
+	got := [7]int64{atoi(m[2]), atoi(m[1]), atoi(m[3]), atoi(m[4]), atoi(m[5]), atoi(m[6]), atoi(m[7])}
 	if table, ok := f.Verification[Total]; ok && table != got {
 		return fmt.Errorf("verification: the sentence says %v, the total row %v", got, table)
 	}
@@ -237,10 +237,10 @@ func FromText(text string) (Figures, error) {
 		case "holds":
 			f.UnmatchedHolds = append(f.UnmatchedHolds, atoi(cells[0]))
 		case "verification":
-			if len(cells) != 8 {
+			if len(cells) != 10 {
 				return f, fmt.Errorf("text: verification row %q", line)
 			}
-			got := [5]int64{atoi(cells[1]), atoi(cells[2]), atoi(cells[4]), atoi(cells[6]), atoi(cells[7])}
+			got := [7]int64{atoi(cells[1]), atoi(cells[2]), atoi(cells[4]), atoi(cells[6]), atoi(cells[7]), atoi(cells[8]), atoi(cells[9])}
 			if cells[0] == Total && got != f.Verification[Total] {
 				return f, fmt.Errorf("text: verification: the sentence says %v, the total row %v", f.Verification[Total], got)
 			}
@@ -297,7 +297,8 @@ func FromHTML(page string) (Figures, error) {
 		case "run":
 			f.Runs++
 		case "verification":
-			f.Verification[key] = [5]int64{atoi(c["deleted"]), atoi(c["verified"]), atoi(c["present"]), atoi(c["discovered"]), atoi(c["in_memory"])}
+			f.Verification[key] = [7]int64{atoi(c["deleted"]), atoi(c["verified"]), atoi(c["present"]), atoi(c["discovered"]), atoi(c["in_memory"]),
+				atoi(c["in_memory_erased"]), atoi(c["in_memory_end_user_unknown"])}
 		case "erasure":
 			f.Erasures[atoi(key)] = c["state"]
 		case "hold":
@@ -382,8 +383,8 @@ func (f *Figures) csvSummary(rows []map[string]string) error {
 	f.Runs = int(atoi(s["runs"]))
 	f.ErasureTotals = [4]int64{atoi(s["erasure_open"]), atoi(s["erasure_overdue"]), atoi(s["erasure_blocked"]), atoi(s["erasure_completed"])}
 	f.HoldsStated = int(atoi(s["unmatched_holds"]))
-	f.Verification[Total] = [5]int64{atoi(s["verification_deleted"]), atoi(s["verified"]), atoi(s["found_present"]), atoi(s["discovered"]),
-		atoi(s["in_memory"])}
+	f.Verification[Total] = [7]int64{atoi(s["verification_deleted"]), atoi(s["verified"]), atoi(s["found_present"]), atoi(s["discovered"]),
+		atoi(s["in_memory"]), atoi(s["in_memory_erased"]), atoi(s["in_memory_end_user_unknown"])}
 	return nil
 }
 
@@ -423,7 +424,8 @@ func (f *Figures) csvVerification(rows []map[string]string) error {
 		if v["scope"] == "total" {
 			key = Total
 		}
-		got := [5]int64{atoi(v["deleted"]), atoi(v["verified"]), atoi(v["found_present"]), atoi(v["discovered"]), atoi(v["in_memory"])}
+		got := [7]int64{atoi(v["deleted"]), atoi(v["verified"]), atoi(v["found_present"]), atoi(v["discovered"]), atoi(v["in_memory"]),
+			atoi(v["in_memory_erased"]), atoi(v["in_memory_end_user_unknown"])}
 		if key == Total && got != f.Verification[Total] {
 			return fmt.Errorf("csv: the summary's verification figures %v, the total row %v", f.Verification[Total], got)
 		}
