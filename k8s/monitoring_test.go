@@ -33,6 +33,13 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m.RunFinished(&job.Summary{Status: job.StatusSucceeded, DurationSeconds: 1, Erasure: &job.ErasureSummary{}})
 	families, err := m.Gatherer().Gather()
 	require.NoError(t, err)
+	v := metrics.NewVerify(metrics.Config{})
+	v.Verified(1, 1)
+	v.MemoryLeft(job.MemoryLeft{})
+	v.Finished()
+	verifyFamilies, err := v.Gatherer().Gather()
+	require.NoError(t, err)
+	families = append(families, verifyFamilies...)
 	names := map[string]bool{}
 	for _, f := range families {
 		name := f.GetName()
@@ -118,7 +125,7 @@ func TestPrometheusRule_AlertsParseAndNameExportedMetrics(t *testing.T) {
 	for _, want := range []string{
 		"ConvaiRetentionNoRecentSuccess", "ConvaiRetentionBacklogGrowing",
 		"ConvaiRetentionSessionsFailing", "ConvaiRetentionRunAborted",
-		"ConvaiRetentionAborted", "ConvaiRetentionErasureOverdue",
+		"ConvaiRetentionAborted", "ConvaiRetentionErasureOverdue", "ConvaiRetentionErasureMemoryLeft",
 	} {
 		require.Contains(t, alerts, want)
 	}
