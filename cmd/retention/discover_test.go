@@ -29,7 +29,7 @@ func TestDiscoverCommand(t *testing.T) {
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.sessions WHERE session_id = 'lost-old'`))
 
 	r = b.run(t, "report", "--format", "table")
-	require.Regexp(t, `(?m)^c-two\s.*\s1\s+0\s*$`, r.stdout, "the report shows the discovered session (and none in memory)")
+	require.Regexp(t, `(?m)^c-two\s.*\s1\s+0\s+0\s+0\s*$`, r.stdout, "the report shows the discovered session (and none in memory)")
 
 	b.fake.SetAPIKey("rotated")
 	r = b.run(t, "discover")
