@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/convai-retention/retention/internal/tick"
 	"github.com/convai-retention/retention/policy"
 )
 
@@ -130,48 +131,101 @@ func rateLimit(cfg Config) rate.Limit {
 	return rate.Limit(cfg.Rate / float64(max(cfg.Shard.Count, 1)))
 }
 
-// execute runs the phases: rules, selection and sending, finish.
+// execute runs the phases: the work (rules, erasure requests, memory policies), the safety cap,
+// selection and sending, the work after sending, and finish.
 func (ru *run) execute(ctx context.Context) (*Summary, error) {
+	ru.logStart()
+	if status, err := ru.prepare(ctx); err != nil {
+		return ru.finish(status, err)
+	}
+	if ru.cfg.capSet() {
+		if status, err := ru.applyCap(ctx); err != nil {
+			return ru.finish(status, err)
+		}
+	}
+	budgetReached, selectErr := ru.sendAll(ctx)
+	if ru.fatal == nil {
+		ru.afterSending(ctx)
+	}
+	ru.sum.BudgetReached = budgetReached
+	if budgetReached {
+		ru.log.Info("deletion budget reached; the rest waits for the next run", "max_deletions", ru.cfg.MaxDeletions)
+	}
+	switch {
+	case ru.fatal != nil:
+		return ru.finish(StatusFailed, ru.fatal)
+	case ctx.Err() != nil:
+		return ru.finish(StatusInterrupted, context.Cause(ctx))
+	case selectErr != nil && !errors.Is(selectErr, context.Canceled):
+		return ru.finish(StatusFailed, selectErr)
+	case ru.capped != nil:
+		return ru.finish(StatusAborted, ru.capped)
+	}
+	return ru.finish(StatusSucceeded, nil)
+}
+
+// logStart notes the run's start: the unfinished runs it marked interrupted, its cut-off, source
+// and shard.
+func (ru *run) logStart() {
 	if len(ru.info.Recovered) > 0 {
 		ru.log.Warn("marked unfinished runs interrupted; their pending sessions will be sent again", "runs", ru.info.Recovered)
 	}
 	ru.log.Info("run started", "run_id", ru.info.ID, "cutoff", ru.info.Cutoff, "source", ru.sum.Source,
 		"shard_index", ru.cfg.Shard.Index, "shard_count", ru.cfg.Shard.Count)
 	ru.cfg.Observer.RunStarted(ru.info)
+}
 
+// prepare reads what the run works from: the rules, the holds that match nothing, the end users'
+// requests, the erasure requests' work and the memory policies. On an error it returns the
+// status the run ends with: interrupted when ctx ended during a read that can be interrupted.
+func (ru *run) prepare(ctx context.Context) (Status, error) {
 	rules, err := loadRules(ctx, ru.rd, ru.info.Cutoff, ru.tally, ru.log)
 	if err != nil {
-		return ru.finish(StatusFailed, err)
+		return StatusFailed, err
 	}
 	ru.rules = rules
 	if err := warnUnmatchedHolds(ctx, ru.rd, ru.sum, ru.log); err != nil {
-		return ru.finish(StatusFailed, err)
+		return StatusFailed, err
 	}
-	if err := ru.expandEndUsers(ctx); err != nil {
-		if ctx.Err() != nil {
-			return ru.finish(StatusInterrupted, context.Cause(ctx))
+	for _, step := range []func(context.Context) error{ru.expandEndUsers, ru.planErasureWork, ru.loadMemoryPolicies} {
+		if err := step(ctx); err != nil {
+			return failedOrInterrupted(ctx, err)
 		}
-		return ru.finish(StatusFailed, err)
 	}
+	ru.logErasures()
+	return "", nil
+}
+
+// failedOrInterrupted is the status and error a run ends with after err: interrupted, with the
+// signal's cause, when ctx has ended; failed with err otherwise.
+func failedOrInterrupted(ctx context.Context, err error) (Status, error) {
+	if ctx.Err() != nil {
+		return StatusInterrupted, context.Cause(ctx)
+	}
+	return StatusFailed, err
+}
+
+// planErasureWork plans the erasure requests' work (planErasures), listing their characters at
+// Convai when the sender can list and the store can tell which listed sessions it lacks, and
+// counts their sessions.
+func (ru *run) planErasureWork(ctx context.Context) error {
 	var list listMissing
 	l, canList := ru.sender.(Lister)
 	m, canFind := ru.rd.(MissingFinder)
 	if canList && canFind {
 		list = convaiMissing(l, m, ru.cfg, ru.limiter)
 	}
-	if ru.erasures, err = planErasures(ctx, ru.rd, ru.rules, ru.cfg.Shard, ru.cfg.ChunkSize, list, ru.log); err != nil {
-		if ctx.Err() != nil {
-			return ru.finish(StatusInterrupted, context.Cause(ctx))
-		}
-		return ru.finish(StatusFailed, err)
+	e, err := planErasures(ctx, ru.rd, ru.rules, ru.cfg.Shard, ru.cfg.ChunkSize, list, ru.log)
+	if err != nil {
+		return err
 	}
-	ru.erasures.count(ru.tally)
-	if err := ru.loadMemoryPolicies(ctx); err != nil {
-		if ctx.Err() != nil {
-			return ru.finish(StatusInterrupted, context.Cause(ctx))
-		}
-		return ru.finish(StatusFailed, err)
-	}
+	ru.erasures = e
+	e.count(ru.tally)
+	return nil
+}
+
+// logErasures notes the erasure requests the run sends first, and those that stay open.
+func (ru *run) logErasures() {
 	if s := ru.erasures.sum; s.Open > 0 {
 		ru.log.Info("erasure requests: their sessions are sent first", "open", s.Open, "sessions", s.Sessions,
 			"held", s.Held, "blocked", s.Blocked)
@@ -183,32 +237,39 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 	if len(ru.erasures.sum.Blocked) > 0 {
 		ru.log.Warn("erasure requests stay open: an active hold protects their sessions", "requests", ru.erasures.sum.Blocked)
 	}
-	if ru.cfg.capSet() {
-		c, err := ru.checkCap(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return ru.finish(StatusInterrupted, context.Cause(ctx))
-		case err != nil:
-			return ru.finish(StatusFailed, err)
-		}
-		ru.sum.Cap = c
-		if o, ok := ru.cfg.Observer.(CapObserver); ok {
-			o.CapChecked(*c)
-		}
-		if c.Aborted {
-			ru.capped = &AbortError{Cap: *c}
-			if len(ru.erasures.work) == 0 {
-				ru.log.Error("safety cap: sending nothing", "would_send", c.WouldSend, "limit", c.Limit, "caps", c.Reason())
-				return ru.finish(StatusAborted, ru.capped)
-			}
-			ru.log.Error("safety cap: sending only the erasure requests' sessions", "would_send", c.WouldSend,
-				"limit", c.Limit, "caps", c.Reason(), "erasure_sessions", c.ErasureSessions)
-		} else {
-			ru.log.Info("safety cap checked", "would_send", c.WouldSend, "limit", c.Limit, "caps", c.Reason(),
-				"erasure_sessions", c.ErasureSessions)
-		}
-	}
+}
 
+// applyCap checks the safety cap (checkCap) and notes it. Over the cap, the run sends only the
+// erasure requests' sessions (ru.capped); with none of those it ends at once, aborted. An error
+// returns the status the run ends with.
+func (ru *run) applyCap(ctx context.Context) (Status, error) {
+	c, err := ru.checkCap(ctx)
+	if ctx.Err() != nil || err != nil {
+		return failedOrInterrupted(ctx, err)
+	}
+	ru.sum.Cap = c
+	if o, ok := ru.cfg.Observer.(CapObserver); ok {
+		o.CapChecked(*c)
+	}
+	if !c.Aborted {
+		ru.log.Info("safety cap checked", "would_send", c.WouldSend, "limit", c.Limit, "caps", c.Reason(),
+			"erasure_sessions", c.ErasureSessions)
+		return "", nil
+	}
+	ru.capped = &AbortError{Cap: *c}
+	if len(ru.erasures.work) == 0 {
+		ru.log.Error("safety cap: sending nothing", "would_send", c.WouldSend, "limit", c.Limit, "caps", c.Reason())
+		return StatusAborted, ru.capped
+	}
+	ru.log.Error("safety cap: sending only the erasure requests' sessions", "would_send", c.WouldSend,
+		"limit", c.Limit, "caps", c.Reason(), "erasure_sessions", c.ErasureSessions)
+	return "", nil
+}
+
+// sendAll selects and sends: it starts the helpers (shutdown timer, lock watch, sealer,
+// progress), hands the selection's chunks to Concurrency workers, and returns once the workers
+// and then the helpers have finished, with what the selection returned.
+func (ru *run) sendAll(ctx context.Context) (budgetReached bool, selectErr error) {
 	ru.stopSelecting, ru.cancelSelect = context.WithCancel(ctx)
 	defer ru.cancelSelect()
 	ru.refusals = newRefusalGuard(RefusalLimit, ru.stop)
@@ -222,8 +283,6 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 	helpers.Go(ru.logProgress)
 
 	chunks := make(chan Chunk, ru.cfg.Concurrency)
-	var budgetReached bool
-	var selectErr error
 	go func() {
 		defer close(chunks)
 		budgetReached, selectErr = ru.selectChunks(chunks)
@@ -242,36 +301,24 @@ func (ru *run) execute(ctx context.Context) (*Summary, error) {
 	workers.Wait()
 	close(ru.done)
 	helpers.Wait()
-	if ru.fatal == nil {
-		cctx, cancel := ru.dbCtx()
-		err := ru.erasures.complete(cctx, ru.rs)
-		cancel()
-		if err == nil {
-			err = ru.eraseEndUsers(ctx)
-		}
-		if err == nil {
-			err = ru.deleteOldMemories(ctx)
-		}
-		if err != nil {
-			ru.stop(err)
-		}
-	}
+	return budgetReached, selectErr
+}
 
-	ru.sum.BudgetReached = budgetReached
-	if budgetReached {
-		ru.log.Info("deletion budget reached; the rest waits for the next run", "max_deletions", ru.cfg.MaxDeletions)
+// afterSending does the work that follows the sending, in order: completing the erasure
+// requests, erasing the end users, deleting old memories. The first error stops the run.
+func (ru *run) afterSending(ctx context.Context) {
+	cctx, cancel := ru.dbCtx()
+	err := ru.erasures.complete(cctx, ru.rs)
+	cancel()
+	if err == nil {
+		err = ru.eraseEndUsers(ctx)
 	}
-	switch {
-	case ru.fatal != nil:
-		return ru.finish(StatusFailed, ru.fatal)
-	case ctx.Err() != nil:
-		return ru.finish(StatusInterrupted, context.Cause(ctx))
-	case selectErr != nil && !errors.Is(selectErr, context.Canceled):
-		return ru.finish(StatusFailed, selectErr)
-	case ru.capped != nil:
-		return ru.finish(StatusAborted, ru.capped)
+	if err == nil {
+		err = ru.deleteOldMemories(ctx)
 	}
-	return ru.finish(StatusSucceeded, nil)
+	if err != nil {
+		ru.stop(err)
+	}
 }
 
 // warnUnmatchedHolds notes, once per run, the active holds that match no session of the source.
@@ -364,41 +411,27 @@ func (ru *run) shutdownTimer(ctx context.Context) {
 // watchLock checks the run lock every LockCheckInterval: it lives on a connection of its own,
 // and if that connection goes, so may the lock.
 func (ru *run) watchLock() {
-	tick := time.NewTicker(ru.cfg.LockCheckInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ru.done:
-			return
-		case <-ru.stopSelecting.Done():
-			return
-		case <-tick.C:
-			if err := ru.rs.CheckLock(ru.sendCtx); err != nil {
-				ru.stop(err)
-				return
-			}
+	tick.Every(ru.cfg.LockCheckInterval, ru.done, ru.stopSelecting.Done(), func() bool {
+		if err := ru.rs.CheckLock(ru.sendCtx); err != nil {
+			ru.stop(err)
+			return false
 		}
-	}
+		return true
+	})
 }
 
 // sealEvery appends the outcomes recorded so far to the log every SealInterval, so the log
 // follows the run closely without every record waiting on it. A failure is logged: Finish seals
 // whatever is left, and so does the next run.
 func (ru *run) sealEvery() {
-	tick := time.NewTicker(ru.cfg.SealInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ru.done:
-			return
-		case <-tick.C:
-			sctx, cancel := ru.dbCtx()
-			if err := ru.rs.Seal(sctx); err != nil {
-				ru.log.Warn("could not seal recorded outcomes yet; the run seals them when it finishes", "err", err)
-			}
-			cancel()
+	tick.Every(ru.cfg.SealInterval, ru.done, nil, func() bool {
+		sctx, cancel := ru.dbCtx()
+		defer cancel()
+		if err := ru.rs.Seal(sctx); err != nil {
+			ru.log.Warn("could not seal recorded outcomes yet; the run seals them when it finishes", "err", err)
 		}
-	}
+		return true
+	})
 }
 
 // selectChunks hands out the erasure requests' chunks, then walks the selection, groups the
@@ -570,27 +603,21 @@ func (ru *run) finish(status Status, runErr error) (*Summary, error) {
 // selected so far, done (deleted and failed) and the rate; with an EstimatedTotal, also the
 // total and the time left at the rate so far.
 func (ru *run) logProgress() {
-	tick := time.NewTicker(ru.cfg.ProgressInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ru.done:
-			return
-		case <-tick.C:
-			selected, deleted, failed := ru.tally.progress()
-			elapsed := time.Since(ru.began).Seconds()
-			rate := float64(deleted+failed) / max(elapsed, 0.001)
-			attrs := []any{"selected", selected, "done", deleted + failed, "deleted", deleted,
-				"failed", failed, "sessions_per_second", rate}
-			if ru.cfg.EstimatedTotal != nil {
-				if total, ok := ru.cfg.EstimatedTotal(); ok {
-					attrs = append(attrs, "total", total)
-					if left := total - deleted - failed; rate > 0 {
-						attrs = append(attrs, "time_left", time.Duration(float64(max(left, 0))/rate*float64(time.Second)).Round(time.Second).String())
-					}
+	tick.Every(ru.cfg.ProgressInterval, ru.done, nil, func() bool {
+		selected, deleted, failed := ru.tally.progress()
+		elapsed := time.Since(ru.began).Seconds()
+		rate := float64(deleted+failed) / max(elapsed, 0.001)
+		attrs := []any{"selected", selected, "done", deleted + failed, "deleted", deleted,
+			"failed", failed, "sessions_per_second", rate}
+		if ru.cfg.EstimatedTotal != nil {
+			if total, ok := ru.cfg.EstimatedTotal(); ok {
+				attrs = append(attrs, "total", total)
+				if left := total - deleted - failed; rate > 0 {
+					attrs = append(attrs, "time_left", time.Duration(float64(max(left, 0))/rate*float64(time.Second)).Round(time.Second).String())
 				}
 			}
-			ru.log.Info("progress", attrs...)
 		}
-	}
+		ru.log.Info("progress", attrs...)
+		return true
+	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/convai-retention/retention/internal/tick"
 	"github.com/convai-retention/retention/job"
 )
 
@@ -126,18 +127,9 @@ func heldKeys(ctx context.Context, q querier) ([]int32, error) {
 // the lock's transaction, until release or the first failure.
 func (l *runLock) renew(every time.Duration) {
 	defer close(l.renewed)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-tick.C:
-			if l.check(context.Background()) != nil {
-				return
-			}
-		}
-	}
+	tick.Every(every, l.stop, nil, func() bool {
+		return l.check(context.Background()) == nil
+	})
 }
 
 // check makes one round trip in the lock's transaction, within lockCheckTimeout. An error (the
