@@ -152,28 +152,58 @@ func convaiMissing(l Lister, m MissingFinder, cfg Config, limiter *rate.Limiter)
 // source does not have (the app never stored them); if that list cannot be read, the request
 // is sent with what the source has and stays open.
 func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard, size int, list listMissing, log *slog.Logger) (*erasures, error) {
-	work, err := rd.OpenErasures(ctx, shard)
+	work, endUsers, err := readErasureWork(ctx, rd, shard)
 	if err != nil {
-		return nil, fmt.Errorf("read erasure requests: %w", err)
-	}
-	var endUsers []EndUserWork
-	if eu, ok := rd.(EndUserReader); ok {
-		if endUsers, err = eu.OpenEndUserErasures(ctx); err != nil {
-			return nil, fmt.Errorf("read end users' erasure requests: %w", err)
-		}
-		work = append(work, endUserWork(endUsers, shard)...)
+		return nil, err
 	}
 	e := &erasures{work: work, blocked: map[int64]bool{}, covered: map[[2]string]bool{}, confirmed: map[[2]string]bool{},
 		unlisted: map[int64]bool{}, endUsers: endUsers}
 	e.euSum.Open = len(endUsers)
 	e.countToErase(shard)
+	if err := e.addListed(ctx, rules, list, log); err != nil {
+		return nil, err
+	}
+	e.markBlocked(rules)
+	e.chunkSessions(rules, size)
+	for _, w := range work {
+		if e.blocked[w.Request.ID] && w.EndUserRequestID == 0 {
+			e.sum.Blocked = append(e.sum.Blocked, w.Request.ID)
+		}
+	}
+	slices.Sort(e.sum.Blocked)
+	return e, nil
+}
+
+// readErasureWork reads the shard's open erasure requests and, when rd can read them, the open
+// end users' requests (every shard's), whose characters of the shard join the work.
+func readErasureWork(ctx context.Context, rd Reader, shard Shard) ([]ErasureWork, []EndUserWork, error) {
+	work, err := rd.OpenErasures(ctx, shard)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read erasure requests: %w", err)
+	}
+	eu, ok := rd.(EndUserReader)
+	if !ok {
+		return work, nil, nil
+	}
+	endUsers, err := eu.OpenEndUserErasures(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read end users' erasure requests: %w", err)
+	}
+	return append(work, endUserWork(endUsers, shard)...), endUsers, nil
+}
+
+// addListed adds to each character's request the sessions list finds at Convai that the source
+// does not have, listing each character once however many requests name it. A request whose
+// character cannot be listed (no list, the whole character held, the list failed) is unlisted:
+// it stays open. A rejected key or an ended ctx is an error.
+func (e *erasures) addListed(ctx context.Context, rules *policy.Set, list listMissing, log *slog.Logger) error {
 	type listed struct {
 		listedCharacter
 		err error
 	}
 	lists := map[string]listed{} // one list per character, however many requests name it
-	for i := range work {
-		w := &work[i]
+	for i := range e.work {
+		w := &e.work[i]
 		if w.Refuted || w.Request.SessionID != "" || w.EndUserRequestID != 0 {
 			continue // an end user's sessions at Convai cannot be told from others': the set's only
 		}
@@ -195,7 +225,7 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 		ids, err := l.missing, l.err
 		switch {
 		case errors.Is(err, ErrKeyRejected) || ctx.Err() != nil:
-			return nil, fmt.Errorf("list the sessions of %s at Convai for erasure request %d: %w", w.Request.CharacterID, w.Request.ID, err)
+			return fmt.Errorf("list the sessions of %s at Convai for erasure request %d: %w", w.Request.CharacterID, w.Request.ID, err)
 		case err != nil:
 			e.unlisted[w.Request.ID] = true
 			if log != nil {
@@ -208,7 +238,13 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 			w.Sessions = append(w.Sessions, policy.Record{CharacterID: w.Request.CharacterID, SessionID: id})
 		}
 	}
-	for _, w := range work {
+	return nil
+}
+
+// markBlocked counts the open requests and marks blocked those a hold keeps open: an end user's
+// child with holds, or a request whose character or session is held.
+func (e *erasures) markBlocked(rules *policy.Set) {
+	for _, w := range e.work {
 		r := w.Request
 		if w.EndUserRequestID != 0 {
 			e.euSum.Characters++
@@ -228,7 +264,12 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 			e.blocked[r.ID] = true
 		}
 	}
-	for _, w := range work {
+}
+
+// chunkSessions splits each request's sessions into chunks of at most size, each session once
+// however many requests ask for it; held sessions and malformed IDs are set aside, not chunked.
+func (e *erasures) chunkSessions(rules *policy.Set, size int) {
+	for _, w := range e.work {
 		r := w.Request
 		var c *Chunk
 		for _, s := range w.Sessions {
@@ -255,13 +296,6 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 			c.Sessions = append(c.Sessions, s)
 		}
 	}
-	for _, w := range work {
-		if e.blocked[w.Request.ID] && w.EndUserRequestID == 0 {
-			e.sum.Blocked = append(e.sum.Blocked, w.Request.ID)
-		}
-	}
-	slices.Sort(e.sum.Blocked)
-	return e, nil
 }
 
 // count counts the requests' sessions into t as selected (or skipped: held, malformed): they

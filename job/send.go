@@ -132,8 +132,12 @@ func (d *deliverer) deliver(ctx context.Context, characterID string, ids []strin
 	return out
 }
 
-// deliverPart is deliver for a chunk or a part of it, noting single IDs refused in chunk.
+// deliverPart is deliver for a chunk or a part of it, noting single IDs refused in chunk: it
+// sends the IDs with retries (part.attempt) and turns how that ended into outcomes
+// (part.outcomes), splitting a refused request in two.
 func (d *deliverer) deliverPart(ctx context.Context, characterID string, ids []string, prior int, fresh bool, chunk *chunkRefusals) []Outcome {
+	p := &part{d: d, ctx: ctx, characterID: characterID, ids: ids, prior: prior, fresh: fresh, chunk: chunk,
+		out: make([]Outcome, 0, len(ids))}
 	// wait bounds the waits between requests: they end when the run is told to stop, as
 	// nothing is in flight then. Requests themselves run on ctx.
 	//
@@ -141,137 +145,180 @@ func (d *deliverer) deliverPart(ctx context.Context, characterID string, ids []s
 	// to stop after the claim, like a request already in flight (it has the shutdown grace to
 	// finish). Otherwise a signal between the claim and the request would leave the chunk
 	// recorded failed without ever being sent. Only the waits after that request end early.
-	wait, stopWaiting := context.WithCancelCause(ctx)
-	defer stopWaiting(nil)
-	var watching bool
-	watchInterrupt := func() {
-		if d.interrupted == nil || watching {
-			return
-		}
-		watching = true
-		go func() {
-			select {
-			case <-d.interrupted:
-				stopWaiting(errInterrupted)
-			case <-wait.Done():
-			}
-		}()
-	}
+	p.wait, p.stopWaiting = context.WithCancelCause(ctx)
+	defer p.stopWaiting(nil)
 	if !fresh || prior != 0 {
-		watchInterrupt()
+		p.watchInterrupt()
 	}
-	out := make([]Outcome, 0, len(ids))
-	fail := func(ids []string, attempts, status int, text string) {
-		for _, id := range ids {
-			out = append(out, Outcome{SessionID: id, Attempts: attempts, HTTPStatus: status, Error: truncate(text)})
-		}
-	}
+	err := retry.Do(p.wait, d.backoff(&p.retryAfter), p.attempt)
+	return p.outcomes(err)
+}
 
-	attempts := 0
-	var last Answer
-	var retryAfter time.Duration
-	var holdErr error
-	checkHolds := func() error {
-		dctx, cancel := d.dbCtx()
-		defer cancel()
-		held, err := d.store.Held(dctx, characterID, ids)
-		if err != nil {
-			holdErr = fmt.Errorf("check holds: %w", err)
-			return holdErr
-		}
-		if len(held) > 0 {
-			d.log.Warn("hold placed during the run: not sending these sessions again",
-				"character_id", characterID, "sessions", len(held))
-			fail(held, prior+attempts, last.StatusCode, "a hold was placed during the run; not sent again")
-			ids = without(ids, held)
-		}
-		return nil
-	}
+// part is one deliverPart: the IDs still to send, the requests made for them and the last
+// answer, and the outcomes so far.
+type part struct {
+	d           *deliverer
+	ctx         context.Context
+	characterID string
+	ids         []string
+	prior       int
+	fresh       bool
+	chunk       *chunkRefusals
 
-	err := retry.Do(wait, d.backoff(&retryAfter), func(wait context.Context) error {
+	// wait is ctx, also ended (errInterrupted) once the run is told to stop and watching.
+	wait        context.Context
+	stopWaiting context.CancelCauseFunc
+	watching    bool
+
+	out        []Outcome
+	attempts   int
+	last       Answer
+	retryAfter time.Duration
+	// holdErr is set when the holds could not be checked before a request: the IDs were not
+	// sent again.
+	holdErr error
+}
+
+// watchInterrupt ends p.wait when the run is told to stop; once, and only if it can be.
+func (p *part) watchInterrupt() {
+	if p.d.interrupted == nil || p.watching {
+		return
+	}
+	p.watching = true
+	go func() {
+		select {
+		case <-p.d.interrupted:
+			p.stopWaiting(errInterrupted)
+		case <-p.wait.Done():
+		}
+	}()
+}
+
+// fail adds a failed outcome for each of ids.
+func (p *part) fail(ids []string, attempts, status int, text string) {
+	for _, id := range ids {
+		p.out = append(p.out, Outcome{SessionID: id, Attempts: attempts, HTTPStatus: status, Error: truncate(text)})
+	}
+}
+
+// checkHolds fails the IDs a hold placed during the run now protects, and sends the rest.
+func (p *part) checkHolds() error {
+	dctx, cancel := p.d.dbCtx()
+	defer cancel()
+	held, err := p.d.store.Held(dctx, p.characterID, p.ids)
+	if err != nil {
+		p.holdErr = fmt.Errorf("check holds: %w", err)
+		return p.holdErr
+	}
+	if len(held) > 0 {
+		p.d.log.Warn("hold placed during the run: not sending these sessions again",
+			"character_id", p.characterID, "sessions", len(held))
+		p.fail(held, p.prior+p.attempts, p.last.StatusCode, "a hold was placed during the run; not sent again")
+		p.ids = without(p.ids, held)
+	}
+	return nil
+}
+
+// attempt is one try of retry.Do: unless it is a fresh chunk's first request, it waits for a
+// rate token and checks the holds again; then it sends the request (send).
+func (p *part) attempt(wait context.Context) error {
+	d := p.d
+	if d.stopped() || d.refusals.stopped() {
+		return errAborted
+	}
+	// A fresh chunk's first request goes out right after its claim, which took a rate
+	// token and checked the holds. Every other request waits for a token first, then checks
+	// the holds again, so a hold committed before the request is honoured.
+	if !(p.fresh && p.attempts == 0) {
+		if err := d.limiter.Wait(wait); err != nil {
+			return waitCause(wait, err)
+		}
+		if err := p.checkHolds(); err != nil {
+			return err
+		}
+		if len(p.ids) == 0 {
+			return nil
+		}
 		if d.stopped() || d.refusals.stopped() {
 			return errAborted
 		}
-		// A fresh chunk's first request goes out right after its claim, which took a rate
-		// token and checked the holds. Every other request waits for a token first, then checks
-		// the holds again, so a hold committed before the request is honoured.
-		if !(fresh && attempts == 0) {
-			if err := d.limiter.Wait(wait); err != nil {
-				return waitCause(wait, err)
-			}
-			if err := checkHolds(); err != nil {
-				return err
-			}
-			if len(ids) == 0 {
-				return nil
-			}
-			if d.stopped() || d.refusals.stopped() {
-				return errAborted
-			}
+	}
+	return p.send()
+}
+
+// send makes one request and says what its answer means for retry.Do: nil when confirmed, a
+// retryable error for a retryable answer, a final error otherwise.
+func (p *part) send() error {
+	d := p.d
+	p.attempts++
+	tctx, cancel := context.WithTimeout(p.ctx, d.cfg.RequestTimeout)
+	start := time.Now()
+	p.last = d.sender.Delete(tctx, p.characterID, p.ids)
+	cancel()
+	p.watchInterrupt()
+	d.cfg.Observer.Requested(p.last, time.Since(start))
+	switch p.last.Class {
+	case Confirmed:
+		return nil
+	case AuthRejected:
+		d.keyRejected(p.last)
+		return ErrKeyRejected
+	case Permanent:
+		return errPermanent
+	default:
+		p.retryAfter = min(p.last.RetryAfter, d.cfg.MaxRetryAfter)
+		if p.attempts < d.cfg.MaxAttempts {
+			d.cfg.Observer.Retrying(p.last)
 		}
-		attempts++
-		tctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
-		start := time.Now()
-		last = d.sender.Delete(tctx, characterID, ids)
-		cancel()
-		watchInterrupt()
-		d.cfg.Observer.Requested(last, time.Since(start))
-		switch last.Class {
-		case Confirmed:
-			return nil
-		case AuthRejected:
-			d.keyRejected(last)
-			return ErrKeyRejected
-		case Permanent:
-			return errPermanent
-		default:
-			retryAfter = min(last.RetryAfter, d.cfg.MaxRetryAfter)
-			if attempts < d.cfg.MaxAttempts {
-				d.cfg.Observer.Retrying(last)
-			}
-			d.log.Debug("retrying request", "character_id", characterID, "ids", len(ids),
-				"attempt", attempts, "status", last.StatusCode, "detail", last.Detail, "retry_after", retryAfter)
-			return retry.RetryableError(answerError(last))
-		}
-	})
-	total := prior + attempts
+		d.log.Debug("retrying request", "character_id", p.characterID, "ids", len(p.ids),
+			"attempt", p.attempts, "status", p.last.StatusCode, "detail", p.last.Detail, "retry_after", p.retryAfter)
+		return retry.RetryableError(answerError(p.last))
+	}
+}
+
+// outcomes adds the outcomes of the IDs left after retry.Do ended with err, and returns every
+// outcome of the part. A refused request of several IDs is split in two, each half delivered on
+// its own; a refused single ID is settled (settleRefused).
+func (p *part) outcomes(err error) []Outcome {
+	ids, last, ctx := p.ids, p.last, p.ctx
+	total := p.prior + p.attempts
 	switch {
 	case len(ids) == 0:
 	case err == nil:
 		for _, id := range ids {
-			out = append(out, Outcome{SessionID: id, Deleted: true, Attempts: total, HTTPStatus: last.StatusCode})
+			p.out = append(p.out, Outcome{SessionID: id, Deleted: true, Attempts: total, HTTPStatus: last.StatusCode})
 		}
-	case holdErr != nil:
-		fail(ids, total, last.StatusCode, "not sent again: could not "+holdErr.Error())
+	case p.holdErr != nil:
+		p.fail(ids, total, last.StatusCode, "not sent again: could not "+p.holdErr.Error())
 	case errors.Is(err, errPermanent) && len(ids) > 1:
 		// One bad ID must not fail the others: split and send each half on its own.
 		half := len(ids) / 2
 		left, right := ids[:half], ids[half:]
-		out = append(out, d.deliverPart(ctx, characterID, left, total, false, chunk)...)
-		out = append(out, d.deliverPart(ctx, characterID, right, total, false, chunk)...)
+		p.out = append(p.out, p.d.deliverPart(ctx, p.characterID, left, total, false, p.chunk)...)
+		p.out = append(p.out, p.d.deliverPart(ctx, p.characterID, right, total, false, p.chunk)...)
 	case errors.Is(err, errPermanent):
 		// A refusal counts whether or not the session was settled: a chunk refused at every ID
 		// is a refused request, whatever the list says.
-		chunk.refusedSingle(last.StatusCode, last.Detail)
-		out = append(out, d.settleRefused(ctx, characterID, ids[0], total, last))
+		p.chunk.refusedSingle(last.StatusCode, last.Detail)
+		p.out = append(p.out, p.d.settleRefused(ctx, p.characterID, ids[0], total, last))
 	case errors.Is(err, ErrKeyRejected):
-		fail(ids, total, last.StatusCode, fmt.Sprintf("the API rejected the key (HTTP %d)", last.StatusCode))
+		p.fail(ids, total, last.StatusCode, fmt.Sprintf("the API rejected the key (HTTP %d)", last.StatusCode))
 	case errors.Is(err, errAborted):
-		fail(ids, total, last.StatusCode, "not sent: the run stopped sending")
+		p.fail(ids, total, last.StatusCode, "not sent: the run stopped sending")
 	case errors.Is(err, errInterrupted) && total == 0:
-		fail(ids, total, 0, "not sent: the run was told to stop")
+		p.fail(ids, total, 0, "not sent: the run was told to stop")
 	case ctx.Err() != nil:
 		// The request in flight was cancelled (the shutdown grace ran out): that is what
 		// happened to these sessions, whatever the retry wait saw after it.
-		fail(ids, total, last.StatusCode, "no confirmation before the run was cancelled")
+		p.fail(ids, total, last.StatusCode, "no confirmation before the run was cancelled")
 	case errors.Is(err, errInterrupted):
-		fail(ids, total, last.StatusCode, "not sent again: the run was told to stop while waiting to retry")
-	case attempts == 0:
-		fail(ids, total, 0, "not sent: "+err.Error())
+		p.fail(ids, total, last.StatusCode, "not sent again: the run was told to stop while waiting to retry")
+	case p.attempts == 0:
+		p.fail(ids, total, 0, "not sent: "+err.Error())
 	default:
-		fail(ids, total, last.StatusCode, fmt.Sprintf("no confirmation after %d attempts: %s", attempts, answerText(last)))
+		p.fail(ids, total, last.StatusCode, fmt.Sprintf("no confirmation after %d attempts: %s", p.attempts, answerText(last)))
 	}
-	return out
+	return p.out
 }
 
 // waitCause returns the cause of ctx's end if err came from it, else err.
