@@ -105,87 +105,84 @@ func EndUser(ctx context.Context, db Beginner, endUserID string) (*EndUserEviden
 	return ev, err
 }
 
+// endUserWhat is the phrase every error of the end user's evidence is wrapped with.
+const endUserWhat = "end user evidence"
+
+// endUser reads the evidence in q: the characters the end user was seen with, the memories
+// deleted under a policy, and each erasure request with its characters and memory erasures.
 func endUser(ctx context.Context, q pgx.Tx, endUserID string) (*EndUserEvidence, error) {
 	ev := &EndUserEvidence{EndUserID: endUserID, Caveat: endUserCaveat, Requests: []EndUserRequest{}, Characters: []string{},
 		MemoryDeletions: []MemoryDeletion{}}
 	if err := q.QueryRow(ctx, `SELECT now()`).Scan(&ev.GeneratedAt); err != nil {
-		return nil, fmt.Errorf("end user evidence: %w", err)
+		return nil, fmt.Errorf("%s: %w", endUserWhat, err)
 	}
-	rows, err := q.Query(ctx, `SELECT character_id FROM retention.end_users WHERE end_user_id = $1 ORDER BY 1`, endUserID)
-	if err != nil {
-		return nil, fmt.Errorf("end user evidence: %w", err)
-	}
-	if ev.Characters, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-		return nil, fmt.Errorf("end user evidence: %w", err)
-	}
-	rows, err = q.Query(ctx, `
-		SELECT run_id, character_id, memory_id, updated_at, memory_max_age::text, status, attempts, coalesce(error, ''), completed_at
-		FROM retention.memory_deletions WHERE end_user_id = $1 ORDER BY id`, endUserID)
-	if err != nil {
-		return nil, fmt.Errorf("end user evidence: %w", err)
-	}
-	var d MemoryDeletion
-	if _, err = pgx.ForEachRow(rows, []any{&d.RunID, &d.CharacterID, &d.MemoryID, &d.UpdatedAt, &d.MemoryMaxAge, &d.Status,
-		&d.Attempts, &d.Error, &d.CompletedAt}, func() error {
-		ev.MemoryDeletions = append(ev.MemoryDeletions, d)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("end user evidence: %w", err)
-	}
-	rows, err = q.Query(ctx, `
-		SELECT id, coalesce(character_id, ''), end_user_record, reason, requested_by, requested_at, due_at, state,
-		       completed_at, coalesce(blocked_by, '{}'), coalesce(record_status, ''), sessions_deleted, sessions_left
-		FROM retention.end_user_erasure_status WHERE end_user_id = $1 ORDER BY id`, endUserID)
-	if err != nil {
-		return nil, fmt.Errorf("end user evidence: %w", err)
-	}
-	var r EndUserRequest
-	_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.CharacterID, &r.EndUserRecord, &r.Reason, &r.RequestedBy, &r.RequestedAt,
-		&r.DueAt, &r.State, &r.CompletedAt, &r.BlockedBy, &r.RecordStatus, &r.SessionsDeleted, &r.SessionsLeft}, func() error {
-		ev.Requests = append(ev.Requests, r)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("end user evidence: %w", err)
+	for _, read := range []func(context.Context, pgx.Tx) error{ev.readCharacters, ev.readMemoryDeletions, ev.readRequests} {
+		if err := read(ctx, q); err != nil {
+			return nil, err
+		}
 	}
 	for i := range ev.Requests {
-		req := &ev.Requests[i]
-		rows, err := q.Query(ctx, `
-			SELECT m.character_id, m.erasure_request_id, m.sessions_deleted, m.sessions_left, coalesce(m.blocked_by, '{}'),
-			       (SELECT count(DISTINCT x.session_id) FROM retention.claims cl
-			        CROSS JOIN LATERAL unnest(cl.session_ids) AS x(session_id)
-			        JOIN retention.memory_sightings ms ON ms.character_id = cl.character_id AND ms.session_id = x.session_id
-			        WHERE cl.erasure_request_id = m.erasure_request_id),
-			       coalesce(m.memory_status, '')
-			FROM retention.end_user_memory m WHERE m.request_id = $1 ORDER BY m.character_id`, req.ID)
-		if err != nil {
-			return nil, fmt.Errorf("end user evidence: %w", err)
-		}
-		var c EndUserCharacter
-		if _, err = pgx.ForEachRow(rows, []any{&c.CharacterID, &c.ErasureRequest, &c.SessionsDeleted, &c.SessionsLeft,
-			&c.BlockedBy, &c.InMemory, &c.MemoryStatus}, func() error {
-			req.Characters = append(req.Characters, c)
-			return nil
-		}); err != nil {
-			return nil, fmt.Errorf("end user evidence: %w", err)
-		}
-		rows, err = q.Query(ctx, `
-			SELECT run_id, coalesce(character_id, ''), status, attempts, http_status, remaining, listed_before,
-			       coalesce(error, ''), started_at, completed_at
-			FROM retention.memory_erasures WHERE request_id = $1 ORDER BY id`, req.ID)
-		if err != nil {
-			return nil, fmt.Errorf("end user evidence: %w", err)
-		}
-		var m MemoryErasure
-		if _, err = pgx.ForEachRow(rows, []any{&m.RunID, &m.CharacterID, &m.Status, &m.Attempts, &m.HTTPStatus, &m.Remaining,
-			&m.Before, &m.Error, &m.StartedAt, &m.CompletedAt}, func() error {
-			req.MemoryErasures = append(req.MemoryErasures, m)
-			return nil
-		}); err != nil {
-			return nil, fmt.Errorf("end user evidence: %w", err)
+		if err := ev.Requests[i].readErasures(ctx, q); err != nil {
+			return nil, err
 		}
 	}
 	return ev, nil
+}
+
+// readCharacters reads the characters the end user was seen with.
+func (ev *EndUserEvidence) readCharacters(ctx context.Context, q pgx.Tx) error {
+	var c string
+	return eachRow(ctx, q, endUserWhat, `SELECT character_id FROM retention.end_users WHERE end_user_id = $1 ORDER BY 1`,
+		[]any{ev.EndUserID}, []any{&c}, func() { ev.Characters = append(ev.Characters, c) })
+}
+
+// readMemoryDeletions reads the end user's memories deleted under a policy's memory_max_age.
+func (ev *EndUserEvidence) readMemoryDeletions(ctx context.Context, q pgx.Tx) error {
+	var d MemoryDeletion
+	return eachRow(ctx, q, endUserWhat, `
+		SELECT run_id, character_id, memory_id, updated_at, memory_max_age::text, status, attempts, coalesce(error, ''), completed_at
+		FROM retention.memory_deletions WHERE end_user_id = $1 ORDER BY id`, []any{ev.EndUserID},
+		[]any{&d.RunID, &d.CharacterID, &d.MemoryID, &d.UpdatedAt, &d.MemoryMaxAge, &d.Status, &d.Attempts, &d.Error, &d.CompletedAt},
+		func() { ev.MemoryDeletions = append(ev.MemoryDeletions, d) })
+}
+
+// readRequests reads the end user's erasure requests, as retention.end_user_erasure_status has
+// them.
+func (ev *EndUserEvidence) readRequests(ctx context.Context, q pgx.Tx) error {
+	var r EndUserRequest
+	return eachRow(ctx, q, endUserWhat, `
+		SELECT id, coalesce(character_id, ''), end_user_record, reason, requested_by, requested_at, due_at, state,
+		       completed_at, coalesce(blocked_by, '{}'), coalesce(record_status, ''), sessions_deleted, sessions_left
+		FROM retention.end_user_erasure_status WHERE end_user_id = $1 ORDER BY id`, []any{ev.EndUserID},
+		[]any{&r.ID, &r.CharacterID, &r.EndUserRecord, &r.Reason, &r.RequestedBy, &r.RequestedAt,
+			&r.DueAt, &r.State, &r.CompletedAt, &r.BlockedBy, &r.RecordStatus, &r.SessionsDeleted, &r.SessionsLeft},
+		func() { ev.Requests = append(ev.Requests, r) })
+}
+
+// readErasures reads what the request did: per character, its sessions and memory, and each
+// memory erasure.
+func (req *EndUserRequest) readErasures(ctx context.Context, q pgx.Tx) error {
+	var c EndUserCharacter
+	err := eachRow(ctx, q, endUserWhat, `
+		SELECT m.character_id, m.erasure_request_id, m.sessions_deleted, m.sessions_left, coalesce(m.blocked_by, '{}'),
+		       (SELECT count(DISTINCT x.session_id) FROM retention.claims cl
+		        CROSS JOIN LATERAL unnest(cl.session_ids) AS x(session_id)
+		        JOIN retention.memory_sightings ms ON ms.character_id = cl.character_id AND ms.session_id = x.session_id
+		        WHERE cl.erasure_request_id = m.erasure_request_id),
+		       coalesce(m.memory_status, '')
+		FROM retention.end_user_memory m WHERE m.request_id = $1 ORDER BY m.character_id`, []any{req.ID},
+		[]any{&c.CharacterID, &c.ErasureRequest, &c.SessionsDeleted, &c.SessionsLeft, &c.BlockedBy, &c.InMemory, &c.MemoryStatus},
+		func() { req.Characters = append(req.Characters, c) })
+	if err != nil {
+		return err
+	}
+	var m MemoryErasure
+	return eachRow(ctx, q, endUserWhat, `
+		SELECT run_id, coalesce(character_id, ''), status, attempts, http_status, remaining, listed_before,
+		       coalesce(error, ''), started_at, completed_at
+		FROM retention.memory_erasures WHERE request_id = $1 ORDER BY id`, []any{req.ID},
+		[]any{&m.RunID, &m.CharacterID, &m.Status, &m.Attempts, &m.HTTPStatus, &m.Remaining, &m.Before, &m.Error, &m.StartedAt, &m.CompletedAt},
+		func() { req.MemoryErasures = append(req.MemoryErasures, m) })
 }
 
 // Write writes the evidence as a table or JSON.

@@ -48,33 +48,25 @@ type ErasureTotals struct {
 // readErasures reads the requests of retention.erasure_status that match where (a condition on
 // its columns, with args), ordered by order, times in UTC.
 func readErasures(ctx context.Context, tx pgx.Tx, where, order string, args ...any) ([]ErasureRow, error) {
-	rows, err := tx.Query(ctx, `
+	out := []ErasureRow{}
+	var e ErasureRow
+	err := eachRow(ctx, tx, "read erasure requests", `
 		SELECT id, character_id, session_id, reason, requested_by, requested_at, due_at, state, overdue,
 		       coalesce(blocked_by, '{}'), sessions_deleted, completed_at, completed_by_run, lag_seconds
 		FROM retention.erasure_status
 		WHERE `+where+`
-		ORDER BY `+order, args...)
+		ORDER BY `+order, args,
+		[]any{&e.ID, &e.CharacterID, &e.SessionID, &e.Reason, &e.RequestedBy, &e.RequestedAt,
+			&e.DueAt, &e.State, &e.Overdue, &e.BlockedBy, &e.SessionsDeleted, &e.CompletedAt, &e.CompletedByRun, &e.LagSeconds}, func() {
+			row := e
+			row.RequestedAt, row.DueAt, row.CompletedAt = row.RequestedAt.UTC(), row.DueAt.UTC(), utcPtr(row.CompletedAt)
+			if len(row.BlockedBy) == 0 {
+				row.BlockedBy = nil
+			}
+			out = append(out, row)
+		})
 	if err != nil {
-		return nil, fmt.Errorf("read erasure requests: %w", err)
-	}
-	out := []ErasureRow{}
-	var e ErasureRow
-	_, err = pgx.ForEachRow(rows, []any{&e.ID, &e.CharacterID, &e.SessionID, &e.Reason, &e.RequestedBy, &e.RequestedAt,
-		&e.DueAt, &e.State, &e.Overdue, &e.BlockedBy, &e.SessionsDeleted, &e.CompletedAt, &e.CompletedByRun, &e.LagSeconds}, func() error {
-		row := e
-		row.RequestedAt, row.DueAt = row.RequestedAt.UTC(), row.DueAt.UTC()
-		if row.CompletedAt != nil {
-			t := row.CompletedAt.UTC()
-			row.CompletedAt = &t
-		}
-		if len(row.BlockedBy) == 0 {
-			row.BlockedBy = nil
-		}
-		out = append(out, row)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read erasure requests: %w", err)
+		return nil, err
 	}
 	return out, nil
 }

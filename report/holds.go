@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // HoldRow is an active hold that matches no row of the source.
@@ -47,20 +45,12 @@ const unmatchedHoldsSQL = `
 	ORDER BY h.id`
 
 func (q query) unmatchedHolds(ctx context.Context, r *Report) error {
-	rows, err := q.tx.Query(ctx, fmt.Sprintf(unmatchedHoldsSQL, q.o.Source.Sanitize()), q.o.Character)
-	if err != nil {
-		return fmt.Errorf("check holds against the source: %w", err)
-	}
 	r.UnmatchedHolds = []HoldRow{}
 	var h HoldRow
-	_, err = pgx.ForEachRow(rows, []any{&h.ID, &h.CharacterID, &h.SessionID, &h.Reason, &h.CreatedBy, &h.CreatedAt}, func() error {
-		row := h
-		row.CreatedAt = row.CreatedAt.UTC()
-		r.UnmatchedHolds = append(r.UnmatchedHolds, row)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("check holds against the source: %w", err)
-	}
-	return nil
+	return eachRow(ctx, q.tx, "check holds against the source", fmt.Sprintf(unmatchedHoldsSQL, q.o.Source.Sanitize()),
+		[]any{q.o.Character}, []any{&h.ID, &h.CharacterID, &h.SessionID, &h.Reason, &h.CreatedBy, &h.CreatedAt}, func() {
+			row := h
+			row.CreatedAt = row.CreatedAt.UTC()
+			r.UnmatchedHolds = append(r.UnmatchedHolds, row)
+		})
 }

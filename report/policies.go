@@ -40,24 +40,16 @@ type PolicyVersion struct {
 func PoliciesAsOf(ctx context.Context, db Beginner, t time.Time) (*Policies, error) {
 	p := &Policies{AsOf: t.UTC(), Policies: []PolicyVersion{}}
 	err := readOnly(ctx, db, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
-			SELECT policy_id, version, character_id, max_age::text, enabled, note, changed_at, changed_by, actor, reason
-			FROM retention.policies_as_of($1)`, t)
-		if err != nil {
-			return fmt.Errorf("read policy history: %w", err)
-		}
 		var v PolicyVersion
-		_, err = pgx.ForEachRow(rows, []any{&v.PolicyID, &v.Version, &v.CharacterID, &v.MaxAge, &v.Enabled, &v.Note,
-			&v.ChangedAt, &v.ChangedBy, &v.Actor, &v.Reason}, func() error {
-			x := v
-			x.ChangedAt = x.ChangedAt.UTC()
-			p.Policies = append(p.Policies, x)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("read policy history: %w", err)
-		}
-		return nil
+		return eachRow(ctx, tx, "read policy history", `
+			SELECT policy_id, version, character_id, max_age::text, enabled, note, changed_at, changed_by, actor, reason
+			FROM retention.policies_as_of($1)`, []any{t},
+			[]any{&v.PolicyID, &v.Version, &v.CharacterID, &v.MaxAge, &v.Enabled, &v.Note,
+				&v.ChangedAt, &v.ChangedBy, &v.Actor, &v.Reason}, func() {
+				x := v
+				x.ChangedAt = x.ChangedAt.UTC()
+				p.Policies = append(p.Policies, x)
+			})
 	})
 	if err != nil {
 		return nil, err

@@ -276,6 +276,28 @@ func readOnly(ctx context.Context, db Beginner, fn func(pgx.Tx) error) error {
 	return fn(tx)
 }
 
+// eachRow runs sql with args in tx, scans each row into scans and calls each after the scan; an
+// error, the query's or a row's, is wrapped with what.
+func eachRow(ctx context.Context, tx pgx.Tx, what, sql string, args, scans []any, each func()) error {
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if _, err := pgx.ForEachRow(rows, scans, func() error { each(); return nil }); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// utcPtr returns t in UTC, nil for nil.
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
 // query runs the report's statements in one transaction.
 type query struct {
 	tx pgx.Tx
@@ -287,35 +309,33 @@ func (q query) sla() pgtype.Interval {
 }
 
 func (q query) characters(ctx context.Context, r *Report) error {
-	rows, err := q.tx.Query(ctx, charactersSQL, q.o.Since, q.o.Until, q.o.Character, q.o.Source.Sanitize(), q.sla())
-	if err != nil {
-		return fmt.Errorf("read per-character figures: %w", err)
-	}
 	r.Characters = []CharacterRow{}
 	var c CharacterRow
 	var p PolicyInForce
 	var maxAge *string
-	_, err = pgx.ForEachRow(rows, []any{&c.CharacterID, &p.Decision, &p.PolicyID, &maxAge, &p.HeldBy,
-		&c.Deleted, &c.DeletedLate, &c.Failed, &c.Outstanding, &c.Held, &c.Overdue, &c.LagP50, &c.LagP95, &c.LagMax,
-	}, func() error {
-		row, pol := c, p
-		if maxAge != nil && (pol.Decision == "own_policy" || pol.Decision == "default_policy") {
-			pol.MaxAge = *maxAge
-		}
-		row.Policy = &pol
-		r.Characters = append(r.Characters, row)
-		r.Total.Deleted += row.Deleted
-		r.Total.DeletedLate += row.DeletedLate
-		r.Total.Failed += row.Failed
-		r.Total.Outstanding += row.Outstanding
-		r.Total.Held += row.Held
-		r.Total.Overdue += row.Overdue
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read per-character figures: %w", err)
-	}
-	return nil
+	return eachRow(ctx, q.tx, "read per-character figures", charactersSQL,
+		[]any{q.o.Since, q.o.Until, q.o.Character, q.o.Source.Sanitize(), q.sla()},
+		[]any{&c.CharacterID, &p.Decision, &p.PolicyID, &maxAge, &p.HeldBy,
+			&c.Deleted, &c.DeletedLate, &c.Failed, &c.Outstanding, &c.Held, &c.Overdue, &c.LagP50, &c.LagP95, &c.LagMax,
+		}, func() {
+			row, pol := c, p
+			if maxAge != nil && (pol.Decision == "own_policy" || pol.Decision == "default_policy") {
+				pol.MaxAge = *maxAge
+			}
+			row.Policy = &pol
+			r.Characters = append(r.Characters, row)
+			r.Total.add(row)
+		})
+}
+
+// add adds row's counts to the totals row t (its lag is read apart: see total).
+func (t *CharacterRow) add(row CharacterRow) {
+	t.Deleted += row.Deleted
+	t.DeletedLate += row.DeletedLate
+	t.Failed += row.Failed
+	t.Outstanding += row.Outstanding
+	t.Held += row.Held
+	t.Overdue += row.Overdue
 }
 
 func (q query) total(ctx context.Context, r *Report) error {
@@ -328,28 +348,16 @@ func (q query) total(ctx context.Context, r *Report) error {
 }
 
 func (q query) runs(ctx context.Context, r *Report) error {
-	rows, err := q.tx.Query(ctx, runsSQL, q.o.Since, q.o.Until)
-	if err != nil {
-		return fmt.Errorf("read runs: %w", err)
-	}
 	r.Runs = []RunRow{}
 	var x RunRow
-	_, err = pgx.ForEachRow(rows, []any{&x.RunID, &x.Status, &x.StartedAt, &x.FinishedAt, &x.DurationSeconds,
-		&x.ShardIndex, &x.ShardCount, &x.Selected, &x.Deleted, &x.Failed, &x.Skipped, &x.BudgetReached, &x.Error,
-	}, func() error {
-		row := x
-		row.StartedAt = row.StartedAt.UTC()
-		if row.FinishedAt != nil {
-			t := row.FinishedAt.UTC()
-			row.FinishedAt = &t
-		}
-		r.Runs = append(r.Runs, row)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read runs: %w", err)
-	}
-	return nil
+	return eachRow(ctx, q.tx, "read runs", runsSQL, []any{q.o.Since, q.o.Until},
+		[]any{&x.RunID, &x.Status, &x.StartedAt, &x.FinishedAt, &x.DurationSeconds,
+			&x.ShardIndex, &x.ShardCount, &x.Selected, &x.Deleted, &x.Failed, &x.Skipped, &x.BudgetReached, &x.Error,
+		}, func() {
+			row := x
+			row.StartedAt, row.FinishedAt = row.StartedAt.UTC(), utcPtr(row.FinishedAt)
+			r.Runs = append(r.Runs, row)
+		})
 }
 
 // days fills one row per UTC day from Since to Until: the outcomes of each day, and the backlog
@@ -362,40 +370,33 @@ func (q query) days(ctx context.Context, r *Report) error {
 		index[d.Format(time.DateOnly)] = len(r.Days)
 		r.Days = append(r.Days, DayRow{Day: d.Format(time.DateOnly)})
 	}
-	rows, err := q.tx.Query(ctx, dailyOutcomesSQL, q.o.Since, q.o.Until, q.o.Character, q.sla())
-	if err != nil {
-		return fmt.Errorf("read daily outcomes: %w", err)
-	}
 	var day time.Time
 	var deleted, late, failed int64
-	_, err = pgx.ForEachRow(rows, []any{&day, &deleted, &late, &failed}, func() error {
-		if i, ok := index[day.Format(time.DateOnly)]; ok {
-			r.Days[i].Deleted, r.Days[i].DeletedLate, r.Days[i].Failed = deleted, late, failed
-		}
-		return nil
-	})
+	err := eachRow(ctx, q.tx, "read daily outcomes", dailyOutcomesSQL, []any{q.o.Since, q.o.Until, q.o.Character, q.sla()},
+		[]any{&day, &deleted, &late, &failed}, func() {
+			if i, ok := index[day.Format(time.DateOnly)]; ok {
+				r.Days[i].Deleted, r.Days[i].DeletedLate, r.Days[i].Failed = deleted, late, failed
+			}
+		})
 	if err != nil {
-		return fmt.Errorf("read daily outcomes: %w", err)
+		return err
 	}
 
-	rows, err = q.tx.Query(ctx, backlogChangesSQL, q.o.Since, q.o.Until, q.o.Character, q.o.Source.Sanitize(), q.sla())
-	if err != nil {
-		return fmt.Errorf("reconstruct daily backlog: %w", err)
-	}
 	changes := map[string][2]int64{}
 	var before [2]int64 // changes before the first day count from its start
 	var backlog, overdue int64
-	_, err = pgx.ForEachRow(rows, []any{&day, &backlog, &overdue}, func() error {
-		if day.Before(first) {
-			before[0] += backlog
-			before[1] += overdue
-			return nil
-		}
-		changes[day.Format(time.DateOnly)] = [2]int64{backlog, overdue}
-		return nil
-	})
+	err = eachRow(ctx, q.tx, "reconstruct daily backlog", backlogChangesSQL,
+		[]any{q.o.Since, q.o.Until, q.o.Character, q.o.Source.Sanitize(), q.sla()},
+		[]any{&day, &backlog, &overdue}, func() {
+			if day.Before(first) {
+				before[0] += backlog
+				before[1] += overdue
+				return
+			}
+			changes[day.Format(time.DateOnly)] = [2]int64{backlog, overdue}
+		})
 	if err != nil {
-		return fmt.Errorf("reconstruct daily backlog: %w", err)
+		return err
 	}
 	run := before
 	for i := range r.Days {

@@ -190,7 +190,11 @@ func Session(ctx context.Context, db Beginner, o SessionOptions) (*Evidence, err
 }
 
 func sessionAttempts(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[string][]Attempt, error) {
-	rows, err := tx.Query(ctx, `
+	out := map[string][]Attempt{}
+	var c string
+	var a Attempt
+	var lastActive, expired *time.Time
+	err := eachRow(ctx, tx, "read attempts", `
 		SELECT o.character_id, o.deletion_id, o.run_id, r.status, r.started_at, o.status, o.attempts,
 		       o.http_status, o.error, o.last_active_at, o.policy_id, o.policy_character_id,
 		       (SELECT max(h.id) FROM retention.policy_history h
@@ -207,37 +211,26 @@ func sessionAttempts(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[stri
 		JOIN retention.deletions d ON d.id = o.deletion_id
 		JOIN retention.run_history r ON r.run_id = o.run_id
 		WHERE o.session_id = $1 AND ($2::text = '' OR o.character_id = $2::text)
-		ORDER BY o.character_id, o.requested_at, o.deletion_id`, o.SessionID, o.Character)
+		ORDER BY o.character_id, o.requested_at, o.deletion_id`, []any{o.SessionID, o.Character},
+		[]any{&c, &a.DeletionID, &a.RunID, &a.RunStatus, &a.RunStartedAt, &a.Status, &a.Attempts,
+			&a.HTTPStatus, &a.Error, &lastActive, &a.PolicyID, &a.PolicyCharacterID, &a.PolicyVersion, &a.MaxAge,
+			&expired, &a.RequestedAt, &a.CompletedAt, &a.LagSeconds, &a.SealSeq, &a.SealHash,
+			&a.VerifiedAbsentAt, &a.FoundPresentAt, &a.ErasureRequestID,
+		}, func() {
+			x := a
+			x.LastActiveAt, x.ExpiredAt = time.Time{}, time.Time{}
+			if lastActive != nil {
+				x.LastActiveAt = *lastActive
+			}
+			if expired != nil {
+				x.ExpiredAt = *expired
+			}
+			x.RunStartedAt, x.LastActiveAt, x.ExpiredAt, x.RequestedAt = x.RunStartedAt.UTC(), x.LastActiveAt.UTC(), x.ExpiredAt.UTC(), x.RequestedAt.UTC()
+			x.CompletedAt = utcPtr(x.CompletedAt)
+			out[c] = append(out[c], x)
+		})
 	if err != nil {
-		return nil, fmt.Errorf("read attempts: %w", err)
-	}
-	out := map[string][]Attempt{}
-	var c string
-	var a Attempt
-	var lastActive, expired *time.Time
-	_, err = pgx.ForEachRow(rows, []any{&c, &a.DeletionID, &a.RunID, &a.RunStatus, &a.RunStartedAt, &a.Status, &a.Attempts,
-		&a.HTTPStatus, &a.Error, &lastActive, &a.PolicyID, &a.PolicyCharacterID, &a.PolicyVersion, &a.MaxAge,
-		&expired, &a.RequestedAt, &a.CompletedAt, &a.LagSeconds, &a.SealSeq, &a.SealHash,
-		&a.VerifiedAbsentAt, &a.FoundPresentAt, &a.ErasureRequestID,
-	}, func() error {
-		x := a
-		x.LastActiveAt, x.ExpiredAt = time.Time{}, time.Time{}
-		if lastActive != nil {
-			x.LastActiveAt = *lastActive
-		}
-		if expired != nil {
-			x.ExpiredAt = *expired
-		}
-		x.RunStartedAt, x.LastActiveAt, x.ExpiredAt, x.RequestedAt = x.RunStartedAt.UTC(), x.LastActiveAt.UTC(), x.ExpiredAt.UTC(), x.RequestedAt.UTC()
-		if x.CompletedAt != nil {
-			t := x.CompletedAt.UTC()
-			x.CompletedAt = &t
-		}
-		out[c] = append(out[c], x)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read attempts: %w", err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -250,31 +243,27 @@ type sourceRow struct {
 }
 
 func sessionInSource(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[string]sourceRow, error) {
-	rows, err := tx.Query(ctx, fmt.Sprintf(`
+	out := map[string]sourceRow{}
+	var c string
+	var at *time.Time
+	var undated bool
+	err := eachRow(ctx, tx, "look up the session in "+o.Source.Sanitize(), fmt.Sprintf(`
 		SELECT s.character_id::text,
 		       max(s.last_active_at) FILTER (WHERE s.last_active_at > $3 AND s.last_active_at < $4),
 		       bool_or(s.last_active_at IS NULL OR s.last_active_at <= $3 OR s.last_active_at >= $4)
 		FROM %s s
 		WHERE s.session_id::text = $1 AND ($2::text = '' OR s.character_id::text = $2::text)
 		  AND s.character_id IS NOT NULL
-		GROUP BY 1`, o.Source.Sanitize()), o.SessionID, o.Character, time.Time{}, policy.LastActiveBefore)
+		GROUP BY 1`, o.Source.Sanitize()), []any{o.SessionID, o.Character, time.Time{}, policy.LastActiveBefore},
+		[]any{&c, &at, &undated}, func() {
+			r := sourceRow{undated: undated || at == nil}
+			if at != nil {
+				r.lastActive = *at
+			}
+			out[c] = r
+		})
 	if err != nil {
-		return nil, fmt.Errorf("look up the session in %s: %w", o.Source.Sanitize(), err)
-	}
-	out := map[string]sourceRow{}
-	var c string
-	var at *time.Time
-	var undated bool
-	_, err = pgx.ForEachRow(rows, []any{&c, &at, &undated}, func() error {
-		r := sourceRow{undated: undated || at == nil}
-		if at != nil {
-			r.lastActive = *at
-		}
-		out[c] = r
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("look up the session in %s: %w", o.Source.Sanitize(), err)
+		return nil, err
 	}
 	return out, nil
 }

@@ -6,8 +6,6 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // VerificationRow is one character's checks with Convai, over all time (not the report's
@@ -88,36 +86,30 @@ const verificationSQL = `
 	ORDER BY 1`
 
 func (q query) verification(ctx context.Context, r *Report) error {
-	rows, err := q.tx.Query(ctx, verificationSQL, q.o.Character)
-	if err != nil {
-		return fmt.Errorf("read verifications: %w", err)
-	}
 	r.Verification = []VerificationRow{}
 	var v VerificationRow
-	_, err = pgx.ForEachRow(rows, []any{&v.CharacterID, &v.Deleted, &v.Verified, &v.Present, &v.LastVerified, &v.Discovered, &v.InMemory,
-		&v.InMemoryErased, &v.InMemoryEndUserUnknown}, func() error {
-		row := v
-		if row.LastVerified != nil {
-			t := row.LastVerified.UTC()
-			row.LastVerified = &t
-		}
-		r.Verification = append(r.Verification, row)
-		r.VerificationTotal.Deleted += row.Deleted
-		r.VerificationTotal.Verified += row.Verified
-		r.VerificationTotal.Present += row.Present
-		r.VerificationTotal.Discovered += row.Discovered
-		r.VerificationTotal.InMemory += row.InMemory
-		r.VerificationTotal.InMemoryErased += row.InMemoryErased
-		r.VerificationTotal.InMemoryEndUserUnknown += row.InMemoryEndUserUnknown
-		if row.LastVerified != nil && (r.VerificationTotal.LastVerified == nil || row.LastVerified.After(*r.VerificationTotal.LastVerified)) {
-			r.VerificationTotal.LastVerified = row.LastVerified
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read verifications: %w", err)
+	return eachRow(ctx, q.tx, "read verifications", verificationSQL, []any{q.o.Character},
+		[]any{&v.CharacterID, &v.Deleted, &v.Verified, &v.Present, &v.LastVerified, &v.Discovered, &v.InMemory,
+			&v.InMemoryErased, &v.InMemoryEndUserUnknown}, func() {
+			row := v
+			row.LastVerified = utcPtr(row.LastVerified)
+			r.Verification = append(r.Verification, row)
+			r.VerificationTotal.add(row)
+		})
+}
+
+// add adds row's counts to the totals row t; its LastVerified is the latest of the rows'.
+func (t *VerificationRow) add(row VerificationRow) {
+	t.Deleted += row.Deleted
+	t.Verified += row.Verified
+	t.Present += row.Present
+	t.Discovered += row.Discovered
+	t.InMemory += row.InMemory
+	t.InMemoryErased += row.InMemoryErased
+	t.InMemoryEndUserUnknown += row.InMemoryEndUserUnknown
+	if row.LastVerified != nil && (t.LastVerified == nil || row.LastVerified.After(*t.LastVerified)) {
+		t.LastVerified = row.LastVerified
 	}
-	return nil
 }
 
 // VerificationText says the verification totals in words; the table and the HTML both print it.
