@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/convai-retention/retention/report"
 	"github.com/convai-retention/retention/source"
@@ -69,7 +70,7 @@ func reportHelp(w io.Writer) {
 }
 
 // report is "retention report": the compliance report of a period, or the evidence for one
-// session.
+// session, one end user, or the policies in force at an instant.
 func (a *app) report(ctx context.Context, args []string) error {
 	var o reportOptions
 	fs := reportFlags(&o)
@@ -89,40 +90,9 @@ func (a *app) report(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var opts report.Options
-	var asOf time.Time
-	switch {
-	case o.policiesAsOf != "":
-		for _, name := range []string{"session", "since", "until", "sla", "table", "character"} {
-			if o.set[name] {
-				return usagef("--%s does not apply to --policies-as-of", name)
-			}
-		}
-		if asOf, err = parseInstant("policies-as-of", o.policiesAsOf, false); err != nil {
-			return err
-		}
-		if format == report.FormatHTML {
-			return usagef("--policies-as-of writes table, csv or json, not html")
-		}
-	case o.endUser != "":
-		for _, name := range []string{"session", "since", "until", "sla", "table", "character"} {
-			if o.set[name] {
-				return usagef("--%s does not apply to --end-user: the evidence covers every request of the end user", name)
-			}
-		}
-		if format != report.FormatTable && format != report.FormatJSON {
-			return usagef("--end-user writes table or json, not %s", format)
-		}
-	case o.session == "":
-		if opts, err = o.period(time.Now()); err != nil {
-			return err
-		}
-	default:
-		for _, name := range []string{"since", "until", "sla", "table"} {
-			if o.set[name] {
-				return usagef("--%s does not apply to --session: the evidence covers every attempt", name)
-			}
-		}
+	opts, asOf, err := o.mode(format)
+	if err != nil {
+		return err
 	}
 	dsn, err := a.databaseURL()
 	if err != nil {
@@ -134,52 +104,107 @@ func (a *app) report(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	// An app's source is synced into the job's own set, which every run reads: the live counts
-	// and the evidence read the set too, and the report says how current it is.
-	var syncedFrom string
+	ident, syncedFrom, err := a.reportSource(ctx, pool, rel)
+	if err != nil {
+		return err
+	}
+	opts.Character, opts.Source, opts.SyncedFrom = o.character, ident, syncedFrom
+	return a.writeOut(o.out, func(w io.Writer) error {
+		return o.write(ctx, pool, w, format, table, opts, asOf)
+	})
+}
+
+// mode checks the flags against what the report is asked for: the policies as of an instant
+// (returned as asOf), an end user's evidence, a session's evidence, or the report of a period
+// (returned as opts, its character and source left to the caller).
+func (o *reportOptions) mode(format report.Format) (opts report.Options, asOf time.Time, err error) {
+	switch {
+	case o.policiesAsOf != "":
+		if err := o.notWith("policies-as-of", "", "session", "since", "until", "sla", "table", "character"); err != nil {
+			return opts, asOf, err
+		}
+		if asOf, err = parseInstant("policies-as-of", o.policiesAsOf, false); err != nil {
+			return opts, asOf, err
+		}
+		if format == report.FormatHTML {
+			return opts, asOf, usagef("--policies-as-of writes table, csv or json, not html")
+		}
+	case o.endUser != "":
+		if err := o.notWith("end-user", ": the evidence covers every request of the end user",
+			"session", "since", "until", "sla", "table", "character"); err != nil {
+			return opts, asOf, err
+		}
+		if format != report.FormatTable && format != report.FormatJSON {
+			return opts, asOf, usagef("--end-user writes table or json, not %s", format)
+		}
+	case o.session == "":
+		opts, err = o.period(time.Now())
+		return opts, asOf, err
+	default:
+		return opts, asOf, o.notWith("session", ": the evidence covers every attempt", "since", "until", "sla", "table")
+	}
+	return opts, asOf, nil
+}
+
+// notWith refuses the first of flags given on the command line: it does not apply to --mode
+// (why says more, after a colon, or is "").
+func (o *reportOptions) notWith(mode, why string, flags ...string) error {
+	for _, name := range flags {
+		if o.set[name] {
+			return usagef("--%s does not apply to --%s%s", name, mode, why)
+		}
+	}
+	return nil
+}
+
+// reportSource checks the source relation and returns the one the report reads: an app's
+// source is synced into the job's own set, which every run reads, so the live counts and the
+// evidence read the set too, and syncedFrom names the app's relation for the report to say
+// how current the set is.
+func (a *app) reportSource(ctx context.Context, pool *pgxpool.Pool, rel source.Relation) (ident pgx.Identifier, syncedFrom string, err error) {
 	if syncs(rel) {
 		if a.getenv("SOURCE_DATABASE_URL") == "" && a.getenv("SOURCE_DATABASE_URL_FILE") == "" {
 			if _, err := source.Inspect(ctx, pool, rel); err != nil { // a typo is still caught
-				return err
+				return nil, "", err
 			}
 		}
 		syncedFrom = rel.String()
 		rel, _ = source.ParseRelation(source.DefaultRelation)
 	}
 	if _, err := source.Inspect(ctx, pool, rel); err != nil {
-		return err
+		return nil, "", err
 	}
-	ident := pgx.Identifier{rel.Schema, rel.Name}
+	return pgx.Identifier{rel.Schema, rel.Name}, syncedFrom, nil
+}
 
-	return a.writeOut(o.out, func(w io.Writer) error {
-		if o.policiesAsOf != "" {
-			p, err := report.PoliciesAsOf(ctx, pool, asOf)
-			if err != nil {
-				return err
-			}
-			return p.Write(w, format)
-		}
-		if o.endUser != "" {
-			ev, err := report.EndUser(ctx, pool, o.endUser)
-			if err != nil {
-				return err
-			}
-			return ev.Write(w, format)
-		}
-		if o.session != "" {
-			ev, err := report.Session(ctx, pool, report.SessionOptions{SessionID: o.session, Character: o.character, Source: ident})
-			if err != nil {
-				return err
-			}
-			return ev.Write(w, format)
-		}
-		opts.Character, opts.Source, opts.SyncedFrom = o.character, ident, syncedFrom
-		r, err := report.Build(ctx, pool, opts)
+// write reads what the report is asked for (see mode) from pool and writes it on w.
+func (o *reportOptions) write(ctx context.Context, pool *pgxpool.Pool, w io.Writer, format report.Format, table report.CSVTable,
+	opts report.Options, asOf time.Time) error {
+	switch {
+	case o.policiesAsOf != "":
+		p, err := report.PoliciesAsOf(ctx, pool, asOf)
 		if err != nil {
 			return err
 		}
-		return r.Write(w, format, table)
-	})
+		return p.Write(w, format)
+	case o.endUser != "":
+		ev, err := report.EndUser(ctx, pool, o.endUser)
+		if err != nil {
+			return err
+		}
+		return ev.Write(w, format)
+	case o.session != "":
+		ev, err := report.Session(ctx, pool, report.SessionOptions{SessionID: o.session, Character: o.character, Source: opts.Source})
+		if err != nil {
+			return err
+		}
+		return ev.Write(w, format)
+	}
+	r, err := report.Build(ctx, pool, opts)
+	if err != nil {
+		return err
+	}
+	return r.Write(w, format, table)
 }
 
 // output picks the format: --format, else the extension of --out, else table, wherever stdout
