@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/convai-retention/retention/job"
 )
 
@@ -19,38 +17,22 @@ func (s *Store) IsBuiltin() bool { return s.src.rel.String() == DefaultRelation 
 // KnownCharacters returns the characters with a policy of their own, a session in the source or
 // a recorded deletion.
 func (s *Store) KnownCharacters(ctx context.Context) ([]string, error) {
-	rows, err := s.q.Query(ctx, fmt.Sprintf(`
+	return queryStrings(ctx, s.q, "read characters", fmt.Sprintf(`
 		SELECT character_id FROM retention.policies WHERE character_id IS NOT NULL
 		UNION SELECT character_id::text FROM %s WHERE character_id IS NOT NULL
 		UNION SELECT character_id FROM retention.outcomes WHERE status = 'deleted'
 		UNION SELECT character_id FROM retention.deletions_v1 WHERE status = 'deleted'
 		ORDER BY 1`, s.src.rel.quoted()))
-	if err != nil {
-		return nil, fmt.Errorf("read characters: %w", err)
-	}
-	chars, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("read characters: %w", err)
-	}
-	return chars, nil
 }
 
 // Missing returns those of ids that the source has no row of, for characterID, and that have
 // no deleted row.
 func (s *Store) Missing(ctx context.Context, characterID string, ids []string) ([]string, error) {
-	rows, err := s.q.Query(ctx, fmt.Sprintf(`
+	return queryStrings(ctx, s.q, fmt.Sprintf("find sessions of %s missing from %s", characterID, s.src.rel), fmt.Sprintf(`
 		SELECT u.id FROM unnest($2::text[]) WITH ORDINALITY AS u(id, ord)
 		WHERE NOT EXISTS (SELECT 1 FROM %s s WHERE s.character_id::text = $1 AND s.session_id::text = u.id)
 		  AND NOT retention.is_deleted($1, u.id)
 		ORDER BY u.ord`, s.src.rel.quoted()), characterID, ids)
-	if err != nil {
-		return nil, fmt.Errorf("find sessions of %s missing from %s: %w", characterID, s.src.rel, err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("find sessions of %s missing from %s: %w", characterID, s.src.rel, err)
-	}
-	return out, nil
 }
 
 // AddDiscovered adds sessions to retention.sessions through retention.add_discovered, which

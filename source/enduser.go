@@ -2,12 +2,10 @@ package source
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/policy"
@@ -185,15 +183,7 @@ type FiledEndUser struct {
 // FileEndUserErasure inserts one end user's request; the database files its children for the
 // characters it knows the end user talked to (or the one named).
 func (s *Store) FileEndUserErasure(ctx context.Context, req EndUserErasure) (FiledEndUser, error) {
-	var at *time.Time
-	if !req.RequestedAt.IsZero() {
-		at = &req.RequestedAt
-	}
-	var due *string
-	if req.Due > 0 {
-		d := fmt.Sprintf("%d microseconds", req.Due.Microseconds())
-		due = &d
-	}
+	at, due := filingTimes(req.RequestedAt, req.Due)
 	var f FiledEndUser
 	err := s.q.QueryRow(ctx, `
 		INSERT INTO retention.end_user_requests (end_user_id, character_id, end_user_record, reason, requested_by, requested_at, due_at)
@@ -201,21 +191,12 @@ func (s *Store) FileEndUserErasure(ctx context.Context, req EndUserErasure) (Fil
 		RETURNING id, requested_at, due_at, requested_by, filed_by::text`,
 		req.EndUserID, nullable(req.CharacterID), req.Record, req.Reason, nullable(req.RequestedBy), at, due).Scan(
 		&f.ID, &f.RequestedAt, &f.DueAt, &f.RequestedBy, &f.FiledBy)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "23514" || pgErr.Code == "23502") {
-		return FiledEndUser{}, fmt.Errorf("%w: %s", ErrBadRequest, pgErr.Message)
-	}
 	if err != nil {
-		return FiledEndUser{}, fmt.Errorf("file end user erasure request: %w", err)
+		return FiledEndUser{}, filingError(err, "file end user erasure request")
 	}
-	rows, err := s.q.Query(ctx, `SELECT character_id FROM retention.erasure_requests WHERE end_user_request_id = $1 ORDER BY 1`, f.ID)
-	if err != nil {
-		return f, fmt.Errorf("read the characters of end user request %d: %w", f.ID, err)
-	}
-	if f.Characters, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-		return f, fmt.Errorf("read the characters of end user request %d: %w", f.ID, err)
-	}
-	return f, nil
+	f.Characters, err = queryStrings(ctx, s.q, fmt.Sprintf("read the characters of end user request %d", f.ID),
+		`SELECT character_id FROM retention.erasure_requests WHERE end_user_request_id = $1 ORDER BY 1`, f.ID)
+	return f, err
 }
 
 // EndUserFootprint counts what the set knows of an end user: their sessions not yet deleted,

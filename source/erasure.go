@@ -192,22 +192,8 @@ var ErrBadRequest = errors.New("erasure request refused")
 
 // FileErasure inserts one erasure request and returns it as stored.
 func (s *Store) FileErasure(ctx context.Context, req ErasureRequest) (Filed, error) {
-	var sess, by *string
-	if req.SessionID != "" {
-		sess = &req.SessionID
-	}
-	if req.RequestedBy != "" {
-		by = &req.RequestedBy
-	}
-	var at *time.Time
-	if !req.RequestedAt.IsZero() {
-		at = &req.RequestedAt
-	}
-	var due *string
-	if req.Due > 0 {
-		d := fmt.Sprintf("%d microseconds", req.Due.Microseconds())
-		due = &d
-	}
+	sess, by := nullable(req.SessionID), nullable(req.RequestedBy)
+	at, due := filingTimes(req.RequestedAt, req.Due)
 	var f Filed
 	// $4 is text: beside current_user (a name) it would be taken as a name, cut to 63 bytes.
 	err := s.q.QueryRow(ctx, `
@@ -215,14 +201,36 @@ func (s *Store) FileErasure(ctx context.Context, req ErasureRequest) (Filed, err
 		VALUES ($1, $2, $3, coalesce($4::text, current_user::text), coalesce($5, now()), coalesce($5, now()) + $6::interval)
 		RETURNING id, requested_at, due_at, requested_by, filed_by::text`,
 		req.CharacterID, sess, req.Reason, by, at, due).Scan(&f.ID, &f.RequestedAt, &f.DueAt, &f.RequestedBy, &f.FiledBy)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "23514" || pgErr.Code == "23502") {
-		return Filed{}, fmt.Errorf("%w: %s", ErrBadRequest, pgErr.Message)
-	}
 	if err != nil {
-		return Filed{}, fmt.Errorf("file erasure request: %w", err)
+		return Filed{}, filingError(err, "file erasure request")
 	}
 	return f, nil
+}
+
+// filingTimes returns a request's requested_at and its time to due_at as the inserts of
+// retention.erasure_requests and end_user_requests take them: nil, for the database's
+// defaults (now, and the table's due period), when zero.
+func filingTimes(requestedAt time.Time, due time.Duration) (*time.Time, *string) {
+	var at *time.Time
+	if !requestedAt.IsZero() {
+		at = &requestedAt
+	}
+	var interval *string
+	if due > 0 {
+		d := fmt.Sprintf("%d microseconds", due.Microseconds())
+		interval = &d
+	}
+	return at, interval
+}
+
+// filingError wraps the schema's refusal of a request (a check or a NOT NULL) in ErrBadRequest,
+// and any other error with what.
+func filingError(err error, what string) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "23514" || pgErr.Code == "23502") {
+		return fmt.Errorf("%w: %s", ErrBadRequest, pgErr.Message)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // Footprint is what the database knows of an erasure request's subject.

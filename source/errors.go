@@ -5,13 +5,6 @@ import (
 	"fmt"
 )
 
-// ErrLocked is returned by Store.Lock when another run holds the lock of this shard, or a run
-// with another shard layout is in progress.
-var ErrLocked = errors.New("another retention run holds the lock")
-
-// ErrLockLost is returned by Lock.Check when the connection holding the run lock is gone.
-var ErrLockLost = errors.New("lost the connection that holds the run lock")
-
 // ErrLogLocked is returned by Store.Seal (and so by Run.Finish) when the log's lock was not
 // free within the 15 s retention.seal waits: another session holds seal() open in a
 // transaction (pg_stat_activity shows which).

@@ -26,6 +26,20 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// queryStrings runs sql, which selects one text column, and returns its values; an error, the
+// query's or a row's, is wrapped with what.
+func queryStrings(ctx context.Context, q querier, what, sql string, args ...any) ([]string, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
 // Store reads and writes the retention schema and reads one session source. It implements
 // job.Store.
 type Store struct {
@@ -227,21 +241,13 @@ func (s *Store) ReadOnly(ctx context.Context, fn func(job.Reader) error) error {
 
 // Held returns those of ids that an active hold protects now.
 func (s *Store) Held(ctx context.Context, characterID string, ids []string) ([]string, error) {
-	rows, err := s.q.Query(ctx, `
+	return queryStrings(ctx, s.q, "check holds", `
 		SELECT u.session_id FROM unnest($2::text[]) AS u(session_id)
 		WHERE EXISTS (
 		        SELECT 1 FROM retention.holds h
 		        WHERE h.released_at IS NULL AND h.character_id = $1
 		          AND (h.session_id IS NULL OR h.session_id = u.session_id))`,
 		characterID, ids)
-	if err != nil {
-		return nil, fmt.Errorf("check holds: %w", err)
-	}
-	held, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("check holds: %w", err)
-	}
-	return held, nil
 }
 
 // IsTransient reports whether err from this package is worth retrying: a lost connection, a

@@ -61,7 +61,7 @@ func (v *Verify) Live(ctx context.Context, characterID string, ids []string) (in
 // Characters returns the characters with deleted rows in scope.
 func (v *Verify) Characters(ctx context.Context, scope job.VerifyScope) ([]string, error) {
 	char, since := scopeArgs(scope)
-	rows, err := v.s.q.Query(ctx, `
+	return queryStrings(ctx, v.s.q, "read characters to verify", `
 		SELECT DISTINCT character_id FROM (
 		    SELECT o.character_id FROM retention.outcomes o
 		    WHERE o.status = 'deleted' AND ($1 = '' OR o.character_id = $1)
@@ -71,14 +71,6 @@ func (v *Verify) Characters(ctx context.Context, scope job.VerifyScope) ([]strin
 		    WHERE d.status = 'deleted' AND ($1 = '' OR d.character_id = $1)
 		      AND ($2::timestamptz IS NULL OR d.completed_at >= $2)) c
 		ORDER BY 1`, char, since)
-	if err != nil {
-		return nil, fmt.Errorf("read characters to verify: %w", err)
-	}
-	chars, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("read characters to verify: %w", err)
-	}
-	return chars, nil
 }
 
 // deletedToVerifySQL reads the deleted rows of character $1 completed at or after $2 (NULL: all)
