@@ -96,11 +96,7 @@ func (c *Client) Delete(ctx context.Context, characterID string, sessionIDs []st
 	if err := checkInput(characterID, sessionIDs); err != nil {
 		return c.failure(Permanent, err)
 	}
-	body, err := json.Marshal(deleteRequest{CharID: characterID, SessionIDs: sessionIDs})
-	if err != nil {
-		return c.failure(Permanent, fmt.Errorf("encode delete request: %w", err))
-	}
-	resp, res := c.post(ctx, c.endpoint.delete, "delete", body)
+	resp, res := c.post(ctx, c.endpoint.delete, "delete", deleteRequest{CharID: characterID, SessionIDs: sessionIDs})
 	if resp == nil {
 		return res
 	}
@@ -109,9 +105,14 @@ func (c *Client) Delete(ctx context.Context, characterID string, sessionIDs []st
 	return c.answer(ctx, resp, raw, readErr)
 }
 
-// post sends one POST of a JSON body to url. It returns the response, or nil and the Result of
-// a request that got no response (what names the request in errors).
-func (c *Client) post(ctx context.Context, url, what string, body []byte) (*http.Response, Result) {
+// post sends request, encoded as JSON, in one POST to url. It returns the response, or nil and
+// the Result of a request that could not be encoded or got no response (what names the request
+// in errors).
+func (c *Client) post(ctx context.Context, url, what string, request any) (*http.Response, Result) {
+	body, err := json.Marshal(request)
+	if err != nil {
+		return nil, c.failure(Permanent, fmt.Errorf("encode %s request: %w", what, err))
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, c.failure(Permanent, fmt.Errorf("%w: build %s request: %w", ErrInvalidInput, what, err))

@@ -174,10 +174,8 @@ func saysNone(raw json.RawMessage) bool {
 	if emptyJSON(raw) {
 		return true
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if dec.Decode(&v) != nil {
+	v, ok := decodeJSON(raw)
+	if !ok {
 		return false
 	}
 	switch v := v.(type) {
@@ -195,10 +193,8 @@ func saysNone(raw json.RawMessage) bool {
 
 // emptyJSON reports whether raw is null, false, a zero number, a blank string, [] or {}.
 func emptyJSON(raw json.RawMessage) bool {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if dec.Decode(&v) != nil {
+	v, ok := decodeJSON(raw)
+	if !ok {
 		return false
 	}
 	switch v := v.(type) {
@@ -217,4 +213,15 @@ func emptyJSON(raw json.RawMessage) bool {
 		return len(v) == 0
 	}
 	return false
+}
+
+// decodeJSON decodes the first value of raw, numbers as json.Number; ok is false when raw does
+// not start with a JSON value.
+func decodeJSON(raw json.RawMessage) (v any, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if dec.Decode(&v) != nil {
+		return nil, false
+	}
+	return v, true
 }

@@ -55,11 +55,7 @@ func (c *Client) Details(ctx context.Context, characterID, sessionID string) (De
 	if err := checkID("session ID", sessionID); err != nil {
 		return Details{}, c.failure(Permanent, err)
 	}
-	body, err := json.Marshal(detailsRequest{CharID: characterID, SessionID: sessionID})
-	if err != nil {
-		return Details{}, c.failure(Permanent, fmt.Errorf("encode details request: %w", err))
-	}
-	resp, res := c.post(ctx, c.endpoint.details, "details", body)
+	resp, res := c.post(ctx, c.endpoint.details, "details", detailsRequest{CharID: characterID, SessionID: sessionID})
 	if resp == nil {
 		return Details{}, res
 	}

@@ -2,7 +2,6 @@ package convai
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,11 +69,7 @@ func (c *Client) List(ctx context.Context, characterID string, fn func(ListedSes
 	if err := checkID("character ID", characterID); err != nil {
 		return c.failure(Permanent, err)
 	}
-	body, err := json.Marshal(listRequest{CharID: characterID, Limit: "-1"})
-	if err != nil {
-		return c.failure(Permanent, fmt.Errorf("encode list request: %w", err))
-	}
-	resp, res := c.post(ctx, c.endpoint.list, "list", body)
+	resp, res := c.post(ctx, c.endpoint.list, "list", listRequest{CharID: characterID, Limit: "-1"})
 	if resp == nil {
 		return res
 	}

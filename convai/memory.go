@@ -2,7 +2,6 @@ package convai
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -138,11 +137,8 @@ func (c *Client) ListMemories(ctx context.Context, q MemoryQuery, fn func(Memory
 	}
 	var list MemoryList
 	for page := 1; ; page++ {
-		body, err := json.Marshal(memoryListRequest{CharacterID: q.CharacterID, EndUserID: q.EndUserID, Page: page, PageSize: q.PageSize})
-		if err != nil {
-			return list, c.failure(Permanent, fmt.Errorf("encode memory list request: %w", err))
-		}
-		resp, res := c.post(ctx, c.endpoint.memoryList, "memory list", body)
+		resp, res := c.post(ctx, c.endpoint.memoryList, "memory list",
+			memoryListRequest{CharacterID: q.CharacterID, EndUserID: q.EndUserID, Page: page, PageSize: q.PageSize})
 		if resp == nil {
 			return list, res
 		}
@@ -206,11 +202,8 @@ func (c *Client) DeleteMemory(ctx context.Context, characterID, endUserID, memor
 			return c.failure(Permanent, err)
 		}
 	}
-	body, err := json.Marshal(memoryDeleteRequest{CharacterID: characterID, EndUserID: endUserID, MemoryID: memoryID})
-	if err != nil {
-		return c.failure(Permanent, fmt.Errorf("encode memory delete request: %w", err))
-	}
-	return c.memoryCall(ctx, c.endpoint.memoryDelete, "memory delete", body, func(raw []byte, _ int) (string, string) {
+	req := memoryDeleteRequest{CharacterID: characterID, EndUserID: endUserID, MemoryID: memoryID}
+	return c.memoryCall(ctx, c.endpoint.memoryDelete, "memory delete", req, func(raw []byte, _ int) (string, string) {
 		return memoryDeleted(raw, memoryID)
 	})
 }
@@ -235,11 +228,8 @@ func (c *Client) DeleteAllMemories(ctx context.Context, characterID, endUserID s
 	if err := checkID("end user ID", endUserID); err != nil {
 		return c.failure(Permanent, err)
 	}
-	body, err := json.Marshal(memoryDeleteAllRequest{CharacterID: characterID, EndUserID: endUserID})
-	if err != nil {
-		return c.failure(Permanent, fmt.Errorf("encode memory delete-all request: %w", err))
-	}
-	return c.memoryCall(ctx, c.endpoint.memoryDeleteAll, "memory delete-all", body, accepted)
+	return c.memoryCall(ctx, c.endpoint.memoryDeleteAll, "memory delete-all",
+		memoryDeleteAllRequest{CharacterID: characterID, EndUserID: endUserID}, accepted)
 }
 
 // DeleteEndUser asks the API to delete an end user and their memories with every character of
@@ -251,18 +241,14 @@ func (c *Client) DeleteEndUser(ctx context.Context, endUserID string) Result {
 	if err := checkID("end user ID", endUserID); err != nil {
 		return c.failure(Permanent, err)
 	}
-	body, err := json.Marshal(endUserDeleteRequest{EndUserID: endUserID})
-	if err != nil {
-		return c.failure(Permanent, fmt.Errorf("encode end user delete request: %w", err))
-	}
-	return c.memoryCall(ctx, c.endpoint.endUserDelete, "end user delete", body, accepted)
+	return c.memoryCall(ctx, c.endpoint.endUserDelete, "end user delete", endUserDeleteRequest{EndUserID: endUserID}, accepted)
 }
 
-// memoryCall sends one request of a memory deletion to url and classifies the answer; shape
+// memoryCall sends one request of a memory deletion to url (see post) and classifies the answer; shape
 // says what a 2xx body (at most MaxBody bytes) confirms: what it says ("deleted", "deletion in
 // progress") when it does, else why it does not.
-func (c *Client) memoryCall(ctx context.Context, url, what string, body []byte, shape func(raw []byte, code int) (says, why string)) Result {
-	resp, res := c.post(ctx, url, what, body)
+func (c *Client) memoryCall(ctx context.Context, url, what string, request any, shape func(raw []byte, code int) (says, why string)) Result {
+	resp, res := c.post(ctx, url, what, request)
 	if resp == nil {
 		return res
 	}

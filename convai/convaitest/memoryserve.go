@@ -152,15 +152,24 @@ func (f *Fake) answerMemoryDelete(w http.ResponseWriter, r *http.Request, opts O
 		defer f.mu.Unlock()
 		delete(f.memory.held[charID][endUserID], memoryID)
 	}
-	if code, out, faulted := f.fault(w, r, opts, unconfirmedMemoryDeletes); faulted {
+	return f.faultOrApply(w, r, opts, unconfirmedMemoryDeletes, del,
+		map[string]any{"deleted": true, "memory_id": memoryID}, OutcomeMemoryDeleted)
+}
+
+// faultOrApply applies the drawn fault, with bad as its unconfirming bodies, or applies change
+// and answers 200 with body as JSON and outcome. A fault that loses only the answer applies
+// change all the same: the server did the work.
+func (f *Fake) faultOrApply(w http.ResponseWriter, r *http.Request, opts Options, bad []badBody, change func(),
+	body any, outcome Outcome) (int, Outcome) {
+	if code, out, faulted := f.fault(w, r, opts, bad); faulted {
 		if out == OutcomeLostAnswer {
-			del()
+			change()
 		}
 		return code, out
 	}
-	del()
-	b, _ := json.Marshal(map[string]any{"deleted": true, "memory_id": memoryID})
-	return writeBody(w, http.StatusOK, "application/json", string(b)), OutcomeMemoryDeleted
+	change()
+	b, _ := json.Marshal(body)
+	return writeBody(w, http.StatusOK, "application/json", string(b)), outcome
 }
 
 // answerDeleteAll applies the drawn fault, or starts deleting every memory the end user has with
@@ -182,15 +191,8 @@ func (f *Fake) answerDeleteAll(w http.ResponseWriter, r *http.Request, opts Opti
 		d.due, d.never = now.Add(opts.MemoryDeleteDelay), opts.StuckDeleteAll
 		f.memory.pending[k] = d
 	}
-	if code, out, faulted := f.fault(w, r, opts, unconfirmedMemoryErasures); faulted {
-		if out == OutcomeLostAnswer {
-			start()
-		}
-		return code, out
-	}
-	start()
-	b, _ := json.Marshal(map[string]string{"status": "Deletion in progress", "character_id": charID, "end_user_id": endUserID})
-	return writeBody(w, http.StatusOK, "application/json", string(b)), OutcomeDeleteAllStarted
+	return f.faultOrApply(w, r, opts, unconfirmedMemoryErasures, start,
+		map[string]string{"status": "Deletion in progress", "character_id": charID, "end_user_id": endUserID}, OutcomeDeleteAllStarted)
 }
 
 // answerEndUserDelete answers 404 for an end user the Fake does not know, else applies the drawn
@@ -211,13 +213,6 @@ func (f *Fake) answerEndUserDelete(w http.ResponseWriter, r *http.Request, opts 
 			delete(f.memory.pending, [2]string{char, endUserID})
 		}
 	}
-	if code, out, faulted := f.fault(w, r, opts, unconfirmedMemoryErasures); faulted {
-		if out == OutcomeLostAnswer {
-			del()
-		}
-		return code, out
-	}
-	del()
-	b, _ := json.Marshal(map[string]any{"deleted": true, "end_user_id": endUserID})
-	return writeBody(w, http.StatusOK, "application/json", string(b)), OutcomeEndUserDeleted
+	return f.faultOrApply(w, r, opts, unconfirmedMemoryErasures, del,
+		map[string]any{"deleted": true, "end_user_id": endUserID}, OutcomeEndUserDeleted)
 }

@@ -31,25 +31,23 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// endpoints names the endpoint of each path the fake serves.
+var endpoints = map[string]string{
+	Path:                EndpointDelete,
+	ListPath:            EndpointList,
+	DetailsPath:         EndpointDetails,
+	MemoryListPath:      EndpointMemoryList,
+	MemoryDeletePath:    EndpointMemoryDelete,
+	MemoryDeleteAllPath: EndpointMemoryDeleteAll,
+	EndUserDeletePath:   EndpointEndUserDelete,
+}
+
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request, opts Options, reject map[string]bool, rec *Request) (int, Outcome) {
-	switch r.URL.Path {
-	case Path:
-		rec.Endpoint = EndpointDelete
-	case ListPath:
-		rec.Endpoint = EndpointList
-	case DetailsPath:
-		rec.Endpoint = EndpointDetails
-	case MemoryListPath:
-		rec.Endpoint = EndpointMemoryList
-	case MemoryDeletePath:
-		rec.Endpoint = EndpointMemoryDelete
-	case MemoryDeleteAllPath:
-		rec.Endpoint = EndpointMemoryDeleteAll
-	case EndUserDeletePath:
-		rec.Endpoint = EndpointEndUserDelete
-	default:
+	endpoint, ok := endpoints[r.URL.Path]
+	if !ok {
 		return writeError(w, http.StatusNotFound, "Not found."), OutcomeNotFound
 	}
+	rec.Endpoint = endpoint
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return writeError(w, http.StatusMethodNotAllowed, "Method not allowed."), OutcomeMethodNotAllowed
