@@ -52,7 +52,8 @@ type Outcome struct {
 	CompletedAt pgtype.Timestamptz
 }
 
-// encoder writes the netstring fields shared by the v1 and v2 encodings.
+// encoder writes the netstring fields shared by the v1 encoding (Content) and the v2 ones
+// (ClaimContent, VerificationContent).
 type encoder struct{ b []byte }
 
 func (e *encoder) field(v string) {
@@ -76,6 +77,13 @@ func (e *encoder) optInt(v *int64) {
 		return
 	}
 	e.integer(*v)
+}
+func (e *encoder) optInt32(v *int32) {
+	if v == nil {
+		e.null()
+		return
+	}
+	e.integer(int64(*v))
 }
 func (e *encoder) instant(t pgtype.Timestamptz) {
 	switch {
@@ -149,11 +157,7 @@ func ClaimContent(c Claim) []byte {
 		}
 		e.field(o.Status)
 		e.integer(int64(o.Attempts))
-		if o.HTTPStatus != nil {
-			e.integer(int64(*o.HTTPStatus))
-		} else {
-			e.null()
-		}
+		e.optInt32(o.HTTPStatus)
 		e.optText(o.Error)
 		e.instant(o.CompletedAt)
 	}

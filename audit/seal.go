@@ -55,68 +55,23 @@ type Row struct {
 // and "-infinity"; max_age is split into the months, days and microseconds PostgreSQL keeps.
 // retention.seal_content computes the same bytes in the database.
 func Content(r Row) []byte {
-	b := make([]byte, 0, 160+len(r.CharacterID)+len(r.SessionID))
-	field := func(v string) {
-		b = strconv.AppendInt(b, int64(len(v)), 10)
-		b = append(b, ':')
-		b = append(b, v...)
-		b = append(b, ',')
-	}
-	null := func() { b = append(b, '-', ',') }
-	integer := func(v int64) { field(strconv.FormatInt(v, 10)) }
-	instant := func(t pgtype.Timestamptz) {
-		switch {
-		case !t.Valid:
-			null()
-		case t.InfinityModifier == pgtype.Infinity:
-			field("infinity")
-		case t.InfinityModifier == pgtype.NegativeInfinity:
-			field("-infinity")
-		default:
-			integer(t.Time.UnixMicro())
-		}
-	}
-
-	field(FormatTag)
-	integer(r.ID)
-	integer(r.RunID)
-	field(r.CharacterID)
-	field(r.SessionID)
-	field(r.Status)
-	integer(int64(r.Attempts))
-	if r.HTTPStatus != nil {
-		integer(int64(*r.HTTPStatus))
-	} else {
-		null()
-	}
-	if r.Error != nil {
-		field(*r.Error)
-	} else {
-		null()
-	}
-	instant(r.LastActiveAt)
-	if r.PolicyID != nil {
-		integer(*r.PolicyID)
-	} else {
-		null()
-	}
-	if r.PolicyCharacterID != nil {
-		field(*r.PolicyCharacterID)
-	} else {
-		null()
-	}
-	if r.MaxAge.Valid {
-		integer(int64(r.MaxAge.Months))
-		integer(int64(r.MaxAge.Days))
-		integer(r.MaxAge.Microseconds)
-	} else {
-		null()
-		null()
-		null()
-	}
-	instant(r.RequestedAt)
-	instant(r.CompletedAt)
-	return b
+	e := &encoder{b: make([]byte, 0, 160+len(r.CharacterID)+len(r.SessionID))}
+	e.field(FormatTag)
+	e.integer(r.ID)
+	e.integer(r.RunID)
+	e.field(r.CharacterID)
+	e.field(r.SessionID)
+	e.field(r.Status)
+	e.integer(int64(r.Attempts))
+	e.optInt32(r.HTTPStatus)
+	e.optText(r.Error)
+	e.instant(r.LastActiveAt)
+	e.optInt(r.PolicyID)
+	e.optText(r.PolicyCharacterID)
+	e.interval(r.MaxAge)
+	e.instant(r.RequestedAt)
+	e.instant(r.CompletedAt)
+	return e.b
 }
 
 // Hash returns SHA-256(prev || Content(r)): the hash of the seal of r when prev is the hash of
