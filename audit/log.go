@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/convai-retention/retention/internal/pgrows"
 	"github.com/convai-retention/retention/migrations"
 )
 
@@ -217,35 +218,31 @@ func (v *verifier) checkLeaf(n int64, b logLeaf, rec tlog.Hash) {
 // readLeaves reads up to limit leaves after index after, each with its claim, the claim's
 // erasure terms and its outcomes.
 func readLeaves(ctx context.Context, tx pgx.Tx, after int64, limit int) ([]logLeaf, error) {
-	rows, err := tx.Query(ctx, leavesSQL, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read log leaves: %w", err)
-	}
 	var batch []logLeaf
 	var l logLeaf
 	var er ErasureTerms
 	var erID *int64
 	var erBy *string
-	_, err = pgx.ForEachRow(rows, []any{&l.idx, &l.claimID, &l.hash, &l.found, &l.c.RunID, &l.c.CharacterID,
-		&l.c.PolicyID, &l.c.PolicyCharacterID, &l.c.MaxAge, &l.c.RequestedAt, &l.c.SessionIDs, &l.c.LastActiveAt,
-		&erID, &er.SessionID, &erBy, &er.RequestedAt, &er.DueAt}, func() error {
-		c := l
-		c.hash = bytes.Clone(l.hash)
-		c.c.ID = l.claimID
-		c.c.Erasure = nil
-		if erID != nil {
-			t := er
-			t.ID = *erID
-			if erBy != nil {
-				t.RequestedBy = *erBy
+	err := pgrows.Each(ctx, tx, "read log leaves", leavesSQL, []any{after, limit},
+		[]any{&l.idx, &l.claimID, &l.hash, &l.found, &l.c.RunID, &l.c.CharacterID,
+			&l.c.PolicyID, &l.c.PolicyCharacterID, &l.c.MaxAge, &l.c.RequestedAt, &l.c.SessionIDs, &l.c.LastActiveAt,
+			&erID, &er.SessionID, &erBy, &er.RequestedAt, &er.DueAt}, func() {
+			c := l
+			c.hash = bytes.Clone(l.hash)
+			c.c.ID = l.claimID
+			c.c.Erasure = nil
+			if erID != nil {
+				t := er
+				t.ID = *erID
+				if erBy != nil {
+					t.RequestedBy = *erBy
+				}
+				c.c.Erasure = &t
 			}
-			c.c.Erasure = &t
-		}
-		batch = append(batch, c)
-		return nil
-	})
+			batch = append(batch, c)
+		})
 	if err != nil {
-		return nil, fmt.Errorf("read log leaves: %w", err)
+		return nil, err
 	}
 	if len(batch) == 0 {
 		return nil, nil
@@ -263,47 +260,35 @@ func readLeafOutcomes(ctx context.Context, tx pgx.Tx, batch []logLeaf) error {
 	for i, b := range batch {
 		ids[i], at[b.claimID] = b.claimID, i
 	}
-	rows, err := tx.Query(ctx, `
-		SELECT claim_id, ord, session_id, status, attempts, http_status, error, completed_at
-		FROM retention.outcomes WHERE claim_id = ANY($1) ORDER BY claim_id, ord`, ids)
-	if err != nil {
-		return fmt.Errorf("read outcomes: %w", err)
-	}
 	var claimID int64
 	var o Outcome
-	_, err = pgx.ForEachRow(rows, []any{&claimID, &o.Ord, &o.SessionID, &o.Status, &o.Attempts, &o.HTTPStatus, &o.Error, &o.CompletedAt}, func() error {
-		b := &batch[at[claimID]]
-		b.c.Outcomes = append(b.c.Outcomes, o)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read outcomes: %w", err)
-	}
-	return nil
+	return pgrows.Each(ctx, tx, "read outcomes", `
+		SELECT claim_id, ord, session_id, status, attempts, http_status, error, completed_at
+		FROM retention.outcomes WHERE claim_id = ANY($1) ORDER BY claim_id, ord`, []any{ids},
+		[]any{&claimID, &o.Ord, &o.SessionID, &o.Status, &o.Attempts, &o.HTTPStatus, &o.Error, &o.CompletedAt}, func() {
+			b := &batch[at[claimID]]
+			b.c.Outcomes = append(b.c.Outcomes, o)
+		})
 }
 
 // checkStoredHashes compares the stored hashes of the tree with the ones the leaves give.
 func (v *verifier) checkStoredHashes(ctx context.Context, tx pgx.Tx) error {
 	hashes := v.logHashes
 	var bad, count int64
-	rows, err := tx.Query(ctx, `SELECT id, hash FROM retention.log_hashes ORDER BY id`)
-	if err != nil {
-		return fmt.Errorf("read log hashes: %w", err)
-	}
 	var id int64
 	var h []byte
-	_, err = pgx.ForEachRow(rows, []any{&id, &h}, func() error {
-		count++
-		if id >= int64(len(hashes)) || !bytes.Equal(hashes[id][:], h) {
-			bad++
-			if bad == 1 {
-				v.report(Problem{Kind: HashMismatch, Detail: fmt.Sprintf("stored hash %d is not the one the leaves give: the tree was rewritten", id)})
+	err := pgrows.Each(ctx, tx, "read log hashes", `SELECT id, hash FROM retention.log_hashes ORDER BY id`, nil,
+		[]any{&id, &h}, func() {
+			count++
+			if id >= int64(len(hashes)) || !bytes.Equal(hashes[id][:], h) {
+				bad++
+				if bad == 1 {
+					v.report(Problem{Kind: HashMismatch, Detail: fmt.Sprintf("stored hash %d is not the one the leaves give: the tree was rewritten", id)})
+				}
 			}
-		}
-		return nil
-	})
+		})
 	if err != nil {
-		return fmt.Errorf("read log hashes: %w", err)
+		return err
 	}
 	if count != int64(len(hashes)) && bad == 0 {
 		v.report(Problem{Kind: HashMismatch, Detail: fmt.Sprintf("the log stores %d hashes; the leaves give %d", count, len(hashes))})
@@ -324,36 +309,24 @@ func (v *verifier) checkLogRoots(ctx context.Context, tx pgx.Tx, keys []string) 
 	if size != n {
 		v.report(Problem{Kind: RootMismatch, Detail: fmt.Sprintf("the log head names %d leaves, the log has %d", size, n)})
 	}
-	rows, err := tx.Query(ctx, `SELECT size, root FROM retention.log_roots ORDER BY size`)
+	err := pgrows.Each(ctx, tx, "read log roots", `SELECT size, root FROM retention.log_roots ORDER BY size`, nil,
+		[]any{&size, &root}, func() {
+			v.checkLogRoot(fmt.Sprintf("the root recorded at size %d", size), size, bytes.Clone(root), nil, keys)
+		})
 	if err != nil {
-		return fmt.Errorf("read log roots: %w", err)
-	}
-	_, err = pgx.ForEachRow(rows, []any{&size, &root}, func() error {
-		v.checkLogRoot(fmt.Sprintf("the root recorded at size %d", size), size, bytes.Clone(root), nil, keys)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read log roots: %w", err)
+		return err
 	}
 	var runID *int64
 	var note *string
-	rows, err = tx.Query(ctx, `SELECT run_id, size, root, note FROM retention.checkpoints ORDER BY id`)
-	if err != nil {
-		return fmt.Errorf("read checkpoints: %w", err)
-	}
-	_, err = pgx.ForEachRow(rows, []any{&runID, &size, &root, &note}, func() error {
-		v.res.Log.Checkpoints++
-		what := "a checkpoint"
-		if runID != nil {
-			what = fmt.Sprintf("the checkpoint of run %d", *runID)
-		}
-		v.checkLogRoot(what, size, bytes.Clone(root), note, keys)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read checkpoints: %w", err)
-	}
-	return nil
+	return pgrows.Each(ctx, tx, "read checkpoints", `SELECT run_id, size, root, note FROM retention.checkpoints ORDER BY id`, nil,
+		[]any{&runID, &size, &root, &note}, func() {
+			v.res.Log.Checkpoints++
+			what := "a checkpoint"
+			if runID != nil {
+				what = fmt.Sprintf("the checkpoint of run %d", *runID)
+			}
+			v.checkLogRoot(what, size, bytes.Clone(root), note, keys)
+		})
 }
 
 // checkLogRoot checks one recorded root, named by what, against the rebuilt tree's root for its
@@ -409,21 +382,12 @@ func (v *verifier) checkUnsealedClaims(ctx context.Context, tx pgx.Tx) error {
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM retention.unsealed`).Scan(&v.res.Log.Queued); err != nil {
 		return fmt.Errorf("count queued claims: %w", err)
 	}
-	rows, err := tx.Query(ctx, `
+	var id int64
+	return pgrows.Each(ctx, tx, "find unsealed claims", `
 		SELECT DISTINCT o.claim_id FROM retention.outcomes o
 		WHERE NOT EXISTS (SELECT 1 FROM retention.log_leaves l WHERE l.claim_id = o.claim_id)
 		  AND NOT EXISTS (SELECT 1 FROM retention.unsealed u WHERE u.claim_id = o.claim_id)
-		ORDER BY 1`)
-	if err != nil {
-		return fmt.Errorf("find unsealed claims: %w", err)
-	}
-	var id int64
-	_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+		ORDER BY 1`, nil, []any{&id}, func() {
 		v.report(Problem{Kind: UnsealedClaim, DeletionID: migrations.DeletionID(id, 0), Detail: fmt.Sprintf("claim %d has outcomes but no leaf: they were written outside the protocol", id)})
-		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("find unsealed claims: %w", err)
-	}
-	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/convai-retention/retention/internal/pgrows"
 	"github.com/convai-retention/retention/migrations"
 )
 
@@ -129,20 +130,16 @@ func (v *verifier) verifyVerifications(ctx context.Context, tx pgx.Tx, batchSize
 // readVerificationBatches reads up to limit batches of the chain after seq after, without
 // their rows.
 func readVerificationBatches(ctx context.Context, tx pgx.Tx, after int64, limit int) ([]VerificationBatch, error) {
-	rows, err := tx.Query(ctx, verificationBatchesSQL, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read verification batches: %w", err)
-	}
 	var batch []VerificationBatch
 	var b VerificationBatch
-	_, err = pgx.ForEachRow(rows, []any{&b.Seq, &b.VerifyID, &b.CharacterID, &b.ListedAt, &b.RecordedAt, &b.Count, &b.PrevHash, &b.Hash}, func() error {
-		c := b
-		c.PrevHash, c.Hash = bytes.Clone(b.PrevHash), bytes.Clone(b.Hash)
-		batch = append(batch, c)
-		return nil
-	})
+	err := pgrows.Each(ctx, tx, "read verification batches", verificationBatchesSQL, []any{after, limit},
+		[]any{&b.Seq, &b.VerifyID, &b.CharacterID, &b.ListedAt, &b.RecordedAt, &b.Count, &b.PrevHash, &b.Hash}, func() {
+			c := b
+			c.PrevHash, c.Hash = bytes.Clone(b.PrevHash), bytes.Clone(b.Hash)
+			batch = append(batch, c)
+		})
 	if err != nil {
-		return nil, fmt.Errorf("read verification batches: %w", err)
+		return nil, err
 	}
 	return batch, nil
 }
@@ -155,30 +152,22 @@ func (v *verifier) readVerificationRows(ctx context.Context, tx pgx.Tx, batch []
 	for i, b := range batch {
 		seqs[i], at[b.Seq] = b.Seq, i
 	}
-	rows, err := tx.Query(ctx, verificationRowsSQL, seqs)
-	if err != nil {
-		return fmt.Errorf("read verifications: %w", err)
-	}
 	var seq int64
 	var r Verification
 	var delChar, delSess *string
-	_, err = pgx.ForEachRow(rows, []any{&seq, &r.Pos, &r.DeletionID, &r.CharacterID, &r.SessionID, &r.Result, &delChar, &delSess}, func() error {
-		b := &batch[at[seq]]
-		b.Verifications = append(b.Verifications, r)
-		v.res.Verifications.Verifications++
-		switch {
-		case delChar == nil:
-			v.report(Problem{Kind: VerificationEdited, Detail: fmt.Sprintf("verification batch %d, row %d: deletion %d does not exist", seq, r.Pos, r.DeletionID)})
-		case *delChar != b.CharacterID || r.CharacterID != b.CharacterID || *delSess != r.SessionID:
-			v.report(Problem{Kind: VerificationEdited, Detail: fmt.Sprintf("verification batch %d, row %d: it names session %q of %q, deletion %d is of session %q of %q",
-				seq, r.Pos, r.SessionID, r.CharacterID, r.DeletionID, *delSess, *delChar)})
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read verifications: %w", err)
-	}
-	return nil
+	return pgrows.Each(ctx, tx, "read verifications", verificationRowsSQL, []any{seqs},
+		[]any{&seq, &r.Pos, &r.DeletionID, &r.CharacterID, &r.SessionID, &r.Result, &delChar, &delSess}, func() {
+			b := &batch[at[seq]]
+			b.Verifications = append(b.Verifications, r)
+			v.res.Verifications.Verifications++
+			switch {
+			case delChar == nil:
+				v.report(Problem{Kind: VerificationEdited, Detail: fmt.Sprintf("verification batch %d, row %d: deletion %d does not exist", seq, r.Pos, r.DeletionID)})
+			case *delChar != b.CharacterID || r.CharacterID != b.CharacterID || *delSess != r.SessionID:
+				v.report(Problem{Kind: VerificationEdited, Detail: fmt.Sprintf("verification batch %d, row %d: it names session %q of %q, deletion %d is of session %q of %q",
+					seq, r.Pos, r.SessionID, r.CharacterID, r.DeletionID, *delSess, *delChar)})
+			}
+		})
 }
 
 // checkVerificationBatch checks one batch against the one before it (lastSeq, whose hash is

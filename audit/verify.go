@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/convai-retention/retention/internal/pgrows"
 )
 
 // Kind says what a Problem is.
@@ -194,10 +196,6 @@ func (v *verifier) walk(ctx context.Context, tx pgx.Tx, batch int) error {
 	v.seen = map[int64][]byte{}
 	after := int64(-1 << 62)
 	for {
-		rows, err := tx.Query(ctx, sealsSQL, after, batch)
-		if err != nil {
-			return fmt.Errorf("read seals: %w", err)
-		}
 		var (
 			seq, deletionID int64
 			prev, hash      []byte
@@ -205,17 +203,17 @@ func (v *verifier) walk(ctx context.Context, tx pgx.Tx, batch int) error {
 			r               Row
 			n               int
 		)
-		_, err = pgx.ForEachRow(rows, []any{&seq, &deletionID, &prev, &hash, &found,
-			&r.ID, &r.RunID, &r.CharacterID, &r.SessionID, &r.Status, &r.Attempts, &r.HTTPStatus, &r.Error,
-			&r.LastActiveAt, &r.PolicyID, &r.PolicyCharacterID, &r.MaxAge, &r.RequestedAt, &r.CompletedAt,
-		}, func() error {
-			n++
-			v.seal(seq, deletionID, bytes.Clone(prev), bytes.Clone(hash), found, r)
-			after = seq
-			return nil
-		})
+		err := pgrows.Each(ctx, tx, "read seals", sealsSQL, []any{after, batch},
+			[]any{&seq, &deletionID, &prev, &hash, &found,
+				&r.ID, &r.RunID, &r.CharacterID, &r.SessionID, &r.Status, &r.Attempts, &r.HTTPStatus, &r.Error,
+				&r.LastActiveAt, &r.PolicyID, &r.PolicyCharacterID, &r.MaxAge, &r.RequestedAt, &r.CompletedAt,
+			}, func() {
+				n++
+				v.seal(seq, deletionID, bytes.Clone(prev), bytes.Clone(hash), found, r)
+				after = seq
+			})
 		if err != nil {
-			return fmt.Errorf("read seals: %w", err)
+			return err
 		}
 		if n < batch {
 			return nil
@@ -262,25 +260,16 @@ func (v *verifier) seal(seq, deletionID int64, prev, hash []byte, found bool, r 
 
 // unsealed reports final rows without a seal.
 func (v *verifier) unsealed(ctx context.Context, tx pgx.Tx) error {
-	rows, err := tx.Query(ctx, `
+	var id int64
+	var status string
+	return pgrows.Each(ctx, tx, "find unsealed outcomes", `
 		SELECT d.id, d.status FROM retention.deletions_v1 d
 		WHERE d.status <> 'pending'
 		  AND NOT EXISTS (SELECT 1 FROM retention.seals s WHERE s.deletion_id = d.id)
-		ORDER BY d.id`)
-	if err != nil {
-		return fmt.Errorf("find unsealed outcomes: %w", err)
-	}
-	var id int64
-	var status string
-	_, err = pgx.ForEachRow(rows, []any{&id, &status}, func() error {
+		ORDER BY d.id`, nil, []any{&id, &status}, func() {
 		v.report(Problem{Kind: Unsealed, DeletionID: id,
 			Detail: fmt.Sprintf("is %s but not sealed: it was inserted or finalised outside the protocol", status)})
-		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("find unsealed outcomes: %w", err)
-	}
-	return nil
 }
 
 // head compares the chain head with the last seal walked.

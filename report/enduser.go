@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/convai-retention/retention/internal/pgrows"
 )
 
 // EndUserEvidence is everything recorded about one end user's erasure requests: per request,
@@ -132,14 +134,14 @@ func endUser(ctx context.Context, q pgx.Tx, endUserID string) (*EndUserEvidence,
 // readCharacters reads the characters the end user was seen with.
 func (ev *EndUserEvidence) readCharacters(ctx context.Context, q pgx.Tx) error {
 	var c string
-	return eachRow(ctx, q, endUserWhat, `SELECT character_id FROM retention.end_users WHERE end_user_id = $1 ORDER BY 1`,
+	return pgrows.Each(ctx, q, endUserWhat, `SELECT character_id FROM retention.end_users WHERE end_user_id = $1 ORDER BY 1`,
 		[]any{ev.EndUserID}, []any{&c}, func() { ev.Characters = append(ev.Characters, c) })
 }
 
 // readMemoryDeletions reads the end user's memories deleted under a policy's memory_max_age.
 func (ev *EndUserEvidence) readMemoryDeletions(ctx context.Context, q pgx.Tx) error {
 	var d MemoryDeletion
-	return eachRow(ctx, q, endUserWhat, `
+	return pgrows.Each(ctx, q, endUserWhat, `
 		SELECT run_id, character_id, memory_id, updated_at, memory_max_age::text, status, attempts, coalesce(error, ''), completed_at
 		FROM retention.memory_deletions WHERE end_user_id = $1 ORDER BY id`, []any{ev.EndUserID},
 		[]any{&d.RunID, &d.CharacterID, &d.MemoryID, &d.UpdatedAt, &d.MemoryMaxAge, &d.Status, &d.Attempts, &d.Error, &d.CompletedAt},
@@ -150,7 +152,7 @@ func (ev *EndUserEvidence) readMemoryDeletions(ctx context.Context, q pgx.Tx) er
 // them.
 func (ev *EndUserEvidence) readRequests(ctx context.Context, q pgx.Tx) error {
 	var r EndUserRequest
-	return eachRow(ctx, q, endUserWhat, `
+	return pgrows.Each(ctx, q, endUserWhat, `
 		SELECT id, coalesce(character_id, ''), end_user_record, reason, requested_by, requested_at, due_at, state,
 		       completed_at, coalesce(blocked_by, '{}'), coalesce(record_status, ''), sessions_deleted, sessions_left
 		FROM retention.end_user_erasure_status WHERE end_user_id = $1 ORDER BY id`, []any{ev.EndUserID},
@@ -163,7 +165,7 @@ func (ev *EndUserEvidence) readRequests(ctx context.Context, q pgx.Tx) error {
 // memory erasure.
 func (req *EndUserRequest) readErasures(ctx context.Context, q pgx.Tx) error {
 	var c EndUserCharacter
-	err := eachRow(ctx, q, endUserWhat, `
+	err := pgrows.Each(ctx, q, endUserWhat, `
 		SELECT m.character_id, m.erasure_request_id, m.sessions_deleted, m.sessions_left, coalesce(m.blocked_by, '{}'),
 		       (SELECT count(DISTINCT x.session_id) FROM retention.claims cl
 		        CROSS JOIN LATERAL unnest(cl.session_ids) AS x(session_id)
@@ -177,7 +179,7 @@ func (req *EndUserRequest) readErasures(ctx context.Context, q pgx.Tx) error {
 		return err
 	}
 	var m MemoryErasure
-	return eachRow(ctx, q, endUserWhat, `
+	return pgrows.Each(ctx, q, endUserWhat, `
 		SELECT run_id, coalesce(character_id, ''), status, attempts, http_status, remaining, listed_before,
 		       coalesce(error, ''), started_at, completed_at
 		FROM retention.memory_erasures WHERE request_id = $1 ORDER BY id`, []any{req.ID},

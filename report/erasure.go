@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/convai-retention/retention/internal/pgrows"
 )
 
 // ErasureRow is one erasure request: every request not completed (whenever filed), and those
@@ -50,7 +52,7 @@ type ErasureTotals struct {
 func readErasures(ctx context.Context, tx pgx.Tx, where, order string, args ...any) ([]ErasureRow, error) {
 	out := []ErasureRow{}
 	var e ErasureRow
-	err := eachRow(ctx, tx, "read erasure requests", `
+	err := pgrows.Each(ctx, tx, "read erasure requests", `
 		SELECT id, character_id, session_id, reason, requested_by, requested_at, due_at, state, overdue,
 		       coalesce(blocked_by, '{}'), sessions_deleted, completed_at, completed_by_run, lag_seconds
 		FROM retention.erasure_status

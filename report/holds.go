@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/convai-retention/retention/internal/pgrows"
 )
 
 // HoldRow is an active hold that matches no row of the source.
@@ -47,7 +49,7 @@ const unmatchedHoldsSQL = `
 func (q query) unmatchedHolds(ctx context.Context, r *Report) error {
 	r.UnmatchedHolds = []HoldRow{}
 	var h HoldRow
-	return eachRow(ctx, q.tx, "check holds against the source", fmt.Sprintf(unmatchedHoldsSQL, q.o.Source.Sanitize()),
+	return pgrows.Each(ctx, q.tx, "check holds against the source", fmt.Sprintf(unmatchedHoldsSQL, q.o.Source.Sanitize()),
 		[]any{q.o.Character}, []any{&h.ID, &h.CharacterID, &h.SessionID, &h.Reason, &h.CreatedBy, &h.CreatedAt}, func() {
 			row := h
 			row.CreatedAt = row.CreatedAt.UTC()

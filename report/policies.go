@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/convai-retention/retention/internal/pgrows"
 )
 
 // Policies is the set of retention policies in force at one instant, rebuilt from
@@ -41,7 +43,7 @@ func PoliciesAsOf(ctx context.Context, db Beginner, t time.Time) (*Policies, err
 	p := &Policies{AsOf: t.UTC(), Policies: []PolicyVersion{}}
 	err := readOnly(ctx, db, func(tx pgx.Tx) error {
 		var v PolicyVersion
-		return eachRow(ctx, tx, "read policy history", `
+		return pgrows.Each(ctx, tx, "read policy history", `
 			SELECT policy_id, version, character_id, max_age::text, enabled, note, changed_at, changed_by, actor, reason
 			FROM retention.policies_as_of($1)`, []any{t},
 			[]any{&v.PolicyID, &v.Version, &v.CharacterID, &v.MaxAge, &v.Enabled, &v.Note,

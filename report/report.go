@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/convai-retention/retention/internal/natural"
+	"github.com/convai-retention/retention/internal/pgrows"
 )
 
 // DefaultSLA is how long a session may stay expired before it counts as overdue.
@@ -276,19 +277,6 @@ func readOnly(ctx context.Context, db Beginner, fn func(pgx.Tx) error) error {
 	return fn(tx)
 }
 
-// eachRow runs sql with args in tx, scans each row into scans and calls each after the scan; an
-// error, the query's or a row's, is wrapped with what.
-func eachRow(ctx context.Context, tx pgx.Tx, what, sql string, args, scans []any, each func()) error {
-	rows, err := tx.Query(ctx, sql, args...)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if _, err := pgx.ForEachRow(rows, scans, func() error { each(); return nil }); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
-}
-
 // utcPtr returns t in UTC, nil for nil.
 func utcPtr(t *time.Time) *time.Time {
 	if t == nil {
@@ -313,7 +301,7 @@ func (q query) characters(ctx context.Context, r *Report) error {
 	var c CharacterRow
 	var p PolicyInForce
 	var maxAge *string
-	return eachRow(ctx, q.tx, "read per-character figures", charactersSQL,
+	return pgrows.Each(ctx, q.tx, "read per-character figures", charactersSQL,
 		[]any{q.o.Since, q.o.Until, q.o.Character, q.o.Source.Sanitize(), q.sla()},
 		[]any{&c.CharacterID, &p.Decision, &p.PolicyID, &maxAge, &p.HeldBy,
 			&c.Deleted, &c.DeletedLate, &c.Failed, &c.Outstanding, &c.Held, &c.Overdue, &c.LagP50, &c.LagP95, &c.LagMax,
@@ -350,7 +338,7 @@ func (q query) total(ctx context.Context, r *Report) error {
 func (q query) runs(ctx context.Context, r *Report) error {
 	r.Runs = []RunRow{}
 	var x RunRow
-	return eachRow(ctx, q.tx, "read runs", runsSQL, []any{q.o.Since, q.o.Until},
+	return pgrows.Each(ctx, q.tx, "read runs", runsSQL, []any{q.o.Since, q.o.Until},
 		[]any{&x.RunID, &x.Status, &x.StartedAt, &x.FinishedAt, &x.DurationSeconds,
 			&x.ShardIndex, &x.ShardCount, &x.Selected, &x.Deleted, &x.Failed, &x.Skipped, &x.BudgetReached, &x.Error,
 		}, func() {
@@ -372,7 +360,7 @@ func (q query) days(ctx context.Context, r *Report) error {
 	}
 	var day time.Time
 	var deleted, late, failed int64
-	err := eachRow(ctx, q.tx, "read daily outcomes", dailyOutcomesSQL, []any{q.o.Since, q.o.Until, q.o.Character, q.sla()},
+	err := pgrows.Each(ctx, q.tx, "read daily outcomes", dailyOutcomesSQL, []any{q.o.Since, q.o.Until, q.o.Character, q.sla()},
 		[]any{&day, &deleted, &late, &failed}, func() {
 			if i, ok := index[day.Format(time.DateOnly)]; ok {
 				r.Days[i].Deleted, r.Days[i].DeletedLate, r.Days[i].Failed = deleted, late, failed
@@ -385,7 +373,7 @@ func (q query) days(ctx context.Context, r *Report) error {
 	changes := map[string][2]int64{}
 	var before [2]int64 // changes before the first day count from its start
 	var backlog, overdue int64
-	err = eachRow(ctx, q.tx, "reconstruct daily backlog", backlogChangesSQL,
+	err = pgrows.Each(ctx, q.tx, "reconstruct daily backlog", backlogChangesSQL,
 		[]any{q.o.Since, q.o.Until, q.o.Character, q.o.Source.Sanitize(), q.sla()},
 		[]any{&day, &backlog, &overdue}, func() {
 			if day.Before(first) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/convai-retention/retention/internal/pgrows"
 	"github.com/convai-retention/retention/policy"
 )
 
@@ -194,7 +195,7 @@ func sessionAttempts(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[stri
 	var c string
 	var a Attempt
 	var lastActive, expired *time.Time
-	err := eachRow(ctx, tx, "read attempts", `
+	err := pgrows.Each(ctx, tx, "read attempts", `
 		SELECT o.character_id, o.deletion_id, o.run_id, r.status, r.started_at, o.status, o.attempts,
 		       o.http_status, o.error, o.last_active_at, o.policy_id, o.policy_character_id,
 		       (SELECT max(h.id) FROM retention.policy_history h
@@ -247,7 +248,7 @@ func sessionInSource(ctx context.Context, tx pgx.Tx, o SessionOptions) (map[stri
 	var c string
 	var at *time.Time
 	var undated bool
-	err := eachRow(ctx, tx, "look up the session in "+o.Source.Sanitize(), fmt.Sprintf(`
+	err := pgrows.Each(ctx, tx, "look up the session in "+o.Source.Sanitize(), fmt.Sprintf(`
 		SELECT s.character_id::text,
 		       max(s.last_active_at) FILTER (WHERE s.last_active_at > $3 AND s.last_active_at < $4),
 		       bool_or(s.last_active_at IS NULL OR s.last_active_at <= $3 OR s.last_active_at >= $4)

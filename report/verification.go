@@ -6,6 +6,8 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/convai-retention/retention/internal/pgrows"
 )
 
 // VerificationRow is one character's checks with Convai, over all time (not the report's
@@ -88,7 +90,7 @@ const verificationSQL = `
 func (q query) verification(ctx context.Context, r *Report) error {
 	r.Verification = []VerificationRow{}
 	var v VerificationRow
-	return eachRow(ctx, q.tx, "read verifications", verificationSQL, []any{q.o.Character},
+	return pgrows.Each(ctx, q.tx, "read verifications", verificationSQL, []any{q.o.Character},
 		[]any{&v.CharacterID, &v.Deleted, &v.Verified, &v.Present, &v.LastVerified, &v.Discovered, &v.InMemory,
 			&v.InMemoryErased, &v.InMemoryEndUserUnknown}, func() {
 			row := v

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/convai-retention/retention/internal/pgrows"
 	"github.com/convai-retention/retention/job"
 )
 
@@ -17,7 +18,7 @@ func (s *Store) IsBuiltin() bool { return s.src.rel.String() == DefaultRelation 
 // KnownCharacters returns the characters with a policy of their own, a session in the source or
 // a recorded deletion.
 func (s *Store) KnownCharacters(ctx context.Context) ([]string, error) {
-	return queryStrings(ctx, s.q, "read characters", fmt.Sprintf(`
+	return pgrows.Strings(ctx, s.q, "read characters", fmt.Sprintf(`
 		SELECT character_id FROM retention.policies WHERE character_id IS NOT NULL
 		UNION SELECT character_id::text FROM %s WHERE character_id IS NOT NULL
 		UNION SELECT character_id FROM retention.outcomes WHERE status = 'deleted'
@@ -28,7 +29,7 @@ func (s *Store) KnownCharacters(ctx context.Context) ([]string, error) {
 // Missing returns those of ids that the source has no row of, for characterID, and that have
 // no deleted row.
 func (s *Store) Missing(ctx context.Context, characterID string, ids []string) ([]string, error) {
-	return queryStrings(ctx, s.q, fmt.Sprintf("find sessions of %s missing from %s", characterID, s.src.rel), fmt.Sprintf(`
+	return pgrows.Strings(ctx, s.q, fmt.Sprintf("find sessions of %s missing from %s", characterID, s.src.rel), fmt.Sprintf(`
 		SELECT u.id FROM unnest($2::text[]) WITH ORDINALITY AS u(id, ord)
 		WHERE NOT EXISTS (SELECT 1 FROM %s s WHERE s.character_id::text = $1 AND s.session_id::text = u.id)
 		  AND NOT retention.is_deleted($1, u.id)

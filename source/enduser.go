@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/convai-retention/retention/internal/pgrows"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/policy"
 )
@@ -194,7 +195,7 @@ func (s *Store) FileEndUserErasure(ctx context.Context, req EndUserErasure) (Fil
 	if err != nil {
 		return FiledEndUser{}, filingError(err, "file end user erasure request")
 	}
-	f.Characters, err = queryStrings(ctx, s.q, fmt.Sprintf("read the characters of end user request %d", f.ID),
+	f.Characters, err = pgrows.Strings(ctx, s.q, fmt.Sprintf("read the characters of end user request %d", f.ID),
 		`SELECT character_id FROM retention.erasure_requests WHERE end_user_request_id = $1 ORDER BY 1`, f.ID)
 	return f, err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/sethvargo/go-retry"
 
+	"github.com/convai-retention/retention/internal/pgrows"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/policy"
 )
@@ -24,20 +25,6 @@ type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// queryStrings runs sql, which selects one text column, and returns its values; an error, the
-// query's or a row's, is wrapped with what.
-func queryStrings(ctx context.Context, q querier, what, sql string, args ...any) ([]string, error) {
-	rows, err := q.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return out, nil
 }
 
 // Store reads and writes the retention schema and reads one session source. It implements
@@ -241,7 +228,7 @@ func (s *Store) ReadOnly(ctx context.Context, fn func(job.Reader) error) error {
 
 // Held returns those of ids that an active hold protects now.
 func (s *Store) Held(ctx context.Context, characterID string, ids []string) ([]string, error) {
-	return queryStrings(ctx, s.q, "check holds", `
+	return pgrows.Strings(ctx, s.q, "check holds", `
 		SELECT u.session_id FROM unnest($2::text[]) AS u(session_id)
 		WHERE EXISTS (
 		        SELECT 1 FROM retention.holds h

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/convai-retention/retention/internal/pgrows"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/migrations"
 )
@@ -61,7 +62,7 @@ func (v *Verify) Live(ctx context.Context, characterID string, ids []string) (in
 // Characters returns the characters with deleted rows in scope.
 func (v *Verify) Characters(ctx context.Context, scope job.VerifyScope) ([]string, error) {
 	char, since := scopeArgs(scope)
-	return queryStrings(ctx, v.s.q, "read characters to verify", `
+	return pgrows.Strings(ctx, v.s.q, "read characters to verify", `
 		SELECT DISTINCT character_id FROM (
 		    SELECT o.character_id FROM retention.outcomes o
 		    WHERE o.status = 'deleted' AND ($1 = '' OR o.character_id = $1)
