@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -219,16 +218,14 @@ func (e *EndUserEvidence) Write(w io.Writer, f Format) error {
 			fmt.Fprintf(&b, "blocked by hold(s) %v\n", r.BlockedBy)
 		}
 		fmt.Fprintf(&b, "sessions: %d deleted, %d left\n", r.SessionsDeleted, r.SessionsLeft)
-		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CHARACTER\tERASURE REQUEST\tDELETED\tLEFT\tSEEN IN MEMORY\tMEMORY\tBLOCKED BY")
+		tw := newTable(&b, "CHARACTER\tERASURE REQUEST\tDELETED\tLEFT\tSEEN IN MEMORY\tMEMORY\tBLOCKED BY")
 		for _, c := range r.Characters {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%v\n", c.CharacterID, c.ErasureRequest, c.SessionsDeleted, c.SessionsLeft,
 				c.InMemory, dash(c.MemoryStatus), c.BlockedBy)
 		}
 		_ = tw.Flush()
 		b.WriteString("memory erasures:\n")
-		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "RUN\tCHARACTER\tSTATUS\tATTEMPTS\tHTTP\tBEFORE\tREMAINING\tCOMPLETED\tERROR")
+		tw = newTable(&b, "RUN\tCHARACTER\tSTATUS\tATTEMPTS\tHTTP\tBEFORE\tREMAINING\tCOMPLETED\tERROR")
 		for _, m := range r.MemoryErasures {
 			char := m.CharacterID
 			if char == "" {
@@ -251,8 +248,7 @@ func (e *EndUserEvidence) Write(w io.Writer, f Format) error {
 	}
 	if len(e.MemoryDeletions) > 0 {
 		fmt.Fprintf(&b, "\nmemories deleted under a policy's memory_max_age:\n")
-		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "RUN\tCHARACTER\tMEMORY\tUPDATED\tMEMORY_MAX_AGE\tSTATUS\tATTEMPTS\tCOMPLETED\tERROR")
+		tw := newTable(&b, "RUN\tCHARACTER\tMEMORY\tUPDATED\tMEMORY_MAX_AGE\tSTATUS\tATTEMPTS\tCOMPLETED\tERROR")
 		for _, d := range e.MemoryDeletions {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.RunID, d.CharacterID, printable(d.MemoryID),
 				d.UpdatedAt.UTC().Format(time.RFC3339), d.MemoryMaxAge, d.Status, d.Attempts, d.CompletedAt.UTC().Format(time.RFC3339), d.Error)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -142,8 +141,7 @@ func (r *Report) writeErasureText(w io.Writer) error {
 	if len(r.Erasures) == 0 {
 		return nil
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCHARACTER\tSESSION\tSTATE\tREQUESTED (UTC)\tDUE\tDELETED\tCOMPLETED\tLAG\tBLOCKED BY\tREASON")
+	tw := newTable(w, "ID\tCHARACTER\tSESSION\tSTATE\tREQUESTED (UTC)\tDUE\tDELETED\tCOMPLETED\tLAG\tBLOCKED BY\tREASON")
 	for _, e := range r.Erasures {
 		state := e.StateText()
 		completed := ""

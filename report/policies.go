@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -82,8 +81,7 @@ func (p *Policies) Write(w io.Writer, f Format) error {
 		_, err := fmt.Fprintln(w, "none: no policy was in force, so nothing was deleted")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POLICY\tVERSION\tCHARACTER\tMAX AGE\tENABLED\tCHANGED AT\tBY\tWHY")
+	tw := newTable(w, "POLICY\tVERSION\tCHARACTER\tMAX AGE\tENABLED\tCHANGED AT\tBY\tWHY")
 	for _, v := range p.Policies {
 		by := v.ChangedBy
 		if v.Actor != nil {

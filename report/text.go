@@ -27,8 +27,7 @@ func (r *Report) writeText(w io.Writer) error {
 		return err
 	}
 
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHARACTER\tPOLICY IN FORCE\tDELETED\tLATE\tFAILED\tOUTSTANDING\tHELD\tOVERDUE\tLAG P50\tLAG P95\tLAG MAX")
+	tw := newTable(w, "CHARACTER\tPOLICY IN FORCE\tDELETED\tLATE\tFAILED\tOUTSTANDING\tHELD\tOVERDUE\tLAG P50\tLAG P95\tLAG MAX")
 	row := func(name, policy string, c CharacterRow) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", name, policy, c.Deleted, c.DeletedLate, c.Failed, c.Outstanding,
 			c.Held, c.Overdue, human(c.LagP50), human(c.LagP95), human(c.LagMax))
@@ -46,8 +45,7 @@ func (r *Report) writeText(w io.Writer) error {
 
 	fmt.Fprintf(w, "\nRuns started in the period: %d\n", len(r.Runs))
 	if len(r.Runs) > 0 {
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "RUN\tSTATUS\tSTARTED\tDURATION\tSHARD\tSELECTED\tDELETED\tFAILED\tSKIPPED")
+		tw = newTable(w, "RUN\tSTATUS\tSTARTED\tDURATION\tSHARD\tSELECTED\tDELETED\tFAILED\tSKIPPED")
 		for _, x := range r.Runs {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d/%d\t%d\t%d\t%d\t%d\n", x.RunID, x.Status, x.StartedAt.Format(time.DateTime),
 				human(x.DurationSeconds), x.ShardIndex, x.ShardCount, x.Selected, x.Deleted, x.Failed, x.Skipped)
@@ -58,8 +56,7 @@ func (r *Report) writeText(w io.Writer) error {
 	}
 
 	fmt.Fprintln(w, "\nDays (UTC): deleted, late and failed that day; backlog and overdue reconstructed for the end of the day")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DAY\tDELETED\tLATE\tFAILED\tBACKLOG AT END\tOVERDUE AT END")
+	tw = newTable(w, "DAY\tDELETED\tLATE\tFAILED\tBACKLOG AT END\tOVERDUE AT END")
 	for _, d := range r.Days {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", d.Day, d.Deleted, d.DeletedLate, d.Failed, d.Backlog, d.Overdue)
 	}
@@ -72,14 +69,21 @@ func (r *Report) writeText(w io.Writer) error {
 	return r.writeErasureText(w)
 }
 
+// newTable returns a writer of a text table with the report's column spacing, its header line
+// written; the caller flushes it.
+func newTable(w io.Writer, header string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	return tw
+}
+
 // writeHoldsText lists the holds that match no session, if any.
 func (r *Report) writeHoldsText(w io.Writer) error {
 	if len(r.UnmatchedHolds) == 0 {
 		return nil
 	}
 	fmt.Fprintf(w, "\nHolds that match no session of the source: %d\n", len(r.UnmatchedHolds))
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOLD\tCHARACTER\tSESSION\tPLACED BY\tPLACED (UTC)\tREASON")
+	tw := newTable(w, "HOLD\tCHARACTER\tSESSION\tPLACED BY\tPLACED (UTC)\tREASON")
 	for _, h := range r.UnmatchedHolds {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", h.ID, printable(h.CharacterID), h.Scope(), printableText(h.CreatedBy),
 			h.CreatedAt.Format(time.DateTime), printableText(h.Reason))
@@ -159,8 +163,7 @@ func writeFindingText(b *strings.Builder, f Finding) {
 
 // writeAttemptsText writes a finding's attempts as an indented table.
 func writeAttemptsText(w io.Writer, attempts []Attempt) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "    DELETION\tRUN\tRUN STATUS\tSTATUS\tTRIES\tHTTP\tPOLICY\tMAX AGE\tEXPIRED\tREQUESTED\tCOMPLETED\tSEAL\tVERIFIED\tERROR")
+	tw := newTable(w, "    DELETION\tRUN\tRUN STATUS\tSTATUS\tTRIES\tHTTP\tPOLICY\tMAX AGE\tEXPIRED\tREQUESTED\tCOMPLETED\tSEAL\tVERIFIED\tERROR")
 	for _, a := range attempts {
 		seal := "-"
 		if a.SealSeq != nil {

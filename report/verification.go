@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/convai-retention/retention/internal/pgrows"
@@ -131,8 +130,7 @@ func (r *Report) writeVerificationText(w io.Writer) error {
 	if len(r.Verification) == 0 {
 		return nil
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHARACTER\tDELETED\tVERIFIED\tCOVERAGE\tFOUND PRESENT\tLAST VERIFIED\tDISCOVERED\tIN MEMORY\tMEMORY ERASED\tEND USER UNKNOWN")
+	tw := newTable(w, "CHARACTER\tDELETED\tVERIFIED\tCOVERAGE\tFOUND PRESENT\tLAST VERIFIED\tDISCOVERED\tIN MEMORY\tMEMORY ERASED\tEND USER UNKNOWN")
 	row := func(name string, v VerificationRow) {
 		last := "never"
 		if v.LastVerified != nil {

@@ -391,14 +391,19 @@ func (f *Figures) csvSummary(rows []map[string]string) error {
 // csvCharacters reads the characters table, its total row included.
 func (f *Figures) csvCharacters(rows []map[string]string) error {
 	for _, c := range rows {
-		key := c["character_id"]
-		if c["scope"] == "total" {
-			key = Total
-		}
-		f.Characters[key] = [6]int64{atoi(c["deleted"]), atoi(c["deleted_late"]), atoi(c["failed_not_deleted"]), atoi(c["outstanding"]),
+		f.Characters[csvKey(c)] = [6]int64{atoi(c["deleted"]), atoi(c["deleted_late"]), atoi(c["failed_not_deleted"]), atoi(c["outstanding"]),
 			atoi(c["held"]), atoi(c["overdue"])}
 	}
 	return nil
+}
+
+// csvKey is the key of a row of a per-character CSV table: its character, or Total for the
+// total row.
+func csvKey(row map[string]string) string {
+	if row["scope"] == "total" {
+		return Total
+	}
+	return row["character_id"]
 }
 
 // csvDays reads the days table.
@@ -420,10 +425,7 @@ func (f *Figures) csvRuns(rows []map[string]string) error {
 // csvVerification reads the verification table; its total row must state the summary's figures.
 func (f *Figures) csvVerification(rows []map[string]string) error {
 	for _, v := range rows {
-		key := v["character_id"]
-		if v["scope"] == "total" {
-			key = Total
-		}
+		key := csvKey(v)
 		got := [7]int64{atoi(v["deleted"]), atoi(v["verified"]), atoi(v["found_present"]), atoi(v["discovered"]), atoi(v["in_memory"]),
 			atoi(v["in_memory_erased"]), atoi(v["in_memory_end_user_unknown"])}
 		if key == Total && got != f.Verification[Total] {
