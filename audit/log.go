@@ -253,13 +253,21 @@ func readLeaves(ctx context.Context, tx pgx.Tx, after int64, limit int) ([]logLe
 	return batch, nil
 }
 
-// readLeafOutcomes adds to each leaf's claim its outcomes, in order.
-func readLeafOutcomes(ctx context.Context, tx pgx.Tx, batch []logLeaf) error {
-	ids := make([]int64, len(batch))
+// keyed returns the keys of batch, in order, and the position of each key in batch: the rows
+// read for the batch (WHERE key = ANY(keys)) are added to its elements through the positions.
+func keyed[T any](batch []T, key func(T) int64) ([]int64, map[int64]int) {
+	keys := make([]int64, len(batch))
 	at := make(map[int64]int, len(batch))
 	for i, b := range batch {
-		ids[i], at[b.claimID] = b.claimID, i
+		keys[i] = key(b)
+		at[keys[i]] = i
 	}
+	return keys, at
+}
+
+// readLeafOutcomes adds to each leaf's claim its outcomes, in order.
+func readLeafOutcomes(ctx context.Context, tx pgx.Tx, batch []logLeaf) error {
+	ids, at := keyed(batch, func(l logLeaf) int64 { return l.claimID })
 	var claimID int64
 	var o Outcome
 	return pgrows.Each(ctx, tx, "read outcomes", `

@@ -147,11 +147,7 @@ func readVerificationBatches(ctx context.Context, tx pgx.Tx, after int64, limit 
 // readVerificationRows adds to each batch its rows and reports a row that names a deletion
 // that does not exist, or one of another character or session.
 func (v *verifier) readVerificationRows(ctx context.Context, tx pgx.Tx, batch []VerificationBatch) error {
-	seqs := make([]int64, len(batch))
-	at := make(map[int64]int, len(batch))
-	for i, b := range batch {
-		seqs[i], at[b.Seq] = b.Seq, i
-	}
+	seqs, at := keyed(batch, func(b VerificationBatch) int64 { return b.Seq })
 	var seq int64
 	var r Verification
 	var delChar, delSess *string
