@@ -183,9 +183,7 @@ func (a *app) auditVerify(ctx context.Context, args []string) error {
 		return err
 	}
 	if o.format == "json" {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := writeJSON(a.stdout, res); err != nil {
 			return err
 		}
 	} else if err := writeVerify(a.stdout, res); err != nil {

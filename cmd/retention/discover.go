@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -138,9 +137,7 @@ func (a *app) discover(ctx context.Context, args []string) error {
 // writeDiscoverSummary prints what discover found.
 func writeDiscoverSummary(w io.Writer, format, rel string, builtin bool, s *job.DiscoverSummary) error {
 	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return writeJSON(w, s)
 	}
 	var b strings.Builder
 	switch {

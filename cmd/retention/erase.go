@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -193,9 +192,7 @@ func (a *app) erase(ctx context.Context, args []string) error {
 			checked, req.SessionID, req.CharacterID)
 	}
 	if o.output == "json" {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
+		return writeJSON(a.stdout, struct {
 			source.Filed
 			CharacterID string `json:"character_id"`
 			SessionID   string `json:"session_id,omitempty"`
@@ -231,9 +228,7 @@ func (a *app) eraseEndUser(ctx context.Context, store *source.Store, o eraseOpti
 			"(spaces and case count) and that the source has an end_user_id column.\n", o.endUser, checked)
 	}
 	if o.output == "json" {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
+		return writeJSON(a.stdout, struct {
 			source.FiledEndUser
 			EndUserID     string `json:"end_user_id"`
 			CharacterID   string `json:"character_id,omitempty"`

@@ -17,11 +17,16 @@ import (
 func writeSummary(w io.Writer, format string, s *job.Summary) error {
 	s = s.Reported()
 	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return writeJSON(w, s)
 	}
 	return writeText(w, s)
+}
+
+// writeJSON writes v on w as JSON indented by two spaces: every command's --format json.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // writeText writes the summary as text: the headline, the notes, the erasure requests, memory

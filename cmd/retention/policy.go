@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -396,9 +395,7 @@ func writePlanJSON(w io.Writer, p *policyplan.Plan, limit int64, capped, applied
 	if capped {
 		doc.Cap = &limit
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return writeJSON(w, doc)
 }
 
 // writeChangesText lists the changes to retention.policies, one a line.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -209,9 +208,7 @@ func (a *app) sync(ctx context.Context, args []string) error {
 	}
 	logSync(log, &rep)
 	if o.output == "json" {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(a.stdout, rep)
 	}
 	_, err = io.WriteString(a.stdout, syncText(&rep))
 	return err

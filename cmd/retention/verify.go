@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -132,9 +131,7 @@ func (a *app) verify(ctx context.Context, args []string) error {
 // writeVerifySummary prints what a verification did.
 func writeVerifySummary(w io.Writer, format string, s *job.VerifySummary) error {
 	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return writeJSON(w, s)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "verify %d %s: checked %d deleted sessions, %d absent (verified), %d present (verification failures), %d characters not listed\n",
