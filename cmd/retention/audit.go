@@ -62,22 +62,12 @@ signature proves nothing, whatever it holds).
 // the inclusion proof of one session's deletion; check verifies such a proof with no database;
 // keygen makes a checkpoint signing key.
 func (a *app) audit(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usagef("audit: want a subcommand: verify, prove, check or keygen (%s)", strings.TrimSuffix(auditUsage, "\n"))
-	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		return flag.ErrHelp // the Program prints auditHelp: every subcommand's flags and the exit codes
-	case "verify":
-		return a.auditVerify(ctx, args[1:])
-	case "prove":
-		return a.auditProve(ctx, args[1:])
-	case "check":
-		return a.auditCheck(args[1:])
-	case "keygen":
-		return a.auditKeygen(args[1:])
-	}
-	return usagef("audit: unknown subcommand %q: want verify, prove, check or keygen", args[0])
+	return dispatch(ctx, "audit", auditUsage, []subcommand{
+		{"verify", a.auditVerify},
+		{"prove", a.auditProve},
+		{"check", func(_ context.Context, args []string) error { return a.auditCheck(args) }},
+		{"keygen", func(_ context.Context, args []string) error { return a.auditKeygen(args) }},
+	}, args)
 }
 
 // auditHelp prints the usage of "retention audit" and the flags of every subcommand.

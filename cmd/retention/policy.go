@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -93,18 +92,10 @@ func (o *planOptions) limit(n int64) (limit int64, ok bool) {
 
 // policy runs "retention policy export" and "retention policy apply".
 func (a *app) policy(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usagef("policy: want a subcommand: export or apply (%s)", strings.TrimSuffix(policyUsage, "\n"))
-	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		return flag.ErrHelp // the Program prints policyHelp: every subcommand's flags and the exit codes
-	case "export":
-		return a.policyExport(ctx, args[1:])
-	case "apply":
-		return a.policyApply(ctx, args[1:])
-	}
-	return usagef("policy: unknown subcommand %q: want export or apply", args[0])
+	return dispatch(ctx, "policy", policyUsage, []subcommand{
+		{"export", a.policyExport},
+		{"apply", a.policyApply},
+	}, args)
 }
 
 // policyHelp is the help of "retention policy" and of its subcommands: the flags of each.
