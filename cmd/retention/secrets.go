@@ -14,17 +14,30 @@ import (
 // vault keeps what the process has read from secret files, so each file is read once, and the
 // redactor built from every secret known so far. The zero vault is ready to use.
 type vault struct {
-	mu      sync.Mutex
-	fileKey string // read from CONVAI_API_KEY_FILE, once a real run needed it
-	dsnFile string // the name DATABASE_URL_FILE gave when dsn was read
-	dsn     string // read from that file
-	dsnErr  error
-	// srcFile, srcDSN, srcErr: the same for SOURCE_DATABASE_URL_FILE.
-	srcFile  string
-	srcDSN   string
-	srcErr   error
-	known    string // what redactor was built from: the variables and files read, joined
+	mu       sync.Mutex
+	fileKey  string     // read from CONVAI_API_KEY_FILE, once a real run needed it
+	dsn      fileSecret // read from DATABASE_URL_FILE
+	srcDSN   fileSecret // read from SOURCE_DATABASE_URL_FILE
+	known    string     // what redactor was built from: the variables and files read, joined
 	redactor *secret.Redactor
+}
+
+// fileSecret is a secret read from a file named by a variable, with the name it was read from.
+type fileSecret struct {
+	file  string
+	value string
+	err   error
+}
+
+// read returns the secret in file, reading the file only when s was not read from it already.
+func (v *vault) read(s *fileSecret, file string) (string, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if s.file != file {
+		s.file = file
+		s.value, s.err = secret.ReadFile(file)
+	}
+	return s.value, s.err
 }
 
 // databaseURL returns the connection string from DATABASE_URL or from the file named by
@@ -56,26 +69,12 @@ func (a *app) databaseURL() (string, error) {
 
 // dsnFromFile reads the connection string from file once.
 func (a *app) dsnFromFile(file string) (string, error) {
-	v := &a.vault
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.dsnFile != file {
-		v.dsnFile = file
-		v.dsn, v.dsnErr = secret.ReadFile(file)
-	}
-	return v.dsn, v.dsnErr
+	return a.vault.read(&a.vault.dsn, file)
 }
 
 // sourceDSNFromFile reads the source database's connection string from file once.
 func (a *app) sourceDSNFromFile(file string) (string, error) {
-	v := &a.vault
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.srcFile != file {
-		v.srcFile = file
-		v.srcDSN, v.srcErr = secret.ReadFile(file)
-	}
-	return v.srcDSN, v.srcErr
+	return a.vault.read(&a.vault.srcDSN, file)
 }
 
 // apiKey returns the key from CONVAI_API_KEY or the file named by CONVAI_API_KEY_FILE (one of
@@ -137,7 +136,7 @@ func (a *app) redactor() *secret.Redactor {
 	v := &a.vault
 	v.mu.Lock()
 	sources := strings.Join([]string{a.getenv("CONVAI_API_KEY"), v.fileKey, a.getenv("DATABASE_URL"),
-		a.getenv("DATABASE_URL_FILE"), v.dsn, a.getenv("SOURCE_DATABASE_URL"), a.getenv("SOURCE_DATABASE_URL_FILE"), v.srcDSN}, "\x00")
+		a.getenv("DATABASE_URL_FILE"), v.dsn.value, a.getenv("SOURCE_DATABASE_URL"), a.getenv("SOURCE_DATABASE_URL_FILE"), v.srcDSN.value}, "\x00")
 	if v.redactor != nil && v.known == sources {
 		r := v.redactor
 		v.mu.Unlock()
