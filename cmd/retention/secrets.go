@@ -44,37 +44,38 @@ func (v *vault) read(s *fileSecret, file string) (string, error) {
 // DATABASE_URL_FILE (one of them, not both; a file is read with secret.ReadFile's limits). A
 // string pgx cannot parse is a usage error that quotes none of it (checkDSN).
 func (a *app) databaseURL() (string, error) {
-	dsn, file := strings.TrimSpace(a.getenv("DATABASE_URL")), a.getenv("DATABASE_URL_FILE")
+	dsn, err := a.dsnVar("DATABASE_URL", &a.vault.dsn)
+	if err == nil && dsn == "" {
+		return "", usagef("DATABASE_URL is not set: give the PostgreSQL connection string, e.g. " +
+			"postgres://retention@db:5432/app, or DATABASE_URL_FILE naming a file that holds it")
+	}
+	return dsn, err
+}
+
+// dsnVar returns the connection string from the variable name or from the file that name_FILE
+// names (one of them, not both), the file read once into s; "" when neither is set. A string
+// pgx cannot parse is a usage error that quotes none of it (checkDSN).
+func (a *app) dsnVar(name string, s *fileSecret) (string, error) {
+	dsn, file := strings.TrimSpace(a.getenv(name)), a.getenv(name+"_FILE")
 	switch {
 	case dsn != "" && file != "":
-		return "", usagef("both DATABASE_URL and DATABASE_URL_FILE are set: keep one")
+		return "", usagef("both %s and %s_FILE are set: keep one", name, name)
 	case file != "":
-		d, err := a.dsnFromFile(file)
+		d, err := a.vault.read(s, file)
 		if err != nil {
-			return "", usagef("DATABASE_URL_FILE: %v", err)
+			return "", usagef("%s_FILE: %v", name, err)
 		}
-		if err := checkDSN("DATABASE_URL_FILE: "+file, d); err != nil {
+		if err := checkDSN(name+"_FILE: "+file, d); err != nil {
 			return "", err
 		}
 		return d, nil
 	case dsn == "":
-		return "", usagef("DATABASE_URL is not set: give the PostgreSQL connection string, e.g. " +
-			"postgres://retention@db:5432/app, or DATABASE_URL_FILE naming a file that holds it")
+		return "", nil
 	}
-	if err := checkDSN("DATABASE_URL", dsn); err != nil {
+	if err := checkDSN(name, dsn); err != nil {
 		return "", err
 	}
 	return dsn, nil
-}
-
-// dsnFromFile reads the connection string from file once.
-func (a *app) dsnFromFile(file string) (string, error) {
-	return a.vault.read(&a.vault.dsn, file)
-}
-
-// sourceDSNFromFile reads the source database's connection string from file once.
-func (a *app) sourceDSNFromFile(file string) (string, error) {
-	return a.vault.read(&a.vault.srcDSN, file)
 }
 
 // apiKey returns the key from CONVAI_API_KEY or the file named by CONVAI_API_KEY_FILE (one of
@@ -120,11 +121,11 @@ func (a *app) secretKeys() []string {
 func (a *app) secretValues() []string {
 	dsn := a.getenv("DATABASE_URL")
 	if f := a.getenv("DATABASE_URL_FILE"); strings.TrimSpace(dsn) == "" && f != "" {
-		dsn, _ = a.dsnFromFile(f)
+		dsn, _ = a.vault.read(&a.vault.dsn, f)
 	}
 	src := a.getenv("SOURCE_DATABASE_URL")
 	if f := a.getenv("SOURCE_DATABASE_URL_FILE"); strings.TrimSpace(src) == "" && f != "" {
-		src, _ = a.sourceDSNFromFile(f)
+		src, _ = a.vault.read(&a.vault.srcDSN, f)
 	}
 	return append(dsnPasswords(dsn), dsnPasswords(src)...)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -50,23 +49,12 @@ func syncs(rel source.Relation) bool { return rel.String() != source.DefaultRela
 // (or the file SOURCE_DATABASE_URL_FILE names) when set, else retention, the retention
 // database's own. owned says the caller must close it.
 func (a *app) sourcePool(ctx context.Context, log *slog.Logger, retention *pgxpool.Pool) (pool *pgxpool.Pool, owned bool, err error) {
-	dsn, file := strings.TrimSpace(a.getenv("SOURCE_DATABASE_URL")), a.getenv("SOURCE_DATABASE_URL_FILE")
+	dsn, err := a.dsnVar("SOURCE_DATABASE_URL", &a.vault.srcDSN)
 	switch {
-	case dsn != "" && file != "":
-		return nil, false, usagef("both SOURCE_DATABASE_URL and SOURCE_DATABASE_URL_FILE are set: keep one")
-	case file != "":
-		if dsn, err = a.sourceDSNFromFile(file); err != nil {
-			return nil, false, usagef("SOURCE_DATABASE_URL_FILE: %v", err)
-		}
-		if err := checkDSN("SOURCE_DATABASE_URL_FILE: "+file, dsn); err != nil {
-			return nil, false, err
-		}
+	case err != nil:
+		return nil, false, err
 	case dsn == "":
 		return retention, false, nil
-	default:
-		if err := checkDSN("SOURCE_DATABASE_URL", dsn); err != nil {
-			return nil, false, err
-		}
 	}
 	warnInsecureDatabase(log, dsn)
 	pool, err = connect(ctx, dsn, 2)
