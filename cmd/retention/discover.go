@@ -57,14 +57,13 @@ are printed and the view's owner must add the sessions. Exit 0, 4 when the API r
 5 when a character's list could not be read.
 
 `)
-	var o discoverOptions
-	discoverFlags(&o).usage(w)
+	usageOf(w, discoverFlags)
 }
 
 // discover is "retention discover".
 func (a *app) discover(ctx context.Context, args []string) error {
-	var o discoverOptions
-	if err := discoverFlags(&o).parse(args, a.getenv); err != nil {
+	o, err := parseOptions(args, a.getenv, discoverFlags)
+	if err != nil {
 		return err
 	}
 	if err := o.table().check(); err != nil {

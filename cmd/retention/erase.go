@@ -43,8 +43,7 @@ Exit 0 when filed, 2 for a bad flag or a request the schema refuses, 5 when the 
 
 func eraseHelp(w io.Writer) {
 	fmt.Fprint(w, eraseUsage)
-	var o eraseOptions
-	eraseFlags(&o).usage(w)
+	usageOf(w, eraseFlags)
 }
 
 // maxRequestedBy is the longest --requested-by, in characters: the schema's
@@ -148,8 +147,8 @@ func (o *eraseOptions) check(now time.Time) (source.ErasureRequest, error) {
 
 // erase is "retention erase": it files one erasure request.
 func (a *app) erase(ctx context.Context, args []string) error {
-	var o eraseOptions
-	if err := eraseFlags(&o).parse(args, a.getenv); err != nil {
+	o, err := parseOptions(args, a.getenv, eraseFlags)
+	if err != nil {
 		return err
 	}
 	req, err := o.check(time.Now())
@@ -167,7 +166,7 @@ func (a *app) erase(ctx context.Context, args []string) error {
 		checked = ps.name + " as last synced"
 	}
 	if o.endUser != "" {
-		return a.eraseEndUser(ctx, store, o, req, checked)
+		return a.eraseEndUser(ctx, store, *o, req, checked)
 	}
 	fp, err := store.ErasureFootprint(ctx, req.CharacterID, req.SessionID)
 	if err != nil {

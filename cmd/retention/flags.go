@@ -108,6 +108,20 @@ func orList(values []string) string {
 	return strings.Join(values[:len(values)-1], ", ") + " or " + values[len(values)-1]
 }
 
+// parseOptions returns a command's options O, parsed from args and the environment by the flag
+// set that flags makes of them.
+func parseOptions[O any](args []string, getenv env, flags func(*O) *flagSet) (*O, error) {
+	o := new(O)
+	if err := flags(o).parse(args, getenv); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// usageOf writes, for a command's help, the flags of the flag set that flags makes of its
+// options O.
+func usageOf[O any](w io.Writer, flags func(*O) *flagSet) { flags(new(O)).usage(w) }
+
 // usage writes the flags of f with their environment variables.
 func (f *flagSet) usage(w io.Writer) {
 	f.VisitAll(func(fl *flag.Flag) {

@@ -50,8 +50,7 @@ usage:
 
 run flags (a flag wins over its environment variable, which wins over the default):
 `)
-	var o runOptions
-	runFlags(&o).usage(&b)
+	usageOf(&b, runFlags)
 	b.WriteString("\n" + helpFooter)
 	return b.String()
 }

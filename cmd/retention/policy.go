@@ -109,8 +109,7 @@ func policyHelp(w io.Writer) {
 	var out string
 	exportFlags(&out).usage(w)
 	fmt.Fprint(w, "\nflags of policy apply (for plan's, see retention plan --help):\n")
-	var o applyOptions
-	applyFlags(&o).usage(w)
+	usageOf(w, applyFlags)
 }
 
 // planHelp is the help of "retention plan".

@@ -99,8 +99,8 @@ func sharePercent(n, total int64) string {
 }
 
 func (a *app) policyApply(ctx context.Context, args []string) error {
-	var o applyOptions
-	if err := applyFlags(&o).parse(args, a.getenv); err != nil {
+	o, err := parseOptions(args, a.getenv, applyFlags)
+	if err != nil {
 		return err
 	}
 	if err := o.plan.check(); err != nil {

@@ -90,18 +90,17 @@ func (o *runOptions) jobConfig() job.Config {
 
 func runHelp(w io.Writer) {
 	fmt.Fprint(w, "usage: retention run [flags]\n\n")
-	var o runOptions
-	runFlags(&o).usage(w)
+	usageOf(w, runFlags)
 }
 
 // run is "retention run". A finished run with failures is not an error of the command, but
 // still exit 1; an interrupted one exits as the signal says.
 func (a *app) run(ctx context.Context, args []string) error {
-	var o runOptions
-	if err := runFlags(&o).parse(args, a.getenv); err != nil {
+	o, err := parseOptions(args, a.getenv, runFlags)
+	if err != nil {
 		return err
 	}
-	e, err := a.newRunEnv(ctx, o)
+	e, err := a.newRunEnv(ctx, *o)
 	if err != nil {
 		return err
 	}

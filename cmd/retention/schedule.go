@@ -76,16 +76,15 @@ func parseSchedule(spec, zone string) (cron.Schedule, *time.Location, error) {
 func scheduleHelp(w io.Writer) {
 	fmt.Fprint(w, "usage: retention schedule --cron EXPR [flags]\n\n"+
 		"Runs at each tick of EXPR, never two at once, and serves /metrics, /healthz and /readyz.\n\n")
-	var o scheduleOptions
-	scheduleFlags(&o).usage(w)
+	usageOf(w, scheduleFlags)
 }
 
 // schedule is "retention schedule": a long-lived process that does a run at each tick. It
 // ends with exit 0, or 143/130 once stopped by SIGTERM/SIGINT, or the code of an error that
 // kept it from starting.
 func (a *app) schedule(ctx context.Context, args []string) error {
-	var o scheduleOptions
-	if err := scheduleFlags(&o).parse(args, a.getenv); err != nil {
+	o, err := parseOptions(args, a.getenv, scheduleFlags)
+	if err != nil {
 		return err
 	}
 	if o.run.dryRun {

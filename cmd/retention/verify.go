@@ -59,14 +59,13 @@ check is recorded, chained by SHA-256. Exit 0 when none was found present, 1 whe
 when the API rejected the key, 5 when a character's list could not be read.
 
 `)
-	var o verifyOptions
-	verifyFlags(&o).usage(w)
+	usageOf(w, verifyFlags)
 }
 
 // verify is "retention verify".
 func (a *app) verify(ctx context.Context, args []string) error {
-	var o verifyOptions
-	if err := verifyFlags(&o).parse(args, a.getenv); err != nil {
+	o, err := parseOptions(args, a.getenv, verifyFlags)
+	if err != nil {
 		return err
 	}
 	if err := o.table().check(); err != nil {
