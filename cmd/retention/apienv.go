@@ -4,12 +4,32 @@ import (
 	"context"
 	"log/slog"
 	"net/url"
+	"slices"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/convai-retention/retention/convai"
+	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/source"
 )
+
+// apiFlags are the flags verify and discover share beside their own: the summary's format, the
+// log level, --allow-insecure-url and the settings of the API calls.
+type apiFlags struct {
+	output   string
+	logLevel string
+	cfg      job.Config
+	// allowInsecureURL is --allow-insecure-url.
+	allowInsecureURL bool
+}
+
+// table is the flag table of a command that calls the API: own (what it looks at), --format
+// and --log-level, then more, then --allow-insecure-url and the API's settings. --format
+// (--output) has no variable here, as before.
+func (f *apiFlags) table(own options, more ...option) options {
+	return slices.Concat(own, options{outputOption(&f.output).withEnv(noEnv), logLevelOption(&f.logLevel)}, more,
+		options{allowInsecureURLOption(&f.allowInsecureURL)}, apiOptions(&f.cfg))
+}
 
 // allowInsecureURLOption is --allow-insecure-url, an option of every command that calls the API.
 func allowInsecureURLOption(v *bool) option {
@@ -63,17 +83,26 @@ func insecureAPIURL(raw string) (host string, insecure bool) {
 	return host, host != "" && !localHost(host)
 }
 
-// apiStore is what verify and discover need beside their flags: the API client, and a store on
-// the source rel. Close releases both.
+// apiStore is what verify and discover need beside their flags: the logger, the API client, and
+// a store on the source rel. Close releases the client and the store.
 type apiStore struct {
+	log    *slog.Logger
 	client *convai.Client
 	pool   *pgxpool.Pool
 	store  *source.Store
 }
 
-// openAPIStore reads the key and the database URL, and connects (bounded, as a run's setup is).
-// allowInsecureURL is --allow-insecure-url; log gets the warning it brings.
-func (a *app) openAPIStore(ctx context.Context, log *slog.Logger, rel source.Relation, allowInsecureURL bool) (*apiStore, error) {
+// openAPIStore makes the logger of --log-level, gives it to the job's settings and checks them,
+// then reads the key and the database URL, and connects (bounded, as a run's setup is).
+func (a *app) openAPIStore(ctx context.Context, f *apiFlags, rel source.Relation) (*apiStore, error) {
+	log, err := newLogger(a.stderr, logLevel(f.logLevel, a.getenv), a.redactor)
+	if err != nil {
+		return nil, err
+	}
+	f.cfg.Logger = log
+	if err := f.cfg.Validate(); err != nil {
+		return nil, err
+	}
 	dsn, err := a.databaseURL()
 	if err != nil {
 		return nil, err
@@ -82,8 +111,8 @@ func (a *app) openAPIStore(ctx context.Context, log *slog.Logger, rel source.Rel
 	if err != nil {
 		return nil, err
 	}
-	e := &apiStore{}
-	if e.client, err = a.newClient(log, a.getenv("CONVAI_API_URL"), key, allowInsecureURL); err != nil {
+	e := &apiStore{log: log}
+	if e.client, err = a.newClient(log, a.getenv("CONVAI_API_URL"), key, f.allowInsecureURL); err != nil {
 		return nil, err
 	}
 	if e.pool, err = connectCurrent(ctx, dsn, 4); err != nil {

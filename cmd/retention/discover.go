@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -20,30 +19,22 @@ type discoverOptions struct {
 	characters string
 	dryRun     bool
 	source     string
-	output     string
-	logLevel   string
-	cfg        job.Config
-	// allowInsecureURL is --allow-insecure-url.
-	allowInsecureURL bool
+	apiFlags
 }
 
 func discoverFlags(o *discoverOptions) *flagSet { return o.table().flagSet("discover") }
 
 // table is the flag table of discover: what it looks at, then the rows it shares with the other
-// commands that call the API. --format (--output) has no variable here, as before.
+// commands that call the API, with --concurrency among them.
 func (o *discoverOptions) table() options {
-	return slices.Concat(options{
+	return o.apiFlags.table(options{
 		{name: "character", env: noEnv, value: &o.characters, def: "",
 			help: "comma-separated characters to discover (default: every character the database knows whose policy lets the job delete)"},
 		{name: "dry-run", env: noEnv, value: &o.dryRun, def: false,
 			help: "count per character the sessions Convai has that the app does not, and how many are expired; add nothing"},
 		{name: "source", value: &o.source, def: source.DefaultRelation,
 			help: "SCHEMA.RELATION the app's sessions are in; any but retention.sessions is synced into it first (not in a dry-run), and discover adds to it"},
-		outputOption(&o.output).withEnv(noEnv),
-		logLevelOption(&o.logLevel),
-		concurrencyOption(&o.cfg),
-		allowInsecureURLOption(&o.allowInsecureURL),
-	}, apiOptions(&o.cfg))
+	}, concurrencyOption(&o.cfg))
 }
 
 func discoverHelp(w io.Writer) {
@@ -73,25 +64,18 @@ func (a *app) discover(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.redactor)
-	if err != nil {
-		return err
-	}
-	o.cfg.Logger = log
-	if err := o.cfg.Validate(); err != nil {
-		return err
-	}
 	named := rel
 	if syncs(rel) {
 		// An app's source is synced into the job's own set first, as a run does: discover
 		// compares Convai's lists with the set, and adds what the app never stored to it.
 		rel, _ = source.ParseRelation(source.DefaultRelation)
 	}
-	env, err := a.openAPIStore(ctx, log, rel, o.allowInsecureURL)
+	env, err := a.openAPIStore(ctx, &o.apiFlags, rel)
 	if err != nil {
 		return err
 	}
 	defer env.close()
+	log := env.log
 	if syncs(named) && !o.dryRun {
 		y, err := a.newSyncer(ctx, log, env.pool, named, syncFlags{})
 		if err != nil {

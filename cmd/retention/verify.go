@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -22,32 +21,24 @@ type verifyOptions struct {
 	character string
 	since     string
 	sample    int
-	output    string
-	logLevel  string
 	pushURL   string
-	cfg       job.Config
-	// allowInsecureURL is --allow-insecure-url.
-	allowInsecureURL bool
+	apiFlags
 }
 
 func verifyFlags(o *verifyOptions) *flagSet { return o.table().flagSet("verify") }
 
 // table is the flag table of verify: its scope, then the rows it shares with the other commands
-// that call the API. --format (--output) has no variable here, as before.
+// that call the API, with --pushgateway-url among them.
 func (o *verifyOptions) table() options {
-	return slices.Concat(options{
+	return o.apiFlags.table(options{
 		{name: "character", env: noEnv, value: &o.character, def: "",
 			help: "verify this character only (default: every character with a recorded deletion)"},
 		{name: "since", env: noEnv, value: &o.since, def: "",
 			help: "only deletions completed at or after this: YYYY-MM-DD (UTC) or RFC 3339 (default: all)"},
 		{name: "sample", env: noEnv, value: &o.sample, def: 0,
 			help: "check at most N deletions per character, chosen at random; 0 checks all"},
-		outputOption(&o.output).withEnv(noEnv),
-		logLevelOption(&o.logLevel),
-		{name: "pushgateway-url", value: &o.pushURL, def: "",
-			help: "push the verification's metrics to this Prometheus Pushgateway when it ends"},
-		allowInsecureURLOption(&o.allowInsecureURL),
-	}, apiOptions(&o.cfg))
+	}, option{name: "pushgateway-url", value: &o.pushURL, def: "",
+		help: "push the verification's metrics to this Prometheus Pushgateway when it ends"})
 }
 
 func verifyHelp(w io.Writer) {
@@ -82,23 +73,16 @@ func (a *app) verify(ctx context.Context, args []string) error {
 		}
 		scope.Since = t
 	}
-	log, err := newLogger(a.stderr, logLevel(o.logLevel, a.getenv), a.redactor)
-	if err != nil {
-		return err
-	}
-	o.cfg.Logger = log
-	if err := o.cfg.Validate(); err != nil {
-		return err
-	}
 	rel, err := source.ParseRelation(source.DefaultRelation)
 	if err != nil {
 		return err
 	}
-	env, err := a.openAPIStore(ctx, log, rel, o.allowInsecureURL)
+	env, err := a.openAPIStore(ctx, &o.apiFlags, rel)
 	if err != nil {
 		return err
 	}
 	defer env.close()
+	log := env.log
 	client, store := env.client, env.store
 	m := metrics.NewVerify(metrics.Config{})
 	host, _ := os.Hostname()
