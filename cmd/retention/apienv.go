@@ -119,15 +119,21 @@ func (a *app) openAPIStore(ctx context.Context, f *apiFlags, rel source.Relation
 		e.close()
 		return nil, err
 	}
-	setup, cancel := context.WithTimeout(ctx, setupTimeout)
-	defer cancel()
-	src, err := source.Inspect(setup, e.pool, rel)
+	src, err := inspect(ctx, e.pool, rel)
 	if err != nil {
 		e.close()
 		return nil, err
 	}
 	e.store = source.New(e.pool, src, source.Config{})
 	return e, nil
+}
+
+// inspect is source.Inspect of rel on pool, bounded by setupTimeout as the rest of a command's
+// setup is.
+func inspect(ctx context.Context, pool *pgxpool.Pool, rel source.Relation) (*source.Source, error) {
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	return source.Inspect(ctx, pool, rel)
 }
 
 func (e *apiStore) close() {

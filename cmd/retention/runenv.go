@@ -100,9 +100,7 @@ func (a *app) newRunEnv(ctx context.Context, o runOptions) (*runEnv, error) {
 		}
 		read, _ = source.ParseRelation(source.DefaultRelation)
 	}
-	setup, cancel := context.WithTimeout(ctx, setupTimeout)
-	defer cancel()
-	src, err := source.Inspect(setup, e.pool, read)
+	src, err := inspect(ctx, e.pool, read)
 	if err != nil {
 		e.close()
 		return nil, err
