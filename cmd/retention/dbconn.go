@@ -116,6 +116,19 @@ func warnInsecureDatabase(log *slog.Logger, dsn string) {
 	}
 }
 
+// connectDatabase reads DATABASE_URL (databaseURL), warns on log when the connection may be
+// unencrypted (warnInsecureDatabase), and opens a pool of conns connections with open: connect,
+// or connectCurrent to refuse an old schema.
+func (a *app) connectDatabase(ctx context.Context, log *slog.Logger, open func(context.Context, string, int32) (*pgxpool.Pool, error),
+	conns int32) (*pgxpool.Pool, error) {
+	dsn, err := a.databaseURL()
+	if err != nil {
+		return nil, err
+	}
+	warnInsecureDatabase(log, dsn)
+	return open(ctx, dsn, conns)
+}
+
 // localHost reports whether host is a Unix socket directory or a loopback name or address.
 func localHost(host string) bool {
 	if strings.HasPrefix(host, "/") || strings.EqualFold(host, "localhost") {

@@ -28,12 +28,7 @@ func (a *app) migrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	dsn, err := a.databaseURL()
-	if err != nil {
-		return err
-	}
-	warnInsecureDatabase(log, dsn)
-	pool, err := connect(ctx, dsn, 2)
+	pool, err := a.connectDatabase(ctx, log, connect, 2)
 	if err != nil {
 		return err
 	}

@@ -175,12 +175,7 @@ func (a *app) sync(ctx context.Context, args []string) error {
 	if !syncs(rel) {
 		return usagef("--source %s is the job's own set: there is nothing to sync; name the app's table or view", rel)
 	}
-	dsn, err := a.databaseURL()
-	if err != nil {
-		return err
-	}
-	warnInsecureDatabase(log, dsn)
-	pool, err := connectCurrent(ctx, dsn, 2)
+	pool, err := a.connectDatabase(ctx, log, connectCurrent, 2)
 	if err != nil {
 		return err
 	}
