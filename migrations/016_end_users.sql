@@ -345,8 +345,10 @@ CREATE TRIGGER end_user_completions_append_only BEFORE UPDATE OR DELETE OR TRUNC
     FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
 
 -- record_memory_erasure records one memory erasure of a running run, at the server's clock (the
--- start is the caller's estimate of it, kept within the run). A character's erasure must be of a child of the open request, and an erased one needs no hold
--- on it now; the record's erasure needs every character's memory erased. Returns the row's id.
+-- start is the caller's estimate of it, kept within the run). A character's erasure must be of a
+-- child of the open request, or of a completed request whose erasure of that character a re-check
+-- refuted (retention.end_user_memory's found_again), and an erased one needs no hold on it now;
+-- the record's erasure needs every character's memory erased. Returns the row's id.
 CREATE FUNCTION retention.record_memory_erasure(p_run bigint, p_token text, p_request bigint, p_character text,
                                                 p_status text, p_attempts integer, p_http_status integer,
                                                 p_remaining bigint, p_error text, p_started_at timestamptz,
@@ -360,7 +362,10 @@ DECLARE
 BEGIN
     PERFORM retention.authorize(p_run, p_token, false);
     SELECT * INTO req FROM retention.end_user_requests q WHERE q.id = p_request;
-    IF NOT FOUND OR EXISTS (SELECT 1 FROM retention.end_user_completions c WHERE c.request_id = p_request) THEN
+    IF NOT FOUND OR (EXISTS (SELECT 1 FROM retention.end_user_completions c WHERE c.request_id = p_request)
+                     AND NOT EXISTS (SELECT 1 FROM retention.end_user_memory e
+                                     WHERE e.request_id = p_request AND e.character_id = p_character
+                                       AND e.memory_status = 'found_again')) THEN
         RAISE EXCEPTION 'record_memory_erasure: end user request % is not open', p_request
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -399,9 +404,25 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION retention.record_memory_erasure(bigint, text, bigint, text, text, integer, integer, bigint, text, timestamptz, bigint) FROM PUBLIC;
 
+-- memory_found_again: whether the last re-check of memory erasure p_erasure (a verification's
+-- list of the end user's memories with the character, retention.memory_rechecks, defined at the
+-- end of this file) found memories: the erasure is refuted, and counts as not done until a run
+-- erases again. Read when called, so it may come before the table.
+CREATE FUNCTION retention.memory_found_again(p_erasure bigint) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN coalesce((SELECT r.result = 'found' FROM retention.memory_rechecks r
+                     WHERE r.memory_erasure_id = p_erasure ORDER BY r.id DESC LIMIT 1), false);
+END
+$$;
+REVOKE EXECUTE ON FUNCTION retention.memory_found_again(bigint) FROM PUBLIC;
+
 -- end_user_memory: each child of each end user's request (one character) with where it stands:
 -- the end user's sessions of the character still to delete (in the set, or claimed under it and
--- not deleted), the holds that block it, and its last memory erasure.
+-- not deleted), the holds that block it, and its last memory erasure. memory_status is that
+-- erasure's status, except found_again: the erasure said erased and the last re-check of it
+-- found memories (retention.memory_found_again), so the memory is not erased and the next run
+-- erases it again, a completed request's too.
 CREATE VIEW retention.end_user_memory AS
     SELECT q.id AS request_id, q.end_user_id, e.character_id, e.id AS erasure_request_id,
            ec.completed_at AS sessions_completed_at,
@@ -418,11 +439,13 @@ CREATE VIEW retention.end_user_memory AS
            (SELECT count(*) FROM retention.claims cl JOIN retention.outcomes o ON o.claim_id = cl.id
             WHERE cl.erasure_request_id = e.id AND o.status = 'deleted') AS sessions_deleted,
            CASE WHEN uc.request_id IS NULL THEN retention.end_user_holds(q.end_user_id, e.character_id) END AS blocked_by,
-           m.status AS memory_status, m.attempts AS memory_attempts, m.http_status AS memory_http_status,
+           CASE WHEN m.status = 'erased' AND retention.memory_found_again(m.id) THEN 'found_again' ELSE m.status END
+               AS memory_status, m.attempts AS memory_attempts, m.http_status AS memory_http_status,
            m.remaining AS memory_remaining, m.error AS memory_error, m.completed_at AS memory_checked_at,
            m.run_id AS memory_run_id, m.listed_before AS memory_listed_before,
            (SELECT count(*) FROM retention.memory_erasures x
-            WHERE x.request_id = q.id AND x.character_id = e.character_id) AS memory_erasures
+            WHERE x.request_id = q.id AND x.character_id = e.character_id) AS memory_erasures,
+           m.id AS memory_erasure_id
     FROM retention.end_user_requests q
     JOIN retention.erasure_requests e ON e.end_user_request_id = q.id
     LEFT JOIN retention.erasure_completions ec ON ec.request_id = e.id
@@ -790,7 +813,8 @@ REVOKE EXECUTE ON FUNCTION retention.add_discovered(text, text[], timestamptz[],
 -- (a verification's, retention.memory_sightings, or discover's), with the end user where known
 -- (the set's when the list was recorded, or the end user whose request the session was deleted
 -- under) and the first erasure of that end user's memory of the character completed since the
--- deletion (memory_erased_at NULL: none; the memory the session gave may still be there).
+-- deletion that no re-check refuted (memory_erased_at NULL: none; the memory the session gave
+-- may still be there).
 CREATE VIEW retention.deleted_in_memory AS
     SELECT x.id AS deletion_id, x.character_id, x.session_id, x.completed_at AS deleted_at, x.erasure_request_id,
            f.listed_at, f.listed_by, f.verify_id,
@@ -812,7 +836,7 @@ CREATE VIEW retention.deleted_in_memory AS
         SELECT m.id, m.completed_at FROM retention.memory_erasures m
         JOIN retention.end_user_requests mq ON mq.id = m.request_id
         WHERE mq.end_user_id = coalesce(q.end_user_id, f.end_user_id) AND m.character_id = x.character_id
-          AND m.status = 'erased' AND m.completed_at >= x.completed_at
+          AND m.status = 'erased' AND m.completed_at >= x.completed_at AND NOT retention.memory_found_again(m.id)
         ORDER BY m.completed_at, m.id LIMIT 1
     ) me ON true;
 
@@ -838,3 +862,80 @@ CREATE VIEW retention.erasure_memory_left AS
 COMMENT ON TABLE retention.memory_listings IS 'Sessions a verification''s list showed with is_added_to_memory false (not_added) or without a readable answer (unstated), the first list each.';
 COMMENT ON VIEW retention.deleted_in_memory IS 'Each deleted row whose session a list showed as added to long-term memory, with its end user where known and the first erasure of that memory since.';
 COMMENT ON VIEW retention.erasure_memory_left IS 'Completed erasure requests with deleted sessions that went into long-term memory and no erasure of that memory since.';
+
+-- Re-checks of erased memories (issue 18, part 5). A verification lists again the memories of
+-- each end user with each character whose last memory erasure (of a request) says erased, and
+-- records what the list showed against that erasure: gone (a whole list, nothing listed and a
+-- total_count of 0), found (memories listed or counted: the erasure is refuted, and
+-- retention.end_user_memory shows found_again until a run erases again) or not_checked (no
+-- whole list: failure says why, as a class, never the answer's body: unavailable and not_found
+-- are 404s, forbidden a 403, failed anything else). listed_at is the database's clock before the
+-- list was asked for, recorded_at when the row was written.
+CREATE TABLE retention.memory_rechecks (
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    verify_id         bigint NOT NULL REFERENCES retention.verify_runs (id),
+    memory_erasure_id bigint NOT NULL REFERENCES retention.memory_erasures (id),
+    result            text NOT NULL CHECK (result IN ('gone', 'found', 'not_checked')),
+    listed            bigint NULL CHECK (listed >= 0),
+    total_count       bigint NULL CHECK (total_count >= 0),
+    failure           text NULL CHECK (failure IN ('unavailable', 'not_found', 'forbidden', 'failed')),
+    http_status       integer NULL CHECK (http_status BETWEEN 100 AND 599),
+    attempts          integer NOT NULL CHECK (attempts >= 0),
+    listed_at         timestamptz NOT NULL,
+    recorded_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    CONSTRAINT memory_recheck_says_one_thing CHECK (
+        (result = 'gone' AND listed = 0 AND total_count = 0 AND failure IS NULL)
+     OR (result = 'found' AND listed IS NOT NULL AND total_count IS NOT NULL AND (listed > 0 OR total_count > 0)
+         AND failure IS NULL)
+     OR (result = 'not_checked' AND listed IS NULL AND total_count IS NULL AND failure IS NOT NULL))
+);
+CREATE INDEX memory_rechecks_by_erasure ON retention.memory_rechecks (memory_erasure_id, id);
+CREATE INDEX memory_rechecks_by_verify ON retention.memory_rechecks (verify_id);
+CREATE TRIGGER memory_rechecks_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON retention.memory_rechecks
+    FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
+
+-- record_memory_recheck records what one list of an end user's memories with a character, read
+-- at p_listed_at (between the verify run's start and now, on the database's clock), showed of
+-- each of p_erasures (1 to 1000 memory erasures of that end user and character, each erased and
+-- completed before the list): p_result gone, found or not_checked, with the list's count and
+-- total_count or the failure's class (the table's checks). It returns how many rows it added.
+CREATE FUNCTION retention.record_memory_recheck(p_verify bigint, p_token text, p_erasures bigint[],
+                                                p_listed_at timestamptz, p_result text, p_listed bigint,
+                                                p_total_count bigint, p_failure text, p_http_status integer,
+                                                p_attempts integer)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    n     integer := cardinality(p_erasures);
+    pairs integer;
+    found integer;
+BEGIN
+    PERFORM retention.authorize_verify(p_verify, p_token);
+    IF n IS NULL OR n = 0 OR n > 1000 OR (SELECT count(DISTINCT x) FROM unnest(p_erasures) x) <> n THEN
+        RAISE EXCEPTION 'record_memory_recheck: want 1 to 1000 different memory erasures'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_listed_at IS NULL OR p_listed_at < (SELECT started_at FROM retention.verify_runs WHERE id = p_verify)
+       OR p_listed_at > now() THEN
+        RAISE EXCEPTION 'record_memory_recheck: the list time % is not within the verify run', p_listed_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT count(*), count(DISTINCT (q.end_user_id, m.character_id)) INTO found, pairs
+      FROM unnest(p_erasures) AS u(id)
+      JOIN retention.memory_erasures m ON m.id = u.id
+      JOIN retention.end_user_requests q ON q.id = m.request_id
+     WHERE m.status = 'erased' AND m.character_id IS NOT NULL AND m.completed_at <= p_listed_at;
+    IF found <> n OR pairs <> 1 THEN
+        RAISE EXCEPTION 'record_memory_recheck: every ID must name an erased memory of one end user and character, completed before the list'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO retention.memory_rechecks (verify_id, memory_erasure_id, result, listed, total_count, failure,
+                                           http_status, attempts, listed_at)
+    SELECT p_verify, u.id, p_result, p_listed, p_total_count, p_failure, nullif(p_http_status, 0), p_attempts, p_listed_at
+      FROM unnest(p_erasures) AS u(id);
+    RETURN n;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION retention.record_memory_recheck(bigint, text, bigint[], timestamptz, text, bigint, bigint, text, integer, integer) FROM PUBLIC;
+
+COMMENT ON TABLE retention.memory_rechecks IS 'Each re-check by a verification of an erased memory: gone, found (the erasure refuted: the next run erases again) or not_checked, at the server''s time.';

@@ -106,6 +106,9 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --                                        retention.start_verify, record_verifications,
 --                                        record_memory_flags, finish_verify; at its end reads
 --                                        deleted_in_memory and erasure_memory_left (views)
+--   Verify's memory re-checks            read end_user_memory (which reads memory_rechecks
+--                                        through retention.memory_found_again); write through
+--                                        retention.record_memory_recheck
 --   Discover                             reads the source and retention.is_deleted; adds through
 --                                        retention.add_discovered (the four-argument one, which
 --                                        keeps what the list said of long-term memory)
@@ -125,7 +128,7 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.claims, retention.syncs, retention.forgotten_sessions, retention.forgotten_in_set,
                 retention.end_user_requests, retention.end_user_completions, retention.memory_erasures,
                 retention.end_user_memory, retention.end_users, retention.deleted_in_memory,
-                retention.erasure_memory_left
+                retention.erasure_memory_left, retention.memory_rechecks
     TO retention_job;
 GRANT EXECUTE ON FUNCTION
     retention.is_deleted(text, text),
@@ -133,6 +136,8 @@ GRANT EXECUTE ON FUNCTION
     retention.record_verifications(bigint, text, text, timestamptz, bigint[], boolean[]),
     retention.record_memory_flags(bigint, text, text, timestamptz, text[], text[]),
     retention.finish_verify(bigint, text, text, bigint, text),
+    retention.record_memory_recheck(bigint, text, bigint[], timestamptz, text, bigint, bigint, text, integer, integer),
+    retention.memory_found_again(bigint),
     retention.add_discovered(text, text[], timestamptz[], text[]),
     retention.start_run(integer, integer, text, jsonb, text, integer, text),
     retention.start_run(integer, integer, text, jsonb, text, integer, text, integer),
@@ -167,7 +172,7 @@ GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, r
                 retention.memory_sightings, retention.end_users, retention.end_user_requests,
                 retention.end_user_completions, retention.memory_erasures, retention.end_user_memory,
                 retention.end_user_erasure_status, retention.memory_deletions, retention.memory_listings,
-                retention.deleted_in_memory, retention.erasure_memory_left
+                retention.deleted_in_memory, retention.erasure_memory_left, retention.memory_rechecks
     TO retention_auditor;
 GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions_in(regclass),
                           retention.expired_sessions_in(regclass, timestamptz),
@@ -177,7 +182,7 @@ GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions
                           retention.claim_content(bigint),
                           retention.policies_as_of(timestamptz), retention.is_deleted(text, text),
                           retention.verification_content(bigint), retention.end_user_holds(text, text),
-                          retention.memory_policies(timestamptz)
+                          retention.memory_policies(timestamptz), retention.memory_found_again(bigint)
     TO retention_auditor;
 
 COMMIT;
