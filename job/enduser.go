@@ -71,9 +71,14 @@ type EndUserWork struct {
 	Characters []EndUserCharacter
 	// RecordErased is set when the end user's record was deleted already.
 	RecordErased bool
+	// Reopened marks a completed request whose erased memory with some characters a
+	// verification found again: Characters are those only, without sessions, and the run
+	// erases their memory again. The request stays completed.
+	Reopened bool
 }
 
-// EndUserReader reads the open end users' requests. source.Store implements it.
+// EndUserReader reads the open end users' requests, and the reopened ones. source.Store
+// implements it.
 type EndUserReader interface {
 	OpenEndUserErasures(ctx context.Context) ([]EndUserWork, error)
 }
@@ -130,9 +135,12 @@ type MemoryErasure struct {
 // EndUserSummary is what a run did (a dry-run: would do) about end users' requests.
 type EndUserSummary struct {
 	// Open counts the open requests when the run started; Characters the characters of the
-	// run's shard they cover.
+	// run's shard they cover (and those of the reopened requests).
 	Open       int `json:"open"`
 	Characters int `json:"characters"`
+	// Reopened lists the completed requests whose erased memory a verification found again:
+	// the run erases it again (counted in Erased, Pending, ...); they stay completed.
+	Reopened []int64 `json:"reopened,omitempty"`
 	// Erased, Pending, Failed, Unavailable and Forbidden count this run's memory erasures by
 	// status (see MemoryStatus); a dry-run counts in ToErase the ones it would do.
 	Erased      int `json:"memory_erased"`

@@ -153,6 +153,9 @@ func (m *memoryEraser) eraseRequest(ctx context.Context, e *erasures, w EndUserW
 			e.countMemory(rec.Status)
 		}
 	}
+	if w.Reopened {
+		return nil // completed already: its completion stands, and a later re-check says whether this held
+	}
 	dctx, cancel := m.db()
 	state, err := m.rs.CompleteEndUserErasure(dctx, w.Request.ID)
 	cancel()

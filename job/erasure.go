@@ -158,7 +158,13 @@ func planErasures(ctx context.Context, rd Reader, rules *policy.Set, shard Shard
 	}
 	e := &erasures{work: work, blocked: map[int64]bool{}, covered: map[[2]string]bool{}, confirmed: map[[2]string]bool{},
 		unlisted: map[int64]bool{}, endUsers: endUsers}
-	e.euSum.Open = len(endUsers)
+	for _, w := range endUsers {
+		if w.Reopened {
+			e.euSum.Reopened = append(e.euSum.Reopened, w.Request.ID)
+		} else {
+			e.euSum.Open++
+		}
+	}
 	e.countToErase(shard)
 	if err := e.addListed(ctx, rules, list, log); err != nil {
 		return nil, err

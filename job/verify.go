@@ -52,6 +52,8 @@ type VerifyRunStore interface {
 	// MemoryLeft reads, over all time and every character, what deletions left in long-term
 	// memory: the store's reading after this verification's records.
 	MemoryLeft(ctx context.Context) (MemoryLeft, error)
+	// MemoryRecheckStore reads the erased memories and records their re-checks.
+	MemoryRecheckStore
 }
 
 // MemoryLeft is what deletions left in long-term memory, as the lists recorded it: deleted
@@ -141,6 +143,9 @@ type VerifySummary struct {
 	// MemoryLeft is what deletions left in long-term memory, over all time, read at the end;
 	// nil when the verification failed or was interrupted.
 	MemoryLeft *MemoryLeft `json:"memory_left,omitempty"`
+	// MemoryRechecks counts the re-checks of erased memories; nil when no memory erasure in
+	// scope says erased (no memory endpoint was called) or the verification stopped first.
+	MemoryRechecks *MemoryRechecks `json:"memory_rechecks,omitempty"`
 }
 
 // VerifiedCharacter is one character's part of a VerifySummary.
@@ -168,8 +173,11 @@ const MaxPresentShown = 100
 
 // Verify lists the sessions of every character in scope and checks each recorded deletion:
 // absent from the list, it is verified; present, the deletion is refuted, and the store makes the
-// session eligible again (the next run sends it). Lists are read as streams, retried with cfg's
-// backoff, attempts and rate, one character at a time. Memory follows the number of deletions
+// session eligible again (the next run sends it). Then it lists again the long-term memories of
+// each end user with each character in scope whose last memory erasure says erased, when there
+// is any (see recheckMemories): memories found refute the erasure, and the next run erases
+// again. Lists are read as streams, retried with cfg's backoff, attempts and rate, one
+// character at a time. Memory follows the number of deletions
 // checked for one character, not the length of its list. The summary is returned whenever the
 // verification row was written. Errors wrap ErrKeyRejected when the API refused the key.
 func Verify(ctx context.Context, store VerifyStore, l Lister, cfg Config, obs VerifyObserver, start VerifyStart) (*VerifySummary, error) {
@@ -205,7 +213,7 @@ type verifier struct {
 	sum     *VerifySummary
 }
 
-// all verifies every character in scope, in order. It returns the first error that stops the
+// all verifies every character in scope, in order, then re-checks the erased memories. It returns the first error that stops the
 // verification: a rejected key, the database, a cancelled context.
 func (v *verifier) all(ctx context.Context) error {
 	chars, err := v.store.Characters(ctx, v.scope)
@@ -217,7 +225,7 @@ func (v *verifier) all(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return v.recheckMemories(ctx)
 }
 
 // character verifies the deletions of one character.

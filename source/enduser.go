@@ -20,14 +20,18 @@ var (
 // OpenEndUserErasures returns the end users' requests without a completion, oldest first,
 // each with every character it covers (retention.end_user_memory): the child that deletes its
 // sessions, the holds that block it, whether its memory was erased, and the end user's
-// sessions of it in the set that are not deleted yet.
+// sessions of it in the set that are not deleted yet. A completed request comes too, reopened,
+// when a verification found memories again that it erased (found_again): with those characters
+// only, and no sessions.
 func (s *Store) OpenEndUserErasures(ctx context.Context) ([]job.EndUserWork, error) {
 	rows, err := s.q.Query(ctx, `
 		SELECT q.id, q.end_user_id, coalesce(q.character_id, ''), q.end_user_record, q.requested_at, q.due_at,
 		       coalesce((SELECT x.status = 'erased' FROM retention.memory_erasures x
-		                 WHERE x.request_id = q.id AND x.character_id IS NULL ORDER BY x.id DESC LIMIT 1), false)
+		                 WHERE x.request_id = q.id AND x.character_id IS NULL ORDER BY x.id DESC LIMIT 1), false),
+		       EXISTS (SELECT 1 FROM retention.end_user_completions c WHERE c.request_id = q.id)
 		FROM retention.end_user_requests q
 		WHERE NOT EXISTS (SELECT 1 FROM retention.end_user_completions c WHERE c.request_id = q.id)
+		   OR EXISTS (SELECT 1 FROM retention.end_user_memory m WHERE m.request_id = q.id AND m.memory_status = 'found_again')
 		ORDER BY q.id`)
 	if err != nil {
 		return nil, fmt.Errorf("read end users' erasure requests: %w", err)
@@ -35,7 +39,7 @@ func (s *Store) OpenEndUserErasures(ctx context.Context) ([]job.EndUserWork, err
 	var work []job.EndUserWork
 	var w job.EndUserWork
 	_, err = pgx.ForEachRow(rows, []any{&w.Request.ID, &w.Request.EndUserID, &w.Request.CharacterID, &w.Request.Record,
-		&w.Request.RequestedAt, &w.Request.DueAt, &w.RecordErased}, func() error {
+		&w.Request.RequestedAt, &w.Request.DueAt, &w.RecordErased, &w.Reopened}, func() error {
 		work = append(work, w)
 		return nil
 	})
@@ -43,18 +47,22 @@ func (s *Store) OpenEndUserErasures(ctx context.Context) ([]job.EndUserWork, err
 		return nil, fmt.Errorf("read end users' erasure requests: %w", err)
 	}
 	for i := range work {
-		if work[i].Characters, err = s.endUserCharacters(ctx, work[i].Request); err != nil {
+		if work[i].Characters, err = s.endUserCharacters(ctx, work[i].Request, work[i].Reopened); err != nil {
 			return nil, err
 		}
 	}
 	return work, nil
 }
 
-// endUserCharacters reads the characters of one request, with the end user's sessions of each.
-func (s *Store) endUserCharacters(ctx context.Context, r job.EndUserRequest) ([]job.EndUserCharacter, error) {
+// endUserCharacters reads the characters of one request, with the end user's sessions of each;
+// of a reopened request, those whose memory was found again, without sessions: the request's
+// sessions were deleted, and the end user's later ones are not its to delete.
+func (s *Store) endUserCharacters(ctx context.Context, r job.EndUserRequest, reopened bool) ([]job.EndUserCharacter, error) {
 	rows, err := s.q.Query(ctx, `
 		SELECT m.character_id, m.erasure_request_id, coalesce(m.blocked_by, '{}'), coalesce(m.memory_status = 'erased', false)
-		FROM retention.end_user_memory m WHERE m.request_id = $1 ORDER BY m.character_id`, r.ID)
+		FROM retention.end_user_memory m
+		WHERE m.request_id = $1 AND (NOT $2 OR m.memory_status = 'found_again')
+		ORDER BY m.character_id`, r.ID, reopened)
 	if err != nil {
 		return nil, fmt.Errorf("read the characters of end user request %d: %w", r.ID, err)
 	}
@@ -66,6 +74,9 @@ func (s *Store) endUserCharacters(ctx context.Context, r job.EndUserRequest) ([]
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read the characters of end user request %d: %w", r.ID, err)
+	}
+	if reopened {
+		return out, nil
 	}
 	index := make(map[string]int, len(out))
 	for i, c := range out {

@@ -26,6 +26,16 @@ func (s Convai) CountMemories(ctx context.Context, characterID, endUserID string
 	return max(int64(l.Listed), l.TotalCount), memoryAnswer(r)
 }
 
+var _ job.MemoryCounter = Convai{}
+
+// ListMemoryCount lists the memories of endUserID with characterID, whole, and returns how many
+// the pages held and the list's total_count, apart.
+func (s Convai) ListMemoryCount(ctx context.Context, characterID, endUserID string) (job.MemoryCount, job.Answer) {
+	l, r := s.Client.ListMemories(ctx, convai.MemoryQuery{CharacterID: characterID, EndUserID: endUserID},
+		func(convai.Memory) error { return nil })
+	return job.MemoryCount{Listed: int64(l.Listed), TotalCount: l.TotalCount}, memoryAnswer(r)
+}
+
 // DeleteEndUser asks for the deletion of the end user's record, one request.
 func (s Convai) DeleteEndUser(ctx context.Context, endUserID string) job.Answer {
 	return memoryAnswer(s.Client.DeleteEndUser(ctx, endUserID))
