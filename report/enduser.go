@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,6 +47,8 @@ type EndUserRequest struct {
 	SessionsLeft    int64              `json:"sessions_left"`
 	Characters      []EndUserCharacter `json:"characters"`
 	MemoryErasures  []MemoryErasure    `json:"memory_erasures"`
+	// MemoryRechecks are the verifications' re-checks of its erased memories.
+	MemoryRechecks []MemoryRecheck `json:"memory_rechecks"`
 }
 
 // EndUserCharacter is one character of a request.
@@ -76,6 +79,25 @@ type MemoryErasure struct {
 	CompletedAt time.Time `json:"completed_at"`
 }
 
+// MemoryRecheck is one row of retention.memory_rechecks: a verification's list of the end
+// user's memories with a character after an erasure said erased.
+type MemoryRecheck struct {
+	VerifyID    int64  `json:"verify_id"`
+	CharacterID string `json:"character_id"`
+	// ErasureRunID is the run whose memory erasure was re-checked.
+	ErasureRunID int64 `json:"erasure_run_id"`
+	// Result is gone (stayed gone), found (found again: the erasure is refuted) or
+	// not_checked (Failure says why).
+	Result     string    `json:"result"`
+	Listed     *int64    `json:"listed,omitempty"`
+	TotalCount *int64    `json:"total_count,omitempty"`
+	Failure    string    `json:"failure,omitempty"`
+	HTTPStatus *int      `json:"http_status,omitempty"`
+	Attempts   int       `json:"attempts"`
+	ListedAt   time.Time `json:"listed_at"`
+	RecordedAt time.Time `json:"recorded_at"`
+}
+
 // MemoryDeletion is one row of retention.memory_deletions.
 type MemoryDeletion struct {
 	RunID        int64     `json:"run_id"`
@@ -93,7 +115,9 @@ type MemoryDeletion struct {
 const endUserCaveat = "A memory erasure 'erased' proves that Convai accepted the deletion of every memory of the end user with " +
 	"the character and that a whole list read afterwards, at completed_at, showed none (total_count 0). It cannot prove " +
 	"that Convai keeps no other copy, nor that no memory was added later (a session that closes after the check may add one): " +
-	"it is evidence of that moment only. A session's deletion is not known to remove what went into memory."
+	"it is evidence of that moment only. A verification's re-check lists the memories again: 'gone' is the same evidence at a " +
+	"later moment; 'found' refutes the erasure (the next run erases again), whether the memory was left behind or drawn from " +
+	"a later conversation; 'not_checked' proves nothing. A session's deletion is not known to remove what went into memory."
 
 // EndUser reads the evidence for one end user, in one read-only transaction.
 func EndUser(ctx context.Context, db Beginner, endUserID string) (*EndUserEvidence, error) {
@@ -178,12 +202,50 @@ func (req *EndUserRequest) readErasures(ctx context.Context, q pgx.Tx) error {
 		return err
 	}
 	var m MemoryErasure
-	return pgrows.Each(ctx, q, endUserWhat, `
+	err = pgrows.Each(ctx, q, endUserWhat, `
 		SELECT run_id, coalesce(character_id, ''), status, attempts, http_status, remaining, listed_before,
 		       coalesce(error, ''), started_at, completed_at
 		FROM retention.memory_erasures WHERE request_id = $1 ORDER BY id`, []any{req.ID},
 		[]any{&m.RunID, &m.CharacterID, &m.Status, &m.Attempts, &m.HTTPStatus, &m.Remaining, &m.Before, &m.Error, &m.StartedAt, &m.CompletedAt},
 		func() { req.MemoryErasures = append(req.MemoryErasures, m) })
+	if err != nil {
+		return err
+	}
+	req.MemoryRechecks = []MemoryRecheck{}
+	var r MemoryRecheck
+	return pgrows.Each(ctx, q, endUserWhat, `
+		SELECT r.verify_id, x.character_id, x.run_id, r.result, r.listed, r.total_count, coalesce(r.failure, ''),
+		       r.http_status, r.attempts, r.listed_at, r.recorded_at
+		FROM retention.memory_rechecks r JOIN retention.memory_erasures x ON x.id = r.memory_erasure_id
+		WHERE x.request_id = $1 ORDER BY r.id`, []any{req.ID},
+		[]any{&r.VerifyID, &r.CharacterID, &r.ErasureRunID, &r.Result, &r.Listed, &r.TotalCount, &r.Failure,
+			&r.HTTPStatus, &r.Attempts, &r.ListedAt, &r.RecordedAt},
+		func() { req.MemoryRechecks = append(req.MemoryRechecks, r) })
+}
+
+// writeRechecks writes a request's memory re-checks as a table, if there is any.
+func writeRechecks(b *strings.Builder, rs []MemoryRecheck) {
+	if len(rs) == 0 {
+		return
+	}
+	b.WriteString("memory re-checks (retention verify):\n")
+	tw := newTable(b, "VERIFY\tCHARACTER\tERASED BY RUN\tRESULT\tLISTED\tTOTAL_COUNT\tFAILURE\tHTTP\tATTEMPTS\tLISTED AT")
+	for _, r := range rs {
+		listed, total, http := "-", "-", "-"
+		if r.Listed != nil {
+			listed = fmt.Sprint(*r.Listed)
+		}
+		if r.TotalCount != nil {
+			total = fmt.Sprint(*r.TotalCount)
+		}
+		if r.HTTPStatus != nil {
+			http = fmt.Sprint(*r.HTTPStatus)
+		}
+		result := map[string]string{"gone": "stayed gone", "found": "FOUND AGAIN", "not_checked": "not checked"}[r.Result]
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.VerifyID, r.CharacterID, r.ErasureRunID, cmp.Or(result, r.Result),
+			listed, total, dash(r.Failure), http, r.Attempts, r.ListedAt.UTC().Format(time.RFC3339))
+	}
+	_ = tw.Flush()
 }
 
 // Write writes the evidence as a table or JSON.
@@ -245,6 +307,7 @@ func (e *EndUserEvidence) Write(w io.Writer, f Format) error {
 				m.CompletedAt.UTC().Format(time.RFC3339), m.Error)
 		}
 		_ = tw.Flush()
+		writeRechecks(&b, r.MemoryRechecks)
 	}
 	if len(e.MemoryDeletions) > 0 {
 		fmt.Fprintf(&b, "\nmemories deleted under a policy's memory_max_age:\n")
