@@ -46,8 +46,12 @@ func verifyHelp(w io.Writer) {
 
 Lists each character's sessions at Convai and checks every recorded deletion in scope: absent
 is verified, present is a verification failure (the next run sends the session again). Every
-check is recorded, chained by SHA-256. Exit 0 when none was found present, 1 when some was, 4
-when the API rejected the key, 5 when a character's list could not be read.
+check is recorded, chained by SHA-256. Then, only if an end user's memory erasure in scope says
+erased, lists that end user's long-term memories with the character again: none stayed gone,
+some found again refutes the erasure (the next run erases again), an error or a 404 or 403 is
+not checked (retention.memory_rechecks). Exit 0 when nothing was found present or again, 1
+when something was, 4 when the API rejected the key, 5 when a character's list could not be
+read.
 
 `)
 	usageOf(w, verifyFlags)
@@ -103,7 +107,7 @@ func (a *app) verify(ctx context.Context, args []string) error {
 	switch {
 	case err != nil:
 		return err
-	case sum.Present > 0:
+	case sum.Present > 0 || (sum.MemoryRechecks != nil && sum.MemoryRechecks.FoundAgain > 0):
 		return cli.Exit(exitcode.Partial, nil)
 	case sum.Unlisted > 0:
 		return cli.Exit(exitcode.Fatal, fmt.Errorf("the lists of %d characters could not be read: their deletions are not verified", sum.Unlisted))
@@ -131,6 +135,13 @@ func writeVerifySummary(w io.Writer, format string, s *job.VerifySummary) error 
 		}
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+	}
+	if m := s.MemoryRechecks; m != nil {
+		fmt.Fprintf(&b, "erased memories re-checked: %d stayed gone, %d found again (the next run erases them again), %d not checked\n",
+			m.StayedGone, m.FoundAgain, m.NotChecked)
+		if len(m.Found) > 0 {
+			fmt.Fprintf(&b, "found again: %s\n", strings.Join(m.Found, ", "))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
