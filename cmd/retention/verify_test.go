@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/convai-retention/retention/cmd/retention/exitcode"
+	"github.com/convai-retention/retention/convai/convaitest"
 	"github.com/convai-retention/retention/job"
 )
 
@@ -115,4 +116,36 @@ func TestVerifyUsage(t *testing.T) {
 	r := b.run(t, "verify", "--help")
 	require.Equal(t, exitcode.OK, r.code)
 	require.True(t, strings.Contains(r.stdout+r.stderr, "--sample"), "%s", r)
+}
+
+func TestVerifyRechecksErasedMemory(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, `INSERT INTO retention.sessions (character_id, session_id, last_active_at, end_user_id) VALUES ('c1', 's1', now(), 'u1')`)
+	b.fake.AddSession("c1", "s1")
+	b.fake.AddMemory("c1", "u1", convaitest.Memory{ID: "m-s1", SessionID: "s1"})
+	require.Equal(t, exitcode.OK, b.run(t, "erase", "--end-user", "u1", "--reason", "ticket 70").code)
+	require.Equal(t, exitcode.OK, b.run(t, "run").code)
+	require.Empty(t, b.fake.Memories("c1", "u1"))
+	b.witnesses(t)
+
+	// The memory is back: verify records the refutation and exits 1.
+	b.fake.AddMemory("c1", "u1", convaitest.Memory{ID: "m-back"})
+	r := b.run(t, "verify")
+	require.Equal(t, exitcode.Partial, r.code, "%s", r)
+	require.Contains(t, r.stdout, "erased memories re-checked: 0 stayed gone, 1 found again (the next run erases them again), 0 not checked")
+	require.Contains(t, r.stdout, "found again: u1/c1")
+
+	require.Equal(t, exitcode.OK, b.run(t, "run").code)
+	require.Empty(t, b.fake.Memories("c1", "u1"), "erased again")
+	r = b.run(t, "verify", "--format", "json")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	var s job.VerifySummary
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &s), "%s", r)
+	require.Equal(t, &job.MemoryRechecks{StayedGone: 1}, s.MemoryRechecks)
+
+	r = b.run(t, "report", "--end-user", "u1", "--format", "table")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Regexp(t, `(?m)^\d+\s+c1\s+\d+\s+FOUND AGAIN\s+1\s+1\s`, r.stdout)
+	require.Regexp(t, `(?m)^\d+\s+c1\s+\d+\s+stayed gone\s+0\s+0\s`, r.stdout)
 }
