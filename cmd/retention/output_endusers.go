@@ -56,6 +56,9 @@ func writeEndUsers(b *strings.Builder, s *job.Summary) {
 			fmt.Fprintf(b, "; %d end user record(s) deleted", e.RecordsErased)
 		}
 		fmt.Fprintf(b, "; completed %v", e.Completed)
+		if len(e.Reopened) > 0 {
+			fmt.Fprintf(b, "; erased again, as verify found memory after their erasure: completed requests %v", e.Reopened)
+		}
 	}
 	if len(e.Blocked) > 0 {
 		fmt.Fprintf(b, "; blocked by a hold: %v", e.Blocked)
