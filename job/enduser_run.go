@@ -111,10 +111,10 @@ func (m *memoryEraser) eraseEndUsers(ctx context.Context, e *erasures) error {
 }
 
 func (m *memoryEraser) eraseRequest(ctx context.Context, e *erasures, w EndUserWork) error {
-	allErased := true
+	allErased, held := true, false
 	for _, c := range w.Characters {
 		if len(c.Holds) > 0 {
-			allErased = false
+			allErased, held = false, true
 			if m.log != nil {
 				m.log.Warn("an end user's erasure is blocked by a hold: that character's sessions and memory are left alone",
 					"request", w.Request.ID, "character_id", c.CharacterID, "holds", c.Holds)
@@ -154,7 +154,12 @@ func (m *memoryEraser) eraseRequest(ctx context.Context, e *erasures, w EndUserW
 		}
 	}
 	if w.Reopened {
-		return nil // completed already: its completion stands, and a later re-check says whether this held
+		// Completed already: its completion stands, and a later re-check says whether this
+		// erasure held; a hold that kept a character's memory says so.
+		if held {
+			e.euSum.Blocked = append(e.euSum.Blocked, w.Request.ID)
+		}
+		return nil
 	}
 	dctx, cancel := m.db()
 	state, err := m.rs.CompleteEndUserErasure(dctx, w.Request.ID)

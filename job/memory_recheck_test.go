@@ -279,3 +279,79 @@ func with(r job.MemoryRecheck, f func(*job.MemoryRecheck)) job.MemoryRecheck {
 	f(&r)
 	return r
 }
+
+// A completed request whose erased memory a verification found again is reopened until an
+// erasure of that memory stands: a hold still wins, a re-check that could not check does not
+// undo the refutation, and a second erasure that ends pending is asked again.
+func TestReopenedMemoryErasure(t *testing.T) {
+	t.Parallel()
+
+	// foundAgain erases u1's memory with c1, puts a memory back and lets verify find it.
+	foundAgain := func(t *testing.T, b *bundle) (request, erasure int64) {
+		t.Helper()
+		request, erasure = b.erasedEndUser(t)
+		b.fake.AddMemory("c1", "u1", convaitest.Memory{ID: "m-back"})
+		sum, err := b.verify(t, fastConfig(), job.VerifyScope{})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, sum.MemoryRechecks.FoundAgain)
+		return request, erasure
+	}
+	reopened := func(t *testing.T, b *bundle, request int64) bool {
+		t.Helper()
+		return b.count(t, `SELECT count(*) FROM retention.end_user_memory WHERE request_id = $1 AND character_id = 'c1' AND memory_reopened`,
+			request) == 1
+	}
+
+	t.Run("found, then not checked: the refutation stands", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		request, erasure := foundAgain(t, b)
+		b.fake.Update(func(o *convaitest.Options) { o.NoMemory = true })
+		sum, err := b.verify(t, fastConfig(), job.VerifyScope{})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, sum.MemoryRechecks.NotChecked)
+		require.Len(t, b.rechecks(t), 2)
+		require.Equal(t, "found_again", b.memoryStatus(t, request, "c1"), "a 404 neither confirms nor refutes")
+		require.True(t, reopened(t, b, request))
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.memory_erasures WHERE id = $1 AND retention.memory_found_again(id)`,
+			erasure))
+	})
+
+	t.Run("a hold on the character of a reopened request: no memory endpoint is called", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		request, _ := foundAgain(t, b)
+		b.exec(t, `INSERT INTO retention.holds (character_id, reason) VALUES ('c1', 'litigation')`)
+		before := b.memoryCalls()
+		run, err := b.run(t, memoryConfig())
+		require.NoError(t, err)
+		require.Equal(t, before[convaitest.EndpointMemoryDeleteAll], b.memoryCalls()[convaitest.EndpointMemoryDeleteAll], "held: not erased")
+		require.NotEmpty(t, b.fake.Memories("c1", "u1"))
+		require.NotNil(t, run.Erasure.EndUsers)
+		require.NotEmpty(t, run.Erasure.EndUsers.Blocked, "the run says the hold blocked it")
+		require.True(t, reopened(t, b, request), "still to erase once the hold is released")
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.end_user_memory WHERE request_id = $1 AND blocked_by IS NOT NULL`, request))
+	})
+
+	t.Run("a second erasure that ends pending is asked again by the next run", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		request, _ := foundAgain(t, b)
+		b.fake.Update(func(o *convaitest.Options) { o.StuckDeleteAll = true })
+		run, err := b.run(t, memoryConfig())
+		require.NoError(t, err)
+		require.Equal(t, []int64{request}, run.Erasure.EndUsers.Reopened)
+		require.Equal(t, "pending", b.memoryStatus(t, request, "c1"))
+		require.True(t, reopened(t, b, request), "a pending attempt does not stand for an erasure")
+
+		b.fake.Update(func(o *convaitest.Options) { o.StuckDeleteAll = false })
+		run, err = b.run(t, memoryConfig())
+		require.NoError(t, err)
+		require.Equal(t, []int64{request}, run.Erasure.EndUsers.Reopened)
+		require.Empty(t, b.fake.Memories("c1", "u1"))
+		require.Equal(t, "erased", b.memoryStatus(t, request, "c1"))
+		require.False(t, reopened(t, b, request))
+		require.Equal(t, []string{"erased pending erased"}, b.strings(t, `
+			SELECT string_agg(status, ' ' ORDER BY id) FROM retention.memory_erasures WHERE request_id = $1 AND character_id = 'c1'`, request))
+	})
+}

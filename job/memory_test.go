@@ -186,41 +186,43 @@ func TestVerifyRecordsEveryMemoryAnswer(t *testing.T) {
 	b.seed(t, "c", 1, days(2))
 	b.live(t, "c")
 	require.EqualValues(t, 1, b.realRun(t).Deleted)
-	for id, said := range map[string]string{"c-yes": "true", "c-no": "false", "c-absent": convaitest.ListFlagAbsent, "c-odd": `"yes"`} {
+	for id, said := range map[string]string{"c-yes": "true", "c-anon": "true", "c-no": "false", "c-absent": convaitest.ListFlagAbsent, "c-odd": `"yes"`} {
 		b.fake.AddSession("c", id, time.Now())
 		b.fake.SetListFlag("c", id, said)
 	}
 	b.exec(t, `INSERT INTO retention.sessions (character_id, session_id, last_active_at, end_user_id)
-		VALUES ('c', 'c-yes', now(), 'u1'), ('c', 'c-no', now(), 'u1'), ('c', 'c-absent', now(), NULL), ('c', 'c-odd', now(), NULL)`)
+		VALUES ('c', 'c-yes', now(), 'u1'), ('c', 'c-anon', now(), NULL), ('c', 'c-no', now(), 'u1'), ('c', 'c-absent', now(), NULL),
+		       ('c', 'c-odd', now(), NULL)`)
 
 	obs := &memoryLeftObserver{}
 	sum, err := job.Verify(context.Background(), b.store, b.send.(job.Lister), fastConfig(), obs, job.VerifyStart{Host: "test"})
 	require.NoError(t, err)
-	require.Equal(t, []job.VerifiedCharacter{{CharacterID: "c", Checked: 1, Absent: 1, ListedInMemory: 1, ListedMemoryUnstated: 2}}, sum.Characters)
-	require.Equal(t, []string{"c-yes/u1"}, b.strings(t, `SELECT session_id || '/' || coalesce(end_user_id, '-') FROM retention.memory_sightings`))
+	require.Equal(t, []job.VerifiedCharacter{{CharacterID: "c", Checked: 1, Absent: 1, ListedInMemory: 2, ListedMemoryUnstated: 2}}, sum.Characters)
+	require.Equal(t, []string{"c-anon/-", "c-yes/u1"}, b.strings(t, `SELECT session_id || '/' || coalesce(end_user_id, '-') FROM retention.memory_sightings`))
 	require.Equal(t, []string{"c-absent/unstated", "c-live/not_added", "c-no/not_added", "c-odd/unstated"},
 		b.strings(t, `SELECT session_id || '/' || said FROM retention.memory_listings`))
 	require.Equal(t, &job.MemoryLeft{}, sum.MemoryLeft, "nothing deleted went into memory yet")
 
-	// The whole character is erased: c-yes went into memory, and u1's memory stays.
+	// The whole character is erased: c-yes and c-anon went into memory, and their memory stays.
 	request := b.fileErasure(t, "c", nil, "asked by the user")
 	b.realRun(t)
 	state, _ := b.erasureState(t, request)
 	require.Equal(t, "completed", state)
 	sum, err = job.Verify(context.Background(), b.store, b.send.(job.Lister), fastConfig(), obs, job.VerifyStart{Host: "test"})
 	require.NoError(t, err)
-	require.Equal(t, &job.MemoryLeft{Sessions: 1, ErasureRequests: 1}, sum.MemoryLeft)
-	require.Equal(t, []string{fmt.Sprintf("%d/1/{u1}", request)},
+	require.Equal(t, &job.MemoryLeft{Sessions: 2, EndUserUnknown: 1, ErasureRequests: 1}, sum.MemoryLeft)
+	require.Equal(t, []string{fmt.Sprintf("%d/2/{u1}", request)},
 		b.strings(t, `SELECT request_id || '/' || sessions_in_memory || '/' || end_user_ids::text FROM retention.erasure_memory_left`))
 
-	// u1's memory of c is erased: nothing is left.
+	// u1's memory of c is erased: only c-anon's is left, whose end user no erasure by end user
+	// can name, so the request no longer counts for the alert.
 	b.fake.AddMemory("c", "u1", convaitest.Memory{ID: "m1", Text: "likes tea"})
 	eu := b.fileEndUser(t, "u1", "c", false)
 	b.realRun(t)
 	require.Equal(t, "completed", b.endUserState(t, eu))
 	sum, err = job.Verify(context.Background(), b.store, b.send.(job.Lister), fastConfig(), obs, job.VerifyStart{Host: "test"})
 	require.NoError(t, err)
-	require.Equal(t, &job.MemoryLeft{}, sum.MemoryLeft)
+	require.Equal(t, &job.MemoryLeft{Sessions: 1, EndUserUnknown: 1}, sum.MemoryLeft)
 	require.Len(t, obs.left, 3, "every verification that ends tells the observer")
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM retention.deleted_in_memory
 		WHERE session_id = 'c-yes' AND end_user_id = 'u1' AND memory_erased_at >= deleted_at`))

@@ -405,7 +405,7 @@ func (v *verifier) finish(ctx context.Context, err error) (*VerifySummary, error
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err == nil {
-		err = v.memoryLeft(ctx)
+		err = v.memoryLeft(fctx) // after the lists: a signal now does not undo a finished verification
 		if err != nil {
 			end.Status, end.Error = VerifyFailed, err.Error()
 			v.sum.Status = end.Status

@@ -1263,7 +1263,10 @@ SELECT q.id,
 --     not deleted), the holds that block it, and its last memory erasure. memory_status is that
 --     erasure's status, except found_again: the erasure said erased and the last re-check of it
 --     found memories (retention.memory_found_again), so the memory is not erased and the next run
---     erases it again, a completed request's too.
+--     erases it again, a completed request's too. memory_reopened: an erasure of the character was
+--     refuted and no erasure stands since (a later one that says erased and was not found again): a
+--     completed request's character stays to erase, through a pending or failed attempt too, until
+--     one stands. Holds block an open request's character and a reopened one.
 CREATE VIEW retention.end_user_memory AS
 SELECT q.id AS request_id,
     q.end_user_id,
@@ -1283,7 +1286,7 @@ SELECT q.id AS request_id,
              JOIN retention.outcomes o ON o.claim_id = cl.id
           WHERE cl.erasure_request_id = e.id AND o.status = 'deleted'::text) AS sessions_deleted,
         CASE
-            WHEN uc.request_id IS NULL THEN retention.end_user_holds(q.end_user_id, e.character_id)
+            WHEN uc.request_id IS NULL OR ro.reopened THEN retention.end_user_holds(q.end_user_id, e.character_id)
             ELSE NULL::bigint[]
         END AS blocked_by,
         CASE
@@ -1300,7 +1303,8 @@ SELECT q.id AS request_id,
     ( SELECT count(*) AS count
            FROM retention.memory_erasures x
           WHERE x.request_id = q.id AND x.character_id = e.character_id) AS memory_erasures,
-    m.id AS memory_erasure_id
+    m.id AS memory_erasure_id,
+    ro.reopened AS memory_reopened
    FROM retention.end_user_requests q
      JOIN retention.erasure_requests e ON e.end_user_request_id = q.id
      LEFT JOIN retention.erasure_completions ec ON ec.request_id = e.id
@@ -1320,7 +1324,12 @@ SELECT q.id AS request_id,
            FROM retention.memory_erasures x
           WHERE x.request_id = q.id AND x.character_id = e.character_id
           ORDER BY x.id DESC
-         LIMIT 1) m ON true;
+         LIMIT 1) m ON true
+     CROSS JOIN LATERAL ( SELECT (EXISTS ( SELECT 1
+                   FROM retention.memory_erasures x
+                  WHERE x.request_id = q.id AND x.character_id = e.character_id AND x.status = 'erased'::text AND retention.memory_found_again(x.id) AND NOT (EXISTS ( SELECT 1
+                           FROM retention.memory_erasures y
+                          WHERE y.request_id = q.id AND y.character_id = e.character_id AND y.id > x.id AND y.status = 'erased'::text AND NOT retention.memory_found_again(y.id))))) AS reopened) ro;
 
 -- retention.erasure_memory_left
 -- Completed erasure requests with deleted sessions that went into long-term memory and no erasure
@@ -3325,10 +3334,11 @@ REVOKE EXECUTE ON FUNCTION retention.expand_end_user_requests(bigint,text) FROM 
 
 -- retention.memory_found_again(bigint)
 -- 016_end_users.sql: CREATE FUNCTION
---     memory_found_again: whether the last re-check of memory erasure p_erasure (a verification's
---     list of the end user's memories with the character, retention.memory_rechecks, defined at the
---     end of this file) found memories: the erasure is refuted, and counts as not done until a run
---     erases again. Read when called, so it may come before the table.
+--     memory_found_again: whether the last re-check of memory erasure p_erasure that could check (a
+--     verification's whole list of the end user's memories with the character, retention.memory_rechecks,
+--     defined at the end of this file) found memories: the erasure is refuted, and counts as not done
+--     until a run erases again. A re-check that could not check (not_checked) neither confirms nor
+--     refutes, so it does not undo an earlier found. Read when called, so it may come before the table.
 CREATE OR REPLACE FUNCTION retention.memory_found_again(p_erasure bigint)
  RETURNS boolean
  LANGUAGE plpgsql
@@ -3337,7 +3347,8 @@ CREATE OR REPLACE FUNCTION retention.memory_found_again(p_erasure bigint)
 AS $function$
 BEGIN
     RETURN coalesce((SELECT r.result = 'found' FROM retention.memory_rechecks r
-                     WHERE r.memory_erasure_id = p_erasure ORDER BY r.id DESC LIMIT 1), false);
+                     WHERE r.memory_erasure_id = p_erasure AND r.result <> 'not_checked'
+                     ORDER BY r.id DESC LIMIT 1), false);
 END
 $function$;
 REVOKE EXECUTE ON FUNCTION retention.memory_found_again(bigint) FROM PUBLIC;
@@ -3414,7 +3425,8 @@ REVOKE EXECUTE ON FUNCTION retention.record_memory_deletion(bigint,text,text,tex
 --     record_memory_erasure records one memory erasure of a running run, at the server's clock (the
 --     start is the caller's estimate of it, kept within the run). A character's erasure must be of a
 --     child of the open request, or of a completed request whose erasure of that character a re-check
---     refuted (retention.end_user_memory's found_again), and an erased one needs no hold on it now;
+--     refuted with no erasure standing since (retention.end_user_memory's memory_reopened), and an
+--     erased one needs no hold on it now;
 --     the record's erasure needs every character's memory erased. Returns the row's id.
 CREATE OR REPLACE FUNCTION retention.record_memory_erasure(p_run bigint, p_token text, p_request bigint, p_character text, p_status text, p_attempts integer, p_http_status integer, p_remaining bigint, p_error text, p_started_at timestamp with time zone, p_listed_before bigint DEFAULT NULL::bigint)
  RETURNS bigint
@@ -3433,7 +3445,7 @@ BEGIN
     IF NOT FOUND OR (EXISTS (SELECT 1 FROM retention.end_user_completions c WHERE c.request_id = p_request)
                      AND NOT EXISTS (SELECT 1 FROM retention.end_user_memory e
                                      WHERE e.request_id = p_request AND e.character_id = p_character
-                                       AND e.memory_status = 'found_again')) THEN
+                                       AND e.memory_reopened)) THEN
         RAISE EXCEPTION 'record_memory_erasure: end user request % is not open', p_request
             USING ERRCODE = 'invalid_parameter_value';
     END IF;

@@ -109,6 +109,16 @@ func TestReportSaysWhetherMemoryWasErased(t *testing.T) {
 	require.NoError(t, ev.Write(&csv, report.FormatCSV))
 	require.Contains(t, csv.String(), ",added,u1,")
 
+	// A verification found the memory again: the refuted erasure is no erasure, for the report
+	// and for the session's evidence alike.
+	b.exec(t, `INSERT INTO retention.memory_rechecks (verify_id, memory_erasure_id, result, listed, total_count, attempts, listed_at)
+		SELECT $1, id, 'found', 1, 1, 1, now() FROM retention.memory_erasures WHERE request_id = $2`, verifyID, request)
+	r = build(t, b, report.Options{Character: "alpha"})
+	require.Zero(t, r.VerificationTotal.InMemoryErased)
+	ev, err = report.Session(context.Background(), b.pool, report.SessionOptions{SessionID: "a-d1"})
+	require.NoError(t, err)
+	require.Nil(t, ev.Findings[0].Memory.MemoryErasedAt, "the evidence cites no refuted erasure")
+
 	ev, err = report.Session(context.Background(), b.pool, report.SessionOptions{SessionID: "b-d2"})
 	require.NoError(t, err)
 	for _, f := range ev.Findings {

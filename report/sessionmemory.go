@@ -112,6 +112,7 @@ func readSessionMemory(ctx context.Context, tx pgx.Tx, sessionID string, f *Find
 		    JOIN retention.end_user_requests q ON q.id = m.request_id
 		    WHERE q.end_user_id = u.id AND m.character_id = $1 AND m.status = 'erased'
 		      AND $3::timestamptz IS NOT NULL AND m.completed_at >= $3::timestamptz
+		      AND NOT retention.memory_found_again(m.id) -- as retention.deleted_in_memory: a refuted erasure is none
 		    ORDER BY m.completed_at, m.id LIMIT 1
 		) me ON true`, f.CharacterID, sessionID, deletedAt).
 		Scan(&said, &m.AddedListedAt, &m.ListedBy, &m.VerifyID, &m.NotAddedListedAt, &m.UnstatedListedAt,

@@ -21,8 +21,9 @@ var (
 // each with every character it covers (retention.end_user_memory): the child that deletes its
 // sessions, the holds that block it, whether its memory was erased, and the end user's
 // sessions of it in the set that are not deleted yet. A completed request comes too, reopened,
-// when a verification found memories again that it erased (found_again): with those characters
-// only, and no sessions.
+// when a verification found memories again that it erased and no erasure stands since
+// (memory_reopened: a pending or failed second attempt keeps it so): with those characters only,
+// their holds, and no sessions.
 func (s *Store) OpenEndUserErasures(ctx context.Context) ([]job.EndUserWork, error) {
 	rows, err := s.q.Query(ctx, `
 		SELECT q.id, q.end_user_id, coalesce(q.character_id, ''), q.end_user_record, q.requested_at, q.due_at,
@@ -31,7 +32,7 @@ func (s *Store) OpenEndUserErasures(ctx context.Context) ([]job.EndUserWork, err
 		       EXISTS (SELECT 1 FROM retention.end_user_completions c WHERE c.request_id = q.id)
 		FROM retention.end_user_requests q
 		WHERE NOT EXISTS (SELECT 1 FROM retention.end_user_completions c WHERE c.request_id = q.id)
-		   OR EXISTS (SELECT 1 FROM retention.end_user_memory m WHERE m.request_id = q.id AND m.memory_status = 'found_again')
+		   OR EXISTS (SELECT 1 FROM retention.end_user_memory m WHERE m.request_id = q.id AND m.memory_reopened)
 		ORDER BY q.id`)
 	if err != nil {
 		return nil, fmt.Errorf("read end users' erasure requests: %w", err)
@@ -61,7 +62,7 @@ func (s *Store) endUserCharacters(ctx context.Context, r job.EndUserRequest, reo
 	rows, err := s.q.Query(ctx, `
 		SELECT m.character_id, m.erasure_request_id, coalesce(m.blocked_by, '{}'), coalesce(m.memory_status = 'erased', false)
 		FROM retention.end_user_memory m
-		WHERE m.request_id = $1 AND (NOT $2 OR m.memory_status = 'found_again')
+		WHERE m.request_id = $1 AND (NOT $2 OR m.memory_reopened)
 		ORDER BY m.character_id`, r.ID, reopened)
 	if err != nil {
 		return nil, fmt.Errorf("read the characters of end user request %d: %w", r.ID, err)

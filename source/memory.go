@@ -35,14 +35,17 @@ func (v *Verify) RecordMemory(ctx context.Context, characterID string, listedAt 
 
 // MemoryLeft reads what deletions left in long-term memory, over all time: the deleted sessions
 // of retention.deleted_in_memory with no memory erasure since, and the completed erasure
-// requests of retention.erasure_memory_left. It implements part of job.VerifyRunStore.
+// requests of retention.erasure_memory_left that name an end user whose memory an erasure by end
+// user can still reach (a request whose sessions' end users are all unknown is counted in
+// EndUserUnknown's sessions instead: no erasure from here can clear it). It implements part of
+// job.VerifyRunStore.
 func (v *Verify) MemoryLeft(ctx context.Context) (job.MemoryLeft, error) {
 	var left job.MemoryLeft
 	err := v.s.retrying(ctx, func(ctx context.Context) error {
 		return v.s.q.QueryRow(ctx, `
 			SELECT (SELECT count(*) FROM retention.deleted_in_memory WHERE memory_erased_at IS NULL),
 			       (SELECT count(*) FROM retention.deleted_in_memory WHERE memory_erased_at IS NULL AND end_user_id IS NULL),
-			       (SELECT count(*) FROM retention.erasure_memory_left)`).
+			       (SELECT count(*) FROM retention.erasure_memory_left WHERE end_user_ids IS NOT NULL)`).
 			Scan(&left.Sessions, &left.EndUserUnknown, &left.ErasureRequests)
 	})
 	if err != nil {

@@ -119,7 +119,8 @@ func (a *app) policyApply(ctx context.Context, args []string) error {
 	pool, store, ps, err := a.policyStore(ctx, o.plan.source)
 	if err != nil {
 		if shapeErr != nil {
-			fmt.Fprintf(a.stderr, "policy apply: the max_age values were not read (%v); the file's other mistakes follow\n", err)
+			fmt.Fprintf(a.stderr, "policy apply: the max_age values were not read (%s); the file's other mistakes follow\n",
+				a.redactor().Redact(err.Error()))
 			return shapeErr
 		}
 		return err
