@@ -65,9 +65,9 @@ type MemoryLeft struct {
 	// EndUserUnknown counts those of Sessions whose end user is not known: their memory cannot
 	// be erased by end user.
 	EndUserUnknown int64 `json:"end_user_unknown"`
-	// ErasureRequests counts the completed erasure requests with such sessions: memory left
-	// behind by an erasure (a child of an end user's request counts once that request is
-	// complete).
+	// ErasureRequests counts the completed erasure requests with such sessions of a known end
+	// user: memory left behind by an erasure that an erasure by end user can still reach (a
+	// child of an end user's request counts once that request is complete).
 	ErasureRequests int64 `json:"erasure_requests"`
 }
 
