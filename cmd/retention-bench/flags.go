@@ -28,6 +28,7 @@ type options struct {
 	chunkSize   int
 	extra       []string
 	prepareSQL  string
+	primedSQL   string
 	perf        bool
 	explain     bool
 	reseed      bool
@@ -83,6 +84,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.chunkSize, "chunk-size", job.ChunkSizeDefault, "retention --chunk-size")
 	fs.StringVar(&extra, "retention-flags", "", "more flags for retention run, space-separated, e.g. '--page-size 5000'")
 	fs.StringVar(&o.prepareSQL, "prepare-sql", "", "SQL run on each scenario's database before its run, to try a change: an index, ANALYZE, a setting")
+	fs.StringVar(&o.primedSQL, "primed-sql", "", "SQL run on the database of a later-run scenario (c, d, w, x, i, t) after its unmeasured first run, "+
+		"before the measured one: e.g. 'VACUUM retention.sessions', what autovacuum does between a deployment's runs")
 	fs.BoolVar(&o.perf, "perf", false, "record a CPU profile of the retention process with perf (needs perf on PATH)")
 	fs.BoolVar(&o.explain, "explain", true, "show EXPLAIN (ANALYZE, BUFFERS) of the selection's pages, the claim and the record")
 	fs.BoolVar(&o.reseed, "reseed", false, "seed again even if a seeded template of this size exists")
