@@ -31,6 +31,9 @@ const (
 	// UnsealedClaim: a claim has outcomes but no leaf and is not waiting for one: its outcomes
 	// were written outside the protocol.
 	UnsealedClaim Kind = "unsealed_claim"
+	// UnsealedMemory: a memory erasure or memory deletion has no leaf and is not waiting for
+	// one: it was written outside the protocol.
+	UnsealedMemory Kind = "unsealed_memory"
 	// BadSignature: a checkpoint's signed note does not verify with the keys given.
 	BadSignature Kind = "bad_signature"
 )
@@ -41,9 +44,11 @@ type LogResult struct {
 	Leaves int64 `json:"leaves"`
 	// Root is the tree's root for Leaves, hex.
 	Root string `json:"root"`
-	// Queued counts recorded claims waiting for the next seal (a running run's, or a dead
-	// run's until the next run seals them): not a problem.
+	// Queued counts recorded claims, memory erasures and memory deletions waiting for the next
+	// seal (a running run's, or a dead run's until the next run seals them): not a problem.
 	Queued int64 `json:"queued"`
+	// MemoryLeaves counts the leaves that record a memory erasure or a memory deletion.
+	MemoryLeaves int64 `json:"memory_leaves"`
 	// Checkpoints counts the checkpoints checked: the runs' and those given.
 	Checkpoints int `json:"checkpoints"`
 }
@@ -121,7 +126,7 @@ func (m memHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 }
 
 const leavesSQL = `
-	SELECT l.idx, l.claim_id, l.hash, c.id IS NOT NULL, coalesce(c.run_id, 0), coalesce(c.character_id, ''),
+	SELECT l.idx, coalesce(l.claim_id, 0), l.memory_erasure_id, l.memory_deletion_id, l.hash, c.id IS NOT NULL, coalesce(c.run_id, 0), coalesce(c.character_id, ''),
 	       c.policy_id, c.policy_character_id, c.max_age, c.requested_at,
 	       coalesce(c.session_ids, '{}'), coalesce(c.last_active_at, '{}'),
 	       e.id, e.session_id, e.requested_by, e.requested_at, e.due_at
@@ -132,7 +137,8 @@ const leavesSQL = `
 	ORDER BY l.idx
 	LIMIT $2`
 
-// verifyLog recomputes the v2 log from the claims and outcomes: every leaf, every stored hash,
+// verifyLog recomputes the v2 log from the claims and outcomes, the memory erasures and the
+// memory deletions: every leaf, every stored hash,
 // every recorded root and the runs' checkpoints; then checks the given checkpoints.
 func (v *verifier) verifyLog(ctx context.Context, tx pgx.Tx, opts Options) error {
 	hashes, n, complete, err := v.rebuildLog(ctx, tx, opts.BatchSize)
@@ -154,15 +160,34 @@ func (v *verifier) verifyLog(ctx context.Context, tx pgx.Tx, opts Options) error
 		return err
 	}
 	v.checkGivenCheckpoints(opts)
-	return v.checkUnsealedClaims(ctx, tx)
+	if err := v.checkUnsealedClaims(ctx, tx); err != nil {
+		return err
+	}
+	return v.checkUnsealedMemory(ctx, tx)
 }
 
-// logLeaf is one leaf of the v2 log with the claim it names, as the rows give it.
+// logLeaf is one leaf of the v2 log with the record it names, as the rows give it: a claim
+// (claimID), a memory erasure (memoryErasureID) or a memory deletion (memoryDeletionID).
 type logLeaf struct {
-	idx, claimID int64
-	hash         []byte
-	found        bool // the claim still exists
-	c            Claim
+	idx, claimID     int64
+	memoryErasureID  *int64
+	memoryDeletionID *int64
+	hash             []byte
+	found            bool // the record still exists
+	c                Claim
+	me               MemoryErasure
+	md               MemoryDeletion
+}
+
+// content is the leaf's content as the rows give it now.
+func (l logLeaf) content() []byte {
+	switch {
+	case l.memoryErasureID != nil:
+		return MemoryErasureContent(l.me)
+	case l.memoryDeletionID != nil:
+		return MemoryDeletionContent(l.md)
+	}
+	return ClaimContent(l.c)
 }
 
 // rebuildLog walks the leaves in batches, checks each against its claim and rebuilds the tree
@@ -180,8 +205,13 @@ func (v *verifier) rebuildLog(ctx context.Context, tx pgx.Tx, batchSize int) (ha
 				v.report(Problem{Kind: LeafMissing, Seq: n + 1, Detail: fmt.Sprintf("leaves %d to %d are missing: they were removed", n, b.idx-1)})
 				return nil, 0, false, nil
 			}
-			rec := tlog.RecordHash(ClaimContent(b.c))
-			v.checkLeaf(n, b, rec)
+			rec := tlog.RecordHash(b.content())
+			if b.memoryErasureID != nil || b.memoryDeletionID != nil {
+				v.res.Log.MemoryLeaves++
+				v.checkMemoryLeaf(n, b, rec)
+			} else {
+				v.checkLeaf(n, b, rec)
+			}
 			stored, err := tlog.StoredHashesForRecordHash(n, rec, hashes)
 			if err != nil {
 				return nil, 0, false, fmt.Errorf("rebuild log: %w", err)
@@ -215,8 +245,34 @@ func (v *verifier) checkLeaf(n int64, b logLeaf, rec tlog.Hash) {
 	}
 }
 
-// readLeaves reads up to limit leaves after index after, each with its claim, the claim's
-// erasure terms and its outcomes.
+// checkMemoryLeaf reports a leaf whose memory erasure or deletion is gone, or no longer hashes
+// to it. rec is the record hash of the row.
+func (v *verifier) checkMemoryLeaf(n int64, b logLeaf, rec tlog.Hash) {
+	what := ""
+	switch {
+	case b.memoryErasureID != nil:
+		what = fmt.Sprintf("memory erasure %d", *b.memoryErasureID)
+		if b.found {
+			what += fmt.Sprintf(" (run %d, end user request %d)", b.me.RunID, b.me.Request.ID)
+		}
+	default:
+		what = fmt.Sprintf("memory deletion %d", *b.memoryDeletionID)
+		if b.found {
+			what += fmt.Sprintf(" (run %d, character %q)", b.md.RunID, b.md.CharacterID)
+		}
+	}
+	switch {
+	case !b.found:
+		v.report(Problem{Kind: LeafMissing, Seq: n + 1, Detail: fmt.Sprintf("leaf %d names %s, which is gone", n, what)})
+	case !bytes.Equal(rec[:], b.hash):
+		v.report(Problem{Kind: LeafEdited, Seq: n + 1,
+			Detail: fmt.Sprintf("%s or its request was edited: it no longer hashes to leaf %d", what, n)})
+	}
+}
+
+// readLeaves reads up to limit leaves after index after, each with its record: a claim with
+// its erasure terms and its outcomes, a memory erasure with its request's terms, or a memory
+// deletion.
 func readLeaves(ctx context.Context, tx pgx.Tx, after int64, limit int) ([]logLeaf, error) {
 	var batch []logLeaf
 	var l logLeaf
@@ -224,11 +280,12 @@ func readLeaves(ctx context.Context, tx pgx.Tx, after int64, limit int) ([]logLe
 	var erID *int64
 	var erBy *string
 	err := pgrows.Each(ctx, tx, "read log leaves", leavesSQL, []any{after, limit},
-		[]any{&l.idx, &l.claimID, &l.hash, &l.found, &l.c.RunID, &l.c.CharacterID,
+		[]any{&l.idx, &l.claimID, &l.memoryErasureID, &l.memoryDeletionID, &l.hash, &l.found, &l.c.RunID, &l.c.CharacterID,
 			&l.c.PolicyID, &l.c.PolicyCharacterID, &l.c.MaxAge, &l.c.RequestedAt, &l.c.SessionIDs, &l.c.LastActiveAt,
 			&erID, &er.SessionID, &erBy, &er.RequestedAt, &er.DueAt}, func() {
 			c := l
 			c.hash = bytes.Clone(l.hash)
+			c.memoryErasureID, c.memoryDeletionID = clonePtr(l.memoryErasureID), clonePtr(l.memoryDeletionID)
 			c.c.ID = l.claimID
 			c.c.Erasure = nil
 			if erID != nil {
@@ -250,6 +307,12 @@ func readLeaves(ctx context.Context, tx pgx.Tx, after int64, limit int) ([]logLe
 	if err := readLeafOutcomes(ctx, tx, batch); err != nil {
 		return nil, err
 	}
+	if err := readLeafMemoryErasures(ctx, tx, batch); err != nil {
+		return nil, err
+	}
+	if err := readLeafMemoryDeletions(ctx, tx, batch); err != nil {
+		return nil, err
+	}
 	return batch, nil
 }
 
@@ -263,6 +326,15 @@ func keyed[T any](batch []T, key func(T) int64) ([]int64, map[int64]int) {
 		at[keys[i]] = i
 	}
 	return keys, at
+}
+
+// clonePtr returns a pointer to a copy of *p, nil for nil: a scanned row's pointer is reused.
+func clonePtr(p *int64) *int64 {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 // readLeafOutcomes adds to each leaf's claim its outcomes, in order.
@@ -370,6 +442,9 @@ func (v *verifier) checkGivenCheckpoints(opts Options) {
 			v.report(Problem{Kind: BadSignature, Detail: fmt.Sprintf("checkpoint %d given: %v", i+1, err)})
 			continue
 		}
+		if t.N == 0 {
+			continue // every log extends the empty tree
+		}
 		if t.N > n {
 			v.report(Problem{Kind: CheckpointMismatch, Detail: fmt.Sprintf("checkpoint %d given names %d leaves; the log has only %d: leaves were removed", i+1, t.N, n)})
 			continue
@@ -388,7 +463,7 @@ func (v *verifier) checkGivenCheckpoints(opts Options) {
 // the log: a claim with outcomes has a leaf, or waits in the queue.
 func (v *verifier) checkUnsealedClaims(ctx context.Context, tx pgx.Tx) error {
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM retention.unsealed`).Scan(&v.res.Log.Queued); err != nil {
-		return fmt.Errorf("count queued claims: %w", err)
+		return fmt.Errorf("count queued records: %w", err)
 	}
 	var id int64
 	return pgrows.Each(ctx, tx, "find unsealed claims", `
@@ -397,5 +472,23 @@ func (v *verifier) checkUnsealedClaims(ctx context.Context, tx pgx.Tx) error {
 		  AND NOT EXISTS (SELECT 1 FROM retention.unsealed u WHERE u.claim_id = o.claim_id)
 		ORDER BY 1`, nil, []any{&id}, func() {
 		v.report(Problem{Kind: UnsealedClaim, DeletionID: migrations.DeletionID(id, 0), Detail: fmt.Sprintf("claim %d has outcomes but no leaf: they were written outside the protocol", id)})
+	})
+}
+
+// checkUnsealedMemory reports memory erasures and memory deletions outside the log: each has a
+// leaf, or waits in the queue.
+func (v *verifier) checkUnsealedMemory(ctx context.Context, tx pgx.Tx) error {
+	var what string
+	var id int64
+	return pgrows.Each(ctx, tx, "find unsealed memory records", `
+		SELECT 'memory erasure', m.id FROM retention.memory_erasures m
+		WHERE NOT EXISTS (SELECT 1 FROM retention.log_leaves l WHERE l.memory_erasure_id = m.id)
+		  AND NOT EXISTS (SELECT 1 FROM retention.unsealed u WHERE u.memory_erasure_id = m.id)
+		UNION ALL
+		SELECT 'memory deletion', d.id FROM retention.memory_deletions d
+		WHERE NOT EXISTS (SELECT 1 FROM retention.log_leaves l WHERE l.memory_deletion_id = d.id)
+		  AND NOT EXISTS (SELECT 1 FROM retention.unsealed u WHERE u.memory_deletion_id = d.id)
+		ORDER BY 1, 2`, nil, []any{&what, &id}, func() {
+		v.report(Problem{Kind: UnsealedMemory, Detail: fmt.Sprintf("%s %d has no leaf: it was written outside the protocol", what, id)})
 	})
 }

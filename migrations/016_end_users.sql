@@ -11,7 +11,7 @@
 -- those characters. Its sessions are deleted through one erasure request per character
 -- (retention.erasure_requests with end_user_request_id set: the request's children), claimed,
 -- sent, recorded and sealed like any erasure request's. Each memory erasure is a row of
--- retention.memory_erasures: recorded, append-only, not (yet) a leaf of the log.
+-- retention.memory_erasures: recorded, append-only (a leaf of the log since 017).
 -- docs/COMPLIANCE.md ("Erasing an end user") says what each row proves and what it cannot.
 
 -- The end user of a session, when the source names one.

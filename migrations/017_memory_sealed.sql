@@ -67,4 +67,175 @@ ORDER BY id;
 -- Part C: memory erasures and memory deletions as leaves of the log.
 -- ---------------------------------------------------------------------------------------------
 
+-- 016 recorded each memory erasure (retention.memory_erasures) and each memory deleted under
+-- memory_max_age (retention.memory_deletions), append-only, but outside the log: a row edited
+-- with the triggers off showed nowhere. Each such row is now a leaf of the same Merkle log as
+-- the claims, queued when it is written (and those written before this migration, queued now),
+-- sealed by retention.seal() with the claims and covered by the runs' signed checkpoints;
+-- `retention audit verify` recomputes each leaf from its row. The leaf's bytes are netstrings
+-- as in claim_content ("-," for NULL):
+--   memory_erasure_content: "retention.memory_erasure/v1", id, run_id, then the request's terms
+--     (id, end_user_id, character_id, end_user_record, requested_by, requested_at, due_at; the
+--     reason is left out, as in a claim's leaf, so it stays redactable), then the erasure's
+--     character_id (NULL: the end user's record), status, attempts, http_status, remaining,
+--     listed_before, error, started_at, completed_at.
+--   memory_deletion_content: "retention.memory_deletion/v1", id, run_id, character_id,
+--     end_user_id, memory_id, updated_at, policy_id, memory_max_age months, days, microseconds,
+--     threshold, status, attempts, http_status, error, completed_at.
+-- Times are microseconds since 1970 (retention.seal_time). audit.MemoryErasureContent and
+-- audit.MemoryDeletionContent compute the same bytes in Go.
+
+ALTER TABLE retention.unsealed DROP CONSTRAINT unsealed_pkey;
+ALTER TABLE retention.unsealed
+    ALTER COLUMN claim_id DROP NOT NULL,
+    ADD COLUMN memory_erasure_id bigint NULL REFERENCES retention.memory_erasures (id),
+    ADD COLUMN memory_deletion_id bigint NULL REFERENCES retention.memory_deletions (id),
+    ADD CONSTRAINT unsealed_claim_id_key UNIQUE (claim_id),
+    ADD CONSTRAINT unsealed_memory_erasure_id_key UNIQUE (memory_erasure_id),
+    ADD CONSTRAINT unsealed_memory_deletion_id_key UNIQUE (memory_deletion_id),
+    ADD CONSTRAINT unsealed_one_record CHECK (num_nonnulls(claim_id, memory_erasure_id, memory_deletion_id) = 1);
+
+ALTER TABLE retention.log_leaves
+    ALTER COLUMN claim_id DROP NOT NULL,
+    ADD COLUMN memory_erasure_id bigint NULL REFERENCES retention.memory_erasures (id),
+    ADD COLUMN memory_deletion_id bigint NULL REFERENCES retention.memory_deletions (id),
+    ADD CONSTRAINT log_leaves_memory_erasure_id_key UNIQUE (memory_erasure_id),
+    ADD CONSTRAINT log_leaves_memory_deletion_id_key UNIQUE (memory_deletion_id),
+    ADD CONSTRAINT log_leaves_one_record CHECK (num_nonnulls(claim_id, memory_erasure_id, memory_deletion_id) = 1);
+
+CREATE FUNCTION retention.memory_erasure_content(p_id bigint) RETURNS bytea
+LANGUAGE sql STABLE AS $$
+    SELECT convert_to(
+               retention.seal_field('retention.memory_erasure/v1')
+            || retention.seal_field(m.id::text)
+            || retention.seal_field(m.run_id::text)
+            || retention.seal_field(q.id::text)
+            || retention.seal_field(q.end_user_id)
+            || retention.seal_field(q.character_id)
+            || retention.seal_field(q.end_user_record::text)
+            || retention.seal_field(q.requested_by)
+            || retention.seal_field(retention.seal_time(q.requested_at))
+            || retention.seal_field(retention.seal_time(q.due_at))
+            || retention.seal_field(m.character_id)
+            || retention.seal_field(m.status)
+            || retention.seal_field(m.attempts::text)
+            || retention.seal_field(m.http_status::text)
+            || retention.seal_field(m.remaining::text)
+            || retention.seal_field(m.listed_before::text)
+            || retention.seal_field(m.error)
+            || retention.seal_field(retention.seal_time(m.started_at))
+            || retention.seal_field(retention.seal_time(m.completed_at)), 'UTF8')
+    FROM retention.memory_erasures m
+    JOIN retention.end_user_requests q ON q.id = m.request_id
+    WHERE m.id = p_id
+$$;
+
+CREATE FUNCTION retention.memory_deletion_content(p_id bigint) RETURNS bytea
+LANGUAGE sql STABLE AS $$
+    SELECT convert_to(
+               retention.seal_field('retention.memory_deletion/v1')
+            || retention.seal_field(d.id::text)
+            || retention.seal_field(d.run_id::text)
+            || retention.seal_field(d.character_id)
+            || retention.seal_field(d.end_user_id)
+            || retention.seal_field(d.memory_id)
+            || retention.seal_field(retention.seal_time(d.updated_at))
+            || retention.seal_field(d.policy_id::text)
+            || retention.seal_field((extract(year FROM d.memory_max_age) * 12 + extract(month FROM d.memory_max_age))::bigint::text)
+            || retention.seal_field(extract(day FROM d.memory_max_age)::bigint::text)
+            || retention.seal_field((extract(hour FROM d.memory_max_age) * 3600000000
+                                     + extract(minute FROM d.memory_max_age) * 60000000
+                                     + extract(microseconds FROM d.memory_max_age))::bigint::text)
+            || retention.seal_field(retention.seal_time(d.threshold))
+            || retention.seal_field(d.status)
+            || retention.seal_field(d.attempts::text)
+            || retention.seal_field(d.http_status::text)
+            || retention.seal_field(d.error)
+            || retention.seal_field(retention.seal_time(d.completed_at)), 'UTF8')
+    FROM retention.memory_deletions d
+    WHERE d.id = p_id
+$$;
+
+-- queue_memory_leaf queues a memory erasure or deletion for the log as it is written, with its
+-- leaf's record hash, as record does for a claim.
+CREATE FUNCTION retention.queue_memory_leaf() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'memory_erasures' THEN
+        INSERT INTO retention.unsealed (memory_erasure_id, leaf)
+        VALUES (NEW.id, sha256('\x00'::bytea || retention.memory_erasure_content(NEW.id)));
+    ELSE
+        INSERT INTO retention.unsealed (memory_deletion_id, leaf)
+        VALUES (NEW.id, sha256('\x00'::bytea || retention.memory_deletion_content(NEW.id)));
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER memory_erasures_queued AFTER INSERT ON retention.memory_erasures
+    FOR EACH ROW EXECUTE FUNCTION retention.queue_memory_leaf();
+CREATE TRIGGER memory_deletions_queued AFTER INSERT ON retention.memory_deletions
+    FOR EACH ROW EXECUTE FUNCTION retention.queue_memory_leaf();
+
+INSERT INTO retention.unsealed (memory_erasure_id, leaf)
+SELECT id, sha256('\x00'::bytea || retention.memory_erasure_content(id)) FROM retention.memory_erasures ORDER BY id;
+INSERT INTO retention.unsealed (memory_deletion_id, leaf)
+SELECT id, sha256('\x00'::bytea || retention.memory_deletion_content(id)) FROM retention.memory_deletions ORDER BY id;
+
+-- seal, as in 004, takes every queued record: claims first, then memory erasures, then memory
+-- deletions, each in id order.
+CREATE OR REPLACE FUNCTION retention.seal(OUT size bigint, OUT root bytea) RETURNS record
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '15s'
+SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    n     bigint;
+    leaf  bytea;
+    h     bytea;
+    base  bigint;
+    lvl   integer;
+    q     record;
+    added boolean := false;
+BEGIN
+    SELECT l.size INTO n FROM retention.log_head l WHERE one FOR UPDATE;
+    FOR q IN SELECT u.claim_id, u.memory_erasure_id, u.memory_deletion_id, u.leaf FROM retention.unsealed u
+             ORDER BY u.claim_id NULLS LAST, u.memory_erasure_id NULLS LAST, u.memory_deletion_id LIMIT 256 LOOP
+        leaf := q.leaf;
+        base := retention.tlog_index(0, n);
+        INSERT INTO retention.log_hashes (id, hash) VALUES (base, leaf);
+        h := leaf;
+        lvl := 0;
+        WHILE ((n + 1) >> lvl) & 1 = 0 LOOP
+            h := sha256('\x01'::bytea
+                        || (SELECT x.hash FROM retention.log_hashes x WHERE x.id = retention.tlog_index(lvl, (n >> lvl) - 1))
+                        || h);
+            INSERT INTO retention.log_hashes (id, hash) VALUES (base + lvl + 1, h);
+            lvl := lvl + 1;
+        END LOOP;
+        INSERT INTO retention.log_leaves (idx, claim_id, memory_erasure_id, memory_deletion_id, hash)
+        VALUES (n, q.claim_id, q.memory_erasure_id, q.memory_deletion_id, leaf);
+        IF q.claim_id IS NOT NULL THEN
+            DELETE FROM retention.unsealed WHERE claim_id = q.claim_id;
+        ELSIF q.memory_erasure_id IS NOT NULL THEN
+            DELETE FROM retention.unsealed WHERE memory_erasure_id = q.memory_erasure_id;
+        ELSE
+            DELETE FROM retention.unsealed WHERE memory_deletion_id = q.memory_deletion_id;
+        END IF;
+        n := n + 1;
+        added := true;
+        -- A bounded transaction whatever the load: what is left waits for the next call.
+        EXIT WHEN clock_timestamp() - statement_timestamp() > interval '200 milliseconds';
+    END LOOP;
+    IF added THEN
+        root := retention.tlog_root(n);
+        UPDATE retention.log_head SET size = n, root = seal.root WHERE one;
+        INSERT INTO retention.log_roots (size, root) VALUES (n, seal.root);
+    ELSE
+        SELECT l.root INTO root FROM retention.log_head l WHERE one;
+    END IF;
+    size := n;
+END
+$$;
+
+COMMENT ON FUNCTION retention.memory_erasure_content(bigint) IS 'The bytes of a memory erasure''s leaf in the log (audit.MemoryErasureContent).';
+COMMENT ON FUNCTION retention.memory_deletion_content(bigint) IS 'The bytes of a memory deletion''s leaf in the log (audit.MemoryDeletionContent).';
+
 -- (end of part C)

@@ -399,12 +399,20 @@ CREATE TRIGGER deletions_seal AFTER UPDATE ON retention.deletions_v1 REFERENCING
 -- 004_recording_v2.sql: CREATE TABLE
 --     Claims recorded and not yet in the log, with their leaf's record hash, computed from the rows
 --     when they were written (by record or close_claims, outside the log's lock). seal() empties it.
+-- 017_memory_sealed.sql: ALTER TABLE
 CREATE TABLE retention.unsealed (
-    claim_id bigint NOT NULL,
-    leaf     bytea NOT NULL,
-    CONSTRAINT unsealed_pkey PRIMARY KEY (claim_id),
+    claim_id           bigint,
+    leaf               bytea NOT NULL,
+    memory_erasure_id  bigint,
+    memory_deletion_id bigint,
+    CONSTRAINT unsealed_claim_id_key UNIQUE (claim_id),
+    CONSTRAINT unsealed_memory_deletion_id_key UNIQUE (memory_deletion_id),
+    CONSTRAINT unsealed_memory_erasure_id_key UNIQUE (memory_erasure_id),
     CONSTRAINT unsealed_claim_id_fkey FOREIGN KEY (claim_id) REFERENCES retention.claims(id),
-    CONSTRAINT unsealed_leaf_check CHECK (octet_length(leaf) = 32)
+    CONSTRAINT unsealed_memory_deletion_id_fkey FOREIGN KEY (memory_deletion_id) REFERENCES retention.memory_deletions(id),
+    CONSTRAINT unsealed_memory_erasure_id_fkey FOREIGN KEY (memory_erasure_id) REFERENCES retention.memory_erasures(id),
+    CONSTRAINT unsealed_leaf_check CHECK (octet_length(leaf) = 32),
+    CONSTRAINT unsealed_one_record CHECK (num_nonnulls(claim_id, memory_erasure_id, memory_deletion_id) = 1)
 );
 
 -- retention.log_leaves
@@ -415,16 +423,24 @@ CREATE TABLE retention.unsealed (
 --     and its record hash, SHA-256(0x00 || claim_content). log_hashes holds the tree's stored
 --     hashes, indexed as golang.org/x/mod/sumdb/tlog.StoredHashIndex numbers them. log_roots holds
 --     the tree size and root after every seal; log_head the latest.
+-- 017_memory_sealed.sql: ALTER TABLE
 CREATE TABLE retention.log_leaves (
-    idx       bigint NOT NULL,
-    claim_id  bigint NOT NULL,
-    hash      bytea NOT NULL,
-    sealed_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    idx                bigint NOT NULL,
+    claim_id           bigint,
+    hash               bytea NOT NULL,
+    sealed_at          timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    memory_erasure_id  bigint,
+    memory_deletion_id bigint,
     CONSTRAINT log_leaves_pkey PRIMARY KEY (idx),
     CONSTRAINT log_leaves_claim_id_key UNIQUE (claim_id),
+    CONSTRAINT log_leaves_memory_deletion_id_key UNIQUE (memory_deletion_id),
+    CONSTRAINT log_leaves_memory_erasure_id_key UNIQUE (memory_erasure_id),
     CONSTRAINT log_leaves_claim_id_fkey FOREIGN KEY (claim_id) REFERENCES retention.claims(id),
+    CONSTRAINT log_leaves_memory_deletion_id_fkey FOREIGN KEY (memory_deletion_id) REFERENCES retention.memory_deletions(id),
+    CONSTRAINT log_leaves_memory_erasure_id_fkey FOREIGN KEY (memory_erasure_id) REFERENCES retention.memory_erasures(id),
     CONSTRAINT log_leaves_hash_check CHECK (octet_length(hash) = 32),
-    CONSTRAINT log_leaves_idx_check CHECK (idx >= 0)
+    CONSTRAINT log_leaves_idx_check CHECK (idx >= 0),
+    CONSTRAINT log_leaves_one_record CHECK (num_nonnulls(claim_id, memory_erasure_id, memory_deletion_id) = 1)
 );
 CREATE TRIGGER log_leaves_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON retention.log_leaves FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
 
@@ -811,6 +827,7 @@ CREATE TABLE retention.memory_deletions (
 CREATE INDEX memory_deletions_by_end_user ON retention.memory_deletions USING btree (end_user_id, character_id);
 CREATE INDEX memory_deletions_by_run ON retention.memory_deletions USING btree (run_id);
 CREATE TRIGGER memory_deletions_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON retention.memory_deletions FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
+CREATE TRIGGER memory_deletions_queued AFTER INSERT ON retention.memory_deletions FOR EACH ROW EXECUTE FUNCTION retention.queue_memory_leaf();
 
 -- retention.memory_erasures
 -- Each memory erasure of an end user request a run carried out, with its attempts, status and the
@@ -851,6 +868,7 @@ CREATE TABLE retention.memory_erasures (
 );
 CREATE INDEX memory_erasures_by_request ON retention.memory_erasures USING btree (request_id, character_id, id);
 CREATE TRIGGER memory_erasures_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON retention.memory_erasures FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
+CREATE TRIGGER memory_erasures_queued AFTER INSERT ON retention.memory_erasures FOR EACH ROW EXECUTE FUNCTION retention.queue_memory_leaf();
 
 -- retention.memory_listings
 -- Sessions a verification's list showed with is_added_to_memory false (not_added) or without a
@@ -2174,6 +2192,9 @@ $function$;
 --     growing, so no one transaction holds the log head for long. The leaf hashes were computed
 --     when the claims were recorded; seal only builds the tree. Anyone may call it: it only does what the rows already say. It locks the log
 --     head, so seals run one at a time; records never wait for it.
+-- 017_memory_sealed.sql: CREATE OR REPLACE FUNCTION
+--     seal, as in 004, takes every queued record: claims first, then memory erasures, then memory
+--     deletions, each in id order.
 CREATE OR REPLACE FUNCTION retention.seal(OUT size bigint, OUT root bytea)
  RETURNS record
  LANGUAGE plpgsql
@@ -2192,7 +2213,8 @@ DECLARE
     added boolean := false;
 BEGIN
     SELECT l.size INTO n FROM retention.log_head l WHERE one FOR UPDATE;
-    FOR q IN SELECT u.claim_id, u.leaf FROM retention.unsealed u ORDER BY u.claim_id LIMIT 256 LOOP
+    FOR q IN SELECT u.claim_id, u.memory_erasure_id, u.memory_deletion_id, u.leaf FROM retention.unsealed u
+             ORDER BY u.claim_id NULLS LAST, u.memory_erasure_id NULLS LAST, u.memory_deletion_id LIMIT 256 LOOP
         leaf := q.leaf;
         base := retention.tlog_index(0, n);
         INSERT INTO retention.log_hashes (id, hash) VALUES (base, leaf);
@@ -2205,8 +2227,15 @@ BEGIN
             INSERT INTO retention.log_hashes (id, hash) VALUES (base + lvl + 1, h);
             lvl := lvl + 1;
         END LOOP;
-        INSERT INTO retention.log_leaves (idx, claim_id, hash) VALUES (n, q.claim_id, leaf);
-        DELETE FROM retention.unsealed WHERE claim_id = q.claim_id;
+        INSERT INTO retention.log_leaves (idx, claim_id, memory_erasure_id, memory_deletion_id, hash)
+        VALUES (n, q.claim_id, q.memory_erasure_id, q.memory_deletion_id, leaf);
+        IF q.claim_id IS NOT NULL THEN
+            DELETE FROM retention.unsealed WHERE claim_id = q.claim_id;
+        ELSIF q.memory_erasure_id IS NOT NULL THEN
+            DELETE FROM retention.unsealed WHERE memory_erasure_id = q.memory_erasure_id;
+        ELSE
+            DELETE FROM retention.unsealed WHERE memory_deletion_id = q.memory_deletion_id;
+        END IF;
         n := n + 1;
         added := true;
         -- A bounded transaction whatever the load: what is left waits for the next call.
@@ -3346,6 +3375,71 @@ END
 $function$;
 REVOKE EXECUTE ON FUNCTION retention.expand_end_user_requests(bigint,text) FROM PUBLIC;
 
+-- retention.memory_deletion_content(bigint)
+-- The bytes of a memory deletion's leaf in the log (audit.MemoryDeletionContent).
+-- 017_memory_sealed.sql: CREATE FUNCTION
+CREATE OR REPLACE FUNCTION retention.memory_deletion_content(p_id bigint)
+ RETURNS bytea
+ LANGUAGE sql
+ STABLE
+AS $function$
+    SELECT convert_to(
+               retention.seal_field('retention.memory_deletion/v1')
+            || retention.seal_field(d.id::text)
+            || retention.seal_field(d.run_id::text)
+            || retention.seal_field(d.character_id)
+            || retention.seal_field(d.end_user_id)
+            || retention.seal_field(d.memory_id)
+            || retention.seal_field(retention.seal_time(d.updated_at))
+            || retention.seal_field(d.policy_id::text)
+            || retention.seal_field((extract(year FROM d.memory_max_age) * 12 + extract(month FROM d.memory_max_age))::bigint::text)
+            || retention.seal_field(extract(day FROM d.memory_max_age)::bigint::text)
+            || retention.seal_field((extract(hour FROM d.memory_max_age) * 3600000000
+                                     + extract(minute FROM d.memory_max_age) * 60000000
+                                     + extract(microseconds FROM d.memory_max_age))::bigint::text)
+            || retention.seal_field(retention.seal_time(d.threshold))
+            || retention.seal_field(d.status)
+            || retention.seal_field(d.attempts::text)
+            || retention.seal_field(d.http_status::text)
+            || retention.seal_field(d.error)
+            || retention.seal_field(retention.seal_time(d.completed_at)), 'UTF8')
+    FROM retention.memory_deletions d
+    WHERE d.id = p_id
+$function$;
+
+-- retention.memory_erasure_content(bigint)
+-- The bytes of a memory erasure's leaf in the log (audit.MemoryErasureContent).
+-- 017_memory_sealed.sql: CREATE FUNCTION
+CREATE OR REPLACE FUNCTION retention.memory_erasure_content(p_id bigint)
+ RETURNS bytea
+ LANGUAGE sql
+ STABLE
+AS $function$
+    SELECT convert_to(
+               retention.seal_field('retention.memory_erasure/v1')
+            || retention.seal_field(m.id::text)
+            || retention.seal_field(m.run_id::text)
+            || retention.seal_field(q.id::text)
+            || retention.seal_field(q.end_user_id)
+            || retention.seal_field(q.character_id)
+            || retention.seal_field(q.end_user_record::text)
+            || retention.seal_field(q.requested_by)
+            || retention.seal_field(retention.seal_time(q.requested_at))
+            || retention.seal_field(retention.seal_time(q.due_at))
+            || retention.seal_field(m.character_id)
+            || retention.seal_field(m.status)
+            || retention.seal_field(m.attempts::text)
+            || retention.seal_field(m.http_status::text)
+            || retention.seal_field(m.remaining::text)
+            || retention.seal_field(m.listed_before::text)
+            || retention.seal_field(m.error)
+            || retention.seal_field(retention.seal_time(m.started_at))
+            || retention.seal_field(retention.seal_time(m.completed_at)), 'UTF8')
+    FROM retention.memory_erasures m
+    JOIN retention.end_user_requests q ON q.id = m.request_id
+    WHERE m.id = p_id
+$function$;
+
 -- retention.memory_found_again(bigint)
 -- 016_end_users.sql: CREATE FUNCTION
 --     memory_found_again: whether the last re-check of memory erasure p_erasure that could check (a
@@ -3387,6 +3481,26 @@ AS $function$
       AND EXISTS (SELECT 1 FROM retention.policies x WHERE x.memory_max_age IS NOT NULL)
 $function$;
 REVOKE EXECUTE ON FUNCTION retention.memory_policies(timestamp with time zone) FROM PUBLIC;
+
+-- retention.queue_memory_leaf()
+-- 017_memory_sealed.sql: CREATE FUNCTION
+--     queue_memory_leaf queues a memory erasure or deletion for the log as it is written, with its
+--     leaf's record hash, as record does for a claim.
+CREATE OR REPLACE FUNCTION retention.queue_memory_leaf()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_TABLE_NAME = 'memory_erasures' THEN
+        INSERT INTO retention.unsealed (memory_erasure_id, leaf)
+        VALUES (NEW.id, sha256('\x00'::bytea || retention.memory_erasure_content(NEW.id)));
+    ELSE
+        INSERT INTO retention.unsealed (memory_deletion_id, leaf)
+        VALUES (NEW.id, sha256('\x00'::bytea || retention.memory_deletion_content(NEW.id)));
+    END IF;
+    RETURN NULL;
+END
+$function$;
 
 -- retention.record_memory_deletion(bigint,text,text,text,text,timestamp with time zone,text,integer,integer,text)
 -- 016_end_users.sql: CREATE FUNCTION

@@ -77,6 +77,9 @@ type MemoryErasure struct {
 	Error       string    `json:"error,omitempty"`
 	StartedAt   time.Time `json:"started_at"`
 	CompletedAt time.Time `json:"completed_at"`
+	// Leaf is the row's leaf in the log (retention.log_leaves.idx); nil while it waits for the
+	// next seal.
+	Leaf *int64 `json:"leaf_index"`
 }
 
 // MemoryRecheck is one row of retention.memory_rechecks: a verification's list of the end
@@ -109,6 +112,8 @@ type MemoryDeletion struct {
 	Attempts     int       `json:"attempts"`
 	Error        string    `json:"error,omitempty"`
 	CompletedAt  time.Time `json:"completed_at"`
+	// Leaf is the row's leaf in the log; nil while it waits for the next seal.
+	Leaf *int64 `json:"leaf_index"`
 }
 
 // endUserCaveat is the evidence's statement of what it proves.
@@ -117,7 +122,9 @@ const endUserCaveat = "A memory erasure 'erased' proves that Convai accepted the
 	"that Convai keeps no other copy, nor that no memory was added later (a session that closes after the check may add one): " +
 	"it is evidence of that moment only. A verification's re-check lists the memories again: 'gone' is the same evidence at a " +
 	"later moment; 'found' refutes the erasure (the next run erases again), whether the memory was left behind or drawn from " +
-	"a later conversation; 'not_checked' proves nothing. A session's deletion is not known to remove what went into memory."
+	"a later conversation; 'not_checked' proves nothing. A session's deletion is not known to remove what went into memory. " +
+	"Each memory erasure and memory deletion is a leaf of the log (LEAF): retention audit verify recomputes it from its row, " +
+	"so a row edited or removed since shows; it proves what was recorded, not what Convai did."
 
 // EndUser reads the evidence for one end user, in one read-only transaction.
 func EndUser(ctx context.Context, db Beginner, endUserID string) (*EndUserEvidence, error) {
@@ -165,9 +172,11 @@ func (ev *EndUserEvidence) readCharacters(ctx context.Context, q pgx.Tx) error {
 func (ev *EndUserEvidence) readMemoryDeletions(ctx context.Context, q pgx.Tx) error {
 	var d MemoryDeletion
 	return pgrows.Each(ctx, q, endUserWhat, `
-		SELECT run_id, character_id, memory_id, updated_at, memory_max_age::text, status, attempts, coalesce(error, ''), completed_at
-		FROM retention.memory_deletions WHERE end_user_id = $1 ORDER BY id`, []any{ev.EndUserID},
-		[]any{&d.RunID, &d.CharacterID, &d.MemoryID, &d.UpdatedAt, &d.MemoryMaxAge, &d.Status, &d.Attempts, &d.Error, &d.CompletedAt},
+		SELECT d.run_id, d.character_id, d.memory_id, d.updated_at, d.memory_max_age::text, d.status, d.attempts,
+		       coalesce(d.error, ''), d.completed_at, l.idx
+		FROM retention.memory_deletions d LEFT JOIN retention.log_leaves l ON l.memory_deletion_id = d.id
+		WHERE d.end_user_id = $1 ORDER BY d.id`, []any{ev.EndUserID},
+		[]any{&d.RunID, &d.CharacterID, &d.MemoryID, &d.UpdatedAt, &d.MemoryMaxAge, &d.Status, &d.Attempts, &d.Error, &d.CompletedAt, &d.Leaf},
 		func() { ev.MemoryDeletions = append(ev.MemoryDeletions, d) })
 }
 
@@ -203,10 +212,12 @@ func (req *EndUserRequest) readErasures(ctx context.Context, q pgx.Tx) error {
 	}
 	var m MemoryErasure
 	err = pgrows.Each(ctx, q, endUserWhat, `
-		SELECT run_id, coalesce(character_id, ''), status, attempts, http_status, remaining, listed_before,
-		       coalesce(error, ''), started_at, completed_at
-		FROM retention.memory_erasures WHERE request_id = $1 ORDER BY id`, []any{req.ID},
-		[]any{&m.RunID, &m.CharacterID, &m.Status, &m.Attempts, &m.HTTPStatus, &m.Remaining, &m.Before, &m.Error, &m.StartedAt, &m.CompletedAt},
+		SELECT m.run_id, coalesce(m.character_id, ''), m.status, m.attempts, m.http_status, m.remaining, m.listed_before,
+		       coalesce(m.error, ''), m.started_at, m.completed_at, l.idx
+		FROM retention.memory_erasures m LEFT JOIN retention.log_leaves l ON l.memory_erasure_id = m.id
+		WHERE m.request_id = $1 ORDER BY m.id`, []any{req.ID},
+		[]any{&m.RunID, &m.CharacterID, &m.Status, &m.Attempts, &m.HTTPStatus, &m.Remaining, &m.Before, &m.Error, &m.StartedAt,
+			&m.CompletedAt, &m.Leaf},
 		func() { req.MemoryErasures = append(req.MemoryErasures, m) })
 	if err != nil {
 		return err
@@ -287,7 +298,7 @@ func (e *EndUserEvidence) Write(w io.Writer, f Format) error {
 		}
 		_ = tw.Flush()
 		b.WriteString("memory erasures:\n")
-		tw = newTable(&b, "RUN\tCHARACTER\tSTATUS\tATTEMPTS\tHTTP\tBEFORE\tREMAINING\tCOMPLETED\tERROR")
+		tw = newTable(&b, "RUN\tCHARACTER\tSTATUS\tATTEMPTS\tHTTP\tBEFORE\tREMAINING\tCOMPLETED\tLEAF\tERROR")
 		for _, m := range r.MemoryErasures {
 			char := m.CharacterID
 			if char == "" {
@@ -303,22 +314,31 @@ func (e *EndUserEvidence) Write(w io.Writer, f Format) error {
 			if m.Remaining != nil {
 				left = fmt.Sprint(*m.Remaining)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", m.RunID, char, m.Status, m.Attempts, http, before, left,
-				m.CompletedAt.UTC().Format(time.RFC3339), m.Error)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", m.RunID, char, m.Status, m.Attempts, http, before, left,
+				m.CompletedAt.UTC().Format(time.RFC3339), leafText(m.Leaf), m.Error)
 		}
 		_ = tw.Flush()
 		writeRechecks(&b, r.MemoryRechecks)
 	}
 	if len(e.MemoryDeletions) > 0 {
 		fmt.Fprintf(&b, "\nmemories deleted under a policy's memory_max_age:\n")
-		tw := newTable(&b, "RUN\tCHARACTER\tMEMORY\tUPDATED\tMEMORY_MAX_AGE\tSTATUS\tATTEMPTS\tCOMPLETED\tERROR")
+		tw := newTable(&b, "RUN\tCHARACTER\tMEMORY\tUPDATED\tMEMORY_MAX_AGE\tSTATUS\tATTEMPTS\tCOMPLETED\tLEAF\tERROR")
 		for _, d := range e.MemoryDeletions {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.RunID, d.CharacterID, printable(d.MemoryID),
-				d.UpdatedAt.UTC().Format(time.RFC3339), d.MemoryMaxAge, d.Status, d.Attempts, d.CompletedAt.UTC().Format(time.RFC3339), d.Error)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.RunID, d.CharacterID, printable(d.MemoryID),
+				d.UpdatedAt.UTC().Format(time.RFC3339), d.MemoryMaxAge, d.Status, d.Attempts, d.CompletedAt.UTC().Format(time.RFC3339),
+				leafText(d.Leaf), d.Error)
 		}
 		_ = tw.Flush()
 	}
 	fmt.Fprintf(&b, "\n%s\n", e.Caveat)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// leafText is a row's leaf index, or "queued" while it waits for the next seal.
+func leafText(leaf *int64) string {
+	if leaf == nil {
+		return "queued"
+	}
+	return fmt.Sprint(*leaf)
 }

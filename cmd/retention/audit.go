@@ -335,8 +335,8 @@ func writeVerify(w io.Writer, res *audit.Result) error {
 			fmt.Fprintf(&b, "  ... and %d more\n", n)
 		}
 	}
-	fmt.Fprintf(&b, "log  %d leaves, root %s; %d checkpoint(s) checked; %d recorded claim(s) waiting for the next seal\n",
-		res.Log.Leaves, res.Log.Root, res.Log.Checkpoints, res.Log.Queued)
+	fmt.Fprintf(&b, "log  %d leaves, root %s; %d checkpoint(s) checked; %d record(s) waiting for the next seal; %d of the leaves record memory erasures and deletions\n",
+		res.Log.Leaves, res.Log.Root, res.Log.Checkpoints, res.Log.Queued, res.Log.MemoryLeaves)
 	fmt.Fprintf(&b, "head %s (v1 chain)\n", res.Head)
 	fmt.Fprintf(&b, "verifications %d in %d batch(es), chain head %d:%s\n", res.Verifications.Verifications,
 		res.Verifications.Batches, res.Verifications.HeadSeq, res.Verifications.HeadHash)

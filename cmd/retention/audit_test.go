@@ -50,7 +50,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 	r = b.run(t, "audit", "verify", "--checkpoint-file", latest, "--key", vkey)
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
 	require.Regexp(t, `(?m)^intact: 0 sealed v1 outcome\(s\), \d+ log leaves and \d+ verification batch\(es\), none edited, removed or inserted$`, r.stdout)
-	require.Regexp(t, `(?m)^log  \d+ leaves, root [0-9a-f]{64}; 3 checkpoint\(s\) checked; 0 recorded claim\(s\) waiting`, r.stdout,
+	require.Regexp(t, `(?m)^log  \d+ leaves, root [0-9a-f]{64}; 3 checkpoint\(s\) checked; 0 record\(s\) waiting for the next seal; 0 of the leaves record memory`, r.stdout,
 		"both runs' checkpoints and the file")
 	r = b.run(t, "audit", "verify", "--format", "json")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)

@@ -1,0 +1,176 @@
+package audit_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convai-retention/retention/audit"
+	"github.com/convai-retention/retention/convai/convaitest"
+	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/migrations"
+	"github.com/convai-retention/retention/report"
+)
+
+// memoryLogged runs an end user's erasure (a character's memory and the end user's record)
+// and a memory policy's deletion, and returns the database with their rows sealed.
+func memoryLogged(t *testing.T) (*bundle, string, []byte) {
+	t.Helper()
+	b := setup(t)
+	b.exec(t, `INSERT INTO retention.policies (character_id, max_age, memory_max_age) VALUES ('c2', '400 days', '30 days')`)
+	b.exec(t, `INSERT INTO retention.sessions (character_id, session_id, last_active_at, end_user_id) VALUES
+		('c1', 's1', now(), 'u1'), ('c2', 's2', now(), 'u2')`)
+	a := newAPI(t, convaitest.Options{})
+	a.fake.AddSession("c1", "s1", time.Now())
+	a.fake.AddSession("c2", "s2", time.Now())
+	a.fake.AddMemory("c1", "u1", convaitest.Memory{ID: "m1", UpdatedAt: time.Now()})
+	a.fake.AddMemory("c2", "u2", convaitest.Memory{ID: "m2", UpdatedAt: time.Now().Add(-40 * 24 * time.Hour)})
+	a.fake.AddMemory("c2", "u2", convaitest.Memory{ID: "m3", UpdatedAt: time.Now()})
+	b.exec(t, `INSERT INTO retention.end_user_requests (end_user_id, end_user_record, reason) VALUES ('u1', true, 'ticket 7')`)
+	sum, err := a.run(t, b.pool, job.Shard{})
+	require.NoError(t, err)
+	require.Len(t, sum.Erasure.EndUsers.Completed, 1)
+	require.EqualValues(t, 1, sum.MemoryRetention.Deleted)
+	vkey, note, _ := signHead(t, b)
+	return b, vkey, note
+}
+
+// Every memory erasure and memory deletion is a leaf of the log, sealed by the run that wrote
+// it: the database's bytes (retention.memory_*_content) are the Go encoder's, so the log
+// verifies whole.
+func TestMemoryRecordsAreLeaves(t *testing.T) {
+	t.Parallel()
+	b, vkey, note := memoryLogged(t)
+	require.EqualValues(t, 2, b.count(t, `SELECT count(*) FROM retention.memory_erasures`), "c1's memory, then the record")
+	require.EqualValues(t, 1, b.count(t, `SELECT count(*) FROM retention.memory_deletions`))
+	require.EqualValues(t, 3, b.count(t, `SELECT count(*) FROM retention.log_leaves WHERE claim_id IS NULL`))
+	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.unsealed`), "the run sealed them")
+
+	res := verifyLog(t, b, vkey, note)
+	require.True(t, res.Intact(), "%v", res.Problems)
+	require.EqualValues(t, 3, res.Log.MemoryLeaves)
+	require.Zero(t, res.Log.Queued)
+
+	ctx := context.Background()
+	ev, err := report.EndUser(ctx, b.pool, "u1")
+	require.NoError(t, err)
+	require.Len(t, ev.Requests[0].MemoryErasures, 2)
+	for _, m := range ev.Requests[0].MemoryErasures {
+		require.NotNil(t, m.Leaf, "the evidence names each erasure's leaf")
+	}
+	ev, err = report.EndUser(ctx, b.pool, "u2")
+	require.NoError(t, err)
+	require.Len(t, ev.MemoryDeletions, 1)
+	require.NotNil(t, ev.MemoryDeletions[0].Leaf)
+
+	var eraseSQL, deleteSQL []byte
+	var id int64
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT id, retention.memory_erasure_content(id) FROM retention.memory_erasures
+		WHERE character_id IS NULL`).Scan(&id, &eraseSQL))
+	require.Contains(t, string(eraseSQL), "27:"+audit.MemoryErasureTag+",")
+	require.Contains(t, string(eraseSQL), "2:u1,-,4:true,", "the end user, every character, and the record asked for")
+	require.NotContains(t, string(eraseSQL), "ticket 7", "the reason stays out of the leaf")
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT retention.memory_deletion_content(id) FROM retention.memory_deletions`).Scan(&deleteSQL))
+	require.Contains(t, string(deleteSQL), "2:c2,2:u2,2:m2,")
+	require.Contains(t, string(deleteSQL), ",1:0,2:30,1:0,", "memory_max_age: 0 months, 30 days, 0 µs")
+}
+
+// A memory erasure or deletion edited, removed or written outside the protocol shows, as a
+// claim's would; the request's reason stays redactable.
+func TestMemoryLeavesTamper(t *testing.T) {
+	t.Parallel()
+	t.Run("erasure edited", func(t *testing.T) {
+		t.Parallel()
+		b, vkey, note := memoryLogged(t)
+		b.tamper(t, `UPDATE retention.memory_erasures SET listed_before = 9 WHERE character_id = 'c1'`)
+		res := verifyLog(t, b, vkey, note)
+		require.Equal(t, 1, count(kinds(res), audit.LeafEdited), "%v", res.Problems)
+		require.Contains(t, res.Problems[0].Detail, "memory erasure")
+		require.Contains(t, kinds(res), audit.CheckpointMismatch, "the rebuilt tree no longer extends the checkpoint kept outside")
+	})
+	t.Run("request's terms edited, reason redacted", func(t *testing.T) {
+		t.Parallel()
+		b, vkey, note := memoryLogged(t)
+		b.tamper(t, `UPDATE retention.end_user_requests SET reason = '[redacted]'`)
+		res := verifyLog(t, b, vkey, note)
+		require.True(t, res.Intact(), "%v", res.Problems)
+		b.tamper(t, `UPDATE retention.end_user_requests SET due_at = due_at + interval '90 days'`)
+		res = verifyLog(t, b, vkey, note)
+		require.Equal(t, 2, count(kinds(res), audit.LeafEdited), "both erasures seal the request's terms: %v", res.Problems)
+	})
+	t.Run("deletion edited", func(t *testing.T) {
+		t.Parallel()
+		b, vkey, note := memoryLogged(t)
+		b.tamper(t, `UPDATE retention.memory_deletions SET updated_at = updated_at - interval '1 year'`)
+		res := verifyLog(t, b, vkey, note)
+		require.Equal(t, 1, count(kinds(res), audit.LeafEdited), "%v", res.Problems)
+		require.Contains(t, res.Problems[0].Detail, "memory deletion")
+	})
+	t.Run("deletion removed", func(t *testing.T) {
+		t.Parallel()
+		b, vkey, note := memoryLogged(t)
+		b.tamper(t, `DELETE FROM retention.memory_deletions`)
+		res := verifyLog(t, b, vkey, note)
+		require.Contains(t, kinds(res), audit.LeafMissing, "%v", res.Problems)
+		require.Contains(t, res.Problems[0].Detail, "which is gone")
+	})
+	t.Run("written outside the protocol", func(t *testing.T) {
+		t.Parallel()
+		b, vkey, note := memoryLogged(t)
+		b.tamper(t, `INSERT INTO retention.memory_deletions (run_id, character_id, end_user_id, memory_id, updated_at, policy_id,
+			memory_max_age, threshold, status, attempts)
+			SELECT run_id, character_id, end_user_id, 'forged', updated_at, policy_id, memory_max_age, threshold, 'deleted', 1
+			FROM retention.memory_deletions`)
+		b.tamper(t, `INSERT INTO retention.memory_erasures (request_id, run_id, character_id, status, attempts, remaining, started_at)
+			SELECT request_id, run_id, 'c9', 'erased', 1, 0, started_at FROM retention.memory_erasures WHERE character_id = 'c1'`)
+		res := verifyLog(t, b, vkey, note)
+		require.Equal(t, []audit.Kind{audit.UnsealedMemory, audit.UnsealedMemory}, kinds(res), "%v", res.Problems)
+	})
+}
+
+// Memory erasures and deletions recorded at schema 16, before they were leaves, are queued by
+// migration 017 and sealed by the next run; the log built before keeps verifying against its
+// checkpoint.
+func TestMemoryRecordsBeforeTheyWereLeaves(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, conn := schemaAt(t, 16)
+	b.exec(t, `INSERT INTO retention.runs (id, cutoff, source, status, finished_at) OVERRIDING SYSTEM VALUE
+		VALUES (1, now(), 'retention.sessions', 'succeeded', now())`)
+	b.exec(t, `SELECT setval(pg_get_serial_sequence('retention.runs', 'id'), 1)`)
+	b.exec(t, `INSERT INTO retention.end_user_requests (end_user_id, reason) VALUES ('u1', 'ticket')`)
+	b.exec(t, `INSERT INTO retention.memory_erasures (request_id, run_id, character_id, status, attempts, http_status, remaining,
+		listed_before, started_at) VALUES (1, 1, 'c1', 'erased', 2, 200, 0, 3, now())`)
+	b.exec(t, `INSERT INTO retention.memory_deletions (run_id, character_id, end_user_id, memory_id, updated_at, policy_id,
+		memory_max_age, threshold, status, attempts, http_status, error)
+		VALUES (1, 'c1', 'u1', 'm1', now() - interval '2 years', 1, '1 year 2 mons 3 days 04:05:06.789', now() - interval '1 year',
+		        'failed', 5, 503, 'HTTP 503')`)
+	vkey, before, size := signHead(t, b)
+	require.Zero(t, size)
+
+	_, to, err := migrations.Migrate(ctx, conn)
+	require.NoError(t, err)
+	require.Equal(t, migrations.Latest(), to)
+	res := verifyLog(t, b, vkey, before)
+	require.True(t, res.Intact(), "%v", res.Problems)
+	require.EqualValues(t, 2, res.Log.Queued, "queued by the migration")
+
+	b.exec(t, `SELECT retention.seal()`)
+	res = verifyLog(t, b, vkey, before)
+	require.True(t, res.Intact(), "%v", res.Problems)
+	require.EqualValues(t, 2, res.Log.Leaves)
+	require.EqualValues(t, 2, res.Log.MemoryLeaves)
+}
+
+// count counts k in ks.
+func count(ks []audit.Kind, k audit.Kind) int {
+	n := 0
+	for _, x := range ks {
+		if x == k {
+			n++
+		}
+	}
+	return n
+}
