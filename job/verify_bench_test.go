@@ -45,9 +45,10 @@ const benchVerifyCharacters = 40
 // CPU (its whole process tree, from /proc: the server must run on this machine), in all and
 // per session listed (as many as the deletions checked), the rows and bytes the two tables gained
 // (pg_total_relation_size), and the record_memory_flags statements per character list. It needs
-// -benchtime=1x (first can only be measured once per database); -count repeats the whole:
+// -benchtime=1x, and -count=1: first can only be measured once per database, and -count repeats
+// each phase on the same one (repeat the command instead):
 //
-//	make bench ARGS='go -run=^$ -bench=VerifyMemoryFlags -benchtime=1x -count=3 ./job/'
+//	make bench ARGS='go -bench=VerifyMemoryFlags -benchtime=1x -timeout=60m ./job/'
 func BenchmarkVerifyMemoryFlags(b *testing.B) {
 	n := benchVerifySessions
 	if v := os.Getenv("BENCH_VERIFY_SESSIONS"); v != "" {
@@ -62,7 +63,7 @@ func BenchmarkVerifyMemoryFlags(b *testing.B) {
 			if b.N != 1 {
 				b.Fatal("run with -benchtime=1x: the first recording can be measured once per database")
 			}
-			e.measure(b, phase != "first" && phase != "again")
+			e.measure(b, phase)
 		})
 	}
 }
@@ -169,11 +170,16 @@ func seedVerifyBench(b *testing.B, n int) *verifyBench {
 	return &verifyBench{pool: db.Pool, store: store, lister: sender.Convai{Client: client}, pgRoot: root, sessions: n}
 }
 
-// measure runs one verification, recording the flags or not, and reports what it cost.
-func (e *verifyBench) measure(b *testing.B, off bool) {
+// measure runs one verification of a phase, recording the flags or not (off), and reports what
+// it cost.
+func (e *verifyBench) measure(b *testing.B, phase string) {
 	ctx := context.Background()
+	off := phase != "first" && phase != "again"
 	store := &flagCountingStore{VerifyStore: e.store, off: off}
 	rowsBefore, bytesBefore := e.flagTables(b)
+	if phase == "first" && rowsBefore != 0 {
+		b.Fatal("first found rows recorded before it: run with -count=1, and repeat the command for a spread")
+	}
 	cpuBefore, _ := proccpu.Tree(e.pgRoot)
 	b.ResetTimer()
 	sum, err := job.Verify(ctx, store, e.lister, job.Config{Rate: 0}, nil, job.VerifyStart{Host: "bench"})
