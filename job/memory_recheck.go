@@ -100,6 +100,12 @@ type MemoryRechecks struct {
 	Found []string `json:"found,omitempty"`
 }
 
+// MemoryRecheckObserver is told the result of each re-check of an erased memory, as it is
+// recorded. A VerifyObserver may implement it.
+type MemoryRecheckObserver interface {
+	MemoryRechecked(RecheckResult)
+}
+
 // recheckMemories lists again the memories of every end user and character in scope whose
 // last erasure says erased, and records each list. Nothing is listed when there is none: the
 // memory endpoints are not called otherwise. The error returned stops the verification: the
@@ -130,6 +136,9 @@ func (v *verifier) recheckMemories(ctx context.Context) error {
 		r.ListedAt = listedAt
 		if err := v.store.RecordMemoryRecheck(ctx, r.MemoryRecheck); err != nil {
 			return fmt.Errorf("record the re-check of end user %s's memory with %s: %w", m.EndUserID, m.CharacterID, err)
+		}
+		if o, ok := v.obs.(MemoryRecheckObserver); ok {
+			o.MemoryRechecked(r.Result)
 		}
 		switch r.Result {
 		case RecheckGone:

@@ -3,6 +3,7 @@ package job_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/convai-retention/retention/convai/convaitest"
 	"github.com/convai-retention/retention/job"
+	"github.com/convai-retention/retention/metrics"
 )
 
 // erasedEndUser erases the memory of end user u1 with c1 (one session, one memory) through a
@@ -354,4 +356,72 @@ func TestReopenedMemoryErasure(t *testing.T) {
 		require.Equal(t, []string{"erased pending erased"}, b.strings(t, `
 			SELECT string_agg(status, ' ' ORDER BY id) FROM retention.memory_erasures WHERE request_id = $1 AND character_id = 'c1'`, request))
 	})
+}
+
+// verifyMetrics runs a verification with the metrics `retention verify` pushes, and returns
+// its summary and the value of each series of the re-check counter and the found-again gauge
+// ("absent" when a family was not exported).
+func (b *bundle) verifyMetrics(t *testing.T) (*job.VerifySummary, map[string]string) {
+	t.Helper()
+	m := metrics.NewVerify(metrics.Config{})
+	sum, err := job.Verify(context.Background(), b.store, b.send.(job.Lister), fastConfig(), m, job.VerifyStart{Host: "test"})
+	require.NoError(t, err)
+	families, err := m.Gatherer().Gather()
+	require.NoError(t, err)
+	got := map[string]string{"found_again": "absent"}
+	for _, f := range families {
+		switch f.GetName() {
+		case "convai_retention_memory_rechecks_total":
+			for _, s := range f.GetMetric() {
+				got[s.GetLabel()[0].GetValue()] = strconv.FormatFloat(s.GetCounter().GetValue(), 'f', -1, 64)
+			}
+		case "convai_retention_memories_found_again":
+			got["found_again"] = strconv.FormatFloat(f.GetMetric()[0].GetGauge().GetValue(), 'f', -1, 64)
+		}
+	}
+	return sum, got
+}
+
+// TestVerifyMetricsOfMemoriesFoundAgain: verify counts its re-checks by result, and the gauge of
+// memories found again reads retention.end_user_memory at the end: it counts a memory found
+// again until an erasure of it stands, through a second erasure that is still pending.
+func TestVerifyMetricsOfMemoriesFoundAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	request, _ := b.erasedEndUser(t)
+
+	sum, got := b.verifyMetrics(t)
+	require.Equal(t, map[string]string{"gone": "1", "found": "0", "not_checked": "0", "found_again": "0"}, got)
+	require.Zero(t, sum.MemoryLeft.MemoriesFoundAgain)
+
+	b.fake.AddMemory("c1", "u1", convaitest.Memory{ID: "m-back"})
+	sum, got = b.verifyMetrics(t)
+	require.Equal(t, map[string]string{"gone": "0", "found": "1", "not_checked": "0", "found_again": "1"}, got,
+		"read after the re-checks: the one this verification found counts")
+	require.EqualValues(t, 1, sum.MemoryLeft.MemoriesFoundAgain)
+	require.Equal(t, "found_again", b.memoryStatus(t, request, "c1"))
+
+	// The run's second erasure ends pending: nothing says erased, so nothing is re-checked, and
+	// the memory is still there and counted.
+	b.fake.Update(func(o *convaitest.Options) { o.StuckDeleteAll = true })
+	_, err := b.run(t, memoryConfig())
+	require.NoError(t, err)
+	require.Equal(t, "pending", b.memoryStatus(t, request, "c1"))
+	sum, got = b.verifyMetrics(t)
+	require.Nil(t, sum.MemoryRechecks)
+	require.Equal(t, map[string]string{"gone": "0", "found": "0", "not_checked": "0", "found_again": "1"}, got)
+
+	// Erased again, and re-checked gone: no memory found again is left.
+	b.fake.Update(func(o *convaitest.Options) { o.StuckDeleteAll = false })
+	_, err = b.run(t, memoryConfig())
+	require.NoError(t, err)
+	require.Empty(t, b.fake.Memories("c1", "u1"))
+	sum, got = b.verifyMetrics(t)
+	require.Equal(t, map[string]string{"gone": "1", "found": "0", "not_checked": "0", "found_again": "0"}, got)
+	require.Zero(t, sum.MemoryLeft.MemoriesFoundAgain)
+
+	// A re-check that cannot list is counted as such, and does not change what was found.
+	b.fake.Update(func(o *convaitest.Options) { o.NoMemory = true })
+	_, got = b.verifyMetrics(t)
+	require.Equal(t, map[string]string{"gone": "0", "found": "0", "not_checked": "1", "found_again": "0"}, got)
 }

@@ -69,6 +69,13 @@ type MemoryLeft struct {
 	// user: memory left behind by an erasure that an erasure by end user can still reach (a
 	// child of an end user's request counts once that request is complete).
 	ErasureRequests int64 `json:"erasure_requests"`
+	// MemoriesFoundAgain counts the end users' memories with a character (one per end user
+	// request and character of retention.end_user_memory) that a verification found again
+	// after their erasure, with no erasure standing since (memory_reopened): the last erasure
+	// said erased and a re-check refuted it (memory_status found_again), or the run's erasure
+	// after that has not yet succeeded (pending, failed). Read after the verification's
+	// re-checks, so it counts those it found.
+	MemoriesFoundAgain int64 `json:"memories_found_again"`
 }
 
 // MemoryLeftObserver is told what deletions left in long-term memory at the end of a
@@ -384,6 +391,10 @@ func (v *verifier) memoryLeft(ctx context.Context) error {
 		v.log.Warn("completed erasure requests left long-term memory behind: Convai listed some of their sessions as added to memory, "+
 			"and no erasure of that end user's memory followed (retention.erasure_memory_left)",
 			"erasure_requests", left.ErasureRequests, "sessions", left.Sessions, "end_user_unknown", left.EndUserUnknown)
+	}
+	if left.MemoriesFoundAgain > 0 {
+		v.log.Warn("erased long-term memories were found again and not erased since: the next run erases them again "+
+			"(retention.end_user_memory where memory_reopened)", "memories_found_again", left.MemoriesFoundAgain)
 	}
 	return nil
 }

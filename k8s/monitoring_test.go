@@ -36,6 +36,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	v := metrics.NewVerify(metrics.Config{})
 	v.Verified(1, 1)
 	v.MemoryLeft(job.MemoryLeft{})
+	v.MemoryRechecked(job.RecheckFound)
 	v.Finished()
 	verifyFamilies, err := v.Gatherer().Gather()
 	require.NoError(t, err)
@@ -126,6 +127,7 @@ func TestPrometheusRule_AlertsParseAndNameExportedMetrics(t *testing.T) {
 		"ConvaiRetentionNoRecentSuccess", "ConvaiRetentionBacklogGrowing",
 		"ConvaiRetentionSessionsFailing", "ConvaiRetentionRunAborted",
 		"ConvaiRetentionAborted", "ConvaiRetentionErasureOverdue", "ConvaiRetentionErasureMemoryLeft",
+		"ConvaiRetentionMemoryFoundAgain",
 	} {
 		require.Contains(t, alerts, want)
 	}
@@ -169,12 +171,14 @@ func TestDashboard_QueriesParseAndNameExportedMetrics(t *testing.T) {
 		}
 	}
 	// What the dashboard promises: backlog, deleted and failed, request classes and latency, run
-	// duration, last success.
+	// duration, last success, long-term memory left behind and found again.
 	for _, want := range []string{
 		"convai_retention_backlog_sessions",
 		"convai_retention_sessions_deleted_total", "convai_retention_sessions_failed_total",
 		"convai_retention_requests_total", "convai_retention_request_duration_seconds_bucket",
 		"convai_retention_last_run_duration_seconds", "convai_retention_last_success_timestamp_seconds",
+		"convai_retention_erasure_requests_memory_left", "convai_retention_memories_found_again",
+		"convai_retention_memory_rechecks_total",
 	} {
 		require.True(t, seen[want], "no panel shows %s", want)
 	}

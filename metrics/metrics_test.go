@@ -318,3 +318,29 @@ convai_retention_deleted_sessions_memory_left 3
 convai_retention_erasure_requests_memory_left 1
 `), names...))
 }
+
+// TestVerifyMemoryRechecks: the re-check counter starts at zero for every result and counts
+// each one told; the gauge of memories found again is absent until a verification reads it.
+func TestVerifyMemoryRechecks(t *testing.T) {
+	t.Parallel()
+	v := metrics.NewVerify(metrics.Config{})
+	const help = `# HELP convai_retention_memory_rechecks_total Erased long-term memories (an end user's with a character) listed again by the verification, by result: gone (stayed erased), found (the erasure is refuted; the next run erases again) or not_checked (no whole list could be read).
+# TYPE convai_retention_memory_rechecks_total counter
+`
+	names := []string{"convai_retention_memory_rechecks_total", "convai_retention_memories_found_again"}
+	require.NoError(t, testutil.GatherAndCompare(v.Gatherer(), strings.NewReader(help+`convai_retention_memory_rechecks_total{result="found"} 0
+convai_retention_memory_rechecks_total{result="gone"} 0
+convai_retention_memory_rechecks_total{result="not_checked"} 0
+`), names...))
+	v.MemoryRechecked(job.RecheckGone)
+	v.MemoryRechecked(job.RecheckFound)
+	v.MemoryRechecked(job.RecheckFound)
+	v.MemoryLeft(job.MemoryLeft{MemoriesFoundAgain: 3})
+	require.NoError(t, testutil.GatherAndCompare(v.Gatherer(), strings.NewReader(`# HELP convai_retention_memories_found_again End users' memories with a character (per end user request and character) that a verification found again after their erasure, with no erasure standing since (retention.end_user_memory where memory_reopened). Absent until a verification read it.
+# TYPE convai_retention_memories_found_again gauge
+convai_retention_memories_found_again 3
+`+help+`convai_retention_memory_rechecks_total{result="found"} 2
+convai_retention_memory_rechecks_total{result="gone"} 1
+convai_retention_memory_rechecks_total{result="not_checked"} 0
+`), names...))
+}

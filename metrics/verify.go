@@ -22,14 +22,19 @@ type Verify struct {
 	// memoryLeft and erasureMemoryLeft are what deletions left in long-term memory.
 	memoryLeft        *gauge
 	erasureMemoryLeft *gauge
+	// rechecks counts this verification's re-checks of erased memories by result; foundAgain
+	// is the memories found again and not erased since.
+	rechecks   *prometheus.CounterVec
+	foundAgain *gauge
 }
 
 var (
-	_ job.VerifyObserver     = (*Verify)(nil)
-	_ job.MemoryLeftObserver = (*Verify)(nil)
+	_ job.VerifyObserver        = (*Verify)(nil)
+	_ job.MemoryLeftObserver    = (*Verify)(nil)
+	_ job.MemoryRecheckObserver = (*Verify)(nil)
 )
 
-// NewVerify returns the metrics of a verification, both results at zero.
+// NewVerify returns the metrics of a verification, every counter at zero.
 func NewVerify(cfg Config) *Verify {
 	v := &Verify{now: cfg.Now, reg: prometheus.NewRegistry()}
 	if v.now == nil {
@@ -46,7 +51,17 @@ func NewVerify(cfg Config) *Verify {
 			"(over all time; Convai's word, as verifications and discover recorded it). Absent until a verification read it.")
 	v.erasureMemoryLeft = newGauge("erasure_requests_memory_left",
 		"Completed erasure requests with such sessions: long-term memory left behind by an erasure. Absent until a verification read it.")
-	v.reg.MustRegister(v.verified, v.last, v.memoryLeft, v.erasureMemoryLeft)
+	v.rechecks = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "memory_rechecks_total",
+		Help: "Erased long-term memories (an end user's with a character) listed again by the verification, by result: gone (stayed erased), " +
+			"found (the erasure is refuted; the next run erases again) or not_checked (no whole list could be read)."},
+		[]string{"result"})
+	for _, r := range []job.RecheckResult{job.RecheckGone, job.RecheckFound, job.RecheckNotChecked} {
+		v.rechecks.WithLabelValues(string(r))
+	}
+	v.foundAgain = newGauge("memories_found_again",
+		"End users' memories with a character (per end user request and character) that a verification found again after their erasure, "+
+			"with no erasure standing since (retention.end_user_memory where memory_reopened). Absent until a verification read it.")
+	v.reg.MustRegister(v.verified, v.last, v.memoryLeft, v.erasureMemoryLeft, v.rechecks, v.foundAgain)
 	return v
 }
 
@@ -63,6 +78,12 @@ func (v *Verify) Verified(present, absent int) {
 func (v *Verify) MemoryLeft(left job.MemoryLeft) {
 	v.memoryLeft.set(float64(left.Sessions))
 	v.erasureMemoryLeft.set(float64(left.ErasureRequests))
+	v.foundAgain.set(float64(left.MemoriesFoundAgain))
+}
+
+// MemoryRechecked implements job.MemoryRecheckObserver.
+func (v *Verify) MemoryRechecked(r job.RecheckResult) {
+	v.rechecks.WithLabelValues(string(r)).Inc()
 }
 
 // Finished sets the time of the last verification.

@@ -37,19 +37,21 @@ func (v *Verify) RecordMemory(ctx context.Context, characterID string, listedAt 
 // of retention.deleted_in_memory with no memory erasure since, and the completed erasure
 // requests of retention.erasure_memory_left that name an end user whose memory an erasure by end
 // user can still reach (a request whose sessions' end users are all unknown is counted in
-// EndUserUnknown's sessions instead: no erasure from here can clear it). It implements part of
-// job.VerifyRunStore.
+// EndUserUnknown's sessions instead: no erasure from here can clear it), and the end user
+// requests' characters of retention.end_user_memory whose memory a re-check found again with no
+// erasure standing since (memory_reopened). It implements part of job.VerifyRunStore.
 func (v *Verify) MemoryLeft(ctx context.Context) (job.MemoryLeft, error) {
 	var left job.MemoryLeft
 	err := v.s.retrying(ctx, func(ctx context.Context) error {
 		return v.s.q.QueryRow(ctx, `
 			SELECT (SELECT count(*) FROM retention.deleted_in_memory WHERE memory_erased_at IS NULL),
 			       (SELECT count(*) FROM retention.deleted_in_memory WHERE memory_erased_at IS NULL AND end_user_id IS NULL),
-			       (SELECT count(*) FROM retention.erasure_memory_left WHERE end_user_ids IS NOT NULL)`).
-			Scan(&left.Sessions, &left.EndUserUnknown, &left.ErasureRequests)
+			       (SELECT count(*) FROM retention.erasure_memory_left WHERE end_user_ids IS NOT NULL),
+			       (SELECT count(*) FROM retention.end_user_memory WHERE memory_reopened)`).
+			Scan(&left.Sessions, &left.EndUserUnknown, &left.ErasureRequests, &left.MemoriesFoundAgain)
 	})
 	if err != nil {
-		return job.MemoryLeft{}, fmt.Errorf("read retention.deleted_in_memory: %w", err)
+		return job.MemoryLeft{}, fmt.Errorf("read retention.deleted_in_memory and end_user_memory: %w", err)
 	}
 	return left, nil
 }

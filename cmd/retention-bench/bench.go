@@ -10,13 +10,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/convai-retention/retention/internal/cli"
+	"github.com/convai-retention/retention/internal/proccpu"
 )
 
 // scenario is one configuration of a run.
@@ -337,7 +337,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario, seed string) (*res
 	defer outFile.Close()
 
 	pgRoot := b.postmasterPID(ctx)
-	pgBefore, pgOK := treeCPU(pgRoot)
+	pgBefore, pgOK := proccpu.Tree(pgRoot)
 	busyBefore, totalBefore, _ := machineCPU()
 	selfBefore := selfCPU()
 
@@ -370,7 +370,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario, seed string) (*res
 	stopSampling()
 	smp := <-sampled
 	busyAfter, totalAfter, machineOK := machineCPU()
-	pgAfter, _ := treeCPU(pgRoot)
+	pgAfter, _ := proccpu.Tree(pgRoot)
 	r.ExitCode = cmd.ProcessState.ExitCode()
 	if waitErr != nil && r.ExitCode < 0 {
 		return nil, fmt.Errorf("retention: %w (see %s)", waitErr, r.Log)
@@ -469,14 +469,7 @@ func (b *bench) postmasterPID(ctx context.Context) int {
 	if err := b.srv.admin.QueryRow(ctx, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'").Scan(&pid); err != nil {
 		return 0
 	}
-	ppid, _, _, ok := procTimes(pid)
-	if !ok {
-		return 0
-	}
-	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", ppid)); err != nil || strings.TrimSpace(string(comm)) != "postgres" {
-		return 0
-	}
-	return ppid
+	return proccpu.PostgresParent(pid)
 }
 
 // selfCPU is the CPU time this process used so far.

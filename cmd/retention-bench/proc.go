@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/convai-retention/retention/convai/convaitest"
+	"github.com/convai-retention/retention/internal/proccpu"
 )
 
 // benchKey is the API key the fake accepts and the retention process sends.
@@ -158,56 +159,6 @@ func vmRSS(pid int) int64 {
 	return 0
 }
 
-// clockTick is the unit of the CPU times in /proc/PID/stat: USER_HZ, 100 on Linux.
-const clockTick = 10 * time.Millisecond
-
-// procTimes returns the parent pid and the user+system CPU time of pid, and that of its children
-// it has waited for, from /proc/PID/stat.
-func procTimes(pid int) (ppid int, self, children time.Duration, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, 0, false
-	}
-	// The command name is in parentheses and may hold spaces: the fields follow the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0, 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 15 { // state ppid ... utime(12) stime(13) cutime(14) cstime(15), 0-based from state
-		return 0, 0, 0, false
-	}
-	n := func(k int) time.Duration { v, _ := strconv.ParseInt(f[k], 10, 64); return time.Duration(v) * clockTick }
-	ppid, _ = strconv.Atoi(f[1])
-	return ppid, n(11) + n(12), n(13) + n(14), true
-}
-
-// treeCPU is the CPU time a process and all its children ever used: its own, its waited-for
-// children's, and that of its live children. Measured before and after a run, the difference is
-// what the tree used during the run, including children that started and ended within it.
-func treeCPU(root int) (time.Duration, bool) {
-	_, self, reaped, ok := procTimes(root)
-	if !ok {
-		return 0, false
-	}
-	total := self + reaped
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, false
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == root {
-			continue
-		}
-		if ppid, self, _, ok := procTimes(pid); ok && ppid == root {
-			total += self
-		}
-	}
-	return total, true
-}
-
 // machineCPU returns the busy and total CPU time of the whole machine from /proc/stat.
 func machineCPU() (busy, total time.Duration, ok bool) {
 	b, err := os.ReadFile("/proc/stat")
@@ -224,7 +175,7 @@ func machineCPU() (busy, total time.Duration, ok bool) {
 			break
 		}
 		n, _ := strconv.ParseInt(v, 10, 64)
-		d := time.Duration(n) * clockTick
+		d := time.Duration(n) * proccpu.ClockTick
 		total += d
 		if i != 3 && i != 4 { // idle, iowait
 			busy += d

@@ -135,6 +135,11 @@ func TestVerifyRechecksErasedMemory(t *testing.T) {
 	require.Equal(t, exitcode.Partial, r.code, "%s", r)
 	require.Contains(t, r.stdout, "erased memories re-checked: 0 stayed gone, 1 found again (the next run erases them again), 0 not checked")
 	require.Contains(t, r.stdout, "found again: u1/c1")
+	r = b.run(t, "verify", "--format", "json")
+	require.Equal(t, exitcode.Partial, r.code, "%s", r)
+	var found job.VerifySummary
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &found), "%s", r)
+	require.EqualValues(t, 1, found.MemoryLeft.MemoriesFoundAgain, "read after the re-checks")
 
 	r = b.run(t, "run")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
@@ -145,6 +150,7 @@ func TestVerifyRechecksErasedMemory(t *testing.T) {
 	var s job.VerifySummary
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &s), "%s", r)
 	require.Equal(t, &job.MemoryRechecks{StayedGone: 1}, s.MemoryRechecks)
+	require.Zero(t, s.MemoryLeft.MemoriesFoundAgain)
 
 	r = b.run(t, "report", "--end-user", "u1", "--format", "table")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)
