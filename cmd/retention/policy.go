@@ -100,7 +100,9 @@ func (a *app) policy(ctx context.Context, args []string) error {
 
 // policyHelp is the help of "retention policy" and of its subcommands: the flags of each.
 func policyHelp(w io.Writer) {
-	fmt.Fprintf(w, policyUsage+"\nFILE is one YAML document, a regular file of at most %d MiB.\n", maxPolicyFile>>20)
+	fmt.Fprintf(w, policyUsage+"\nFILE is one YAML document, a regular file of at most %d MiB: a default and one entry per "+
+		"character, each with max_age (required), memory_max_age (optional; an entry without it clears the table's: the file "+
+		"is the whole truth), enabled and note.\n", maxPolicyFile>>20)
 	fmt.Fprintf(w, "policy apply refuses (exit 6, nothing changed) a change that makes more sessions newly due than a cap "+
 		"allows: --max-due-share (default %v%% of the source's sessions, even with no other cap) and --abort-above, "+
 		"--abort-above-percent; --confirm N, with N the plan's count of newly due sessions (see --dry-run), applies it.\n",
@@ -118,8 +120,9 @@ func planHelp(w io.Writer) {
 
 What the next run would delete per character under the policies as they are (due now and within
 7 days, over all shards), whether it would trip the safety cap (with --max-deletions, the budget
-first), and how many sessions the open erasure requests ask for (sent first, never capped). It
-changes nothing; an app's source (--source) is synced into retention.sessions inside the plan's
+first), how many sessions the open erasure requests ask for (sent first, never capped), and, per
+character whose policy sets memory_max_age, the memory retention a run applies. It changes
+nothing; an app's source (--source) is synced into retention.sessions inside the plan's
 transaction, which is rolled back.
 
 `)
