@@ -243,4 +243,18 @@ func TestPlanShowsMemoryRetention(t *testing.T) {
 	require.Len(t, p.Memory, 3)
 	require.Equal(t, "c-own", p.Memory[2].CharacterID)
 	require.Equal(t, p.At.AddDate(0, 0, -30), p.Memory[2].Threshold.In(p.At.Location()), "the threshold is the plan's instant minus memory_max_age")
+
+	// The dry-run says the same, per character, in text and in JSON (as docs/schema documents it).
+	r = run(t, with(b.env, "CONVAI_API_KEY", ""), "run", "--dry-run")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stdout, "memory retention: 3 character(s) with memory_max_age, 4 end user(s) to list (1 held); a dry-run lists none\n"+
+		"  c-def: memory_max_age 90 days applies to 1 end user(s) (0 held)\n"+
+		"  c-held: memory_max_age 90 days applies to 1 end user(s) (1 held)\n"+
+		"  c-own: memory_max_age 30 days applies to 2 end user(s) (0 held)\n")
+	r = run(t, with(b.env, "CONVAI_API_KEY", ""), "run", "--dry-run", "--format", "json")
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	sum := requireValid(t, compileSchema(t, "summary.schema.json"), "dry-run", r.stdout)
+	per := sum["memory_retention"].(map[string]any)["per_character"].([]any)
+	require.Len(t, per, 3)
+	require.Equal(t, map[string]any{"character_id": "c-own", "memory_max_age": "30 days", "end_users": 2.0, "held": 0.0}, per[2])
 }
