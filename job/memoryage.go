@@ -33,6 +33,8 @@ type MemoryRetentionAPI interface {
 type MemoryPolicy struct {
 	CharacterID string
 	PolicyID    int64
+	// MemoryMaxAge is the policy's memory_max_age as PostgreSQL prints it ("90 days").
+	MemoryMaxAge string
 	// Threshold is the policy's at the run's cut-off: a memory updated at or before it is due.
 	Threshold time.Time
 	EndUsers  []MemoryEndUser
@@ -73,6 +75,8 @@ type MemoryRetentionSummary struct {
 	Characters int `json:"characters"`
 	EndUsers   int `json:"end_users"`
 	Held       int `json:"held"`
+	// PerCharacter is each of those characters, in the order of their IDs.
+	PerCharacter []MemoryRetentionCharacter `json:"per_character,omitempty"`
 	// Listed counts the memories the lists showed, Due those updated at or before the
 	// threshold, Undated those with no readable updated_at or an ID too long to send (kept).
 	Listed  int64 `json:"listed"`
@@ -88,6 +92,15 @@ type MemoryRetentionSummary struct {
 	// when Config.MaxDeletions stopped the deletions.
 	Capped        bool `json:"capped,omitempty"`
 	BudgetReached bool `json:"budget_reached,omitempty"`
+}
+
+// MemoryRetentionCharacter is one character under a memory policy: its memory_max_age, its
+// end users and those a hold blocks with it.
+type MemoryRetentionCharacter struct {
+	CharacterID  string `json:"character_id"`
+	MemoryMaxAge string `json:"memory_max_age"`
+	EndUsers     int    `json:"end_users"`
+	Held         int    `json:"held"`
 }
 
 // memoryDue is one memory due for deletion.
@@ -115,12 +128,15 @@ func readMemoryPolicies(ctx context.Context, rd Reader, cutoff time.Time, shard 
 		}
 		ps = append(ps, p)
 		sum.Characters++
+		c := MemoryRetentionCharacter{CharacterID: p.CharacterID, MemoryMaxAge: p.MemoryMaxAge}
 		for _, u := range p.EndUsers {
-			sum.EndUsers++
+			c.EndUsers++
 			if len(u.Holds) > 0 {
-				sum.Held++
+				c.Held++
 			}
 		}
+		sum.EndUsers, sum.Held = sum.EndUsers+c.EndUsers, sum.Held+c.Held
+		sum.PerCharacter = append(sum.PerCharacter, c)
 	}
 	if len(ps) == 0 {
 		return nil, nil, nil

@@ -48,7 +48,8 @@ func TestMemoryRetentionByAge(t *testing.T) {
 		require.NoError(t, err)
 		m := sum.MemoryRetention
 		require.NotNil(t, m)
-		require.Equal(t, job.MemoryRetentionSummary{Characters: 1, EndUsers: 2, Held: 1, Listed: 4, Due: 2, Undated: 1, Deleted: 2}, *m)
+		require.Equal(t, job.MemoryRetentionSummary{Characters: 1, EndUsers: 2, Held: 1, Listed: 4, Due: 2, Undated: 1, Deleted: 2,
+			PerCharacter: []job.MemoryRetentionCharacter{{CharacterID: "c1", MemoryMaxAge: "30 days", EndUsers: 2, Held: 1}}}, *m)
 		require.ElementsMatch(t, []string{"m-c1-u1-0", "recent"}, ids(b.fake.Memories("c1", "u1")), "the session's memory has no updated_at: kept")
 		require.Equal(t, []string{"m-c1-u2-0", "old-but-held"}, ids(b.fake.Memories("c1", "u2")))
 		require.Equal(t, []string{"m-c2-u1-0", "old-no-policy"}, ids(b.fake.Memories("c2", "u1")))
@@ -68,7 +69,8 @@ func TestMemoryRetentionByAge(t *testing.T) {
 		require.NoError(t, err)
 		sum, err := r.DryRun(context.Background(), "test", false)
 		require.NoError(t, err)
-		require.Equal(t, job.MemoryRetentionSummary{Characters: 1, EndUsers: 2, Held: 1}, *sum.MemoryRetention)
+		require.Equal(t, job.MemoryRetentionSummary{Characters: 1, EndUsers: 2, Held: 1,
+			PerCharacter: []job.MemoryRetentionCharacter{{CharacterID: "c1", MemoryMaxAge: "30 days", EndUsers: 2, Held: 1}}}, *sum.MemoryRetention)
 		require.Empty(t, b.memoryCalls())
 
 		cfg := memoryConfig()

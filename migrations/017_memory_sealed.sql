@@ -55,6 +55,55 @@ SELECT id, 'baseline', character_id, max_age, enabled, note, memory_max_age,
 FROM retention.policies WHERE memory_max_age IS NOT NULL
 ORDER BY id;
 
+-- policies_as_of(t) gives each policy's memory_max_age too. Its result changes, so it is dropped
+-- and made again (no view or function depends on it). The grants it had are given again, so
+-- that a database where sql/roles.sql ran (EXECUTE revoked from PUBLIC, granted to
+-- retention_auditor) keeps exactly them until roles.sql runs again; one where it did not keeps
+-- the default, EXECUTE for PUBLIC.
+SELECT set_config('retention.m017_policies_as_of_acl', coalesce(p.proacl::text, ''), true)
+FROM pg_catalog.pg_proc p WHERE p.oid = 'retention.policies_as_of(timestamptz)'::regprocedure;
+
+DROP FUNCTION retention.policies_as_of(timestamptz);
+
+-- policies_as_of(t) is the policies in force at t, each with its version (a policy_history id).
+-- memory_max_age: NULL when the policy kept memory as long as Convai did, or when the version
+-- was recorded before migration 017, which is when the history began to record it (a policy
+-- that set one then has a baseline row of 017).
+CREATE FUNCTION retention.policies_as_of(t timestamptz)
+RETURNS TABLE (policy_id bigint, version bigint, character_id text, max_age interval, enabled boolean, note text,
+               changed_at timestamptz, changed_by text, actor text, reason text, memory_max_age interval)
+LANGUAGE sql STABLE AS $$
+    SELECT h.policy_id, h.id, h.new_character_id, h.new_max_age, h.new_enabled, h.new_note,
+           h.changed_at, h.changed_by, h.actor, h.reason, h.new_memory_max_age
+    FROM (SELECT DISTINCT ON (x.policy_id) x.*
+          FROM retention.policy_history x
+          WHERE x.changed_at <= t
+          ORDER BY x.policy_id, x.changed_at DESC, x.id DESC) h
+    WHERE h.op <> 'delete'
+    ORDER BY h.new_character_id NULLS FIRST, h.policy_id
+$$;
+
+DO $$
+DECLARE
+    acl   text := current_setting('retention.m017_policies_as_of_acl');
+    fn    regprocedure := 'retention.policies_as_of(timestamptz)'::regprocedure;
+    owner oid := (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = fn);
+    g     record;
+BEGIN
+    IF acl = '' THEN
+        RETURN; -- the default ACL, which the new function has too
+    END IF;
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+    FOR g IN SELECT a.grantee, a.is_grantable FROM pg_catalog.aclexplode(acl::aclitem[]) a
+             WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> owner
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s%s', fn,
+                       CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
+                       CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END
+$$;
+
 -- (end of part A)
 
 -- ---------------------------------------------------------------------------------------------

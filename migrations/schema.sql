@@ -1527,13 +1527,19 @@ $function$;
 -- retention.policies_as_of(timestamp with time zone)
 -- 006_policy_safety.sql: CREATE FUNCTION
 --     policies_as_of(t) is the policies in force at t, each with its version (a policy_history id).
+-- 017_memory_sealed.sql: DROP FUNCTION
+-- 017_memory_sealed.sql: CREATE FUNCTION
+--     policies_as_of(t) is the policies in force at t, each with its version (a policy_history id).
+--     memory_max_age: NULL when the policy kept memory as long as Convai did, or when the version
+--     was recorded before migration 017, which is when the history began to record it (a policy
+--     that set one then has a baseline row of 017).
 CREATE OR REPLACE FUNCTION retention.policies_as_of(t timestamp with time zone)
- RETURNS TABLE(policy_id bigint, version bigint, character_id text, max_age interval, enabled boolean, note text, changed_at timestamp with time zone, changed_by text, actor text, reason text)
+ RETURNS TABLE(policy_id bigint, version bigint, character_id text, max_age interval, enabled boolean, note text, changed_at timestamp with time zone, changed_by text, actor text, reason text, memory_max_age interval)
  LANGUAGE sql
  STABLE
 AS $function$
     SELECT h.policy_id, h.id, h.new_character_id, h.new_max_age, h.new_enabled, h.new_note,
-           h.changed_at, h.changed_by, h.actor, h.reason
+           h.changed_at, h.changed_by, h.actor, h.reason, h.new_memory_max_age
     FROM (SELECT DISTINCT ON (x.policy_id) x.*
           FROM retention.policy_history x
           WHERE x.changed_at <= t

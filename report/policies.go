@@ -24,15 +24,18 @@ type Policies struct {
 type PolicyVersion struct {
 	PolicyID int64 `json:"policy_id"`
 	// Version is the policy_history row of the change that gave these values.
-	Version     int64     `json:"version"`
-	CharacterID *string   `json:"character_id"` // nil: the default policy
-	MaxAge      string    `json:"max_age"`
-	Enabled     bool      `json:"enabled"`
-	Note        string    `json:"note"`
-	ChangedAt   time.Time `json:"changed_at"`
-	ChangedBy   string    `json:"changed_by"`
-	Actor       *string   `json:"actor"`
-	Reason      *string   `json:"reason"`
+	Version     int64   `json:"version"`
+	CharacterID *string `json:"character_id"` // nil: the default policy
+	MaxAge      string  `json:"max_age"`
+	// MemoryMaxAge is nil when the policy kept long-term memory as long as Convai did, and for
+	// a version recorded before migration 017, when the history began to record it.
+	MemoryMaxAge *string   `json:"memory_max_age"`
+	Enabled      bool      `json:"enabled"`
+	Note         string    `json:"note"`
+	ChangedAt    time.Time `json:"changed_at"`
+	ChangedBy    string    `json:"changed_by"`
+	Actor        *string   `json:"actor"`
+	Reason       *string   `json:"reason"`
 }
 
 // PoliciesAsOf returns the policies in force at t (retention.policies_as_of), read in one
@@ -43,9 +46,10 @@ func PoliciesAsOf(ctx context.Context, db Beginner, t time.Time) (*Policies, err
 	err := readOnly(ctx, db, func(tx pgx.Tx) error {
 		var v PolicyVersion
 		return pgrows.Each(ctx, tx, "read policy history", `
-			SELECT policy_id, version, character_id, max_age::text, enabled, note, changed_at, changed_by, actor, reason
+			SELECT policy_id, version, character_id, max_age::text, memory_max_age::text, enabled, note, changed_at,
+			       changed_by, actor, reason
 			FROM retention.policies_as_of($1)`, []any{t},
-			[]any{&v.PolicyID, &v.Version, &v.CharacterID, &v.MaxAge, &v.Enabled, &v.Note,
+			[]any{&v.PolicyID, &v.Version, &v.CharacterID, &v.MaxAge, &v.MemoryMaxAge, &v.Enabled, &v.Note,
 				&v.ChangedAt, &v.ChangedBy, &v.Actor, &v.Reason}, func() {
 				x := v
 				x.ChangedAt = x.ChangedAt.UTC()
@@ -65,10 +69,11 @@ func (p *Policies) Write(w io.Writer, f Format) error {
 		return writeJSON(w, p)
 	case FormatCSV:
 		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"policy_id", "version", "character_id", "max_age", "enabled", "note", "changed_at", "changed_by", "actor", "reason"})
+		_ = cw.Write([]string{"policy_id", "version", "character_id", "max_age", "memory_max_age", "enabled", "note", "changed_at",
+			"changed_by", "actor", "reason"})
 		for _, v := range p.Policies {
 			_ = cw.Write([]string{strconv.FormatInt(v.PolicyID, 10), strconv.FormatInt(v.Version, 10), orStr(v.CharacterID, ""),
-				v.MaxAge, strconv.FormatBool(v.Enabled), v.Note, v.ChangedAt.Format(time.RFC3339Nano), v.ChangedBy,
+				v.MaxAge, orStr(v.MemoryMaxAge, ""), strconv.FormatBool(v.Enabled), v.Note, v.ChangedAt.Format(time.RFC3339Nano), v.ChangedBy,
 				orStr(v.Actor, ""), orStr(v.Reason, "")})
 		}
 		cw.Flush()
@@ -81,14 +86,14 @@ func (p *Policies) Write(w io.Writer, f Format) error {
 		_, err := fmt.Fprintln(w, "none: no policy was in force, so nothing was deleted")
 		return err
 	}
-	tw := newTable(w, "POLICY\tVERSION\tCHARACTER\tMAX AGE\tENABLED\tCHANGED AT\tBY\tWHY")
+	tw := newTable(w, "POLICY\tVERSION\tCHARACTER\tMAX AGE\tMEMORY MAX AGE\tENABLED\tCHANGED AT\tBY\tWHY")
 	for _, v := range p.Policies {
 		by := v.ChangedBy
 		if v.Actor != nil {
 			by += " (" + *v.Actor + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%t\t%s\t%s\t%s\n", v.PolicyID, v.Version, orStr(v.CharacterID, "(default)"),
-			v.MaxAge, v.Enabled, stamp(v.ChangedAt), by, orStr(v.Reason, "-"))
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%t\t%s\t%s\t%s\n", v.PolicyID, v.Version, orStr(v.CharacterID, "(default)"),
+			v.MaxAge, orStr(v.MemoryMaxAge, "-"), v.Enabled, stamp(v.ChangedAt), by, orStr(v.Reason, "-"))
 	}
 	return tw.Flush()
 }

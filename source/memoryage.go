@@ -21,7 +21,7 @@ var (
 // when no policy sets memory_max_age.
 func (s *Store) MemoryPolicies(ctx context.Context, cutoff time.Time) ([]job.MemoryPolicy, error) {
 	rows, err := s.q.Query(ctx, `
-		SELECT m.character_id, m.policy_id, m.threshold, u.end_user_id,
+		SELECT m.character_id, m.policy_id, m.memory_max_age::text, m.threshold, u.end_user_id,
 		       coalesce(retention.end_user_holds(u.end_user_id, m.character_id), '{}')
 		FROM retention.memory_policies($1) m
 		JOIN retention.end_users u ON u.character_id = m.character_id
@@ -30,13 +30,13 @@ func (s *Store) MemoryPolicies(ctx context.Context, cutoff time.Time) ([]job.Mem
 		return nil, fmt.Errorf("read memory policies: %w", err)
 	}
 	var out []job.MemoryPolicy
-	var char, user string
+	var char, user, maxAge string
 	var id int64
 	var threshold time.Time
 	var holds []int64
-	_, err = pgx.ForEachRow(rows, []any{&char, &id, &threshold, &user, &holds}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&char, &id, &maxAge, &threshold, &user, &holds}, func() error {
 		if n := len(out); n == 0 || out[n-1].CharacterID != char {
-			out = append(out, job.MemoryPolicy{CharacterID: char, PolicyID: id, Threshold: threshold})
+			out = append(out, job.MemoryPolicy{CharacterID: char, PolicyID: id, MemoryMaxAge: maxAge, Threshold: threshold})
 		}
 		p := &out[len(out)-1]
 		p.EndUsers = append(p.EndUsers, job.MemoryEndUser{EndUserID: user, Holds: holds})

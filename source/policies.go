@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,13 +38,14 @@ type ApplyOptions struct {
 
 // PolicyFile returns the policies table as a policy file.
 func (s *Store) PolicyFile(ctx context.Context) (*policyfile.File, error) {
-	rows, err := s.q.Query(ctx, `SELECT coalesce(character_id, ''), max_age::text, enabled, note FROM retention.policies ORDER BY character_id NULLS FIRST`)
+	rows, err := s.q.Query(ctx, `SELECT coalesce(character_id, ''), max_age::text, coalesce(memory_max_age::text, ''), enabled, note
+		FROM retention.policies ORDER BY character_id NULLS FIRST`)
 	if err != nil {
 		return nil, fmt.Errorf("read policies: %w", err)
 	}
 	f := &policyfile.File{}
 	var e policyfile.Entry
-	_, err = pgx.ForEachRow(rows, []any{&e.CharacterID, &e.MaxAge, &e.Enabled, &e.Note}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&e.CharacterID, &e.MaxAge, &e.MemoryMaxAge, &e.Enabled, &e.Note}, func() error {
 		x := e
 		if x.IsDefault() {
 			f.Default = &x
@@ -103,11 +105,11 @@ func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOp
 		return nil, err
 	}
 	planned := current
+	have, err := ts.PolicyFile(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if f != nil {
-		have, err := ts.PolicyFile(ctx)
-		if err != nil {
-			return nil, err
-		}
 		p.Changes = policyplan.Diff(have, f)
 		if err := ts.write(ctx, p.Changes); err != nil {
 			return nil, err
@@ -115,8 +117,13 @@ func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOp
 		if planned, err = ts.due(ctx, o.Due, p.At); err != nil {
 			return nil, err
 		}
+		have = f
 	}
 	p.Impact = policyplan.Impacts(current, planned)
+	p.MemoryPolicies = policyplan.MemoryPolicies(have)
+	if p.Memory, err = ts.memoryPlan(ctx, p.At, len(p.MemoryPolicies) > 0); err != nil {
+		return nil, err
+	}
 	if f == nil || o.Commit == nil || len(p.Changes) == 0 {
 		return p, nil
 	}
@@ -128,6 +135,36 @@ func (s *Store) ApplyPolicies(ctx context.Context, f *policyfile.File, o ApplyOp
 		return p, fmt.Errorf("commit policies: %w", err)
 	}
 	return p, nil
+}
+
+// memoryPlan is the memory retention of the policies as s sees them (planned, inside the plan's
+// transaction) at `at`: per character an end user was seen with whose policy in force sets
+// memory_max_age, its end users and those a hold blocks with it. some says whether a policy sets
+// memory_max_age at all; when none does it reads nothing.
+func (s *Store) memoryPlan(ctx context.Context, at time.Time, some bool) ([]policyplan.Memory, error) {
+	out := []policyplan.Memory{}
+	if !some {
+		return out, nil
+	}
+	rows, err := s.q.Query(ctx, `
+		SELECT m.character_id, m.policy_id, m.memory_max_age::text, m.threshold, count(*),
+		       count(*) FILTER (WHERE retention.end_user_holds(u.end_user_id, m.character_id) IS NOT NULL)
+		FROM retention.memory_policies($1) m
+		JOIN retention.end_users u ON u.character_id = m.character_id
+		GROUP BY m.character_id, m.policy_id, m.memory_max_age, m.threshold
+		ORDER BY m.character_id`, at)
+	if err != nil {
+		return nil, fmt.Errorf("read memory policies: %w", err)
+	}
+	var m policyplan.Memory
+	_, err = pgx.ForEachRow(rows, []any{&m.CharacterID, &m.PolicyID, &m.MemoryMaxAge, &m.Threshold, &m.EndUsers, &m.Held}, func() error {
+		out = append(out, m)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read memory policies: %w", err)
+	}
+	return out, nil
 }
 
 // due counts, per character, the sessions due at `at` and within policyplan.Horizon of it,
@@ -145,7 +182,8 @@ func (s *Store) due(ctx context.Context, count DueFunc, at time.Time) (map[strin
 }
 
 // write runs the changes. An update whose max_age is the same interval spelled differently
-// ("1 week", "7 days") changes the row to the file's spelling.
+// ("1 week", "7 days") changes the row to the file's spelling. An entry without memory_max_age
+// writes NULL: the file is the whole truth.
 func (s *Store) write(ctx context.Context, changes []policyplan.Change) error {
 	for _, c := range changes {
 		var char *string
@@ -155,11 +193,13 @@ func (s *Store) write(ctx context.Context, changes []policyplan.Change) error {
 		var err error
 		switch c.Op {
 		case "insert":
-			_, err = s.q.Exec(ctx, `INSERT INTO retention.policies (character_id, max_age, enabled, note) VALUES ($1, $2::interval, $3, $4)`,
-				char, c.New.MaxAge, c.New.Enabled, c.New.Note)
+			_, err = s.q.Exec(ctx, `INSERT INTO retention.policies (character_id, max_age, enabled, note, memory_max_age)
+				VALUES ($1, $2::interval, $3, $4, nullif($5, '')::interval)`,
+				char, c.New.MaxAge, c.New.Enabled, c.New.Note, c.New.MemoryMaxAge)
 		case "update":
-			_, err = s.q.Exec(ctx, `UPDATE retention.policies SET max_age = $2::interval, enabled = $3, note = $4
-				WHERE character_id IS NOT DISTINCT FROM $1`, char, c.New.MaxAge, c.New.Enabled, c.New.Note)
+			_, err = s.q.Exec(ctx, `UPDATE retention.policies SET max_age = $2::interval, enabled = $3, note = $4,
+				memory_max_age = nullif($5, '')::interval
+				WHERE character_id IS NOT DISTINCT FROM $1`, char, c.New.MaxAge, c.New.Enabled, c.New.Note, c.New.MemoryMaxAge)
 		case "delete":
 			_, err = s.q.Exec(ctx, `DELETE FROM retention.policies WHERE character_id IS NOT DISTINCT FROM $1`, char)
 		}
@@ -180,12 +220,22 @@ func entryError(c policyplan.Change, err error) error {
 	if c.CharacterID != "" {
 		who = fmt.Sprintf("character %q", c.CharacterID)
 	}
-	reason := pgErr.Message
+	reason, line := pgErr.Message, cmp.Or(c.New.MaxAgeLine, c.New.Line)
+	// A refused interval names its text; when it is memory_max_age's, the mistake is that one's.
+	memory := c.New.MemoryMaxAge != "" && c.New.MemoryMaxAge != c.New.MaxAge &&
+		strings.Contains(pgErr.Message, fmt.Sprintf("%q", c.New.MemoryMaxAge))
 	switch {
 	case pgErr.Code == "22007" || pgErr.Code == "22008" || pgErr.Code == "22015": // invalid or out-of-range interval
-		reason = fmt.Sprintf("max_age %q is not an interval PostgreSQL reads (%s); write e.g. '30 days'", c.New.MaxAge, pgErr.Message)
+		key, text := "max_age", c.New.MaxAge
+		if memory {
+			key, text, line = "memory_max_age", c.New.MemoryMaxAge, cmp.Or(c.New.MemoryMaxAgeLine, c.New.Line)
+		}
+		reason = fmt.Sprintf("%s %q is not an interval PostgreSQL reads (%s); write e.g. '30 days'", key, text, pgErr.Message)
 	case pgErr.ConstraintName == "policies_max_age_check":
 		reason = fmt.Sprintf("max_age %q must be positive, with no negative part, and at most 200 years", c.New.MaxAge)
+	case pgErr.ConstraintName == "policies_memory_max_age_check":
+		line = cmp.Or(c.New.MemoryMaxAgeLine, c.New.Line)
+		reason = fmt.Sprintf("memory_max_age %q must be at least one hour, with no negative part, and at most 200 years", c.New.MemoryMaxAge)
 	}
-	return policyfile.ErrorList{{Line: cmp.Or(c.New.MaxAgeLine, c.New.Line), Reason: who + ": " + reason}}
+	return policyfile.ErrorList{{Line: line, Reason: who + ": " + reason}}
 }

@@ -24,7 +24,10 @@
 --
 -- The policies: written by the owner. A role of your own that edits them (e.g. for `retention
 -- policy apply`) needs SELECT, INSERT, UPDATE, DELETE on retention.policies and INSERT on
--- retention.policy_history, which the policies' trigger writes as that role.
+-- retention.policy_history, which the policies' trigger writes as that role. Its plan counts
+-- with the job's reads; when a policy sets memory_max_age it also reads the memory retention
+-- (EXECUTE on retention.memory_policies and retention.end_user_holds, SELECT on
+-- retention.end_users), as retention_job may.
 --
 -- Erasure requests: a role of your own that files them (e.g. for `retention erase`, or plain
 -- SQL) needs INSERT on retention.erasure_requests and SELECT on it and retention.erasure_status;

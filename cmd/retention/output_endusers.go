@@ -7,6 +7,10 @@ import (
 	"github.com/convai-retention/retention/job"
 )
 
+// maxMemoryCharacterLines is how many characters under a memory policy a dry-run's text summary
+// names, one a line; the JSON names them all.
+const maxMemoryCharacterLines = 20
+
 // writeMemory adds to a run's text summary the lines of long-term memory: the end users'
 // erasure requests, and the deletions under memory_max_age.
 func writeMemory(b *strings.Builder, s *job.Summary) {
@@ -18,6 +22,13 @@ func writeMemory(b *strings.Builder, s *job.Summary) {
 	if s.DryRun {
 		fmt.Fprintf(b, "memory retention: %d character(s) with memory_max_age, %d end user(s) to list (%d held); a dry-run lists none\n",
 			m.Characters, m.EndUsers, m.Held)
+		for i, c := range m.PerCharacter {
+			if i == maxMemoryCharacterLines {
+				fmt.Fprintf(b, "  and %d more character(s) (the JSON summary lists them all)\n", len(m.PerCharacter)-i)
+				break
+			}
+			fmt.Fprintf(b, "  %s: memory_max_age %s applies to %d end user(s) (%d held)\n", printable(c.CharacterID), c.MemoryMaxAge, c.EndUsers, c.Held)
+		}
 		return
 	}
 	fmt.Fprintf(b, "memory retention: %d end user(s) of %d character(s) listed (%d held, %d unlisted): %d memories, %d due, %d deleted, %d gone already, %d failed",

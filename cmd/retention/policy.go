@@ -100,7 +100,9 @@ func (a *app) policy(ctx context.Context, args []string) error {
 
 // policyHelp is the help of "retention policy" and of its subcommands: the flags of each.
 func policyHelp(w io.Writer) {
-	fmt.Fprintf(w, policyUsage+"\nFILE is one YAML document, a regular file of at most %d MiB.\n", maxPolicyFile>>20)
+	fmt.Fprintf(w, policyUsage+"\nFILE is one YAML document, a regular file of at most %d MiB: a default and one entry per "+
+		"character, each with max_age (required), memory_max_age (optional; an entry without it clears the table's: the file "+
+		"is the whole truth), enabled and note.\n", maxPolicyFile>>20)
 	fmt.Fprintf(w, "policy apply refuses (exit 6, nothing changed) a change that makes more sessions newly due than a cap "+
 		"allows: --max-due-share (default %v%% of the source's sessions, even with no other cap) and --abort-above, "+
 		"--abort-above-percent; --confirm N, with N the plan's count of newly due sessions (see --dry-run), applies it.\n",
@@ -118,8 +120,9 @@ func planHelp(w io.Writer) {
 
 What the next run would delete per character under the policies as they are (due now and within
 7 days, over all shards), whether it would trip the safety cap (with --max-deletions, the budget
-first), and how many sessions the open erasure requests ask for (sent first, never capped). It
-changes nothing; an app's source (--source) is synced into retention.sessions inside the plan's
+first), how many sessions the open erasure requests ask for (sent first, never capped), and, per
+character whose policy sets memory_max_age, the memory retention a run applies. It changes
+nothing; an app's source (--source) is synced into retention.sessions inside the plan's
 transaction, which is rolled back.
 
 `)
@@ -346,6 +349,9 @@ func writePlan(w io.Writer, o planOptions, p *policyplan.Plan, withChanges, appl
 	if err := writeImpactTable(w, p.Impact, withChanges); err != nil {
 		return err
 	}
+	if err := writeMemoryPlan(w, p); err != nil {
+		return err
+	}
 	b.Reset()
 	if withChanges {
 		fmt.Fprintf(&b, "new deletions due now: %d", p.NewDeletions())
@@ -404,7 +410,61 @@ func writeChangesText(b *strings.Builder, changes []policyplan.Change) {
 		case "delete":
 			fmt.Fprintf(b, "  - %s: %s\n", who, entryText(c.Old))
 		}
+		if from, to, changed := c.MemoryChange(); changed {
+			fmt.Fprintf(b, "      memory_max_age: %s -> %s", orNone(from), orNone(to))
+			switch {
+			case to == "" && c.New != nil:
+				b.WriteString(" (not in the file: cleared, long-term memory kept as long as Convai keeps it)")
+			case to == "":
+				b.WriteString(" (the policy is removed)")
+			}
+			b.WriteString("\n")
+		}
 	}
+}
+
+// orNone is s, or "none" when s is empty.
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// writeMemoryPlan writes the memory retention of the planned policies: each policy that sets
+// memory_max_age, then per character whose policy in force sets it, its threshold and end
+// users; one line when no policy sets memory_max_age.
+func writeMemoryPlan(w io.Writer, p *policyplan.Plan) error {
+	if len(p.MemoryPolicies) == 0 {
+		_, err := fmt.Fprintln(w, "memory retention: no policy sets memory_max_age; long-term memory is kept as long as Convai keeps it")
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("memory retention: a run deletes the long-term memories of each end user of these characters last updated at or before the threshold:\n")
+	for _, e := range p.MemoryPolicies {
+		who := "default policy"
+		if e.CharacterID != "" {
+			who = fmt.Sprintf("character %q", e.CharacterID)
+		}
+		fmt.Fprintf(&b, "  %s: memory_max_age %s", who, e.MemoryMaxAge)
+		if !e.Enabled {
+			b.WriteString(" (disabled: not applied)")
+		}
+		b.WriteString("\n")
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	if len(p.Memory) == 0 {
+		_, err := fmt.Fprintln(w, "  no end user was seen with a character under these policies: no memory to list")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHARACTER\tMEMORY MAX AGE\tTHRESHOLD\tEND USERS\tHELD")
+	for _, m := range p.Memory {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", printable(m.CharacterID), m.MemoryMaxAge, m.Threshold.UTC().Format(time.RFC3339), m.EndUsers, m.Held)
+	}
+	return tw.Flush()
 }
 
 // writeImpactTable writes the impact per character and its total: due now and within 7 days,
@@ -435,6 +495,9 @@ func writeImpactTable(w io.Writer, impact []policyplan.Impact, withChanges bool)
 
 func entryText(e *policyfile.Entry) string {
 	s := "max_age " + e.MaxAge
+	if e.MemoryMaxAge != "" {
+		s += ", memory_max_age " + e.MemoryMaxAge
+	}
 	if !e.Enabled {
 		s += ", disabled"
 	}

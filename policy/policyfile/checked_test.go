@@ -126,3 +126,52 @@ func TestParseCheckedReadsOnce(t *testing.T) {
 		require.Contains(t, e.Reason, fmt.Sprintf("character \"c%04d\": max_age ", i))
 	}
 }
+
+// memory_max_age has max_age's rule: each mistake is named at its line, with the policy and the
+// key, and a file without one reads as a policy that sets none.
+func TestParseCheckedMemoryMaxAge(t *testing.T) {
+	t.Parallel()
+	file := `default:
+  max_age: 30 days
+  memory_max_age: 10 minutes
+characters:
+  a:
+    max_age: 30 days
+    memory_max_age: "30"
+  b:
+    max_age: 30 days
+    memory_max_age: thirty days
+  c:
+    max_age: 30 days
+    memory_max_age: 201 years
+  d:
+    max_age: 30 days
+    memory_max_age:
+  e:
+    max_age: 30 days
+    memory_max_age: 1 hour
+  f:
+    max_age: 30 days
+`
+	_, err := policyfile.ParseChecked(strings.NewReader(file), readKnown)
+	var list policyfile.ErrorList
+	require.True(t, errors.As(err, &list), "%v", err)
+	want := []string{
+		`line 3: the default policy: memory_max_age '<10 minutes>' is under one hour ("10 minutes"): a policy keeps memory for at least one hour`,
+		`line 7: character "a": memory_max_age 30 has no unit: PostgreSQL would read it as seconds; write e.g. '30 days'`,
+		`line 10: character "b": memory_max_age "thirty days" is not an interval PostgreSQL reads`,
+		`line 13: character "c": memory_max_age '<201 years>' is over 200 years, the longest a policy keeps memory`,
+		`line 16: character "d": memory_max_age must be an interval such as '30 days'; leave memory_max_age out to keep memory as long as Convai keeps it`,
+	}
+	require.Len(t, list, len(want), "%v", err)
+	for i, w := range want {
+		require.Contains(t, list[i].Error(), w)
+	}
+
+	good, err := policyfile.ParseChecked(strings.NewReader("characters:\n  e:\n    max_age: 30 days\n    memory_max_age: 1 hour\n"+
+		"  f:\n    max_age: 30 days\n"), readKnown)
+	require.NoError(t, err)
+	require.Equal(t, "1 hour", good.Characters[0].MemoryMaxAge)
+	require.Equal(t, 4, good.Characters[0].MemoryMaxAgeLine)
+	require.Empty(t, good.Characters[1].MemoryMaxAge, "absent: the policy sets none")
+}

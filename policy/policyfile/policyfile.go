@@ -7,20 +7,24 @@
 //	characters:
 //	  char-kids:
 //	    max_age: 7 days
+//	    memory_max_age: 30 days
 //	    note: children's character
 //	  char-legal:
 //	    max_age: 1 day
 //	    enabled: false
 //
-// Each entry has max_age (a PostgreSQL interval, required), enabled (default true) and note
-// (default empty). It is pure: it checks the shape of the file, with the line of every
+// Each entry has max_age (a PostgreSQL interval, required), memory_max_age (an interval with the
+// same rule; absent: the policy keeps long-term memory as long as Convai does), enabled (default
+// true) and note (default empty). The file is the whole truth: an entry without memory_max_age
+// is a policy without one. It is pure: it checks the shape of the file, with the line of every
 // mistake. PostgreSQL reads the intervals: ParseChecked takes a reader that asks it about every
-// max_age at once, and checks what it read against the rule of package policy, so that every
-// mistake of a file, of its shape and of its values, is named in one pass.
+// max_age and memory_max_age at once, and checks what it read against the rule of package
+// policy, so that every mistake of a file, of its shape and of its values, is named in one pass.
 package policyfile
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,12 +42,29 @@ type Entry struct {
 	// CharacterID is the character, "" for the default policy.
 	CharacterID string `json:"character_id"`
 	MaxAge      string `json:"max_age"`
-	Enabled     bool   `json:"enabled"`
-	Note        string `json:"note"`
-	// Line is where the entry starts in the file, MaxAgeLine where its max_age is (0 for
-	// entries not read from a file).
-	Line       int `json:"line,omitempty"`
-	MaxAgeLine int `json:"-"`
+	// MemoryMaxAge is the policy's memory_max_age, "" when it sets none (NULL: long-term memory
+	// is kept as long as Convai keeps it; null in JSON).
+	MemoryMaxAge string `json:"-"`
+	Enabled      bool   `json:"enabled"`
+	Note         string `json:"note"`
+	// Line is where the entry starts in the file, MaxAgeLine and MemoryMaxAgeLine where its
+	// max_age and memory_max_age are (0 for entries not read from a file, or without one).
+	Line             int `json:"line,omitempty"`
+	MaxAgeLine       int `json:"-"`
+	MemoryMaxAgeLine int `json:"-"`
+}
+
+// MarshalJSON writes the entry with memory_max_age null when it sets none.
+func (e Entry) MarshalJSON() ([]byte, error) {
+	type plain Entry
+	var mem *string
+	if e.MemoryMaxAge != "" {
+		mem = &e.MemoryMaxAge
+	}
+	return json.Marshal(struct {
+		plain
+		MemoryMaxAge *string `json:"memory_max_age"`
+	}{plain(e), mem})
 }
 
 // IsDefault reports whether e is the default policy.
@@ -96,7 +117,7 @@ func Parse(r io.Reader) (*File, error) {
 	return parse(r, nil)
 }
 
-// Reading is what PostgreSQL made of one max_age.
+// Reading is what PostgreSQL made of one max_age or memory_max_age.
 type Reading struct {
 	// Text is the interval as PostgreSQL prints it ("00:10:00" for "10 minutes").
 	Text     string
@@ -105,15 +126,16 @@ type Reading struct {
 	Invalid string
 }
 
-// ReadIntervals reads max_age texts, each once, as PostgreSQL does, and returns a Reading for
+// ReadIntervals reads max_age and memory_max_age texts, each once, as PostgreSQL does, and returns a Reading for
 // every one of them. An error is a failure to ask (the connection), not a mistake of the file:
 // ParseChecked returns it as it is.
 type ReadIntervals func(maxAges []string) (map[string]Reading, error)
 
-// ParseChecked is Parse, and also reads every max_age with read, in one call with each distinct
-// text once, and checks it with policy.CheckMaxAge: a value PostgreSQL does not read, one without
-// a unit, one under an hour, over 200 years or with a negative part is a mistake at its line,
-// with a hint that fits it, in the same ErrorList as the file's other mistakes.
+// ParseChecked is Parse, and also reads every max_age and memory_max_age with read, in one call
+// with each distinct text once, and checks it with policy.CheckMaxAge (memory_max_age has
+// max_age's rule): a value PostgreSQL does not read, one without a unit, one under an hour, over
+// 200 years or with a negative part is a mistake at its line, naming the policy and the key, with
+// a hint that fits it, in the same ErrorList as the file's other mistakes.
 func ParseChecked(r io.Reader, read ReadIntervals) (*File, error) {
 	if read == nil {
 		return nil, errors.New("policyfile: ParseChecked needs a ReadIntervals")
@@ -166,13 +188,16 @@ func yamlError(err error) *Error {
 
 type parser struct {
 	errs ErrorList
-	// maxAges are the max_age values of the right shape, which ParseChecked reads once parsed.
+	// maxAges are the max_age and memory_max_age values of the right shape, which ParseChecked
+	// reads once parsed.
 	maxAges []maxAge
 }
 
-// maxAge is a max_age value of the file: the node it is at and the policy it belongs to.
+// maxAge is a max_age or memory_max_age value of the file: the node it is at, its key and the
+// policy it belongs to.
 type maxAge struct {
 	node *yaml.Node
+	key  string
 	who  string
 }
 
@@ -263,7 +288,7 @@ func (p *parser) entry(n *yaml.Node, character string) *Entry {
 		who = fmt.Sprintf("character %q", character)
 	}
 	if n.Kind != yaml.MappingNode {
-		p.fail(n, "%s: want a mapping with max_age, enabled and note", who)
+		p.fail(n, "%s: want a mapping with max_age, memory_max_age, enabled and note", who)
 		return nil
 	}
 	e := &Entry{CharacterID: character, Enabled: true}
@@ -278,17 +303,15 @@ func (p *parser) entry(n *yaml.Node, character string) *Entry {
 		seen[k.Value] = true
 		switch k.Value {
 		case "max_age":
-			if v.Kind != yaml.ScalarNode || v.Tag == "!!null" || strings.TrimSpace(v.Value) == "" {
-				p.fail(v, "%s: max_age must be an interval such as '30 days'", who)
+			if !p.interval(v, k.Value, who, "") {
 				continue
 			}
-			if v.Tag == "!!int" || v.Tag == "!!float" || bareNumber.MatchString(v.Value) {
-				p.fail(v, "%s: max_age %s has no unit: PostgreSQL would read it as seconds; write e.g. '%s days'",
-					who, v.Value, strings.TrimSpace(v.Value))
-				continue
-			}
-			p.maxAges = append(p.maxAges, maxAge{node: v, who: who})
 			e.MaxAge, e.MaxAgeLine = v.Value, v.Line
+		case "memory_max_age":
+			if !p.interval(v, k.Value, who, "; leave memory_max_age out to keep memory as long as Convai keeps it") {
+				continue
+			}
+			e.MemoryMaxAge, e.MemoryMaxAgeLine = v.Value, v.Line
 		case "enabled":
 			var b bool
 			if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" || v.Decode(&b) != nil {
@@ -303,7 +326,7 @@ func (p *parser) entry(n *yaml.Node, character string) *Entry {
 			}
 			e.Note = v.Value
 		default:
-			p.fail(k, "%s: unknown key %q: want max_age, enabled or note", who, k.Value)
+			p.fail(k, "%s: unknown key %q: want max_age, memory_max_age, enabled or note", who, k.Value)
 		}
 	}
 	if !seen["max_age"] {
@@ -315,10 +338,27 @@ func (p *parser) entry(n *yaml.Node, character string) *Entry {
 	return e
 }
 
+// interval checks the shape of v, the value of key (max_age or memory_max_age), and keeps it to
+// be read: false, with the mistake noted, when it is not a text with a unit. hint ends the
+// message of a value that is not text.
+func (p *parser) interval(v *yaml.Node, key, who, hint string) bool {
+	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" || strings.TrimSpace(v.Value) == "" {
+		p.fail(v, "%s: %s must be an interval such as '30 days'%s", who, key, hint)
+		return false
+	}
+	if v.Tag == "!!int" || v.Tag == "!!float" || bareNumber.MatchString(v.Value) {
+		p.fail(v, "%s: %s %s has no unit: PostgreSQL would read it as seconds; write e.g. '%s days'",
+			who, key, v.Value, strings.TrimSpace(v.Value))
+		return false
+	}
+	p.maxAges = append(p.maxAges, maxAge{node: v, key: key, who: who})
+	return true
+}
+
 // bareNumber is a max_age without a unit, which PostgreSQL reads as seconds.
 var bareNumber = regexp.MustCompile(`^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$`)
 
-// checkMaxAges reads every max_age of the file with one call of read, each distinct text once,
+// checkMaxAges reads every max_age and memory_max_age of the file with one call of read, each distinct text once,
 // and adds a mistake at the line of each value that is wrong. An error is read's.
 func (p *parser) checkMaxAges(read ReadIntervals) error {
 	if len(p.maxAges) == 0 {
@@ -339,31 +379,35 @@ func (p *parser) checkMaxAges(read ReadIntervals) error {
 	for _, m := range p.maxAges {
 		r, ok := readings[m.node.Value]
 		if !ok {
-			return fmt.Errorf("policyfile: no reading of max_age %q", m.node.Value)
+			return fmt.Errorf("policyfile: no reading of %s %q", m.key, m.node.Value)
 		}
-		if reason := maxAgeMistake(m.node.Value, r); reason != "" {
+		if reason := maxAgeMistake(m.key, m.node.Value, r); reason != "" {
 			p.fail(m.node, "%s: %s", m.who, reason)
 		}
 	}
 	return nil
 }
 
-// maxAgeMistake says what is wrong with text, which PostgreSQL read as r, with a hint; "" when
-// nothing is.
-func maxAgeMistake(text string, r Reading) string {
+// maxAgeMistake says what is wrong with text, the value of key (max_age or memory_max_age),
+// which PostgreSQL read as r, with a hint; "" when nothing is.
+func maxAgeMistake(key, text string, r Reading) string {
+	kept := "sessions"
+	if key == "memory_max_age" {
+		kept = "memory"
+	}
 	if r.Invalid != "" {
-		return fmt.Sprintf("max_age %q is not an interval PostgreSQL reads (%s); write e.g. '30 days'", text, r.Invalid)
+		return fmt.Sprintf("%s %q is not an interval PostgreSQL reads (%s); write e.g. '30 days'", key, text, r.Invalid)
 	}
 	switch policy.CheckMaxAge(r.Interval) {
 	case policy.MaxAgeNotPositive:
-		return fmt.Sprintf("max_age '%s' is not positive: a policy keeps sessions for at least one hour; write e.g. '30 days'", r.Text)
+		return fmt.Sprintf("%s '%s' is not positive: a policy keeps %s for at least one hour; write e.g. '30 days'", key, r.Text, kept)
 	case policy.MaxAgeUnderMin:
-		return fmt.Sprintf("max_age '%s' is under one hour (%q): a policy keeps sessions for at least one hour; "+
-			"write a longer time, e.g. '1 hour' or '30 days'", r.Text, text)
+		return fmt.Sprintf("%s '%s' is under one hour (%q): a policy keeps %s for at least one hour; "+
+			"write a longer time, e.g. '1 hour' or '30 days'", key, r.Text, text, kept)
 	case policy.MaxAgeOverMax:
-		return fmt.Sprintf("max_age '%s' is over 200 years, the longest a policy keeps sessions", r.Text)
+		return fmt.Sprintf("%s '%s' is over 200 years, the longest a policy keeps %s", key, r.Text, kept)
 	case policy.MaxAgeNegativePart:
-		return fmt.Sprintf("max_age '%s' has a negative part: write each part positive, e.g. '28 days' for '1 mon -2 days'", r.Text)
+		return fmt.Sprintf("%s '%s' has a negative part: write each part positive, e.g. '28 days' for '1 mon -2 days'", key, r.Text)
 	}
 	return ""
 }
@@ -402,6 +446,9 @@ func str(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!
 func entryNode(e Entry) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.MappingNode}
 	n.Content = append(n.Content, str("max_age"), str(e.MaxAge))
+	if e.MemoryMaxAge != "" {
+		n.Content = append(n.Content, str("memory_max_age"), str(e.MemoryMaxAge))
+	}
 	n.Content = append(n.Content, str("enabled"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: fmt.Sprint(e.Enabled)})
 	n.Content = append(n.Content, str("note"), str(e.Note))
 	return n

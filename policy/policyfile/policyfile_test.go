@@ -50,6 +50,10 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown top key", "defaults:\n  max_age: 1 day\n", []string{`line 1: unknown key "defaults"`}},
 		{"unknown entry key", "characters:\n  a:\n    max_age: 1 day\n    maxage: 2 days\n", []string{`line 4: character "a": unknown key "maxage"`}},
+		{"memory_max_age twice", "characters:\n  a:\n    max_age: 1 day\n    memory_max_age: 2 days\n    memory_max_age: 3 days\n",
+			[]string{`line 5: character "a": memory_max_age appears twice`}},
+		{"memory_max_age bare number", "default:\n  max_age: 1 day\n  memory_max_age: 90\n",
+			[]string{"line 3: the default policy: memory_max_age 90 has no unit"}},
 		{"two defaults", "default:\n  max_age: 1 day\ncharacters: {}\ndefault:\n  max_age: 2 days\n", []string{"line 4: a second default policy (the first is on line 1)"}},
 		{"duplicate character", "characters:\n  a:\n    max_age: 1 day\n  a:\n    max_age: 2 days\n", []string{`line 4: character "a" appears twice (first on line 2)`}},
 		{"bare number", "default:\n  max_age: 30\n", []string{"line 2: the default policy: max_age 30 has no unit: PostgreSQL would read it as seconds"}},
@@ -84,16 +88,17 @@ func TestWriteReadsBack(t *testing.T) {
 		Default: &policyfile.Entry{MaxAge: "30 days", Enabled: true, Note: "it's: quoted # maybe"},
 		Characters: []policyfile.Entry{
 			{CharacterID: "true", MaxAge: "7 days", Enabled: false},
-			{CharacterID: "x y", MaxAge: "1 year 2 mons", Enabled: true, Note: "line one\nline two"},
+			{CharacterID: "x y", MaxAge: "1 year 2 mons", MemoryMaxAge: "90 days", Enabled: true, Note: "line one\nline two"},
 		},
 	}
 	var b bytes.Buffer
 	require.NoError(t, policyfile.Write(&b, in, "exported\nat noon"))
 	require.True(t, strings.HasPrefix(b.String(), "# exported\n# at noon\ndefault:\n"), b.String())
+	require.Equal(t, 1, strings.Count(b.String(), "memory_max_age"), "written only where set: %s", b.String())
 	out, err := policyfile.Parse(&b)
 	require.NoError(t, err)
 	for _, e := range append([]*policyfile.Entry{out.Default}, &out.Characters[0], &out.Characters[1]) {
-		e.Line, e.MaxAgeLine = 0, 0
+		e.Line, e.MaxAgeLine, e.MemoryMaxAgeLine = 0, 0, 0
 	}
 	require.Equal(t, in, out)
 }

@@ -1,6 +1,7 @@
 // Package policyplan says what a change of the policies does: the changes that make the
-// policies table equal to a policy file (Diff), and what the current and the planned policies
-// make due per character, now and within Horizon (Impact, gathered in a Plan).
+// policies table equal to a policy file (Diff), what the current and the planned policies
+// make due per character, now and within Horizon (Impact, gathered in a Plan), and where the
+// planned policies delete long-term memory by age (memory_max_age: MemoryPolicies, Memory).
 //
 // It is pure: package source counts the due sessions in the database, inside the transaction
 // that writes the changes, and hands the counts here.
@@ -40,13 +41,56 @@ type Impact struct {
 	WeekPlanned int64  `json:"due_within_7d_planned"`
 }
 
-// Plan is the changes a policy file makes, their impact per character, and the source's size.
+// Plan is the changes a policy file makes, their impact per character, the source's size, and
+// the memory retention of the planned policies.
 type Plan struct {
 	At             time.Time `json:"at"`
 	Source         string    `json:"source"`
 	SourceSessions int64     `json:"source_sessions"`
 	Changes        []Change  `json:"changes"`
 	Impact         []Impact  `json:"impact"`
+	// MemoryPolicies are the planned policies that set memory_max_age (MemoryPolicies), and
+	// Memory the characters whose policy in force sets it, with their end users.
+	MemoryPolicies []policyfile.Entry `json:"memory_policies"`
+	Memory         []Memory           `json:"memory_retention"`
+}
+
+// Memory is one character's memory retention under the planned policies: its policy in force
+// (its own enabled policy, or the enabled default) sets memory_max_age, so a run lists the
+// memories of each end user seen with it and deletes those last updated at or before
+// Threshold, except for the end users a hold blocks with it (Held).
+type Memory struct {
+	CharacterID  string    `json:"character_id"`
+	PolicyID     int64     `json:"policy_id"`
+	MemoryMaxAge string    `json:"memory_max_age"`
+	Threshold    time.Time `json:"threshold"`
+	EndUsers     int64     `json:"end_users"`
+	Held         int64     `json:"held"`
+}
+
+// MemoryPolicies returns the policies of f that set memory_max_age, the default first: an
+// empty list, not nil, when none does.
+func MemoryPolicies(f *policyfile.File) []policyfile.Entry {
+	out := []policyfile.Entry{}
+	for _, e := range f.Entries() {
+		if e.MemoryMaxAge != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// MemoryChange says how c changes memory_max_age: the old and the new value ("" for none) and
+// whether they differ. An insert that sets none, and a delete of a policy that set none, change
+// nothing.
+func (c Change) MemoryChange() (from, to string, changed bool) {
+	if c.Old != nil {
+		from = c.Old.MemoryMaxAge
+	}
+	if c.New != nil {
+		to = c.New.MemoryMaxAge
+	}
+	return from, to, from != to
 }
 
 // DueNow is the sessions due now under the planned policies.
@@ -107,7 +151,8 @@ func Impacts(current, planned map[string]Due) []Impact {
 }
 
 // Diff lists the changes that make have equal to want: updates and inserts in want's order,
-// then deletes.
+// then deletes. want is the whole truth: an entry of want without memory_max_age clears the one
+// of have (an update), as an entry without a note clears the note.
 func Diff(have, want *policyfile.File) []Change {
 	rows := map[string]policyfile.Entry{}
 	for _, e := range have.Entries() {
@@ -121,7 +166,7 @@ func Diff(have, want *policyfile.File) []Change {
 		switch {
 		case !ok:
 			changes = append(changes, Change{Op: "insert", CharacterID: e.CharacterID, New: &e})
-		case old.MaxAge != e.MaxAge || old.Enabled != e.Enabled || old.Note != e.Note:
+		case old.MaxAge != e.MaxAge || old.MemoryMaxAge != e.MemoryMaxAge || old.Enabled != e.Enabled || old.Note != e.Note:
 			changes = append(changes, Change{Op: "update", CharacterID: e.CharacterID, Old: &old, New: &e})
 		}
 	}

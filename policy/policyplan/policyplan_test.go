@@ -1,6 +1,7 @@
 package policyplan_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -63,4 +64,39 @@ func TestDuesAndImpacts(t *testing.T) {
 	require.Equal(t, int64(4), p.DueNow())
 	require.Equal(t, int64(4), p.NewDeletions(), "what a change stops counts nothing")
 	require.Equal(t, []policyplan.Impact{}, policyplan.Impacts(nil, nil), "no characters is an empty list, not null")
+}
+
+// memory_max_age alone makes an update; a file without it clears the table's, and the change
+// says so; the planned policies that set one are listed, the default first.
+func TestDiffMemoryMaxAge(t *testing.T) {
+	t.Parallel()
+	with := func(e policyfile.Entry, mem string) policyfile.Entry { e.MemoryMaxAge = mem; return e }
+	def := entry("", "30 days", true, "")
+	a := entry("a", "7 days", true, "")
+	have := file(&def, with(a, "90 days"))
+	want := file(&def, a)
+	changes := policyplan.Diff(have, want)
+	require.Len(t, changes, 1)
+	require.Equal(t, "update", changes[0].Op)
+	from, to, changed := changes[0].MemoryChange()
+	require.Equal(t, []any{"90 days", "", true}, []any{from, to, changed})
+
+	set := with(def, "1 year")
+	changes = policyplan.Diff(want, file(&set, a))
+	require.Len(t, changes, 1)
+	from, to, changed = changes[0].MemoryChange()
+	require.Equal(t, []any{"", "1 year", true}, []any{from, to, changed})
+
+	require.Empty(t, policyplan.Diff(have, file(&def, with(a, "90 days"))))
+	_, _, changed = policyplan.Change{Op: "insert", New: &a}.MemoryChange()
+	require.False(t, changed, "an insert without memory_max_age changes no memory retention")
+
+	require.Equal(t, []policyfile.Entry{set, with(a, "90 days")}, policyplan.MemoryPolicies(file(&set, with(a, "90 days"), entry("b", "1 day", true, ""))))
+	require.Equal(t, []policyfile.Entry{}, policyplan.MemoryPolicies(file(nil)), "none is an empty list, not null")
+
+	// In JSON an entry without memory_max_age says null.
+	js, err := json.Marshal([]policyfile.Entry{a, with(a, "90 days")})
+	require.NoError(t, err)
+	require.JSONEq(t, `[{"character_id":"a","max_age":"7 days","memory_max_age":null,"enabled":true,"note":""},
+		{"character_id":"a","max_age":"7 days","memory_max_age":"90 days","enabled":true,"note":""}]`, string(js))
 }
