@@ -120,18 +120,23 @@ type listedCharacter struct {
 type listMissing func(ctx context.Context, characterID string) (listedCharacter, error)
 
 // convaiMissing lists a character through l with the run's retry rules and limiter, and keeps
-// what m says is missing and how many sessions the list showed as added to memory.
-func convaiMissing(l Lister, m MissingFinder, cfg Config, limiter *rate.Limiter) listMissing {
+// what m says is missing and how many sessions the list showed as added to memory; what the list
+// said of each session's memory is recorded through memory (nil: not recorded).
+func convaiMissing(l Lister, m MissingFinder, cfg Config, limiter *rate.Limiter, memory *runMemory) listMissing {
 	return func(ctx context.Context, characterID string) (listedCharacter, error) {
 		var ids []string
 		var inMemory int64
-		if _, err := listAll(ctx, l, cfg, limiter, characterID, func() { ids, inMemory = ids[:0], 0 }, func(s ListedSession) error {
+		flags := memory.begin(characterID)
+		_, err := listAll(ctx, l, cfg, limiter, characterID, func() { ids, inMemory = ids[:0], 0; flags.reset() }, func(s ListedSession) error {
 			ids = append(ids, s.SessionID)
 			if s.Memory == MemoryAdded {
 				inMemory++
 			}
+			flags.add(s)
 			return nil
-		}); err != nil {
+		})
+		flags.finish(err == nil)
+		if err != nil {
 			return listedCharacter{}, err
 		}
 		out := listedCharacter{inMemory: inMemory}

@@ -37,3 +37,17 @@ func NewTestDeliverer(store holdChecker, sender Sender, cfg Config, interrupted 
 
 // RateLimit is the requests per second a run with cfg may start (rateLimit).
 func RateLimit(cfg Config) float64 { return float64(rateLimit(cfg.withDefaults())) }
+
+// NewTestSettler returns a run's settler: absent looks a refused session up in its character's
+// list, read once. With rec, what each list says of long-term memory is recorded through it, as
+// a run does through its store; now is the database's clock.
+func NewTestSettler(l Lister, live LiveChecker, rec MemoryRecorder, now func(context.Context) (time.Time, error),
+	cfg Config) func(ctx context.Context, characterID, sessionID string) (bool, MemoryFlag, error) {
+	var m *runMemory
+	if rec != nil {
+		m = &runMemory{rec: rec, now: now, db: func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), time.Minute)
+		}}
+	}
+	return newSettler(l, live, cfg.withDefaults(), rate.NewLimiter(rate.Inf, 1), m).absent
+}

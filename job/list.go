@@ -106,11 +106,14 @@ func newBackoff(cfg Config, retryAfter *time.Duration) retry.Backoff {
 // a list), never the reverse. A list is evidence only when it is credible: it shows at least one
 // session of the character that the store knows is live (see witness); an empty list, or one
 // that shows only sessions already deleted, settles nothing.
+// What each list says of every session's is_added_to_memory is also recorded through memory (nil:
+// not recorded), batched as it comes, so the settler keeps no more per session than before.
 type settler struct {
 	lister  Lister
 	live    LiveChecker
 	cfg     Config
 	limiter *rate.Limiter
+	memory  *runMemory
 
 	mu    sync.Mutex
 	lists map[string]*listing
@@ -124,8 +127,8 @@ type listing struct {
 	err   error
 }
 
-func newSettler(l Lister, live LiveChecker, cfg Config, limiter *rate.Limiter) *settler {
-	return &settler{lister: l, live: live, cfg: cfg, limiter: limiter, lists: make(map[string]*listing)}
+func newSettler(l Lister, live LiveChecker, cfg Config, limiter *rate.Limiter, memory *runMemory) *settler {
+	return &settler{lister: l, live: live, cfg: cfg, limiter: limiter, memory: memory, lists: make(map[string]*listing)}
 }
 
 // absent reports whether sessionID is missing from characterID's list and, when it is listed,
@@ -159,13 +162,16 @@ func (s *settler) fetch(ctx context.Context, characterID string, l *listing) {
 	defer close(l.ready)
 	var ids map[uint64]MemoryFlag
 	var w *witness
+	memory := s.memory.begin(characterID)
 	l.ans, l.err = listAll(ctx, s.lister, s.cfg, s.limiter, characterID,
-		func() { ids, w = make(map[uint64]MemoryFlag), &witness{} },
+		func() { ids, w = make(map[uint64]MemoryFlag), &witness{}; memory.reset() },
 		func(s ListedSession) error {
 			ids[idHash(s.SessionID)] = s.Memory
 			w.add(s.SessionID)
+			memory.add(s)
 			return nil
 		})
+	memory.finish(l.err == nil)
 	if l.err != nil {
 		l.err = fmt.Errorf("list the sessions of %s: %w", characterID, l.err)
 		return

@@ -40,7 +40,10 @@ type MemoryListed struct {
 	Memory    MemoryFlag
 }
 
-// MemoryRecorder records what lists said of each listed session's is_added_to_memory.
+// MemoryRecorder records what lists said of each listed session's is_added_to_memory. A
+// verification's store implements it (VerifyStore); a run's RunStore may, and then the run
+// records what its own lists say (to settle a refused session, for a character's erasure
+// request) under its own ID: a store that does not is left alone (see runMemory).
 type MemoryRecorder interface {
 	// RecordMemory records that the list of characterID read at listedAt (the database's
 	// clock, taken before the list was asked for) showed each of listed (at most

@@ -71,6 +71,9 @@ type run struct {
 	// settle looks refused single sessions up in their character's list, once per character;
 	// nil when the sender cannot list.
 	settle *settler
+	// memory records what the run's own lists (settle, erasure requests) said of long-term
+	// memory; nil when the run's store cannot record it.
+	memory *runMemory
 
 	// done is closed when the workers have finished: the helpers (shutdown timer, lock watch,
 	// progress, sealer) end with it.
@@ -116,8 +119,9 @@ func newRun(r *Runner, rs RunStore, info RunInfo, source string) *run {
 		done:    make(chan struct{}),
 	}
 	ru.windDown, ru.endWindDown = context.WithCancel(context.Background())
+	ru.memory = newRunMemory(rs, r.store.Now, ru.dbCtx, cfg.Logger)
 	if l, ok := r.sender.(Lister); ok {
-		ru.settle = newSettler(l, rs, cfg, ru.limiter)
+		ru.settle = newSettler(l, rs, cfg, ru.limiter, ru.memory)
 	}
 	return ru
 }
@@ -213,7 +217,7 @@ func (ru *run) planErasureWork(ctx context.Context) error {
 	l, canList := ru.sender.(Lister)
 	m, canFind := ru.rd.(MissingFinder)
 	if canList && canFind {
-		list = convaiMissing(l, m, ru.cfg, ru.limiter)
+		list = convaiMissing(l, m, ru.cfg, ru.limiter, ru.memory)
 	}
 	e, err := planErasures(ctx, ru.rd, ru.rules, ru.cfg.Shard, ru.cfg.ChunkSize, list, ru.log)
 	if err != nil {
@@ -556,6 +560,7 @@ func (ru *run) finish(status Status, runErr error) (*Summary, error) {
 	if ru.erasures != nil {
 		sum.Erasure = ru.erasures.summary(time.Now())
 	}
+	sum.ListedMemory = ru.memory.summary()
 	unrecorded := ru.unrecorded.Load()
 	sum.Failed += unrecorded
 	sum.NotSent = max(sum.NotSent-unrecorded, 0)

@@ -72,6 +72,10 @@ type Summary struct {
 	// MemoryRetention is what the run did (a dry-run: would look at) under the policies'
 	// memory_max_age; nil when no policy of its shard sets one.
 	MemoryRetention *MemoryRetentionSummary `json:"memory_retention,omitempty"`
+	// ListedMemory is what the run's own lists (to settle refused sessions, for its characters'
+	// erasure requests) said of long-term memory, recorded per session; nil when the run read
+	// no list or its store cannot record it.
+	ListedMemory *RunMemorySummary `json:"listed_memory,omitempty"`
 }
 
 // Reported returns the summary as it is printed, in every format, so that each field says what

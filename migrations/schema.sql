@@ -650,15 +650,25 @@ CREATE TRIGGER verifications_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON 
 --     false or no readable answer in retention.memory_listings; discover records the answer of each
 --     session it adds (retention.discoveries.memory). The flag is Convai's word: docs/COMPLIANCE.md
 --     ("Long-term memory") says what it proves and what it cannot.
+-- 017_memory_sealed.sql: ALTER TABLE
+--     A run lists a character too: once to settle a single session the API refused (job's
+--     settler), and once for a character's erasure request (the sessions the app never stored).
+--     Those lists say is_added_to_memory of every session they show, as a verification's do; a run
+--     now records what they said in the same two tables, under its own ID: a row has either the
+--     verification's (verify_id) or the run's (run_id), never both. The first list that said so
+--     keeps the row, whoever read it.
 CREATE TABLE retention.memory_sightings (
     character_id text NOT NULL,
     session_id   text NOT NULL,
-    verify_id    bigint NOT NULL,
+    verify_id    bigint,
     listed_at    timestamp with time zone NOT NULL,
     recorded_at  timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     end_user_id  text,
+    run_id       bigint,
     CONSTRAINT memory_sightings_pkey PRIMARY KEY (character_id, session_id),
-    CONSTRAINT memory_sightings_verify_id_fkey FOREIGN KEY (verify_id) REFERENCES retention.verify_runs(id)
+    CONSTRAINT memory_sightings_run_id_fkey FOREIGN KEY (run_id) REFERENCES retention.runs(id),
+    CONSTRAINT memory_sightings_verify_id_fkey FOREIGN KEY (verify_id) REFERENCES retention.verify_runs(id),
+    CONSTRAINT memory_sightings_one_list CHECK ((verify_id IS NULL) <> (run_id IS NULL))
 );
 CREATE TRIGGER memory_sightings_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON retention.memory_sightings FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
 
@@ -871,22 +881,26 @@ CREATE TRIGGER memory_erasures_append_only BEFORE DELETE OR UPDATE OR TRUNCATE O
 CREATE TRIGGER memory_erasures_queued AFTER INSERT ON retention.memory_erasures FOR EACH ROW EXECUTE FUNCTION retention.queue_memory_leaf();
 
 -- retention.memory_listings
--- Sessions a verification's list showed with is_added_to_memory false (not_added) or without a
--- readable answer (unstated), the first list each.
+-- Sessions a list (a verification's or a run's) showed with is_added_to_memory false (not_added) or
+-- without a readable answer (unstated), the first list each.
 -- 016_end_users.sql: CREATE TABLE
 --     One row per session and answer a verification's list gave other than true: not_added (false)
 --     or unstated (no is_added_to_memory, or neither true nor false; never taken as false), the
 --     first list that said so. A session may have both, and a sighting too: memory is drawn when a
 --     session closes, so a later list may say true of a session an earlier one said false of.
+-- 017_memory_sealed.sql: ALTER TABLE
 CREATE TABLE retention.memory_listings (
     character_id text NOT NULL,
     session_id   text NOT NULL,
     said         text NOT NULL,
-    verify_id    bigint NOT NULL,
+    verify_id    bigint,
     listed_at    timestamp with time zone NOT NULL,
     recorded_at  timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    run_id       bigint,
     CONSTRAINT memory_listings_pkey PRIMARY KEY (character_id, session_id, said),
+    CONSTRAINT memory_listings_run_id_fkey FOREIGN KEY (run_id) REFERENCES retention.runs(id),
     CONSTRAINT memory_listings_verify_id_fkey FOREIGN KEY (verify_id) REFERENCES retention.verify_runs(id),
+    CONSTRAINT memory_listings_one_list CHECK ((verify_id IS NULL) <> (run_id IS NULL)),
     CONSTRAINT memory_listings_said_check CHECK (said = ANY (ARRAY['not_added'::text, 'unstated'::text]))
 );
 CREATE TRIGGER memory_listings_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON retention.memory_listings FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
@@ -1178,8 +1192,8 @@ SELECT f.character_id,
 -- Add them to a section in migrations/schemasections_test.go and regenerate.
 
 -- retention.deleted_in_memory
--- Each deleted row whose session a list showed as added to long-term memory, with its end user
--- where known and the first erasure of that memory since.
+-- Each deleted row whose session a list (a verification's, a run's or discover's) showed as added
+-- to long-term memory, with its end user where known and the first erasure of that memory since.
 -- 016_end_users.sql: CREATE VIEW
 --     deleted_in_memory: each deleted row whose session a list showed as added to long-term memory
 --     (a verification's, retention.memory_sightings, or discover's), with the end user where known
@@ -1187,6 +1201,9 @@ SELECT f.character_id,
 --     under) and the first erasure of that end user's memory of the character completed since the
 --     deletion that no re-check refuted (memory_erased_at NULL: none; the memory the session gave
 --     may still be there).
+-- 017_memory_sealed.sql: CREATE OR REPLACE VIEW
+--     deleted_in_memory as in 016, with whose list it was: listed_by is verify (verify_id names
+--     the verification), run (run_id, the last column, names the run) or discover.
 CREATE VIEW retention.deleted_in_memory AS
 SELECT x.id AS deletion_id,
     x.character_id,
@@ -1198,13 +1215,18 @@ SELECT x.id AS deletion_id,
     f.verify_id,
     COALESCE(q.end_user_id, f.end_user_id) AS end_user_id,
     me.id AS memory_erasure_id,
-    me.completed_at AS memory_erased_at
+    me.completed_at AS memory_erased_at,
+    f.run_id
    FROM ( SELECT ms.character_id,
             ms.session_id,
             ms.listed_at,
-            'verify'::text AS listed_by,
+                CASE
+                    WHEN ms.verify_id IS NOT NULL THEN 'verify'::text
+                    ELSE 'run'::text
+                END AS listed_by,
             ms.verify_id,
-            ms.end_user_id
+            ms.end_user_id,
+            ms.run_id
            FROM retention.memory_sightings ms
         UNION ALL
          SELECT d.character_id,
@@ -1212,7 +1234,8 @@ SELECT x.id AS deletion_id,
             min(d.discovered_at) AS min,
             'discover'::text,
             NULL::bigint AS int8,
-            NULL::text AS text
+            NULL::text AS text,
+            NULL::bigint AS int8
            FROM retention.discoveries d
           WHERE d.memory = 'added'::text AND NOT (EXISTS ( SELECT 1
                    FROM retention.memory_sightings ms
@@ -3720,3 +3743,61 @@ BEGIN
 END
 $function$;
 REVOKE EXECUTE ON FUNCTION retention.record_memory_recheck(bigint,text,bigint[],timestamp with time zone,text,bigint,bigint,text,integer,integer) FROM PUBLIC;
+
+-- retention.record_run_memory_flags(bigint,text,text,timestamp with time zone,text[],text[])
+-- 017_memory_sealed.sql: CREATE FUNCTION
+--     record_run_memory_flags is record_memory_flags for a running run: what the list of p_character
+--     read at p_listed_at (between the run's start and now) said of each of p_session_ids (1 to
+--     10000 well-formed IDs): p_said[i] is added, not_added or unstated. An added session goes into
+--     memory_sightings with the end user the set names for it now (NULL if none), the others into
+--     memory_listings, each with the run's ID; a session and answer recorded before (by any list)
+--     keep their first row. Only the run, with its token, while it is running, may record. It
+--     returns how many rows it added.
+CREATE OR REPLACE FUNCTION retention.record_run_memory_flags(p_run bigint, p_token text, p_character text, p_listed_at timestamp with time zone, p_session_ids text[], p_said text[])
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET plan_cache_mode TO 'force_custom_plan'
+AS $function$
+DECLARE
+    n        integer := cardinality(p_session_ids);
+    added    integer;
+    others   integer;
+BEGIN
+    PERFORM retention.authorize(p_run, p_token, false);
+    IF n IS NULL OR n = 0 OR n > 10000 OR cardinality(p_said) IS DISTINCT FROM n THEN
+        RAISE EXCEPTION 'record_run_memory_flags: want 1 to 10000 session IDs and as many answers'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(p_said) x WHERE x IS NULL OR x NOT IN ('added', 'not_added', 'unstated')) THEN
+        RAISE EXCEPTION 'record_run_memory_flags: an answer is not added, not_added or unstated'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_listed_at IS NULL OR p_listed_at < (SELECT started_at FROM retention.runs WHERE id = p_run)
+       OR p_listed_at > now() THEN
+        RAISE EXCEPTION 'record_run_memory_flags: the list time % is not within the run', p_listed_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT retention.well_formed_id(p_character)
+       OR EXISTS (SELECT 1 FROM unnest(p_session_ids) x WHERE NOT retention.well_formed_id(x)) THEN
+        RAISE EXCEPTION 'record_run_memory_flags: every ID must be well-formed'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO retention.memory_sightings (character_id, session_id, run_id, listed_at, end_user_id)
+    SELECT DISTINCT p_character, u.id, p_run, p_listed_at,
+           (SELECT s.end_user_id FROM retention.sessions s WHERE s.character_id = p_character AND s.session_id = u.id)
+      FROM unnest(p_session_ids, p_said) AS u(id, said)
+     WHERE u.said = 'added'
+    ON CONFLICT (character_id, session_id) DO NOTHING;
+    GET DIAGNOSTICS added = ROW_COUNT;
+    INSERT INTO retention.memory_listings (character_id, session_id, said, run_id, listed_at)
+    SELECT DISTINCT p_character, u.id, u.said, p_run, p_listed_at
+      FROM unnest(p_session_ids, p_said) AS u(id, said)
+     WHERE u.said <> 'added'
+    ON CONFLICT (character_id, session_id, said) DO NOTHING;
+    GET DIAGNOSTICS others = ROW_COUNT;
+    RETURN added + others;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION retention.record_run_memory_flags(bigint,text,text,timestamp with time zone,text[],text[]) FROM PUBLIC;

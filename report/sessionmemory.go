@@ -17,16 +17,17 @@ const (
 )
 
 // SessionMemory is what Convai's lists said of a session's long-term memory (is_added_to_memory,
-// Convai's word), as verifications and discover recorded it, and what became of its end user's
-// memory of the character.
+// Convai's word), as verifications, runs (their settle and erasure-request lists) and discover
+// recorded it, and what became of its end user's memory of the character.
 type SessionMemory struct {
 	// Said is MemoryAdded, MemoryNotAdded or MemoryUnstated: the strongest answer recorded.
 	Said string `json:"said"`
-	// AddedListedAt is when a list first said true, and ListedBy whose list it was (verify or
-	// discover; VerifyID names the verification).
+	// AddedListedAt is when a list first said true, and ListedBy whose list it was (verify, run
+	// or discover; VerifyID names the verification, RunID the run).
 	AddedListedAt *time.Time `json:"added_listed_at,omitempty"`
 	ListedBy      string     `json:"listed_by,omitempty"`
 	VerifyID      *int64     `json:"verify_id,omitempty"`
+	RunID         *int64     `json:"run_id,omitempty"`
 	// NotAddedListedAt and UnstatedListedAt are when a list first said false, or nothing
 	// readable. Memory is drawn when a session closes, so a false before a true is no
 	// contradiction.
@@ -46,7 +47,11 @@ func (m *SessionMemory) Text(deleted bool) string {
 	var b strings.Builder
 	switch m.Said {
 	case MemoryAdded:
-		fmt.Fprintf(&b, "Convai listed it as added to long-term memory (%s's list, %s)", m.ListedBy, rfc3339(*m.AddedListedAt))
+		by := m.ListedBy
+		if m.RunID != nil {
+			by = fmt.Sprintf("run %d", *m.RunID) // a run's settle or erasure-request list
+		}
+		fmt.Fprintf(&b, "Convai listed it as added to long-term memory (%s's list, %s)", by, rfc3339(*m.AddedListedAt))
 	case MemoryNotAdded:
 		fmt.Fprintf(&b, "Convai listed it as not added to long-term memory (first %s); memory may have been drawn later", rfc3339(*m.NotAddedListedAt))
 	default:
@@ -82,7 +87,7 @@ func readSessionMemory(ctx context.Context, tx pgx.Tx, sessionID string, f *Find
 		deletedAt = f.Deletion.CompletedAt
 	}
 	err := tx.QueryRow(ctx, `
-		WITH s AS (SELECT listed_at, verify_id, end_user_id FROM retention.memory_sightings
+		WITH s AS (SELECT listed_at, verify_id, run_id, end_user_id FROM retention.memory_sightings
 		           WHERE character_id = $1 AND session_id = $2),
 		     d AS (SELECT min(discovered_at) FILTER (WHERE memory = 'added') AS added,
 		                  min(discovered_at) FILTER (WHERE memory = 'not_added') AS not_added,
@@ -102,8 +107,9 @@ func readSessionMemory(ctx context.Context, tx pgx.Tx, sessionID string, f *Find
 		            WHEN l.not_added IS NOT NULL OR d.not_added IS NOT NULL THEN 'not_added'
 		            WHEN l.unstated IS NOT NULL OR d.unstated IS NOT NULL THEN 'unstated' END,
 		       coalesce((SELECT listed_at FROM s), d.added),
-		       CASE WHEN (SELECT listed_at FROM s) IS NOT NULL THEN 'verify' WHEN d.added IS NOT NULL THEN 'discover' ELSE '' END,
-		       (SELECT verify_id FROM s),
+		       CASE WHEN (SELECT verify_id FROM s) IS NOT NULL THEN 'verify' WHEN (SELECT run_id FROM s) IS NOT NULL THEN 'run'
+		            WHEN d.added IS NOT NULL THEN 'discover' ELSE '' END,
+		       (SELECT verify_id FROM s), (SELECT run_id FROM s),
 		       least(l.not_added, d.not_added), least(l.unstated, d.unstated),
 		       coalesce(u.id, ''), me.id, me.completed_at
 		FROM d, l, u
@@ -115,7 +121,7 @@ func readSessionMemory(ctx context.Context, tx pgx.Tx, sessionID string, f *Find
 		      AND NOT retention.memory_found_again(m.id) -- as retention.deleted_in_memory: a refuted erasure is none
 		    ORDER BY m.completed_at, m.id LIMIT 1
 		) me ON true`, f.CharacterID, sessionID, deletedAt).
-		Scan(&said, &m.AddedListedAt, &m.ListedBy, &m.VerifyID, &m.NotAddedListedAt, &m.UnstatedListedAt,
+		Scan(&said, &m.AddedListedAt, &m.ListedBy, &m.VerifyID, &m.RunID, &m.NotAddedListedAt, &m.UnstatedListedAt,
 			&m.EndUserID, &m.MemoryErasureID, &m.MemoryErasedAt)
 	if err != nil {
 		return fmt.Errorf("read what lists said of the memory of character %q's session: %w", f.CharacterID, err)

@@ -27,7 +27,7 @@ type VerificationRow struct {
 	// retention discover.
 	Discovered int64 `json:"discovered"`
 	// InMemory counts the deleted rows whose session a list showed with is_added_to_memory
-	// true (retention.deleted_in_memory: a verification's or discover's list): Convai drew
+	// true (retention.deleted_in_memory: a verification's, a run's or discover's list): Convai drew
 	// long-term memory from it, which deleting its chat history is not known to remove. A session
 	// no list showed so may have gone into memory all the same.
 	InMemory int64 `json:"in_memory"`

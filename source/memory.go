@@ -11,17 +11,23 @@ import (
 // memoryWord is how the schema writes a job.MemoryFlag: added, not_added or unstated.
 func memoryWord(m job.MemoryFlag) string { return m.String() }
 
+// memoryArrays splits listed into the IDs and the answers the record functions take.
+func memoryArrays(listed []job.MemoryListed) (ids, said []string) {
+	ids = make([]string, len(listed))
+	said = make([]string, len(listed))
+	for i, l := range listed {
+		ids[i], said[i] = l.SessionID, memoryWord(l.Memory)
+	}
+	return ids, said
+}
+
 // RecordMemory records what the list of characterID read at listedAt said of each listed
 // session's is_added_to_memory (retention.record_memory_flags, with the verification's
 // credentials): added into retention.memory_sightings, with the end user the set names for the
 // session now; not added and unstated into retention.memory_listings. It implements
 // job.MemoryRecorder for a verification.
 func (v *Verify) RecordMemory(ctx context.Context, characterID string, listedAt time.Time, listed []job.MemoryListed) error {
-	ids := make([]string, len(listed))
-	said := make([]string, len(listed))
-	for i, l := range listed {
-		ids[i], said[i] = l.SessionID, memoryWord(l.Memory)
-	}
+	ids, said := memoryArrays(listed)
 	err := v.s.retrying(ctx, func(ctx context.Context) error {
 		_, err := v.s.q.Exec(ctx, `SELECT retention.record_memory_flags($1, $2, $3, $4, $5, $6)`,
 			v.id, v.token, characterID, listedAt, ids, said)
@@ -29,6 +35,24 @@ func (v *Verify) RecordMemory(ctx context.Context, characterID string, listedAt 
 	})
 	if err != nil {
 		return fmt.Errorf("record what the list of %s said of long-term memory: %w", characterID, err)
+	}
+	return nil
+}
+
+// RecordMemory records what a list of characterID the run read at listedAt (to settle a refused
+// session, or for a character's erasure request) said of each listed session's
+// is_added_to_memory, as Verify.RecordMemory does but under the run's ID and credentials
+// (retention.record_run_memory_flags, which refuses a list time outside the run). It implements
+// job.MemoryRecorder for a run.
+func (r *Run) RecordMemory(ctx context.Context, characterID string, listedAt time.Time, listed []job.MemoryListed) error {
+	ids, said := memoryArrays(listed)
+	err := r.s.retrying(ctx, func(ctx context.Context) error {
+		_, err := r.s.q.Exec(ctx, `SELECT retention.record_run_memory_flags($1, $2, $3, $4, $5, $6)`,
+			r.id, r.token, characterID, listedAt, ids, said)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record what the run's list of %s said of long-term memory: %w", characterID, err)
 	}
 	return nil
 }

@@ -96,3 +96,62 @@ func TestRecordMemoryGuards(t *testing.T) {
 	}
 	require.Equal(t, 4, count(t, pool, `SELECT count(*) FROM retention.memory_sightings`))
 }
+
+// TestRecordRunMemoryGuards: a running run records what its own lists said of long-term memory
+// under its ID (run_id, no verify_id), with the same bounds as a verification: 1 to 10,000
+// well-formed IDs from a list read during the run; the first list that said so keeps the row,
+// a verification's or a run's; a finished run records nothing.
+func TestRecordRunMemoryGuards(t *testing.T) {
+	t.Parallel()
+	s, pool := store(t, 0)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO retention.sessions (character_id, session_id, last_active_at, end_user_id)
+		VALUES ('c', 's1', now(), 'u1')`)
+	require.NoError(t, err)
+	vs, _, err := s.StartVerify(ctx, job.VerifyStart{Host: "test"})
+	require.NoError(t, err)
+	verifiedAt, err := vs.Now(ctx)
+	require.NoError(t, err)
+	require.NoError(t, vs.RecordMemory(ctx, "c", verifiedAt, added("s0")))
+
+	rs, info, err := s.StartRun(ctx, job.RunStart{Shard: job.Shard{Count: 1}, Source: "retention.sessions"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rs.Close(context.Background()) })
+	rec, ok := rs.(job.MemoryRecorder)
+	require.True(t, ok, "a run's handle records memory flags")
+	listedAt, err := s.Now(ctx)
+	require.NoError(t, err)
+	require.NoError(t, rec.RecordMemory(ctx, "c", listedAt, []job.MemoryListed{
+		{SessionID: "s0", Memory: job.MemoryAdded}, {SessionID: "s1", Memory: job.MemoryAdded},
+		{SessionID: "s2", Memory: job.MemoryNotAdded}, {SessionID: "s3", Memory: job.MemoryUnstated},
+	}))
+	rows, err := pool.Query(ctx, `SELECT session_id || '/' || coalesce(verify_id::text, '-') || '/' || coalesce(run_id::text, '-')
+		|| '/' || coalesce(end_user_id, '-') FROM retention.memory_sightings ORDER BY 1`)
+	require.NoError(t, err)
+	sightings, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"s0/1/-/-", fmt.Sprintf("s1/-/%d/u1", info.ID)}, sightings, "the verification's list came first for s0")
+	require.Equal(t, 2, count(t, pool, `SELECT count(*) FROM retention.memory_listings WHERE run_id = $1 AND verify_id IS NULL`, info.ID))
+
+	for name, call := range map[string]func() error{
+		"no IDs":         func() error { return rec.RecordMemory(ctx, "c", listedAt, nil) },
+		"a blank ID":     func() error { return rec.RecordMemory(ctx, "c", listedAt, added("s9", " ")) },
+		"a control char": func() error { return rec.RecordMemory(ctx, "c\x01", listedAt, added("s9")) },
+		"listed before":  func() error { return rec.RecordMemory(ctx, "c", info.Cutoff.Add(-time.Second), added("s9")) },
+		"listed later":   func() error { return rec.RecordMemory(ctx, "c", time.Now().Add(time.Hour), added("s9")) },
+		"a forged token": func() error {
+			_, err := pool.Exec(ctx, `SELECT retention.record_run_memory_flags($1, 'forged', 'c', $2, ARRAY['s9'], ARRAY['added'])`, info.ID, listedAt)
+			return err
+		},
+	} {
+		require.Error(t, call(), name)
+	}
+	require.Zero(t, count(t, pool, `SELECT count(*) FROM retention.memory_sightings WHERE session_id = 's9'`))
+	_, err = pool.Exec(ctx, `INSERT INTO retention.memory_sightings (character_id, session_id, verify_id, run_id, listed_at)
+		VALUES ('c', 's8', 1, $1, now())`, info.ID)
+	require.ErrorContains(t, err, "memory_sightings_one_list", "a row names one list")
+
+	_, err = rs.Finish(ctx, job.RunEnd{Status: job.StatusSucceeded})
+	require.NoError(t, err)
+	require.ErrorContains(t, rec.RecordMemory(ctx, "c", listedAt, added("s9")), "finished")
+}

@@ -125,6 +125,9 @@ GRANT USAGE ON SCHEMA retention TO retention_job, retention_auditor;
 --                                        record_memory_erasure, complete_end_user_erasure
 --   MemoryPolicies, RecordMemoryDeletion read retention.memory_policies and end_users; write
 --                                        through retention.record_memory_deletion
+--   RecordMemory (a run's)               writes what the run's own lists (settle, a character's
+--                                        erasure request) said of long-term memory through
+--                                        retention.record_run_memory_flags
 GRANT SELECT ON retention.schema_version, retention.policies, retention.holds, retention.sessions,
                 retention.runs, retention.deletions, retention.deletions_v1, retention.outcomes,
                 retention.verifications, retention.erasure_requests, retention.erasure_completions,
@@ -158,7 +161,8 @@ GRANT EXECUTE ON FUNCTION
     retention.record_memory_erasure(bigint, text, bigint, text, text, integer, integer, bigint, text, timestamptz, bigint),
     retention.complete_end_user_erasure(bigint, text, bigint),
     retention.memory_policies(timestamptz),
-    retention.record_memory_deletion(bigint, text, text, text, text, timestamptz, text, integer, integer, text)
+    retention.record_memory_deletion(bigint, text, text, text, text, timestamptz, text, integer, integer, text),
+    retention.record_run_memory_flags(bigint, text, text, timestamptz, text[], text[])
     TO retention_job;
 
 -- retention_auditor: read the results, the seals, the rules and the views; call the read-only

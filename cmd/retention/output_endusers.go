@@ -15,6 +15,7 @@ const maxMemoryCharacterLines = 20
 // erasure requests, and the deletions under memory_max_age.
 func writeMemory(b *strings.Builder, s *job.Summary) {
 	writeEndUsers(b, s)
+	writeListedMemory(b, s)
 	m := s.MemoryRetention
 	if m == nil {
 		return
@@ -73,6 +74,21 @@ func writeEndUsers(b *strings.Builder, s *job.Summary) {
 	}
 	if len(e.Blocked) > 0 {
 		fmt.Fprintf(b, "; blocked by a hold: %v", e.Blocked)
+	}
+	b.WriteString("\n")
+}
+
+// writeListedMemory adds the line of what the run's own lists (settle, erasure requests) said
+// of long-term memory, recorded per session.
+func writeListedMemory(b *strings.Builder, s *job.Summary) {
+	l := s.ListedMemory
+	if l == nil {
+		return
+	}
+	fmt.Fprintf(b, "the run's lists: %d character list(s), %d sessions: %d added to long-term memory, %d not added, %d unstated",
+		l.Lists, l.Sessions, l.Added, l.NotAdded, l.Unstated)
+	if l.Unrecorded > 0 {
+		fmt.Fprintf(b, "; %d answers NOT RECORDED (see the log; deletions not affected)", l.Unrecorded)
 	}
 	b.WriteString("\n")
 }

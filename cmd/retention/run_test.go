@@ -265,3 +265,20 @@ func TestDatabaseUnreachable(t *testing.T) {
 		require.Contains(t, r.stderr, "connect to database", "%v", args)
 	}
 }
+
+// TestRunListMemoryLine: a run that lists a character to settle a refusal says in its text
+// summary what that list said of long-term memory, and records it under the run.
+func TestRunListMemoryLine(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seedWorld(t)
+	b.fake.SetRejectIDs("c-def-old-2")
+	b.fake.AddSession("c-def", "c-def-old-2")
+	b.fake.SetAddedToMemory("c-def", "c-def-old-2", true)
+
+	r := b.run(t, "run")
+	require.Equal(t, exitcode.Partial, r.code, "%s", r)
+	require.Regexp(t, `(?m)^the run's lists: 1 character list\(s\), \d+ sessions: 1 added to long-term memory, \d+ not added, 0 unstated$`, r.stdout)
+	require.Equal(t, []string{"c-def/c-def-old-2"}, b.strings(t, `
+		SELECT m.character_id || '/' || m.session_id FROM retention.memory_sightings m JOIN retention.runs r ON r.id = m.run_id`))
+}
