@@ -181,27 +181,9 @@ type LeafSession struct {
 // ParseClaimContent reads the sessions out of a v2 or v3 leaf's content, checking that it is well
 // formed. It is what an offline check uses to see what a proven leaf says.
 func ParseClaimContent(b []byte) ([]LeafSession, error) {
-	var fields []*string
-	for len(b) > 0 {
-		if len(b) >= 2 && b[0] == '-' && b[1] == ',' {
-			fields = append(fields, nil)
-			b = b[2:]
-			continue
-		}
-		i := 0
-		for i < len(b) && i < 12 && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == 0 || i >= len(b) || b[i] != ':' {
-			return nil, errors.New("malformed leaf: a field is not a netstring")
-		}
-		n, err := strconv.Atoi(string(b[:i]))
-		if err != nil || i+1+n >= len(b)+1 || i+1+n >= len(b) || b[i+1+n] != ',' {
-			return nil, errors.New("malformed leaf: a netstring's length is wrong")
-		}
-		v := string(b[i+1 : i+1+n])
-		fields = append(fields, &v)
-		b = b[i+2+n:]
+	fields, err := netstrings(b)
+	if err != nil {
+		return nil, err
 	}
 	const per = 8
 	head := 11
@@ -231,4 +213,31 @@ func ParseClaimContent(b []byte) ([]LeafSession, error) {
 		}
 	}
 	return out, nil
+}
+
+// netstrings splits a leaf's content into its fields, nil for "-,".
+func netstrings(b []byte) ([]*string, error) {
+	var fields []*string
+	for len(b) > 0 {
+		if len(b) >= 2 && b[0] == '-' && b[1] == ',' {
+			fields = append(fields, nil)
+			b = b[2:]
+			continue
+		}
+		i := 0
+		for i < len(b) && i < 12 && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == 0 || i >= len(b) || b[i] != ':' {
+			return nil, errors.New("malformed leaf: a field is not a netstring")
+		}
+		n, err := strconv.Atoi(string(b[:i]))
+		if err != nil || i+1+n >= len(b)+1 || i+1+n >= len(b) || b[i+1+n] != ',' {
+			return nil, errors.New("malformed leaf: a netstring's length is wrong")
+		}
+		v := string(b[i+1 : i+1+n])
+		fields = append(fields, &v)
+		b = b[i+2+n:]
+	}
+	return fields, nil
 }

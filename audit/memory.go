@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -171,4 +173,52 @@ func readLeafMemoryDeletions(ctx context.Context, tx pgx.Tx, batch []logLeaf) er
 			l := &batch[at[d.ID]]
 			l.found, l.md = true, d
 		})
+}
+
+// LeafMemoryErasure is a memory erasure as its leaf's content states it.
+type LeafMemoryErasure struct {
+	ID        string `json:"memory_erasure_id"`
+	RunID     string `json:"run_id"`
+	RequestID string `json:"end_user_request_id"`
+	EndUserID string `json:"end_user_id"`
+	// CharacterID is "" for the erasure of the end user's record.
+	CharacterID string `json:"character_id"`
+	Status      string `json:"status"`
+	// Remaining and ListedBefore are as encoded ("" for NULL).
+	Remaining    string `json:"remaining"`
+	ListedBefore string `json:"listed_before"`
+	// CompletedAtMicros is completed_at as microseconds since 1970-01-01 UTC, as encoded.
+	CompletedAtMicros string `json:"completed_at_unix_micros"`
+}
+
+// memoryErasureFields is how many fields MemoryErasureContent writes.
+const memoryErasureFields = 19
+
+// ParseMemoryErasureContent reads a memory erasure's leaf content, checking that it is well
+// formed. It is what an offline check uses to see what a proven leaf says.
+func ParseMemoryErasureContent(b []byte) (LeafMemoryErasure, error) {
+	fields, err := netstrings(b)
+	if err != nil {
+		return LeafMemoryErasure{}, err
+	}
+	if len(fields) == 0 || fields[0] == nil || *fields[0] != MemoryErasureTag {
+		return LeafMemoryErasure{}, fmt.Errorf("not a %s leaf", MemoryErasureTag)
+	}
+	if len(fields) != memoryErasureFields {
+		return LeafMemoryErasure{}, fmt.Errorf("malformed leaf: %d fields, want %d", len(fields), memoryErasureFields)
+	}
+	for _, i := range []int{1, 2, 3, 4, 11} {
+		if fields[i] == nil {
+			return LeafMemoryErasure{}, errors.New("malformed leaf: a required field is NULL")
+		}
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	return LeafMemoryErasure{ID: str(fields[1]), RunID: str(fields[2]), RequestID: str(fields[3]), EndUserID: str(fields[4]),
+		CharacterID: str(fields[10]), Status: str(fields[11]), Remaining: str(fields[14]), ListedBefore: str(fields[15]),
+		CompletedAtMicros: str(fields[18])}, nil
 }

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,4 +174,49 @@ func count(ks []audit.Kind, k audit.Kind) int {
 		}
 	}
 	return n
+}
+
+// An end user's memory erasure, and their record's, is proven offline like a session's
+// deletion: the leaf, its inclusion proof and the signed checkpoint; a proof that names
+// another end user, or whose leaf was changed, is not proven.
+func TestMemoryErasureProof(t *testing.T) {
+	t.Parallel()
+	b, vkey, note := memoryLogged(t)
+	ctx := context.Background()
+	b.exec(t, `INSERT INTO retention.checkpoints (size, root, note) SELECT size, root, $1 FROM retention.log_head`, string(note))
+
+	p, err := audit.ProveMemoryErasure(ctx, b.pool, "u1", "c1")
+	require.NoError(t, err)
+	require.NotEmpty(t, p.Checkpoint, "the signed checkpoint that covers the leaf")
+	m, err := audit.CheckMemoryErasure(p, vkey)
+	require.NoError(t, err)
+	require.Equal(t, audit.LeafMemoryErasure{ID: m.ID, RunID: "1", RequestID: "1", EndUserID: "u1", CharacterID: "c1",
+		Status: "erased", Remaining: "0", ListedBefore: "1", CompletedAtMicros: m.CompletedAtMicros}, m)
+	_, err = audit.Check(p, vkey)
+	require.ErrorContains(t, err, "CheckMemoryErasure", "a session's check refuses a memory proof")
+
+	record, err := audit.ProveMemoryErasure(ctx, b.pool, "u1", "")
+	require.NoError(t, err)
+	m, err = audit.CheckMemoryErasure(record, vkey)
+	require.NoError(t, err)
+	require.Empty(t, m.CharacterID, "the end user's record")
+	require.Empty(t, m.Remaining)
+
+	_, err = audit.ProveMemoryErasure(ctx, b.pool, "u2", "c2")
+	require.ErrorIs(t, err, audit.ErrMemoryNotInLog, "u2's memory was deleted by age, never erased")
+
+	other := *p
+	other.EndUserID = "u2"
+	_, err = audit.CheckMemoryErasure(&other, vkey)
+	require.ErrorContains(t, err, `records end user "u1"`)
+	forged := *p
+	forged.Leaf = []byte(strings.Replace(string(p.Leaf), "2:c1,", "2:c9,", 1))
+	forged.CharacterID = "c9"
+	_, err = audit.CheckMemoryErasure(&forged, vkey)
+	require.ErrorContains(t, err, "not in the tree")
+	otherKey, _, _ := signHead(t, b)
+	_, err = audit.CheckMemoryErasure(p, otherKey)
+	require.Error(t, err, "another key does not verify the checkpoint")
+	_, err = audit.CheckMemoryErasure(p)
+	require.ErrorContains(t, err, "give the verifier key")
 }

@@ -12,11 +12,19 @@ import (
 // ErrNotInLog is returned by Prove when the session has no sealed deleted outcome.
 var ErrNotInLog = errors.New("no sealed deletion of this session in the log")
 
-// Proof shows that a session's deletion is in the log: the leaf that records it, its inclusion
-// proof, and the checkpoint the proof leads to. Check verifies it with no database.
+// ErrMemoryNotInLog is returned by ProveMemoryErasure when no memory erasure of the end user
+// (with the character, or of the record) that says erased is sealed in the log.
+var ErrMemoryNotInLog = errors.New("no sealed memory erasure of this end user in the log")
+
+// Proof shows that a session's deletion (or, with EndUserID, an end user's memory erasure) is in
+// the log: the leaf that records it, its inclusion proof, and the checkpoint the proof leads to.
+// Check (CheckMemoryErasure) verifies it with no database.
 type Proof struct {
 	CharacterID string `json:"character_id"`
 	SessionID   string `json:"session_id"`
+	// EndUserID is set for the proof of a memory erasure (ProveMemoryErasure): CharacterID is
+	// then the character whose memory was erased, "" for the end user's record.
+	EndUserID string `json:"end_user_id,omitempty"`
 	// LeafIndex is the leaf's position in the log, from 0.
 	LeafIndex int64 `json:"leaf_index"`
 	// Leaf is the leaf's content (ClaimContent), the bytes whose record hash is in the tree.
@@ -79,16 +87,59 @@ func Prove(ctx context.Context, db Beginner, characterID, sessionID string) (*Pr
 	if err := tx.QueryRow(ctx, `SELECT retention.claim_content($1)`, claimID).Scan(&p.Leaf); err != nil {
 		return nil, fmt.Errorf("read the leaf: %w", err)
 	}
+	return p, proveLeaf(ctx, tx, p)
+}
+
+// ProveMemoryErasure returns the inclusion proof of the last sealed memory erasure of
+// endUserID that says erased: of their memory with characterID, or, with characterID "", of
+// their record. The checkpoint is chosen as Prove's.
+func ProveMemoryErasure(ctx context.Context, db Beginner, endUserID, characterID string) (*Proof, error) {
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("begin read-only transaction: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only: nothing to lose
+	p := &Proof{CharacterID: characterID, EndUserID: endUserID}
+	var id int64
+	err = tx.QueryRow(ctx, `
+		SELECT l.idx, m.id FROM retention.memory_erasures m
+		JOIN retention.end_user_requests q ON q.id = m.request_id
+		JOIN retention.log_leaves l ON l.memory_erasure_id = m.id
+		WHERE q.end_user_id = $1 AND m.character_id IS NOT DISTINCT FROM nullif($2, '') AND m.status = 'erased'
+		ORDER BY m.id DESC LIMIT 1`, endUserID, characterID).Scan(&p.LeafIndex, &id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w (end user %q, %s)", ErrMemoryNotInLog, endUserID, memoryWhat(characterID))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find the memory erasure's leaf: %w", err)
+	}
+	if err := tx.QueryRow(ctx, `SELECT retention.memory_erasure_content($1)`, id).Scan(&p.Leaf); err != nil {
+		return nil, fmt.Errorf("read the leaf: %w", err)
+	}
+	return p, proveLeaf(ctx, tx, p)
+}
+
+// memoryWhat names what a memory erasure proof is of.
+func memoryWhat(characterID string) string {
+	if characterID == "" {
+		return "the end user's record"
+	}
+	return fmt.Sprintf("character %q", characterID)
+}
+
+// proveLeaf fills in p's tree, checkpoint and inclusion proof for its leaf: the newest
+// checkpoint a run stored that covers it, or the log head when none does.
+func proveLeaf(ctx context.Context, tx pgx.Tx, p *Proof) error {
 	var root []byte
 	var note *string
-	err = tx.QueryRow(ctx, `
+	err := tx.QueryRow(ctx, `
 		SELECT size, root, note FROM retention.checkpoints WHERE size > $1 ORDER BY size DESC, id DESC LIMIT 1`,
 		p.LeafIndex).Scan(&p.TreeSize, &root, &note)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = tx.QueryRow(ctx, `SELECT size, root FROM retention.log_head`).Scan(&p.TreeSize, &root)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the checkpoint: %w", err)
+		return fmt.Errorf("read the checkpoint: %w", err)
 	}
 	copy(p.TreeRoot[:], root)
 	if note != nil {
@@ -96,9 +147,9 @@ func Prove(ctx context.Context, db Beginner, characterID, sessionID string) (*Pr
 	}
 	p.Hashes, err = tlog.ProveRecord(p.TreeSize, p.LeafIndex, dbHashes{ctx, tx})
 	if err != nil {
-		return nil, fmt.Errorf("prove leaf %d in a tree of %d: %w", p.LeafIndex, p.TreeSize, err)
+		return fmt.Errorf("prove leaf %d in a tree of %d: %w", p.LeafIndex, p.TreeSize, err)
 	}
-	return p, nil
+	return nil
 }
 
 // Check verifies a Proof with no database: the checkpoint's signature with the verifier keys
@@ -106,21 +157,11 @@ func Prove(ctx context.Context, db Beginner, characterID, sessionID string) (*Pr
 // tree, and that the leaf records the session as deleted. It returns what the leaf says of the
 // session.
 func Check(p *Proof, vkeys ...string) (LeafSession, error) {
-	tree := tlog.Tree{N: p.TreeSize, Hash: p.TreeRoot}
-	if p.Checkpoint != "" {
-		if len(vkeys) == 0 {
-			return LeafSession{}, errors.New("the proof carries a signed checkpoint: give the verifier key to check it")
-		}
-		t, err := OpenCheckpoint([]byte(p.Checkpoint), vkeys...)
-		if err != nil {
-			return LeafSession{}, err
-		}
-		tree = t
-	} else if len(vkeys) > 0 {
-		return LeafSession{}, errors.New("the proof has no signed checkpoint to check the key against")
+	if p.EndUserID != "" {
+		return LeafSession{}, errors.New("this is the proof of a memory erasure: check it with CheckMemoryErasure")
 	}
-	if err := tlog.CheckRecord(p.Hashes, tree.N, tree.Hash, p.LeafIndex, tlog.RecordHash(p.Leaf)); err != nil {
-		return LeafSession{}, fmt.Errorf("the leaf is not in the tree of the checkpoint: %w", err)
+	if err := checkInclusion(p, vkeys); err != nil {
+		return LeafSession{}, err
 	}
 	sessions, err := ParseClaimContent(p.Leaf)
 	if err != nil {
@@ -135,4 +176,51 @@ func Check(p *Proof, vkeys ...string) (LeafSession, error) {
 		}
 	}
 	return LeafSession{}, fmt.Errorf("the leaf does not name session %q of character %q", p.SessionID, p.CharacterID)
+}
+
+// checkInclusion checks the checkpoint's signature with the verifier keys (required when the
+// proof carries a signed checkpoint) and the inclusion of the leaf in that tree.
+func checkInclusion(p *Proof, vkeys []string) error {
+	tree := tlog.Tree{N: p.TreeSize, Hash: p.TreeRoot}
+	if p.Checkpoint != "" {
+		if len(vkeys) == 0 {
+			return errors.New("the proof carries a signed checkpoint: give the verifier key to check it")
+		}
+		t, err := OpenCheckpoint([]byte(p.Checkpoint), vkeys...)
+		if err != nil {
+			return err
+		}
+		tree = t
+	} else if len(vkeys) > 0 {
+		return errors.New("the proof has no signed checkpoint to check the key against")
+	}
+	if err := tlog.CheckRecord(p.Hashes, tree.N, tree.Hash, p.LeafIndex, tlog.RecordHash(p.Leaf)); err != nil {
+		return fmt.Errorf("the leaf is not in the tree of the checkpoint: %w", err)
+	}
+	return nil
+}
+
+// CheckMemoryErasure verifies the proof of a memory erasure with no database, as Check does a
+// session's: the checkpoint's signature, the leaf's inclusion, and that the leaf records the
+// proof's end user's memory with its character (or their record) as erased. It returns what
+// the leaf says.
+func CheckMemoryErasure(p *Proof, vkeys ...string) (LeafMemoryErasure, error) {
+	if p.EndUserID == "" {
+		return LeafMemoryErasure{}, errors.New("this is the proof of a session's deletion: check it with Check")
+	}
+	if err := checkInclusion(p, vkeys); err != nil {
+		return LeafMemoryErasure{}, err
+	}
+	m, err := ParseMemoryErasureContent(p.Leaf)
+	if err != nil {
+		return LeafMemoryErasure{}, err
+	}
+	switch {
+	case m.EndUserID != p.EndUserID || m.CharacterID != p.CharacterID:
+		return m, fmt.Errorf("the leaf records end user %q (%s), not the end user and character the proof names",
+			m.EndUserID, memoryWhat(m.CharacterID))
+	case m.Status != "erased":
+		return m, fmt.Errorf("the leaf records the memory erasure as %s, not erased", m.Status)
+	}
+	return m, nil
 }

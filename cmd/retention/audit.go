@@ -48,18 +48,22 @@ func (f *files) Set(v string) error { *f = append(*f, v); return nil }
 
 const auditUsage = `usage: retention audit verify [--checkpoint SEQ:HASH]... [--checkpoint-file FILE]... [--key VKEY_FILE]... [--format text|json]
        retention audit prove --character C --session S [--out FILE]
+       retention audit prove --end-user U [--character C] [--out FILE]
        retention audit check --proof FILE --key VKEY_FILE...
        retention audit keygen --out SKEY_FILE
 
-check proves a deletion only against a checkpoint whose signature --key verifies: exit 0 proven,
-1 not proven (the leaf is not in the tree, the signature does not verify, the leaf does not
-record the session deleted), 2 for bad usage or UNVERIFIED (no --key: a proof without a checked
-signature proves nothing, whatever it holds).
+prove --end-user proves the last memory erasure that says erased of the end user's memory with
+character C, or, without --character, of the end user's record.
+
+check proves a deletion (or a memory erasure) only against a checkpoint whose signature --key
+verifies: exit 0 proven, 1 not proven (the leaf is not in the tree, the signature does not
+verify, the leaf does not record the session deleted or the memory erased), 2 for bad usage or
+UNVERIFIED (no --key: a proof without a checked signature proves nothing, whatever it holds).
 `
 
 // audit runs the subcommands of "retention audit": verify checks the results trail (the v1
 // chain and the v2 log) and exits 1 when something was edited, removed or inserted; prove prints
-// the inclusion proof of one session's deletion; check verifies such a proof with no database;
+// the inclusion proof of one session's deletion or of an end user's memory erasure; check verifies such a proof with no database;
 // keygen makes a checkpoint signing key.
 func (a *app) audit(ctx context.Context, args []string) error {
 	return dispatch(ctx, "audit", auditUsage, []subcommand{
@@ -183,12 +187,15 @@ func (a *app) auditVerify(ctx context.Context, args []string) error {
 }
 
 // auditProveOptions is the parsed command line of "retention audit prove".
-type auditProveOptions struct{ character, session, out string }
+type auditProveOptions struct{ character, session, endUser, out string }
 
 func (o *auditProveOptions) table() options {
 	return options{
-		{name: "character", env: noEnv, value: &o.character, def: "", help: "the session's character ID"},
+		{name: "character", env: noEnv, value: &o.character, def: "",
+			help: "the session's character ID; with --end-user, the character whose memory erasure to prove"},
 		{name: "session", env: noEnv, value: &o.session, def: "", help: "the session ID"},
+		{name: "end-user", env: noEnv, value: &o.endUser, def: "",
+			help: "prove the end user's last memory erasure that says erased (with --character), or their record's (without)"},
 		{name: "out", env: noEnv, value: &o.out, def: "", help: "write the proof to this file instead of stdout"},
 	}
 }
@@ -198,16 +205,24 @@ func (a *app) auditProve(ctx context.Context, args []string) error {
 	if done, err := a.parseAudit(o.table().flagSet("audit prove"), args); done || err != nil {
 		return err
 	}
-	char, sess, out := o.character, o.session, o.out
-	if char == "" || sess == "" {
-		return usagef("audit prove: --character and --session are required")
+	char, sess, endUser, out := o.character, o.session, o.endUser, o.out
+	switch {
+	case endUser != "" && sess != "":
+		return usagef("audit prove: give --session (a session's deletion) or --end-user (a memory erasure), not both")
+	case endUser == "" && (char == "" || sess == ""):
+		return usagef("audit prove: --character and --session are required (or --end-user for a memory erasure)")
 	}
 	pool, err := a.auditPool(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	p, err := audit.Prove(ctx, pool, char, sess)
+	var p *audit.Proof
+	if endUser != "" {
+		p, err = audit.ProveMemoryErasure(ctx, pool, endUser, char)
+	} else {
+		p, err = audit.Prove(ctx, pool, char, sess)
+	}
 	if err != nil {
 		return err
 	}
@@ -260,6 +275,9 @@ func (a *app) auditCheck(args []string) error {
 	if err := dec.Decode(&p); err != nil {
 		return usagef("--proof %s: not a proof: %v", proofFile, err)
 	}
+	if p.EndUserID != "" {
+		return a.auditCheckMemory(&p, keys)
+	}
 	if len(keys) == 0 {
 		// Without a verifier key the tree is the proof's own word: anyone can make a log of one
 		// leaf whose root is that leaf. Check that the proof holds together, and prove nothing.
@@ -280,6 +298,35 @@ func (a *app) auditCheck(args []string) error {
 	}
 	fmt.Fprintf(a.stdout, "proven: session %q of character %q is recorded %s (run %s, claim %s, completed at %s µs since 1970 UTC), leaf %d of a log of %d\n",
 		s.SessionID, s.CharacterID, s.Status, s.RunID, s.ClaimID, s.CompletedAtMicros, p.LeafIndex, p.TreeSize)
+	return nil
+}
+
+// auditCheckMemory checks the proof of a memory erasure, as auditCheck does a session's.
+func (a *app) auditCheckMemory(p *audit.Proof, keys []string) error {
+	what := func(m audit.LeafMemoryErasure) string {
+		if m.CharacterID == "" {
+			return fmt.Sprintf("the record of end user %q", m.EndUserID)
+		}
+		return fmt.Sprintf("the memory of end user %q with character %q", m.EndUserID, m.CharacterID)
+	}
+	if len(keys) == 0 {
+		unsigned := *p
+		unsigned.Checkpoint = ""
+		m, err := audit.CheckMemoryErasure(&unsigned)
+		if err != nil {
+			return fmt.Errorf("%w: %v", audit.ErrChainBroken, err)
+		}
+		fmt.Fprintf(a.stdout, "UNVERIFIED: %s is recorded %s in the tree this proof names (leaf %d of %d), "+
+			"but no checkpoint signature was checked, so it proves nothing; give --key with the verifier key (retention audit keygen printed it)\n",
+			what(m), m.Status, p.LeafIndex, p.TreeSize)
+		return cli.Exit(exitcode.Usage, nil)
+	}
+	m, err := audit.CheckMemoryErasure(p, keys...)
+	if err != nil {
+		return fmt.Errorf("%w: %v", audit.ErrChainBroken, err)
+	}
+	fmt.Fprintf(a.stdout, "proven: %s is recorded %s (run %s, end user request %s, memory erasure %s, completed at %s µs since 1970 UTC), leaf %d of a log of %d\n",
+		what(m), m.Status, m.RunID, m.RequestID, m.ID, m.CompletedAtMicros, p.LeafIndex, p.TreeSize)
 	return nil
 }
 

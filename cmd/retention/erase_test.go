@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -242,6 +243,21 @@ func TestEraseEndUser(t *testing.T) {
 	r = b.run(t, "report", "--end-user", "u1", "--format", "csv")
 	require.Equal(t, exitcode.Usage, r.code, "%s", r)
 	require.NotContains(t, r.stdout+r.stderr, testKey)
+
+	// The memory erasure is a leaf of the log: its inclusion proof, checked offline (the runs
+	// here sign no checkpoint, so the check says UNVERIFIED: audit_test.go checks a signed one).
+	proof := filepath.Join(t.TempDir(), "proof.json")
+	r = b.run(t, "audit", "prove", "--end-user", "u1", "--character", "c1", "--out", proof)
+	require.Equal(t, exitcode.OK, r.code, "%s", r)
+	r = run(t, nil, "audit", "check", "--proof", proof)
+	require.Equal(t, exitcode.Usage, r.code, "%s", r)
+	require.Contains(t, r.stdout, `UNVERIFIED: the memory of end user "u1" with character "c1" is recorded erased in the tree this proof names`)
+	r = b.run(t, "audit", "prove", "--end-user", "u2", "--character", "c1")
+	require.NotEqual(t, exitcode.OK, r.code, "%s", r)
+	require.Contains(t, r.stderr, "no sealed memory erasure of this end user in the log")
+	r = b.run(t, "audit", "prove", "--end-user", "u1", "--session", "s1")
+	require.Equal(t, exitcode.Usage, r.code, "%s", r)
+	require.Contains(t, r.stderr, "not both")
 
 	r = b.run(t, "help", "erase")
 	require.Equal(t, exitcode.OK, r.code, "%s", r)

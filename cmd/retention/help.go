@@ -33,7 +33,7 @@ usage:
   retention audit verify       check the results trail: rebuild the Merkle log from the rows, check
                                its hashes, roots and checkpoints (and the v1 chain); exit 1 if anything
                                was edited, removed or inserted (see retention audit --help)
-  retention audit prove        the inclusion proof of one session's deletion (--character, --session)
+  retention audit prove        the inclusion proof of one session's deletion (--character, --session) or of an end user's memory erasure (--end-user)
   retention audit check        verify such a proof offline against a signed checkpoint (--proof, --key; without --key: UNVERIFIED)
   retention audit keygen       make a checkpoint signing key (--out FILE; verifier key on stdout)
   retention verify [flags]     list each character's sessions at Convai and check that the recorded
