@@ -65,6 +65,8 @@ func TestMemoryRecordsAreLeaves(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ev.MemoryDeletions, 1)
 	require.NotNil(t, ev.MemoryDeletions[0].Leaf)
+	require.NotNil(t, ev.MemoryDeletions[0].PolicyVersion, "the policy's version when the memory was deleted")
+	require.Equal(t, b.count(t, `SELECT max(id) FROM retention.policy_history WHERE new_character_id = 'c2'`), *ev.MemoryDeletions[0].PolicyVersion)
 
 	var eraseSQL, deleteSQL []byte
 	var id int64

@@ -103,15 +103,19 @@ type MemoryRecheck struct {
 
 // MemoryDeletion is one row of retention.memory_deletions.
 type MemoryDeletion struct {
-	RunID        int64     `json:"run_id"`
-	CharacterID  string    `json:"character_id"`
-	MemoryID     string    `json:"memory_id"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	MemoryMaxAge string    `json:"memory_max_age"`
-	Status       string    `json:"status"`
-	Attempts     int       `json:"attempts"`
-	Error        string    `json:"error,omitempty"`
-	CompletedAt  time.Time `json:"completed_at"`
+	RunID       int64     `json:"run_id"`
+	CharacterID string    `json:"character_id"`
+	MemoryID    string    `json:"memory_id"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	PolicyID    int64     `json:"policy_id"`
+	// PolicyVersion is the version (a retention.policy_history id) of the policy when the
+	// deletion was recorded; nil for a policy whose history began later.
+	PolicyVersion *int64    `json:"policy_version"`
+	MemoryMaxAge  string    `json:"memory_max_age"`
+	Status        string    `json:"status"`
+	Attempts      int       `json:"attempts"`
+	Error         string    `json:"error,omitempty"`
+	CompletedAt   time.Time `json:"completed_at"`
 	// Leaf is the row's leaf in the log; nil while it waits for the next seal.
 	Leaf *int64 `json:"leaf_index"`
 }
@@ -172,11 +176,13 @@ func (ev *EndUserEvidence) readCharacters(ctx context.Context, q pgx.Tx) error {
 func (ev *EndUserEvidence) readMemoryDeletions(ctx context.Context, q pgx.Tx) error {
 	var d MemoryDeletion
 	return pgrows.Each(ctx, q, endUserWhat, `
-		SELECT d.run_id, d.character_id, d.memory_id, d.updated_at, d.memory_max_age::text, d.status, d.attempts,
-		       coalesce(d.error, ''), d.completed_at, l.idx
+		SELECT d.run_id, d.character_id, d.memory_id, d.updated_at, d.policy_id,
+		       (SELECT max(h.id) FROM retention.policy_history h WHERE h.policy_id = d.policy_id AND h.changed_at <= d.completed_at),
+		       d.memory_max_age::text, d.status, d.attempts, coalesce(d.error, ''), d.completed_at, l.idx
 		FROM retention.memory_deletions d LEFT JOIN retention.log_leaves l ON l.memory_deletion_id = d.id
 		WHERE d.end_user_id = $1 ORDER BY d.id`, []any{ev.EndUserID},
-		[]any{&d.RunID, &d.CharacterID, &d.MemoryID, &d.UpdatedAt, &d.MemoryMaxAge, &d.Status, &d.Attempts, &d.Error, &d.CompletedAt, &d.Leaf},
+		[]any{&d.RunID, &d.CharacterID, &d.MemoryID, &d.UpdatedAt, &d.PolicyID, &d.PolicyVersion, &d.MemoryMaxAge, &d.Status,
+			&d.Attempts, &d.Error, &d.CompletedAt, &d.Leaf},
 		func() { ev.MemoryDeletions = append(ev.MemoryDeletions, d) })
 }
 
@@ -322,11 +328,15 @@ func (e *EndUserEvidence) Write(w io.Writer, f Format) error {
 	}
 	if len(e.MemoryDeletions) > 0 {
 		fmt.Fprintf(&b, "\nmemories deleted under a policy's memory_max_age:\n")
-		tw := newTable(&b, "RUN\tCHARACTER\tMEMORY\tUPDATED\tMEMORY_MAX_AGE\tSTATUS\tATTEMPTS\tCOMPLETED\tLEAF\tERROR")
+		tw := newTable(&b, "RUN\tCHARACTER\tMEMORY\tUPDATED\tPOLICY\tMEMORY_MAX_AGE\tSTATUS\tATTEMPTS\tCOMPLETED\tLEAF\tERROR")
 		for _, d := range e.MemoryDeletions {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.RunID, d.CharacterID, printable(d.MemoryID),
-				d.UpdatedAt.UTC().Format(time.RFC3339), d.MemoryMaxAge, d.Status, d.Attempts, d.CompletedAt.UTC().Format(time.RFC3339),
-				leafText(d.Leaf), d.Error)
+			policy := fmt.Sprint(d.PolicyID)
+			if d.PolicyVersion != nil {
+				policy += fmt.Sprintf(" version %d", *d.PolicyVersion)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.RunID, d.CharacterID, printable(d.MemoryID),
+				d.UpdatedAt.UTC().Format(time.RFC3339), policy, d.MemoryMaxAge, d.Status, d.Attempts,
+				d.CompletedAt.UTC().Format(time.RFC3339), leafText(d.Leaf), d.Error)
 		}
 		_ = tw.Flush()
 	}
