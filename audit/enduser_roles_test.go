@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/convai-retention/retention/audit"
 	"github.com/convai-retention/retention/convai/convaitest"
 	"github.com/convai-retention/retention/job"
 	"github.com/convai-retention/retention/report"
@@ -76,6 +77,18 @@ func TestRolesEndUsers(t *testing.T) {
 	require.Len(t, ev.MemoryDeletions, 1)
 	require.Equal(t, "deleted", ev.MemoryDeletions[0].Status)
 	require.Equal(t, "c2", ev.MemoryDeletions[0].CharacterID)
+
+	// The memory rows the job role wrote are leaves of the log; the auditor verifies them and
+	// proves an erasure.
+	res, err := audit.Verify(ctx, auditorPool, audit.Options{})
+	require.NoError(t, err)
+	require.True(t, res.Intact(), "%v", res.Problems)
+	require.EqualValues(t, 3, res.Log.MemoryLeaves, "c1's memory, u1's record, u2's memory by age")
+	proof, err := audit.ProveMemoryErasure(ctx, auditorPool, "u1", "c1")
+	require.NoError(t, err)
+	m, err := audit.CheckMemoryErasure(proof)
+	require.NoError(t, err)
+	require.Equal(t, "erased", m.Status)
 }
 
 // TestRolesMemoryFlags: the least-privilege job role records what verify's lists say of

@@ -126,7 +126,8 @@ func (m memHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 }
 
 const leavesSQL = `
-	SELECT l.idx, coalesce(l.claim_id, 0), l.memory_erasure_id, l.memory_deletion_id, l.hash, c.id IS NOT NULL, coalesce(c.run_id, 0), coalesce(c.character_id, ''),
+	SELECT l.idx, coalesce(l.claim_id, 0), l.memory_erasure_id, l.memory_deletion_id,
+	       num_nonnulls(l.claim_id, l.memory_erasure_id, l.memory_deletion_id), l.hash, c.id IS NOT NULL, coalesce(c.run_id, 0), coalesce(c.character_id, ''),
 	       c.policy_id, c.policy_character_id, c.max_age, c.requested_at,
 	       coalesce(c.session_ids, '{}'), coalesce(c.last_active_at, '{}'),
 	       e.id, e.session_id, e.requested_by, e.requested_at, e.due_at
@@ -172,6 +173,7 @@ type logLeaf struct {
 	idx, claimID     int64
 	memoryErasureID  *int64
 	memoryDeletionID *int64
+	records          int // how many records the leaf names: 1, unless the row was edited
 	hash             []byte
 	found            bool // the record still exists
 	c                Claim
@@ -190,7 +192,7 @@ func (l logLeaf) content() []byte {
 	return ClaimContent(l.c)
 }
 
-// rebuildLog walks the leaves in batches, checks each against its claim and rebuilds the tree
+// rebuildLog walks the leaves in batches, checks each against its record and rebuilds the tree
 // from the rows as they are, so that a stored hash that disagrees shows. complete is false when
 // the leaf indexes have a gap: it is reported and the tree cannot be rebuilt past it.
 func (v *verifier) rebuildLog(ctx context.Context, tx pgx.Tx, batchSize int) (hashes memHashes, n int64, complete bool, err error) {
@@ -206,6 +208,10 @@ func (v *verifier) rebuildLog(ctx context.Context, tx pgx.Tx, batchSize int) (ha
 				return nil, 0, false, nil
 			}
 			rec := tlog.RecordHash(b.content())
+			if b.records != 1 {
+				v.report(Problem{Kind: LeafEdited, Seq: n + 1,
+					Detail: fmt.Sprintf("leaf %d names %d records (claim, memory erasure, memory deletion), not one: its row was edited", n, b.records)})
+			}
 			if b.memoryErasureID != nil || b.memoryDeletionID != nil {
 				v.res.Log.MemoryLeaves++
 				v.checkMemoryLeaf(n, b, rec)
@@ -280,7 +286,7 @@ func readLeaves(ctx context.Context, tx pgx.Tx, after int64, limit int) ([]logLe
 	var erID *int64
 	var erBy *string
 	err := pgrows.Each(ctx, tx, "read log leaves", leavesSQL, []any{after, limit},
-		[]any{&l.idx, &l.claimID, &l.memoryErasureID, &l.memoryDeletionID, &l.hash, &l.found, &l.c.RunID, &l.c.CharacterID,
+		[]any{&l.idx, &l.claimID, &l.memoryErasureID, &l.memoryDeletionID, &l.records, &l.hash, &l.found, &l.c.RunID, &l.c.CharacterID,
 			&l.c.PolicyID, &l.c.PolicyCharacterID, &l.c.MaxAge, &l.c.RequestedAt, &l.c.SessionIDs, &l.c.LastActiveAt,
 			&erID, &er.SessionID, &erBy, &er.RequestedAt, &er.DueAt}, func() {
 			c := l
@@ -443,7 +449,11 @@ func (v *verifier) checkGivenCheckpoints(opts Options) {
 			continue
 		}
 		if t.N == 0 {
-			continue // every log extends the empty tree
+			// Every log extends the empty tree, whose root is the hash of nothing.
+			if empty, _ := tlog.TreeHash(0, nil); t.Hash != empty {
+				v.report(Problem{Kind: CheckpointMismatch, Detail: fmt.Sprintf("checkpoint %d given names an empty tree with root %s, not the empty tree's", i+1, t.Hash)})
+			}
+			continue
 		}
 		if t.N > n {
 			v.report(Problem{Kind: CheckpointMismatch, Detail: fmt.Sprintf("checkpoint %d given names %d leaves; the log has only %d: leaves were removed", i+1, t.N, n)})
@@ -468,8 +478,10 @@ func (v *verifier) checkUnsealedClaims(ctx context.Context, tx pgx.Tx) error {
 	var id int64
 	return pgrows.Each(ctx, tx, "find unsealed claims", `
 		SELECT DISTINCT o.claim_id FROM retention.outcomes o
-		WHERE NOT EXISTS (SELECT 1 FROM retention.log_leaves l WHERE l.claim_id = o.claim_id)
-		  AND NOT EXISTS (SELECT 1 FROM retention.unsealed u WHERE u.claim_id = o.claim_id)
+		WHERE NOT EXISTS (SELECT 1 FROM retention.log_leaves l WHERE l.claim_id = o.claim_id
+		                  AND l.memory_erasure_id IS NULL AND l.memory_deletion_id IS NULL)
+		  AND NOT EXISTS (SELECT 1 FROM retention.unsealed u WHERE u.claim_id = o.claim_id
+		                  AND u.memory_erasure_id IS NULL AND u.memory_deletion_id IS NULL)
 		ORDER BY 1`, nil, []any{&id}, func() {
 		v.report(Problem{Kind: UnsealedClaim, DeletionID: migrations.DeletionID(id, 0), Detail: fmt.Sprintf("claim %d has outcomes but no leaf: they were written outside the protocol", id)})
 	})
@@ -482,12 +494,16 @@ func (v *verifier) checkUnsealedMemory(ctx context.Context, tx pgx.Tx) error {
 	var id int64
 	return pgrows.Each(ctx, tx, "find unsealed memory records", `
 		SELECT 'memory erasure', m.id FROM retention.memory_erasures m
-		WHERE NOT EXISTS (SELECT 1 FROM retention.log_leaves l WHERE l.memory_erasure_id = m.id)
-		  AND NOT EXISTS (SELECT 1 FROM retention.unsealed u WHERE u.memory_erasure_id = m.id)
+		WHERE NOT EXISTS (SELECT 1 FROM retention.log_leaves l WHERE l.memory_erasure_id = m.id
+		                  AND l.claim_id IS NULL AND l.memory_deletion_id IS NULL)
+		  AND NOT EXISTS (SELECT 1 FROM retention.unsealed u WHERE u.memory_erasure_id = m.id
+		                  AND u.claim_id IS NULL AND u.memory_deletion_id IS NULL)
 		UNION ALL
 		SELECT 'memory deletion', d.id FROM retention.memory_deletions d
-		WHERE NOT EXISTS (SELECT 1 FROM retention.log_leaves l WHERE l.memory_deletion_id = d.id)
-		  AND NOT EXISTS (SELECT 1 FROM retention.unsealed u WHERE u.memory_deletion_id = d.id)
+		WHERE NOT EXISTS (SELECT 1 FROM retention.log_leaves l WHERE l.memory_deletion_id = d.id
+		                  AND l.claim_id IS NULL AND l.memory_erasure_id IS NULL)
+		  AND NOT EXISTS (SELECT 1 FROM retention.unsealed u WHERE u.memory_deletion_id = d.id
+		                  AND u.claim_id IS NULL AND u.memory_erasure_id IS NULL)
 		ORDER BY 1, 2`, nil, []any{&what, &id}, func() {
 		v.report(Problem{Kind: UnsealedMemory, Detail: fmt.Sprintf("%s %d has no leaf: it was written outside the protocol", what, id)})
 	})

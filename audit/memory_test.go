@@ -122,7 +122,9 @@ func TestMemoryLeavesTamper(t *testing.T) {
 	t.Run("written outside the protocol", func(t *testing.T) {
 		t.Parallel()
 		b, vkey, note := memoryLogged(t)
-		b.tamper(t, `INSERT INTO retention.memory_deletions (run_id, character_id, end_user_id, memory_id, updated_at, policy_id,
+		// Plain SQL, with every trigger on: the row is not queued, only the record functions
+		// queue what they write.
+		b.exec(t, `INSERT INTO retention.memory_deletions (run_id, character_id, end_user_id, memory_id, updated_at, policy_id,
 			memory_max_age, threshold, status, attempts)
 			SELECT run_id, character_id, end_user_id, 'forged', updated_at, policy_id, memory_max_age, threshold, 'deleted', 1
 			FROM retention.memory_deletions`)
@@ -130,6 +132,22 @@ func TestMemoryLeavesTamper(t *testing.T) {
 			SELECT request_id, run_id, 'c9', 'erased', 1, 0, started_at FROM retention.memory_erasures WHERE character_id = 'c1'`)
 		res := verifyLog(t, b, vkey, note)
 		require.Equal(t, []audit.Kind{audit.UnsealedMemory, audit.UnsealedMemory}, kinds(res), "%v", res.Problems)
+	})
+	t.Run("a memory leaf made to name a forged claim too", func(t *testing.T) {
+		t.Parallel()
+		b, vkey, note := memoryLogged(t)
+		// The schema's owner drops the rule of one record per leaf, forges a claim with a
+		// deleted outcome, and hangs it on a memory erasure's leaf, whose hash still holds.
+		b.tamper(t, `ALTER TABLE retention.log_leaves DROP CONSTRAINT log_leaves_one_record`)
+		b.tamper(t, `INSERT INTO retention.claims (run_id, character_id, max_age, session_ids, last_active_at)
+			VALUES (1, 'c1', '30 days', ARRAY['forged'], ARRAY[now() - interval '1 year'])`)
+		b.tamper(t, `INSERT INTO retention.outcomes (claim_id, ord, character_id, session_id, status, attempts, http_status)
+			SELECT max(id), 1, 'c1', 'forged', 'deleted', 1, 200 FROM retention.claims`)
+		b.tamper(t, `UPDATE retention.log_leaves SET claim_id = (SELECT max(id) FROM retention.claims)
+			WHERE idx = (SELECT min(idx) FROM retention.log_leaves WHERE memory_erasure_id IS NOT NULL)`)
+		res := verifyLog(t, b, vkey, note)
+		require.Contains(t, kinds(res), audit.LeafEdited, "%v", res.Problems)
+		require.Contains(t, kinds(res), audit.UnsealedClaim, "the forged claim has no leaf of its own: %v", res.Problems)
 	})
 }
 
@@ -221,4 +239,57 @@ func TestMemoryErasureProof(t *testing.T) {
 	require.Error(t, err, "another key does not verify the checkpoint")
 	_, err = audit.CheckMemoryErasure(p)
 	require.ErrorContains(t, err, "give the verifier key")
+	session, err := audit.Prove(ctx, b.pool, "c1", "s1")
+	require.NoError(t, err)
+	session.EndUserID = "u1"
+	_, err = audit.CheckMemoryErasure(session, vkey)
+	require.ErrorContains(t, err, "not a "+audit.MemoryErasureTag+" leaf", "a session's leaf proves no memory erasure")
+
+	// A verification finds memory again: the erasure no longer stands, and is not proven.
+	a := newAPI(t, convaitest.Options{})
+	a.fake.AddMemory("c1", "u1", convaitest.Memory{ID: "again", UpdatedAt: time.Now()})
+	_, err = a.verify(t, b.pool)
+	require.NoError(t, err)
+	_, err = audit.ProveMemoryErasure(ctx, b.pool, "u1", "c1")
+	require.ErrorIs(t, err, audit.ErrMemoryNotInLog)
+	require.ErrorContains(t, err, "found memory again")
+
+	// An erasure edited since it was sealed is not proven either.
+	b.tamper(t, `UPDATE retention.memory_erasures SET listed_before = 7 WHERE character_id IS NULL`)
+	_, err = audit.ProveMemoryErasure(ctx, b.pool, "u1", "")
+	require.ErrorIs(t, err, audit.ErrChainBroken)
+}
+
+// The database's encoding of memory rows is the Go encoder's, NULLs, infinities, intervals and
+// any text included: rows of every shape, queued and sealed, verify intact.
+func TestMemoryContentMatchesGo(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	run := b.count(t, `INSERT INTO retention.runs (cutoff, source, status, finished_at)
+		VALUES (now(), 'retention.sessions', 'succeeded', now()) RETURNING id`)
+	b.exec(t, `INSERT INTO retention.end_user_requests (end_user_id, character_id, end_user_record, reason, requested_by)
+		VALUES ('u-é', 'c1', false, 'r', 'dpo ☃'), ('u2', NULL, true, 'r', 'x')`)
+	b.exec(t, `INSERT INTO retention.memory_erasures (request_id, run_id, character_id, status, attempts, http_status, remaining,
+		listed_before, error, started_at, completed_at) VALUES
+		(1, $1, 'c1', 'failed', 0, NULL, NULL, NULL, 'é ☃ "quoted", comma-,', '-infinity', 'infinity'),
+		(1, $1, 'c1', 'erased', 3, 200, 0, 12, NULL, now(), now()),
+		(2, $1, NULL, 'erased', 1, 202, NULL, NULL, '', now(), now())`, run)
+	b.exec(t, `INSERT INTO retention.memory_deletions (run_id, character_id, end_user_id, memory_id, updated_at, policy_id,
+		memory_max_age, threshold, status, attempts, http_status, error) VALUES
+		($1, 'c1', 'u-é', 'm:1,', now() - interval '3 years', 7, '1 year 2 mons 3 days 04:05:06.789', now() - interval '2 years',
+		 'failed', 5, NULL, 'ünïcode'),
+		($1, 'c1', 'u-é', 'm2', '-infinity', 7, '-1 hours 30 days', now(), 'deleted', 1, 200, NULL)`, run)
+	require.Zero(t, b.count(t, `SELECT count(*) FROM retention.unsealed`), "plain SQL queues nothing")
+	res := verify(t, b.pool)
+	require.Equal(t, []audit.Kind{audit.UnsealedMemory, audit.UnsealedMemory, audit.UnsealedMemory, audit.UnsealedMemory,
+		audit.UnsealedMemory}, kinds(res))
+
+	b.exec(t, `INSERT INTO retention.unsealed (memory_erasure_id, leaf)
+		SELECT id, sha256('\x00'::bytea || retention.memory_erasure_content(id)) FROM retention.memory_erasures ORDER BY id`)
+	b.exec(t, `INSERT INTO retention.unsealed (memory_deletion_id, leaf)
+		SELECT id, sha256('\x00'::bytea || retention.memory_deletion_content(id)) FROM retention.memory_deletions ORDER BY id`)
+	b.exec(t, `SELECT retention.seal()`)
+	res = verify(t, b.pool)
+	require.True(t, res.Intact(), "the Go encoder gives the database's bytes for every row: %v", res.Problems)
+	require.EqualValues(t, 5, res.Log.MemoryLeaves)
 }

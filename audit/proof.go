@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,7 +28,8 @@ type Proof struct {
 	EndUserID string `json:"end_user_id,omitempty"`
 	// LeafIndex is the leaf's position in the log, from 0.
 	LeafIndex int64 `json:"leaf_index"`
-	// Leaf is the leaf's content (ClaimContent), the bytes whose record hash is in the tree.
+	// Leaf is the leaf's content (ClaimContent, or MemoryErasureContent for a memory erasure),
+	// the bytes whose record hash is in the tree.
 	Leaf []byte `json:"leaf"`
 	// Hashes is the inclusion proof (tlog.RecordProof) for a tree of TreeSize leaves.
 	Hashes   []tlog.Hash `json:"hashes"`
@@ -90,9 +92,12 @@ func Prove(ctx context.Context, db Beginner, characterID, sessionID string) (*Pr
 	return p, proveLeaf(ctx, tx, p)
 }
 
-// ProveMemoryErasure returns the inclusion proof of the last sealed memory erasure of
-// endUserID that says erased: of their memory with characterID, or, with characterID "", of
-// their record. The checkpoint is chosen as Prove's.
+// ProveMemoryErasure returns the inclusion proof of the last memory erasure of endUserID: of
+// their memory with characterID, or, with characterID "", of their record. The checkpoint is
+// chosen as Prove's. It refuses, wrapping ErrMemoryNotInLog, when there is none, when the last
+// one does not say erased (pending, failed, ...), when a verification found memory again since
+// (the erasure is refuted: the next run erases again), when it waits for the next seal, or when
+// its row no longer hashes to its leaf.
 func ProveMemoryErasure(ctx context.Context, db Beginner, endUserID, characterID string) (*Proof, error) {
 	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
@@ -100,22 +105,39 @@ func ProveMemoryErasure(ctx context.Context, db Beginner, endUserID, characterID
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only: nothing to lose
 	p := &Proof{CharacterID: characterID, EndUserID: endUserID}
-	var id int64
+	var (
+		id         int64
+		status     string
+		leaf       *int64
+		sealedHash []byte
+		refuted    bool
+	)
 	err = tx.QueryRow(ctx, `
-		SELECT l.idx, m.id FROM retention.memory_erasures m
+		SELECT m.id, m.status, l.idx, l.hash, m.status = 'erased' AND m.character_id IS NOT NULL AND retention.memory_found_again(m.id),
+		       retention.memory_erasure_content(m.id)
+		FROM retention.memory_erasures m
 		JOIN retention.end_user_requests q ON q.id = m.request_id
-		JOIN retention.log_leaves l ON l.memory_erasure_id = m.id
-		WHERE q.end_user_id = $1 AND m.character_id IS NOT DISTINCT FROM nullif($2, '') AND m.status = 'erased'
-		ORDER BY m.id DESC LIMIT 1`, endUserID, characterID).Scan(&p.LeafIndex, &id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%w (end user %q, %s)", ErrMemoryNotInLog, endUserID, memoryWhat(characterID))
-	}
-	if err != nil {
+		LEFT JOIN retention.log_leaves l ON l.memory_erasure_id = m.id
+		WHERE q.end_user_id = $1 AND m.character_id IS NOT DISTINCT FROM nullif($2, '')
+		ORDER BY m.id DESC LIMIT 1`, endUserID, characterID).Scan(&id, &status, &leaf, &sealedHash, &refuted, &p.Leaf)
+	what := fmt.Sprintf("end user %q, %s", endUserID, memoryWhat(characterID))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, fmt.Errorf("%w (%s)", ErrMemoryNotInLog, what)
+	case err != nil:
 		return nil, fmt.Errorf("find the memory erasure's leaf: %w", err)
+	case status != "erased":
+		return nil, fmt.Errorf("%w (%s): its last memory erasure, %d, says %s", ErrMemoryNotInLog, what, id, status)
+	case refuted:
+		return nil, fmt.Errorf("%w (%s): a verification found memory again after memory erasure %d; the next run erases it again",
+			ErrMemoryNotInLog, what, id)
+	case leaf == nil:
+		return nil, fmt.Errorf("%w (%s): memory erasure %d waits for the next seal", ErrMemoryNotInLog, what, id)
 	}
-	if err := tx.QueryRow(ctx, `SELECT retention.memory_erasure_content($1)`, id).Scan(&p.Leaf); err != nil {
-		return nil, fmt.Errorf("read the leaf: %w", err)
+	if rec := tlog.RecordHash(p.Leaf); !bytes.Equal(rec[:], sealedHash) {
+		return nil, fmt.Errorf("%w: memory erasure %d no longer hashes to its leaf %d: run retention audit verify", ErrChainBroken, id, *leaf)
 	}
+	p.LeafIndex = *leaf
 	return p, proveLeaf(ctx, tx, p)
 }
 

@@ -7,7 +7,9 @@
 -- ---------------------------------------------------------------------------------------------
 
 -- The history kept max_age, enabled and note; memory_max_age (016) changed unseen. Each row now
--- carries the old and new memory_max_age too, a change of memory_max_age alone is a version,
+-- carries the old and new memory_max_age too, a change of memory_max_age alone is a version
+-- (intervals compared as text: '1 mon' and '30 days' are equal as intervals, not as thresholds;
+-- max_age likewise from now on),
 -- and each policy that sets one gets a baseline row: what was in force when the history began
 -- to see it (before this migration, when it was set is not known).
 ALTER TABLE retention.policy_history ADD COLUMN old_memory_max_age interval NULL,
@@ -44,8 +46,8 @@ $$;
 DROP TRIGGER policies_history_update ON retention.policies;
 CREATE TRIGGER policies_history_update AFTER UPDATE ON retention.policies FOR EACH ROW
     WHEN (OLD.id IS DISTINCT FROM NEW.id OR OLD.character_id IS DISTINCT FROM NEW.character_id
-          OR OLD.max_age IS DISTINCT FROM NEW.max_age OR OLD.enabled IS DISTINCT FROM NEW.enabled
-          OR OLD.note IS DISTINCT FROM NEW.note OR OLD.memory_max_age IS DISTINCT FROM NEW.memory_max_age)
+          OR OLD.max_age::text IS DISTINCT FROM NEW.max_age::text OR OLD.enabled IS DISTINCT FROM NEW.enabled
+          OR OLD.note IS DISTINCT FROM NEW.note OR OLD.memory_max_age::text IS DISTINCT FROM NEW.memory_max_age::text)
     EXECUTE FUNCTION retention.policies_history();
 
 INSERT INTO retention.policy_history (policy_id, op, new_character_id, new_max_age, new_enabled, new_note,
@@ -235,6 +237,8 @@ COMMENT ON VIEW retention.deleted_in_memory IS 'Each deleted row whose session a
 
 ALTER TABLE retention.unsealed DROP CONSTRAINT unsealed_pkey;
 ALTER TABLE retention.unsealed
+    ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY,
+    ADD CONSTRAINT unsealed_pkey PRIMARY KEY (seq),
     ALTER COLUMN claim_id DROP NOT NULL,
     ADD COLUMN memory_erasure_id bigint NULL REFERENCES retention.memory_erasures (id),
     ADD COLUMN memory_deletion_id bigint NULL REFERENCES retention.memory_deletions (id),
@@ -305,10 +309,16 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- queue_memory_leaf queues a memory erasure or deletion for the log as it is written, with its
--- leaf's record hash, as record does for a claim.
+-- leaf's record hash, as record does for a claim: only when record_memory_erasure or
+-- record_memory_deletion writes it (they set retention.recording for their own duration). A
+-- row written by plain SQL is not queued, so retention audit verify reports it
+-- (unsealed_memory), as it does outcomes written outside record.
 CREATE FUNCTION retention.queue_memory_leaf() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF coalesce(current_setting('retention.recording', true), '') <> 'on' THEN
+        RETURN NULL;
+    END IF;
     IF TG_TABLE_NAME = 'memory_erasures' THEN
         INSERT INTO retention.unsealed (memory_erasure_id, leaf)
         VALUES (NEW.id, sha256('\x00'::bytea || retention.memory_erasure_content(NEW.id)));
@@ -323,14 +333,18 @@ CREATE TRIGGER memory_erasures_queued AFTER INSERT ON retention.memory_erasures
     FOR EACH ROW EXECUTE FUNCTION retention.queue_memory_leaf();
 CREATE TRIGGER memory_deletions_queued AFTER INSERT ON retention.memory_deletions
     FOR EACH ROW EXECUTE FUNCTION retention.queue_memory_leaf();
+ALTER FUNCTION retention.record_memory_erasure(bigint, text, bigint, text, text, integer, integer, bigint, text, timestamptz, bigint)
+    SET retention.recording = 'on';
+ALTER FUNCTION retention.record_memory_deletion(bigint, text, text, text, text, timestamptz, text, integer, integer, text)
+    SET retention.recording = 'on';
 
 INSERT INTO retention.unsealed (memory_erasure_id, leaf)
 SELECT id, sha256('\x00'::bytea || retention.memory_erasure_content(id)) FROM retention.memory_erasures ORDER BY id;
 INSERT INTO retention.unsealed (memory_deletion_id, leaf)
 SELECT id, sha256('\x00'::bytea || retention.memory_deletion_content(id)) FROM retention.memory_deletions ORDER BY id;
 
--- seal, as in 004, takes every queued record: claims first, then memory erasures, then memory
--- deletions, each in id order.
+-- seal, as in 004, takes every queued record in the order it was queued (unsealed.seq): a
+-- claim, a memory erasure or a memory deletion.
 CREATE OR REPLACE FUNCTION retention.seal(OUT size bigint, OUT root bytea) RETURNS record
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '15s'
 SET plan_cache_mode = force_custom_plan AS $$
@@ -344,8 +358,8 @@ DECLARE
     added boolean := false;
 BEGIN
     SELECT l.size INTO n FROM retention.log_head l WHERE one FOR UPDATE;
-    FOR q IN SELECT u.claim_id, u.memory_erasure_id, u.memory_deletion_id, u.leaf FROM retention.unsealed u
-             ORDER BY u.claim_id NULLS LAST, u.memory_erasure_id NULLS LAST, u.memory_deletion_id LIMIT 256 LOOP
+    FOR q IN SELECT u.seq, u.claim_id, u.memory_erasure_id, u.memory_deletion_id, u.leaf FROM retention.unsealed u
+             ORDER BY u.seq LIMIT 256 LOOP
         leaf := q.leaf;
         base := retention.tlog_index(0, n);
         INSERT INTO retention.log_hashes (id, hash) VALUES (base, leaf);
@@ -360,13 +374,7 @@ BEGIN
         END LOOP;
         INSERT INTO retention.log_leaves (idx, claim_id, memory_erasure_id, memory_deletion_id, hash)
         VALUES (n, q.claim_id, q.memory_erasure_id, q.memory_deletion_id, leaf);
-        IF q.claim_id IS NOT NULL THEN
-            DELETE FROM retention.unsealed WHERE claim_id = q.claim_id;
-        ELSIF q.memory_erasure_id IS NOT NULL THEN
-            DELETE FROM retention.unsealed WHERE memory_erasure_id = q.memory_erasure_id;
-        ELSE
-            DELETE FROM retention.unsealed WHERE memory_deletion_id = q.memory_deletion_id;
-        END IF;
+        DELETE FROM retention.unsealed WHERE seq = q.seq;
         n := n + 1;
         added := true;
         -- A bounded transaction whatever the load: what is left waits for the next call.
@@ -383,6 +391,8 @@ BEGIN
 END
 $$;
 
+COMMENT ON TABLE retention.unsealed IS 'Records (claims, memory erasures, memory deletions) written and not yet in the log, with their leaf''s record hash, in the order they were queued. seal() empties it.';
+COMMENT ON TABLE retention.log_leaves IS 'The Merkle log: one leaf per recorded claim, memory erasure or memory deletion (exactly one of the three ids), with its record hash.';
 COMMENT ON FUNCTION retention.memory_erasure_content(bigint) IS 'The bytes of a memory erasure''s leaf in the log (audit.MemoryErasureContent).';
 COMMENT ON FUNCTION retention.memory_deletion_content(bigint) IS 'The bytes of a memory deletion''s leaf in the log (audit.MemoryDeletionContent).';
 

@@ -95,6 +95,19 @@ func TestMemoryMaxAgeHistoryFrom017(t *testing.T) {
 		FROM retention.policy_history WHERE op = 'update'`))
 	require.Equal(t, []string{"(default)=60 days", "kids=45 days", "legal=1 year"}, asOf(time.Now().Add(time.Hour)))
 
+	// '1 mon' and '30 days' are equal as intervals, not as thresholds: each change is a version,
+	// of memory_max_age and of max_age alike.
+	exec(`UPDATE retention.policies SET memory_max_age = '1 mon' WHERE character_id = 'legal'`)
+	exec(`UPDATE retention.policies SET memory_max_age = '30 days' WHERE character_id = 'legal'`)
+	exec(`UPDATE retention.policies SET max_age = '1 mon' WHERE character_id = 'kids'`)
+	exec(`UPDATE retention.policies SET max_age = '30 days' WHERE character_id = 'kids'`)
+	require.Equal(t, []string{"legal 1 year -> 1 mon", "legal 1 mon -> 30 days", "kids 7 days -> 1 mon", "kids 1 mon -> 30 days"}, strs(`
+		SELECT new_character_id || ' ' || CASE WHEN new_character_id = 'legal'
+		       THEN old_memory_max_age::text || ' -> ' || new_memory_max_age::text
+		       ELSE old_max_age::text || ' -> ' || new_max_age::text END
+		FROM retention.policy_history WHERE op = 'update' AND id > (SELECT min(id) FROM retention.policy_history WHERE op = 'update')
+		ORDER BY id`))
+
 	// The grants of policies_as_of are as they were: the reader may call it, PUBLIC may not.
 	var reads, public bool
 	require.NoError(t, conn.QueryRow(ctx, `SELECT has_function_privilege($1, 'retention.policies_as_of(timestamptz)', 'EXECUTE'),

@@ -68,7 +68,7 @@ CREATE TABLE retention.policies (
 CREATE UNIQUE INDEX policies_one_default ON retention.policies USING btree ((true)) WHERE (character_id IS NULL);
 CREATE UNIQUE INDEX policies_one_per_character ON retention.policies USING btree (character_id) WHERE (character_id IS NOT NULL);
 CREATE TRIGGER policies_history_insert_delete AFTER INSERT OR DELETE ON retention.policies FOR EACH ROW EXECUTE FUNCTION retention.policies_history();
-CREATE TRIGGER policies_history_update AFTER UPDATE ON retention.policies FOR EACH ROW WHEN (old.id IS DISTINCT FROM new.id OR old.character_id IS DISTINCT FROM new.character_id OR old.max_age IS DISTINCT FROM new.max_age OR old.enabled IS DISTINCT FROM new.enabled OR old.note IS DISTINCT FROM new.note OR old.memory_max_age IS DISTINCT FROM new.memory_max_age) EXECUTE FUNCTION retention.policies_history();
+CREATE TRIGGER policies_history_update AFTER UPDATE ON retention.policies FOR EACH ROW WHEN (old.id IS DISTINCT FROM new.id OR old.character_id IS DISTINCT FROM new.character_id OR old.max_age::text IS DISTINCT FROM new.max_age::text OR old.enabled IS DISTINCT FROM new.enabled OR old.note IS DISTINCT FROM new.note OR old.memory_max_age::text IS DISTINCT FROM new.memory_max_age::text) EXECUTE FUNCTION retention.policies_history();
 CREATE TRIGGER policies_max_age_floor BEFORE INSERT OR UPDATE OF max_age ON retention.policies FOR EACH ROW EXECUTE FUNCTION retention.policies_max_age_floor();
 CREATE TRIGGER policies_no_truncate BEFORE TRUNCATE ON retention.policies FOR EACH STATEMENT EXECUTE FUNCTION retention.seals_guard();
 CREATE TRIGGER policies_touch BEFORE UPDATE ON retention.policies FOR EACH ROW EXECUTE FUNCTION retention.touch_updated_at();
@@ -88,7 +88,9 @@ CREATE TRIGGER policies_touch BEFORE UPDATE ON retention.policies FOR EACH ROW E
 --       changed_at  now(): the start of the changing transaction, the same for all its changes
 -- 017_memory_sealed.sql: ALTER TABLE
 --     The history kept max_age, enabled and note; memory_max_age (016) changed unseen. Each row now
---     carries the old and new memory_max_age too, a change of memory_max_age alone is a version,
+--     carries the old and new memory_max_age too, a change of memory_max_age alone is a version
+--     (intervals compared as text: '1 mon' and '30 days' are equal as intervals, not as thresholds;
+--     max_age likewise from now on),
 --     and each policy that sets one gets a baseline row: what was in force when the history began
 --     to see it (before this migration, when it was set is not known).
 CREATE TABLE retention.policy_history (
@@ -396,6 +398,8 @@ CREATE TRIGGER deletions_seal AFTER UPDATE ON retention.deletions_v1 REFERENCING
 -- by a hash chain instead.
 
 -- retention.unsealed
+-- Records (claims, memory erasures, memory deletions) written and not yet in the log, with their
+-- leaf's record hash, in the order they were queued. seal() empties it.
 -- 004_recording_v2.sql: CREATE TABLE
 --     Claims recorded and not yet in the log, with their leaf's record hash, computed from the rows
 --     when they were written (by record or close_claims, outside the log's lock). seal() empties it.
@@ -403,8 +407,10 @@ CREATE TRIGGER deletions_seal AFTER UPDATE ON retention.deletions_v1 REFERENCING
 CREATE TABLE retention.unsealed (
     claim_id           bigint,
     leaf               bytea NOT NULL,
+    seq                bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
     memory_erasure_id  bigint,
     memory_deletion_id bigint,
+    CONSTRAINT unsealed_pkey PRIMARY KEY (seq),
     CONSTRAINT unsealed_claim_id_key UNIQUE (claim_id),
     CONSTRAINT unsealed_memory_deletion_id_key UNIQUE (memory_deletion_id),
     CONSTRAINT unsealed_memory_erasure_id_key UNIQUE (memory_erasure_id),
@@ -416,8 +422,8 @@ CREATE TABLE retention.unsealed (
 );
 
 -- retention.log_leaves
--- The Merkle log: one leaf per recorded claim, hash = SHA-256(0x00 ||
--- retention.claim_content(claim)).
+-- The Merkle log: one leaf per recorded claim, memory erasure or memory deletion (exactly one of
+-- the three ids), with its record hash.
 -- 004_recording_v2.sql: CREATE TABLE
 --     The log. log_leaves gives each recorded claim its leaf index (in the order seal() met them)
 --     and its record hash, SHA-256(0x00 || claim_content). log_hashes holds the tree's stored
@@ -2222,8 +2228,8 @@ $function$;
 --     when the claims were recorded; seal only builds the tree. Anyone may call it: it only does what the rows already say. It locks the log
 --     head, so seals run one at a time; records never wait for it.
 -- 017_memory_sealed.sql: CREATE OR REPLACE FUNCTION
---     seal, as in 004, takes every queued record: claims first, then memory erasures, then memory
---     deletions, each in id order.
+--     seal, as in 004, takes every queued record in the order it was queued (unsealed.seq): a
+--     claim, a memory erasure or a memory deletion.
 CREATE OR REPLACE FUNCTION retention.seal(OUT size bigint, OUT root bytea)
  RETURNS record
  LANGUAGE plpgsql
@@ -2242,8 +2248,8 @@ DECLARE
     added boolean := false;
 BEGIN
     SELECT l.size INTO n FROM retention.log_head l WHERE one FOR UPDATE;
-    FOR q IN SELECT u.claim_id, u.memory_erasure_id, u.memory_deletion_id, u.leaf FROM retention.unsealed u
-             ORDER BY u.claim_id NULLS LAST, u.memory_erasure_id NULLS LAST, u.memory_deletion_id LIMIT 256 LOOP
+    FOR q IN SELECT u.seq, u.claim_id, u.memory_erasure_id, u.memory_deletion_id, u.leaf FROM retention.unsealed u
+             ORDER BY u.seq LIMIT 256 LOOP
         leaf := q.leaf;
         base := retention.tlog_index(0, n);
         INSERT INTO retention.log_hashes (id, hash) VALUES (base, leaf);
@@ -2258,13 +2264,7 @@ BEGIN
         END LOOP;
         INSERT INTO retention.log_leaves (idx, claim_id, memory_erasure_id, memory_deletion_id, hash)
         VALUES (n, q.claim_id, q.memory_erasure_id, q.memory_deletion_id, leaf);
-        IF q.claim_id IS NOT NULL THEN
-            DELETE FROM retention.unsealed WHERE claim_id = q.claim_id;
-        ELSIF q.memory_erasure_id IS NOT NULL THEN
-            DELETE FROM retention.unsealed WHERE memory_erasure_id = q.memory_erasure_id;
-        ELSE
-            DELETE FROM retention.unsealed WHERE memory_deletion_id = q.memory_deletion_id;
-        END IF;
+        DELETE FROM retention.unsealed WHERE seq = q.seq;
         n := n + 1;
         added := true;
         -- A bounded transaction whatever the load: what is left waits for the next call.
@@ -3514,12 +3514,18 @@ REVOKE EXECUTE ON FUNCTION retention.memory_policies(timestamp with time zone) F
 -- retention.queue_memory_leaf()
 -- 017_memory_sealed.sql: CREATE FUNCTION
 --     queue_memory_leaf queues a memory erasure or deletion for the log as it is written, with its
---     leaf's record hash, as record does for a claim.
+--     leaf's record hash, as record does for a claim: only when record_memory_erasure or
+--     record_memory_deletion writes it (they set retention.recording for their own duration). A
+--     row written by plain SQL is not queued, so retention audit verify reports it
+--     (unsealed_memory), as it does outcomes written outside record.
 CREATE OR REPLACE FUNCTION retention.queue_memory_leaf()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
 BEGIN
+    IF coalesce(current_setting('retention.recording', true), '') <> 'on' THEN
+        RETURN NULL;
+    END IF;
     IF TG_TABLE_NAME = 'memory_erasures' THEN
         INSERT INTO retention.unsealed (memory_erasure_id, leaf)
         VALUES (NEW.id, sha256('\x00'::bytea || retention.memory_erasure_content(NEW.id)));
@@ -3543,6 +3549,7 @@ CREATE OR REPLACE FUNCTION retention.record_memory_deletion(p_run bigint, p_toke
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET plan_cache_mode TO 'force_custom_plan'
+ SET "retention.recording" TO 'on'
 AS $function$
 DECLARE
     mp record;
@@ -3591,6 +3598,7 @@ CREATE OR REPLACE FUNCTION retention.record_memory_erasure(p_run bigint, p_token
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET plan_cache_mode TO 'force_custom_plan'
+ SET "retention.recording" TO 'on'
 AS $function$
 DECLARE
     req       retention.end_user_requests;

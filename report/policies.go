@@ -69,12 +69,14 @@ func (p *Policies) Write(w io.Writer, f Format) error {
 		return writeJSON(w, p)
 	case FormatCSV:
 		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"policy_id", "version", "character_id", "max_age", "memory_max_age", "enabled", "note", "changed_at",
-			"changed_by", "actor", "reason"})
+		// memory_max_age is the last column, so that readers of the columns before it by position
+		// keep reading the same ones.
+		_ = cw.Write([]string{"policy_id", "version", "character_id", "max_age", "enabled", "note", "changed_at",
+			"changed_by", "actor", "reason", "memory_max_age"})
 		for _, v := range p.Policies {
 			_ = cw.Write([]string{strconv.FormatInt(v.PolicyID, 10), strconv.FormatInt(v.Version, 10), orStr(v.CharacterID, ""),
-				v.MaxAge, orStr(v.MemoryMaxAge, ""), strconv.FormatBool(v.Enabled), v.Note, v.ChangedAt.Format(time.RFC3339Nano), v.ChangedBy,
-				orStr(v.Actor, ""), orStr(v.Reason, "")})
+				v.MaxAge, strconv.FormatBool(v.Enabled), v.Note, v.ChangedAt.Format(time.RFC3339Nano), v.ChangedBy,
+				orStr(v.Actor, ""), orStr(v.Reason, ""), orStr(v.MemoryMaxAge, "")})
 		}
 		cw.Flush()
 		return cw.Error()

@@ -200,7 +200,8 @@ type DayRow struct {
 type ChainHead struct {
 	Seq  int64  `json:"seq"`
 	Hash string `json:"hash"`
-	// LogSize and LogRoot are the v2 log's head: leaves (recorded claims) and root.
+	// LogSize and LogRoot are the v2 log's head: leaves (recorded claims, memory erasures and
+	// memory deletions) and root.
 	LogSize int64  `json:"log_size"`
 	LogRoot string `json:"log_root"`
 }

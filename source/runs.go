@@ -212,7 +212,8 @@ func (r *Run) Finish(ctx context.Context, end job.RunEnd) (job.Finished, error) 
 	return fin, nil
 }
 
-// Seal appends every recorded, unsealed claim to the log and returns the tree's size and root.
+// Seal appends every queued record (claim, memory erasure, memory deletion) to the log and
+// returns the tree's size and root.
 // retention.seal() appends a bounded batch per call, each its own short transaction; Seal calls
 // it until the tree stops growing.
 func (s *Store) Seal(ctx context.Context) (size int64, root []byte, err error) {

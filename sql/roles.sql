@@ -186,7 +186,8 @@ GRANT EXECUTE ON FUNCTION retention.policy_for(text), retention.expired_sessions
                           retention.expiry_threshold(interval, timestamptz),
                           retention.well_formed_id(text), retention.seal_field(text),
                           retention.seal_time(timestamptz), retention.seal_content(retention.deletions_v1),
-                          retention.claim_content(bigint),
+                          retention.claim_content(bigint), retention.memory_erasure_content(bigint),
+                          retention.memory_deletion_content(bigint),
                           retention.policies_as_of(timestamptz), retention.is_deleted(text, text),
                           retention.verification_content(bigint), retention.end_user_holds(text, text),
                           retention.memory_policies(timestamptz), retention.memory_found_again(bigint)

@@ -10,17 +10,12 @@ import (
 )
 
 // TestTimesReadsThisProcess: this process is readable, its parent is the one the OS names, and
-// the tree of this process counts at least its own time after some work.
+// the tree of this process counts at least its own time.
 func TestTimesReadsThisProcess(t *testing.T) {
 	t.Parallel()
 	ppid, self, _, ok := proccpu.Times(os.Getpid())
 	require.True(t, ok)
 	require.Equal(t, os.Getppid(), ppid)
-	x := 0
-	for i := range 50_000_000 {
-		x += i
-	}
-	require.NotZero(t, x)
 	tree, ok := proccpu.Tree(os.Getpid())
 	require.True(t, ok)
 	require.GreaterOrEqual(t, tree, self)
