@@ -52,8 +52,9 @@ const auditUsage = `usage: retention audit verify [--checkpoint SEQ:HASH]... [--
        retention audit check --proof FILE --key VKEY_FILE...
        retention audit keygen --out SKEY_FILE
 
-prove --end-user proves the last memory erasure that says erased of the end user's memory with
-character C, or, without --character, of the end user's record.
+prove --end-user proves the end user's last memory erasure with character C (without
+--character: of their record); it refuses one that does not say erased, that a verification has
+found memory again after, or that waits for the next seal.
 
 check proves a deletion (or a memory erasure) only against a checkpoint whose signature --key
 verifies: exit 0 proven, 1 not proven (the leaf is not in the tree, the signature does not
@@ -195,7 +196,7 @@ func (o *auditProveOptions) table() options {
 			help: "the session's character ID; with --end-user, the character whose memory erasure to prove"},
 		{name: "session", env: noEnv, value: &o.session, def: "", help: "the session ID"},
 		{name: "end-user", env: noEnv, value: &o.endUser, def: "",
-			help: "prove the end user's last memory erasure that says erased (with --character), or their record's (without)"},
+			help: "prove the end user's last memory erasure with --character, or of their record (without); it must say erased and stand"},
 		{name: "out", env: noEnv, value: &o.out, def: "", help: "write the proof to this file instead of stdout"},
 	}
 }
