@@ -5,21 +5,43 @@
 package proccpu
 
 import (
-	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/convai-retention/retention/internal/boundedfile"
 )
 
 // ClockTick is the unit of the CPU times in /proc/PID/stat: USER_HZ, 100 on Linux.
 const ClockTick = 10 * time.Millisecond
 
+// procRoot is where the process files are read: /proc, another directory in tests.
+var procRoot = "/proc"
+
+// The most read of a process's stat line (52 numbers and a name of at most 16 bytes: under 1 KB)
+// and of its comm (the name and a newline). A file that is not regular, or longer, is not read.
+const (
+	maxStat = 4096
+	maxComm = 64
+)
+
+// procFile reads /proc/PID/NAME, bounded: nil when it cannot be read, is not a regular file or
+// is over limit bytes.
+func procFile(pid int, name string, limit int64) []byte {
+	b, err := boundedfile.Read(filepath.Join(procRoot, strconv.Itoa(pid), name), limit)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
 // Times returns the parent pid and the user+system CPU time of pid, and that of its children
 // it has waited for, from /proc/PID/stat.
 func Times(pid int) (ppid int, self, children time.Duration, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	b := procFile(pid, "stat", maxStat)
+	if b == nil {
 		return 0, 0, 0, false
 	}
 	// The command name is in parentheses and may hold spaces: the fields follow the last ')'.
@@ -46,7 +68,7 @@ func Tree(root int) (time.Duration, bool) {
 		return 0, false
 	}
 	total := self + reaped
-	entries, err := os.ReadDir("/proc")
+	entries, err := os.ReadDir(procRoot)
 	if err != nil {
 		return 0, false
 	}
@@ -70,7 +92,7 @@ func PostgresParent(pid int) int {
 	if !ok {
 		return 0
 	}
-	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", ppid)); err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+	if comm := procFile(ppid, "comm", maxComm); strings.TrimSpace(string(comm)) != "postgres" {
 		return 0
 	}
 	return ppid
