@@ -3469,6 +3469,57 @@ AS $function$
     WHERE m.id = p_id
 $function$;
 
+-- retention.memory_flags_insert(text,bigint,bigint,text,timestamp with time zone,text[],text[])
+-- 017_memory_sealed.sql: CREATE FUNCTION
+--     memory_flags_insert records what a list of p_character read at p_listed_at said of each of
+--     p_session_ids (1 to 10000 well-formed IDs): p_said[i] is added, not_added or unstated. An
+--     added session goes into memory_sightings with the end user the set names for it now (NULL if
+--     none), the others into memory_listings, each with the reader's ID (p_verify or p_run, exactly
+--     one); a session and answer recorded before (by any list) keep their first row. It returns how
+--     many rows it added. p_caller names the function in errors. It is the shared body of
+--     record_memory_flags and record_run_memory_flags, which authorize the reader and check the list
+--     time first; no role may call it itself.
+CREATE OR REPLACE FUNCTION retention.memory_flags_insert(p_caller text, p_verify bigint, p_run bigint, p_character text, p_listed_at timestamp with time zone, p_session_ids text[], p_said text[])
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    n      integer := cardinality(p_session_ids);
+    added  integer;
+    others integer;
+BEGIN
+    IF n IS NULL OR n = 0 OR n > 10000 OR cardinality(p_said) IS DISTINCT FROM n THEN
+        RAISE EXCEPTION '%: want 1 to 10000 session IDs and as many answers', p_caller
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(p_said) x WHERE x IS NULL OR x NOT IN ('added', 'not_added', 'unstated')) THEN
+        RAISE EXCEPTION '%: an answer is not added, not_added or unstated', p_caller
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT retention.well_formed_id(p_character)
+       OR EXISTS (SELECT 1 FROM unnest(p_session_ids) x WHERE NOT retention.well_formed_id(x)) THEN
+        RAISE EXCEPTION '%: every ID must be well-formed', p_caller
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO retention.memory_sightings (character_id, session_id, verify_id, run_id, listed_at, end_user_id)
+    SELECT DISTINCT p_character, u.id, p_verify, p_run, p_listed_at,
+           (SELECT s.end_user_id FROM retention.sessions s WHERE s.character_id = p_character AND s.session_id = u.id)
+      FROM unnest(p_session_ids, p_said) AS u(id, said)
+     WHERE u.said = 'added'
+    ON CONFLICT (character_id, session_id) DO NOTHING;
+    GET DIAGNOSTICS added = ROW_COUNT;
+    INSERT INTO retention.memory_listings (character_id, session_id, said, verify_id, run_id, listed_at)
+    SELECT DISTINCT p_character, u.id, u.said, p_verify, p_run, p_listed_at
+      FROM unnest(p_session_ids, p_said) AS u(id, said)
+     WHERE u.said <> 'added'
+    ON CONFLICT (character_id, session_id, said) DO NOTHING;
+    GET DIAGNOSTICS others = ROW_COUNT;
+    RETURN added + others;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION retention.memory_flags_insert(text,bigint,bigint,text,timestamp with time zone,text[],text[]) FROM PUBLIC;
+
 -- retention.memory_found_again(bigint)
 -- 016_end_users.sql: CREATE FUNCTION
 --     memory_found_again: whether the last re-check of memory erasure p_erasure that could check (a
@@ -3656,6 +3707,8 @@ REVOKE EXECUTE ON FUNCTION retention.record_memory_erasure(bigint,text,bigint,te
 --     p_said[i] is added, not_added or unstated. An added session goes into memory_sightings with
 --     the end user the set names for it now (NULL if none), the others into memory_listings; a
 --     session and answer recorded before keep their first row. It returns how many rows it added.
+-- 017_memory_sealed.sql: CREATE OR REPLACE FUNCTION
+--     record_memory_flags, as in 016, through memory_flags_insert: a verification's list.
 CREATE OR REPLACE FUNCTION retention.record_memory_flags(p_verify bigint, p_token text, p_character text, p_listed_at timestamp with time zone, p_session_ids text[], p_said text[])
  RETURNS integer
  LANGUAGE plpgsql
@@ -3663,44 +3716,15 @@ CREATE OR REPLACE FUNCTION retention.record_memory_flags(p_verify bigint, p_toke
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET plan_cache_mode TO 'force_custom_plan'
 AS $function$
-DECLARE
-    n        integer := cardinality(p_session_ids);
-    added    integer;
-    others   integer;
 BEGIN
     PERFORM retention.authorize_verify(p_verify, p_token);
-    IF n IS NULL OR n = 0 OR n > 10000 OR cardinality(p_said) IS DISTINCT FROM n THEN
-        RAISE EXCEPTION 'record_memory_flags: want 1 to 10000 session IDs and as many answers'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF EXISTS (SELECT 1 FROM unnest(p_said) x WHERE x IS NULL OR x NOT IN ('added', 'not_added', 'unstated')) THEN
-        RAISE EXCEPTION 'record_memory_flags: an answer is not added, not_added or unstated'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     IF p_listed_at IS NULL OR p_listed_at < (SELECT started_at FROM retention.verify_runs WHERE id = p_verify)
        OR p_listed_at > now() THEN
         RAISE EXCEPTION 'record_memory_flags: the list time % is not within the verify run', p_listed_at
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT retention.well_formed_id(p_character)
-       OR EXISTS (SELECT 1 FROM unnest(p_session_ids) x WHERE NOT retention.well_formed_id(x)) THEN
-        RAISE EXCEPTION 'record_memory_flags: every ID must be well-formed'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    INSERT INTO retention.memory_sightings (character_id, session_id, verify_id, listed_at, end_user_id)
-    SELECT DISTINCT p_character, u.id, p_verify, p_listed_at,
-           (SELECT s.end_user_id FROM retention.sessions s WHERE s.character_id = p_character AND s.session_id = u.id)
-      FROM unnest(p_session_ids, p_said) AS u(id, said)
-     WHERE u.said = 'added'
-    ON CONFLICT (character_id, session_id) DO NOTHING;
-    GET DIAGNOSTICS added = ROW_COUNT;
-    INSERT INTO retention.memory_listings (character_id, session_id, said, verify_id, listed_at)
-    SELECT DISTINCT p_character, u.id, u.said, p_verify, p_listed_at
-      FROM unnest(p_session_ids, p_said) AS u(id, said)
-     WHERE u.said <> 'added'
-    ON CONFLICT (character_id, session_id, said) DO NOTHING;
-    GET DIAGNOSTICS others = ROW_COUNT;
-    RETURN added + others;
+    RETURN retention.memory_flags_insert('record_memory_flags', p_verify, NULL, p_character, p_listed_at,
+                                         p_session_ids, p_said);
 END
 $function$;
 REVOKE EXECUTE ON FUNCTION retention.record_memory_flags(bigint,text,text,timestamp with time zone,text[],text[]) FROM PUBLIC;
@@ -3754,13 +3778,9 @@ REVOKE EXECUTE ON FUNCTION retention.record_memory_recheck(bigint,text,bigint[],
 
 -- retention.record_run_memory_flags(bigint,text,text,timestamp with time zone,text[],text[])
 -- 017_memory_sealed.sql: CREATE FUNCTION
---     record_run_memory_flags is record_memory_flags for a running run: what the list of p_character
---     read at p_listed_at (between the run's start and now) said of each of p_session_ids (1 to
---     10000 well-formed IDs): p_said[i] is added, not_added or unstated. An added session goes into
---     memory_sightings with the end user the set names for it now (NULL if none), the others into
---     memory_listings, each with the run's ID; a session and answer recorded before (by any list)
---     keep their first row. Only the run, with its token, while it is running, may record. It
---     returns how many rows it added.
+--     record_run_memory_flags is record_memory_flags for a running run (its settle and erasure
+--     request lists): only the run, with its token, while it is running, may record, and the list
+--     time must be within the run.
 CREATE OR REPLACE FUNCTION retention.record_run_memory_flags(p_run bigint, p_token text, p_character text, p_listed_at timestamp with time zone, p_session_ids text[], p_said text[])
  RETURNS integer
  LANGUAGE plpgsql
@@ -3768,44 +3788,15 @@ CREATE OR REPLACE FUNCTION retention.record_run_memory_flags(p_run bigint, p_tok
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET plan_cache_mode TO 'force_custom_plan'
 AS $function$
-DECLARE
-    n        integer := cardinality(p_session_ids);
-    added    integer;
-    others   integer;
 BEGIN
     PERFORM retention.authorize(p_run, p_token, false);
-    IF n IS NULL OR n = 0 OR n > 10000 OR cardinality(p_said) IS DISTINCT FROM n THEN
-        RAISE EXCEPTION 'record_run_memory_flags: want 1 to 10000 session IDs and as many answers'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF EXISTS (SELECT 1 FROM unnest(p_said) x WHERE x IS NULL OR x NOT IN ('added', 'not_added', 'unstated')) THEN
-        RAISE EXCEPTION 'record_run_memory_flags: an answer is not added, not_added or unstated'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     IF p_listed_at IS NULL OR p_listed_at < (SELECT started_at FROM retention.runs WHERE id = p_run)
        OR p_listed_at > now() THEN
         RAISE EXCEPTION 'record_run_memory_flags: the list time % is not within the run', p_listed_at
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT retention.well_formed_id(p_character)
-       OR EXISTS (SELECT 1 FROM unnest(p_session_ids) x WHERE NOT retention.well_formed_id(x)) THEN
-        RAISE EXCEPTION 'record_run_memory_flags: every ID must be well-formed'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    INSERT INTO retention.memory_sightings (character_id, session_id, run_id, listed_at, end_user_id)
-    SELECT DISTINCT p_character, u.id, p_run, p_listed_at,
-           (SELECT s.end_user_id FROM retention.sessions s WHERE s.character_id = p_character AND s.session_id = u.id)
-      FROM unnest(p_session_ids, p_said) AS u(id, said)
-     WHERE u.said = 'added'
-    ON CONFLICT (character_id, session_id) DO NOTHING;
-    GET DIAGNOSTICS added = ROW_COUNT;
-    INSERT INTO retention.memory_listings (character_id, session_id, said, run_id, listed_at)
-    SELECT DISTINCT p_character, u.id, u.said, p_run, p_listed_at
-      FROM unnest(p_session_ids, p_said) AS u(id, said)
-     WHERE u.said <> 'added'
-    ON CONFLICT (character_id, session_id, said) DO NOTHING;
-    GET DIAGNOSTICS others = ROW_COUNT;
-    RETURN added + others;
+    RETURN retention.memory_flags_insert('record_run_memory_flags', NULL, p_run, p_character, p_listed_at,
+                                         p_session_ids, p_said);
 END
 $function$;
 REVOKE EXECUTE ON FUNCTION retention.record_run_memory_flags(bigint,text,text,timestamp with time zone,text[],text[]) FROM PUBLIC;
