@@ -334,6 +334,19 @@ func keyed[T any](batch []T, key func(T) int64) ([]int64, map[int64]int) {
 	return keys, at
 }
 
+// keyedSome is keyed for the elements of batch that have a key (key returns nil for the others).
+func keyedSome[T any](batch []T, key func(T) *int64) ([]int64, map[int64]int) {
+	var keys []int64
+	at := map[int64]int{}
+	for i, b := range batch {
+		if k := key(b); k != nil {
+			keys = append(keys, *k)
+			at[*k] = i
+		}
+	}
+	return keys, at
+}
+
 // clonePtr returns a pointer to a copy of *p, nil for nil: a scanned row's pointer is reused.
 func clonePtr(p *int64) *int64 {
 	if p == nil {

@@ -123,14 +123,7 @@ func MemoryDeletionContent(d MemoryDeletion) []byte {
 // readLeafMemoryErasures adds to each memory erasure leaf of batch its row and its request's
 // terms; a leaf whose row is gone keeps found false.
 func readLeafMemoryErasures(ctx context.Context, tx pgx.Tx, batch []logLeaf) error {
-	var ids []int64
-	at := map[int64]int{}
-	for i, l := range batch {
-		if l.memoryErasureID != nil {
-			ids = append(ids, *l.memoryErasureID)
-			at[*l.memoryErasureID] = i
-		}
-	}
+	ids, at := keyedSome(batch, func(l logLeaf) *int64 { return l.memoryErasureID })
 	if len(ids) == 0 {
 		return nil
 	}
@@ -152,14 +145,7 @@ func readLeafMemoryErasures(ctx context.Context, tx pgx.Tx, batch []logLeaf) err
 // readLeafMemoryDeletions adds to each memory deletion leaf of batch its row; a leaf whose row
 // is gone keeps found false.
 func readLeafMemoryDeletions(ctx context.Context, tx pgx.Tx, batch []logLeaf) error {
-	var ids []int64
-	at := map[int64]int{}
-	for i, l := range batch {
-		if l.memoryDeletionID != nil {
-			ids = append(ids, *l.memoryDeletionID)
-			at[*l.memoryDeletionID] = i
-		}
-	}
+	ids, at := keyedSome(batch, func(l logLeaf) *int64 { return l.memoryDeletionID })
 	if len(ids) == 0 {
 		return nil
 	}
